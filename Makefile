@@ -1,0 +1,161 @@
+# traced: build the daemon/CLI, libtraced, the Python shim (.venv), tests.
+#
+#   make            build/bin/traced, build/lib/libtraced.{a,so}, .venv
+#   make test       unit tests (Check) + integration tests (pytest)
+#   make demo       trace a bundled example end to end
+#   make asan       the same tests against an ASan/UBSan build
+#   make install    PREFIX=/usr/local
+
+CC ?= cc
+PYTHON ?= python3
+PREFIX ?= /usr/local
+BUILD ?= build
+SAN ?=
+
+# The sanitizer variant lives in its own build directory.
+ifeq ($(SAN),1)
+BUILD := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+OPT := -O1
+else
+SANFLAGS :=
+OPT := -O2
+endif
+
+PKGS := libuv msgpack
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null)
+MP_LIBS := $(shell pkg-config --libs msgpack 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
+              -fvisibility=hidden -MMD -MP $(SANFLAGS) $(CFLAGS) \
+              -Iproto -Ilibclient/include -Ilibclient/src -Idaemon \
+              $(PKG_CFLAGS)
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+
+PROTO_SRC := $(wildcard proto/*.c)
+CLIENT_SRC := $(wildcard libclient/src/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+UNIT_SRC := $(wildcard tests/unit/check_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+PROTO_OBJ := $(call obj,$(PROTO_SRC))
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+# Daemon objects without main(), for unit tests.
+DAEMON_LIB_OBJ := $(filter-out $(BUILD)/obj/daemon/main.o,$(DAEMON_OBJ))
+
+BIN := $(BUILD)/bin/traced
+LIB_A := $(BUILD)/lib/libtraced.a
+LIB_SO := $(BUILD)/lib/libtraced.so
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+NATIVE_EXAMPLE := $(BUILD)/tests/native_example
+
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+SHIM_STAMP := $(VENV)/.traced-shim-installed
+SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
+            pyshim/setup.py pyshim/traced-attach.pth
+
+.PHONY: all native deps test unit integration demo asan fuzz format \
+        format-check install clean bench
+
+all: native $(SHIM_STAMP)
+
+native: $(BIN) $(LIB_A) $(LIB_SO) $(NATIVE_EXAMPLE)
+
+deps:
+	scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BIN): $(DAEMON_OBJ) $(PROTO_OBJ) $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) -lpthread
+
+$(LIB_A): $(CLIENT_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(LIB_SO): $(CLIENT_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libtraced.so -o $@ $^ \
+	  $(MP_LIBS) -lpthread
+
+$(NATIVE_EXAMPLE): tests/native/example.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(MP_LIBS) -lpthread
+
+$(BUILD)/tests/check_%: tests/unit/check_%.c $(DAEMON_LIB_OBJ) $(PROTO_OBJ) \
+                        $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ \
+	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) -lpthread
+
+# The Python shim is built by pip from pyshim/ (it compiles libclient's
+# sources into the extension) into a fresh virtual environment.
+$(VENV_PY):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --upgrade pip setuptools wheel
+
+$(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
+               $(wildcard libclient/src/*.h proto/*.h libclient/include/*.h)
+	$(VENV_PY) -m pip install -q --no-build-isolation ./pyshim
+	touch $@
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	TRACED_BIN=$(abspath $(BIN)) \
+	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
+	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+asan: deps
+	$(MAKE) SAN=1 native
+	$(MAKE) all
+	$(MAKE) SAN=1 unit
+	TRACED_BIN=$(abspath build-asan/bin/traced) \
+	TRACED_NATIVE_EXAMPLE=$(abspath build-asan/tests/native_example) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+FORMAT_FILES := $(wildcard proto/*.[ch] daemon/*.[ch] libclient/src/*.[ch] \
+                  libclient/include/*.h pyshim/src/*.[ch] tests/unit/*.c \
+                  tests/native/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+install: native
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/traced
+	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libtraced.a
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libtraced.so
+	install -m 0644 libclient/include/traced.h \
+	  $(DESTDIR)$(PREFIX)/include/traced.h
+
+clean:
+	rm -rf build build-asan $(VENV) pyshim/build pyshim/*.egg-info
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,81 @@
+/* traced.h: the public C API of libtraced, for native code that wants its
+ * own spans, instants and counters in a traced session, or that wants to
+ * create a session itself.
+ *
+ * Threading: every function may be called from any thread.  Events go to
+ * the calling thread's ring, created on the thread's first event.
+ * Errors: functions that can fail return 0 or a negative errno value;
+ * traced_strerror() describes it.  The library never prints to the
+ * terminal and never exits the process.
+ * Cost: when the process is not attached or its session has ended, every
+ * event function returns after one relaxed atomic load. */
+#ifndef TRACED_H
+#define TRACED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TRACED_API __attribute__((visibility("default")))
+#else
+#define TRACED_API
+#endif
+
+/* What the daemon reports when a session ends. */
+typedef struct traced_summary {
+  uint64_t processes; /* processes that recorded into the session */
+  uint64_t threads;   /* threads (rings) seen */
+  uint64_t events;    /* trace events written */
+  uint64_t dropped;   /* events that could not be kept, all causes */
+  uint64_t bytes;     /* bytes written to the output file */
+  char path[1024];    /* the output path as the creator named it */
+} traced_summary;
+
+/* Attaches this process as the environment says: joins $TRACED_SESSION on
+ * $TRACED_SOCKET (or the per-user default socket), or, without a session
+ * but with $TRACED_OUTPUT, creates a session writing that file.  Returns 0,
+ * -ENOENT when the environment names no session, or the connection error. */
+TRACED_API int traced_attach(void);
+
+/* Creates a session writing `output_path` (opened here, with this process'
+ * permissions, and handed to the daemon) and records this process into it.
+ * Exports TRACED_SESSION and TRACED_SOCKET so children join it. */
+TRACED_API int traced_session_start(const char *output_path);
+
+/* Ends the session this process created; returns when the daemon has
+ * finalised the file (or after timeout_ms, -ETIMEDOUT; <= 0: default).
+ * `out` may be NULL. */
+TRACED_API int traced_session_stop(traced_summary *out, int timeout_ms);
+
+/* True when events from this process are being recorded now. */
+TRACED_API bool traced_enabled(void);
+
+/* Interns `name` for the *_id functions; the id is valid in this process
+ * for its lifetime (and in children forked later).  0 names "<unknown>". */
+TRACED_API uint32_t traced_intern(const char *name);
+
+/* Spans: begin/end must nest on each thread.  The plain forms intern the
+ * name on every call (a lock and a hash lookup); hot code should intern
+ * once and use the _id forms, which cost a clock read and a store. */
+TRACED_API void traced_begin(const char *name);
+TRACED_API void traced_begin_id(uint32_t id);
+TRACED_API void traced_end(void);
+TRACED_API void traced_instant(const char *name);
+TRACED_API void traced_counter(const char *name, double value);
+/* Names the calling thread in the trace. */
+TRACED_API void traced_thread_name(const char *name);
+
+/* Disconnects; the daemon keeps what was recorded. */
+TRACED_API void traced_detach(void);
+
+TRACED_API const char *traced_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRACED_H */

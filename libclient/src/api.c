@@ -1,0 +1,210 @@
+/* api.c: libtraced's public C API (traced.h): attach, sessions, and spans,
+ * instants and counters recorded into the calling thread's ring. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "traced.h"
+
+/* ---- per-thread producer ----------------------------------------------- */
+
+typedef struct api_thread {
+  tr_producer p;
+  bool initialised;
+} api_thread;
+
+static _Thread_local api_thread t_self;
+static pthread_key_t g_thread_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg) {
+  api_thread *t = arg;
+  tr_client_thread_close(&t->p);
+  t->initialised = false;
+}
+
+static void make_key(void) { pthread_key_create(&g_thread_key, thread_exit); }
+
+/* The calling thread's producer, ready to record, or NULL. */
+static tr_producer *self_ready(void) {
+  api_thread *t = &t_self;
+  if (__builtin_expect(!t->initialised, 0)) {
+    pthread_once(&g_key_once, make_key);
+    tr_client_thread_init(&t->p);
+    pthread_setspecific(g_thread_key, t);
+    t->initialised = true;
+  }
+  if (__builtin_expect(tr_producer_ready(&t->p), 1)) return &t->p;
+  /* Attached after this thread's producer was set up: follow the new
+   * process state word and try again. */
+  if (t->p.state != tr_client_state_word() && t->p.hdr == NULL) {
+    t->p.state = tr_client_state_word();
+    if (tr_producer_ready(&t->p)) return &t->p;
+  }
+  return NULL;
+}
+
+/* ---- interning by content ---------------------------------------------- */
+
+/* A small open-addressing table so the string forms of the API do not
+ * append the same name to the arena on every call. */
+typedef struct intern_entry {
+  char *s;
+  uint32_t id;
+} intern_entry;
+
+static pthread_mutex_t g_intern_lock = PTHREAD_MUTEX_INITIALIZER;
+static intern_entry *g_intern;
+static size_t g_intern_cap, g_intern_len;
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static bool intern_grow(void) {
+  size_t cap = g_intern_cap ? g_intern_cap * 2 : 256;
+  intern_entry *n = calloc(cap, sizeof(*n));
+  if (n == NULL) return false;
+  for (size_t i = 0; i < g_intern_cap; i++) {
+    if (g_intern[i].s == NULL) continue;
+    size_t j = hash_str(g_intern[i].s) & (cap - 1);
+    while (n[j].s != NULL) j = (j + 1) & (cap - 1);
+    n[j] = g_intern[i];
+  }
+  free(g_intern);
+  g_intern = n;
+  g_intern_cap = cap;
+  return true;
+}
+
+uint32_t traced_intern(const char *name) {
+  if (name == NULL) return TR_STRING_UNKNOWN;
+  pthread_mutex_lock(&g_intern_lock);
+  uint32_t id = TR_STRING_UNKNOWN;
+  if ((g_intern_len + 1) * 2 > g_intern_cap && !intern_grow()) goto out;
+  size_t j = hash_str(name) & (g_intern_cap - 1);
+  while (g_intern[j].s != NULL) {
+    if (strcmp(g_intern[j].s, name) == 0) {
+      id = g_intern[j].id;
+      goto out;
+    }
+    j = (j + 1) & (g_intern_cap - 1);
+  }
+  id = tr_client_intern(name, strlen(name));
+  if (id == TR_STRING_UNKNOWN) goto out; /* not attached or arena full */
+  g_intern[j].s = strdup(name);
+  if (g_intern[j].s == NULL) goto out;
+  g_intern[j].id = id;
+  g_intern_len++;
+out:
+  pthread_mutex_unlock(&g_intern_lock);
+  return id;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+void traced_begin_id(uint32_t id) {
+  tr_producer *p = self_ready();
+  if (p != NULL) tr_producer_enter(p, tr_now_ns(), id, TR_REC_BEGIN);
+}
+
+void traced_begin(const char *name) {
+  if (self_ready() == NULL) return;
+  traced_begin_id(traced_intern(name));
+}
+
+void traced_end(void) {
+  tr_producer *p = self_ready();
+  if (p != NULL) tr_producer_exit(p, tr_now_ns(), TR_REC_END);
+}
+
+void traced_instant(const char *name) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint32_t id = traced_intern(name);
+  tr_producer_put(p, tr_now_ns(), id, TR_REC_INSTANT);
+}
+
+void traced_counter(const char *name, double value) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint32_t id = traced_intern(name);
+  tr_record *r = tr_producer_claim(p, 1);
+  if (r == NULL) return;
+  r->ts = tr_now_ns();
+  r->id = id;
+  r->kind = TR_REC_COUNTER;
+  r->extra = 1;
+  tr_record *v = &p->slots[(p->head + 1) & p->mask];
+  memset(v, 0, sizeof(*v));
+  memcpy(v, &value, sizeof(value));
+  tr_producer_publish(p, 1);
+}
+
+void traced_thread_name(const char *name) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  tr_producer_put(p, tr_now_ns(), traced_intern(name), TR_REC_THREAD_NAME);
+}
+
+bool traced_enabled(void) { return self_ready() != NULL; }
+
+/* ---- attach and sessions ----------------------------------------------- */
+
+static int export_session(void) {
+  if (setenv(TR_ENV_SESSION, tr_client_token(), 1) < 0) return -errno;
+  if (setenv(TR_ENV_SOCKET, tr_client_socket_path(), 1) < 0) return -errno;
+  return 0;
+}
+
+int traced_session_start(const char *output_path) {
+  if (output_path == NULL || *output_path == '\0') return -EINVAL;
+  int rc = tr_client_connect(NULL);
+  if (rc < 0) return rc;
+  int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return -errno;
+  rc = tr_client_session_create(output_path, fd, NULL);
+  close(fd);
+  if (rc < 0) return rc;
+  return export_session();
+}
+
+int traced_session_stop(traced_summary *out, int timeout_ms) {
+  return tr_client_session_end(out, timeout_ms);
+}
+
+int traced_attach(void) {
+  const char *token = getenv(TR_ENV_SESSION);
+  const char *output = getenv(TR_ENV_OUTPUT);
+  if ((token == NULL || *token == '\0') && (output == NULL || *output == '\0'))
+    return -ENOENT;
+  int rc = tr_client_connect(NULL);
+  if (rc < 0) return rc;
+  if (token != NULL && *token != '\0') return tr_client_session_join(token);
+  return traced_session_start(output);
+}
+
+void traced_detach(void) {
+  api_thread *t = &t_self;
+  if (t->initialised) {
+    tr_client_thread_close(&t->p);
+    t->initialised = false;
+    pthread_setspecific(g_thread_key, NULL);
+  }
+  tr_client_disconnect();
+}
+
+const char *traced_strerror(int err) {
+  if (err == 0) return "success";
+  if (err == -ENOENT) return "no session in the environment";
+  if (err == -EACCES) return "session belongs to another user";
+  if (err == -ENOTCONN) return "not connected to the traced daemon";
+  if (err == -EPROTO) return "protocol error talking to the traced daemon";
+  return strerror(err < 0 ? -err : err);
+}

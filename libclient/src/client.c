@@ -1,0 +1,534 @@
+/* client.c: the process's one connection to the daemon: handshake, the
+ * shared string arena, per-thread rings, sessions, and fork() handling. */
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "mp.h"
+
+#define TR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static struct {
+  pthread_mutex_t io_lock;    /* socket traffic */
+  pthread_mutex_t arena_lock; /* arena appends */
+  int fd;                     /* daemon socket, -1 when not connected */
+  pid_t pid;                  /* the process that owns fd and the arena */
+  char socket_path[108];
+  char token[TR_TOKEN_HEX_LEN + 1];
+  tr_arena_hdr *arena; /* header page; data follows */
+  uint32_t arena_cap;
+  /* Set in a forked child until it reattaches: the parent's arena data
+   * (still the shared mapping) and how much of it was committed at fork. */
+  bool forked;
+  uint32_t fork_committed;
+  bool atfork_registered;
+  bool warned;
+} g = {
+    .io_lock = PTHREAD_MUTEX_INITIALIZER,
+    .arena_lock = PTHREAD_MUTEX_INITIALIZER,
+    .fd = -1,
+};
+
+/* What producers read while the process is not attached. */
+static _Atomic uint64_t g_disabled_state = 0;
+
+static char *arena_data(void) { return (char *)g.arena + TR_SHM_HEADER_SIZE; }
+
+void tr_client_warn(const char *fmt, ...) {
+  const char *quiet = getenv(TR_ENV_QUIET);
+  if (g.warned || (quiet != NULL && strcmp(quiet, "1") == 0)) return;
+  g.warned = true;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  /* One write so concurrent output does not split the line. */
+  char out[600];
+  int n = snprintf(out, sizeof(out), "traced: warning: %s\n", line);
+  if (n > 0) {
+    ssize_t ignored = write(STDERR_FILENO, out, (size_t)n);
+    (void)ignored;
+  }
+}
+
+int tr_client_default_socket(char *buf, size_t size) {
+  const char *env = getenv(TR_ENV_SOCKET);
+  int n;
+  if (env != NULL && env[0] != '\0') {
+    n = snprintf(buf, size, "%s", env);
+  } else {
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg != NULL && xdg[0] == '/')
+      n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
+    else
+      n = snprintf(buf, size, "/tmp/traced-%u/traced.sock",
+                   (unsigned)getuid());
+  }
+  return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
+}
+
+/* ---- shared memory ---------------------------------------------------- */
+
+/* A sealed memfd of `size` bytes, mapped shared; returns the fd. */
+static int shm_create(const char *name, size_t size, void **map,
+                      bool populate) {
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -errno;
+  int err;
+  if (ftruncate(fd, (off_t)size) < 0 ||
+      fcntl(fd, F_ADD_SEALS, TR_SEALS) < 0) {
+    err = -errno;
+    goto fail;
+  }
+  void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+  if (m == MAP_FAILED) {
+    err = -errno;
+    goto fail;
+  }
+  *map = m;
+  return fd;
+fail:
+  close(fd);
+  return err;
+}
+
+static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
+                        uint32_t hi) {
+  const char *s = getenv(name);
+  if (s == NULL || *s == '\0') return def;
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*end != '\0' || v < lo || v > hi) return def;
+  return (uint32_t)v;
+}
+
+/* Appends one entry; caller holds arena_lock. */
+static uint32_t arena_append(const char *s, size_t n) {
+  if (n > TR_STRING_MAX_LEN) n = TR_STRING_MAX_LEN;
+  uint32_t at = atomic_load_explicit(&g.arena->committed,
+                                     memory_order_relaxed);
+  size_t need = 4 + ((n + 3) & ~(size_t)3);
+  if ((size_t)at + need > g.arena_cap) {
+    atomic_fetch_add_explicit(&g.arena->dropped, 1, memory_order_relaxed);
+    return TR_STRING_UNKNOWN;
+  }
+  char *p = arena_data() + at;
+  uint32_t len = (uint32_t)n;
+  memcpy(p, &len, 4);
+  memcpy(p + 4, s, n);
+  memset(p + 4 + n, 0, need - 4 - n);
+  /* Publish: the entry is complete before committed covers it. */
+  atomic_store_explicit(&g.arena->committed, at + (uint32_t)need,
+                        memory_order_release);
+  return at;
+}
+
+/* Creates this process's arena; in a forked child, seeded with the
+ * parent's committed strings so ids cached before fork stay valid. */
+static int arena_create(int *fd_out) {
+  uint32_t cap = g.arena_cap;
+  if (cap == 0) cap = TR_ARENA_DEFAULT_SIZE;
+  void *m;
+  int fd = shm_create("traced-arena", TR_SHM_HEADER_SIZE + (size_t)cap, &m,
+                      false);
+  if (fd < 0) return fd;
+  tr_arena_hdr *h = m;
+  h->magic = TR_ARENA_MAGIC;
+  h->version = TR_PROTO_VERSION;
+  h->header_size = TR_SHM_HEADER_SIZE;
+  h->capacity = cap;
+  atomic_store_explicit(&h->state, 0, memory_order_relaxed);
+  uint32_t committed = 0;
+  if (g.forked && g.arena != NULL) {
+    committed = g.fork_committed <= cap ? g.fork_committed : 0;
+    memcpy((char *)m + TR_SHM_HEADER_SIZE, arena_data(), committed);
+    munmap(g.arena, TR_SHM_HEADER_SIZE + (size_t)g.arena_cap);
+  }
+  atomic_store_explicit(&h->committed, committed, memory_order_release);
+  g.arena = h;
+  g.arena_cap = cap;
+  if (committed == 0) arena_append("<unknown>", 9);
+  *fd_out = fd;
+  return 0;
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+static void atfork_prepare(void) {
+  pthread_mutex_lock(&g.io_lock);
+  pthread_mutex_lock(&g.arena_lock);
+}
+
+static void atfork_parent(void) {
+  pthread_mutex_unlock(&g.arena_lock);
+  pthread_mutex_unlock(&g.io_lock);
+}
+
+/* Runs inside fork() in the child, before any other code: from here on
+ * the child must not write to the parent's shared memory or socket. */
+static void atfork_child(void) {
+  pthread_mutex_init(&g.io_lock, NULL);
+  pthread_mutex_init(&g.arena_lock, NULL);
+  if (g.fd < 0 || g.arena == NULL) return;
+  close(g.fd);
+  g.fd = -1;
+  g.fork_committed =
+      atomic_load_explicit(&g.arena->committed, memory_order_acquire);
+  /* Swap the shared header page for a private one that says REATTACH;
+   * the data pages stay shared (read-only use: copied at reattach). */
+  void *m = mmap(g.arena, TR_SHM_HEADER_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    /* Cannot happen short of address-space exhaustion; fall back to
+     * never recording in this child. */
+    g.arena = NULL;
+    return;
+  }
+  atomic_store_explicit(&g.arena->state, TR_STATE_REATTACH,
+                        memory_order_relaxed);
+  g.forked = true;
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+bool tr_client_connected(void) { return g.fd >= 0 && g.pid == getpid(); }
+
+const char *tr_client_token(void) { return g.token; }
+const char *tr_client_socket_path(void) { return g.socket_path; }
+
+_Atomic uint64_t *tr_client_state_word(void) {
+  return g.arena != NULL ? &g.arena->state : &g_disabled_state;
+}
+
+/* Caller holds io_lock. */
+static int connect_locked(const char *path) {
+  if (g.fd >= 0 && g.pid == getpid()) return 0;
+  char def[sizeof(g.socket_path)];
+  if (path == NULL || *path == '\0') {
+    int rc = tr_client_default_socket(def, sizeof(def));
+    if (rc < 0) return rc;
+    path = def;
+  }
+  if (strlen(path) >= sizeof(g.socket_path)) return -ENAMETOOLONG;
+  if (!g.atfork_registered) {
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    g.atfork_registered = true;
+  }
+  int fd = tr_conn_connect(path);
+  if (fd < 0) return fd;
+  snprintf(g.socket_path, sizeof(g.socket_path), "%s", path);
+
+  if (g.arena_cap == 0)
+    g.arena_cap = env_u32("TRACED_ARENA_SIZE", TR_ARENA_DEFAULT_SIZE,
+                          TR_ARENA_MIN_SIZE, TR_ARENA_MAX_SIZE);
+  int afd = -1;
+  pthread_mutex_lock(&g.arena_lock);
+  int rc = arena_create(&afd);
+  pthread_mutex_unlock(&g.arena_lock);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  g.forked = false;
+
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_conn_pack_hello(&pk, "producer", g.arena_cap);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME,
+                       &reply, TR_CONN_TIMEOUT_MS, NULL, 0);
+  msgpack_sbuffer_destroy(&sb);
+  msgpack_unpacked_destroy(&reply);
+  close(afd);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  g.fd = fd;
+  g.pid = getpid();
+  return 0;
+}
+
+int tr_client_connect(const char *socket_path) {
+  pthread_mutex_lock(&g.io_lock);
+  int rc = connect_locked(socket_path);
+  pthread_mutex_unlock(&g.io_lock);
+  return rc;
+}
+
+void tr_client_disconnect(void) {
+  pthread_mutex_lock(&g.io_lock);
+  if (g.fd >= 0 && g.pid == getpid()) {
+    close(g.fd);
+    g.fd = -1;
+    g.token[0] = '\0';
+    /* Recording stops now; the daemon still drains what is committed. */
+    if (g.arena != NULL)
+      atomic_store_explicit(&g.arena->state, 0, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&g.io_lock);
+}
+
+/* A request on the connection; caller holds io_lock. */
+static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
+                          int nfds, uint16_t reply_type,
+                          msgpack_unpacked *reply, int timeout_ms) {
+  if (!tr_client_connected()) return -ENOTCONN;
+  char msg[256] = "";
+  int rc = tr_conn_request(g.fd, type, sb, fds, nfds, reply_type, reply,
+                           timeout_ms, msg, sizeof(msg));
+  if (rc < 0 && rc != -EACCES && rc != -ETIMEDOUT) {
+    /* The connection is unusable (daemon gone, protocol error). */
+    close(g.fd);
+    g.fd = -1;
+  }
+  return rc;
+}
+
+int tr_client_session_create(const char *display_path, int fd,
+                             char token[TR_TOKEN_HEX_LEN + 1]) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  tr_mp_kv_str(&pk, "path", display_path);
+  tr_mp_kv_str(&pk, "format", "json");
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  pthread_mutex_lock(&g.io_lock);
+  int rc = request_locked(TR_MSG_SESSION_CREATE, &sb, &fd, 1,
+                          TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS);
+  if (rc == 0) {
+    char t[TR_TOKEN_HEX_LEN + 1];
+    if (tr_mp_get_strcpy(&reply.data, "token", t, sizeof(t)) < 0 ||
+        strlen(t) != TR_TOKEN_HEX_LEN) {
+      rc = -EPROTO;
+    } else {
+      memcpy(g.token, t, sizeof(t));
+      if (token != NULL) memcpy(token, t, sizeof(t));
+    }
+  }
+  pthread_mutex_unlock(&g.io_lock);
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+static int join_locked(const char *token) {
+  if (strlen(token) != TR_TOKEN_HEX_LEN) return -EINVAL;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  tr_mp_kv_str(&pk, "token", token);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = request_locked(TR_MSG_SESSION_JOIN, &sb, NULL, 0,
+                          TR_MSG_SESSION_JOINED, &reply, TR_CONN_TIMEOUT_MS);
+  if (rc == 0) snprintf(g.token, sizeof(g.token), "%s", token);
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+int tr_client_session_join(const char *token) {
+  pthread_mutex_lock(&g.io_lock);
+  int rc = join_locked(token);
+  pthread_mutex_unlock(&g.io_lock);
+  return rc;
+}
+
+int tr_client_session_end(traced_summary *out, int timeout_ms) {
+  if (timeout_ms <= 0) timeout_ms = 120000;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  pthread_mutex_lock(&g.io_lock);
+  int rc = request_locked(TR_MSG_SESSION_END, &sb, NULL, 0,
+                          TR_MSG_SESSION_SUMMARY, &reply, timeout_ms);
+  if (rc == 0) {
+    g.token[0] = '\0';
+    if (out != NULL) {
+      memset(out, 0, sizeof(*out));
+      tr_mp_get_u64(&reply.data, "processes", &out->processes);
+      tr_mp_get_u64(&reply.data, "threads", &out->threads);
+      tr_mp_get_u64(&reply.data, "events", &out->events);
+      tr_mp_get_u64(&reply.data, "dropped", &out->dropped);
+      tr_mp_get_u64(&reply.data, "bytes", &out->bytes);
+      tr_mp_get_strcpy(&reply.data, "path", out->path, sizeof(out->path));
+    }
+  }
+  pthread_mutex_unlock(&g.io_lock);
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+int tr_client_process_info(const char *name) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  tr_mp_kv_str(&pk, "name", name);
+  pthread_mutex_lock(&g.io_lock);
+  int rc = tr_client_connected()
+               ? tr_conn_send(g.fd, TR_MSG_PROCESS_INFO, sb.data,
+                              (uint32_t)sb.size, NULL, 0, TR_CONN_TIMEOUT_MS)
+               : -ENOTCONN;
+  pthread_mutex_unlock(&g.io_lock);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+uint32_t tr_client_intern(const char *s, size_t n) {
+  if (g.arena == NULL) return TR_STRING_UNKNOWN;
+  pthread_mutex_lock(&g.arena_lock);
+  uint32_t id = arena_append(s, n);
+  pthread_mutex_unlock(&g.arena_lock);
+  return id;
+}
+
+/* ---- rings ------------------------------------------------------------ */
+
+void tr_client_thread_init(tr_producer *p) {
+  memset(p, 0, sizeof(*p));
+  p->state = tr_client_state_word();
+}
+
+static uint32_t gettid_u32(void) { return (uint32_t)syscall(SYS_gettid); }
+
+int tr_client_thread_open(tr_producer *p, const char *name) {
+  if (!tr_client_connected()) return -ENOTCONN;
+  uint32_t slots = env_u32(TR_ENV_RING_SLOTS, TR_RING_DEFAULT_SLOTS,
+                           TR_RING_MIN_SLOTS, TR_RING_MAX_SLOTS);
+  if (slots & (slots - 1)) slots = TR_RING_DEFAULT_SLOTS;
+  size_t size = TR_SHM_HEADER_SIZE + (size_t)slots * sizeof(tr_record);
+  void *m;
+  int fd = shm_create("traced-ring", size, &m, true);
+  if (fd < 0) return fd;
+  tr_ring_hdr *h = m;
+  h->magic = TR_RING_MAGIC;
+  h->version = TR_PROTO_VERSION;
+  h->header_size = TR_SHM_HEADER_SIZE;
+  h->capacity = slots;
+  h->tid = gettid_u32();
+
+  char tname[64];
+  if (name == NULL) {
+    if (pthread_getname_np(pthread_self(), tname, sizeof(tname)) != 0)
+      snprintf(tname, sizeof(tname), "thread-%u", h->tid);
+    name = tname;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  tr_mp_kv_u64(&pk, "tid", h->tid);
+  tr_mp_kv_u64(&pk, "slots", slots);
+  tr_mp_kv_str(&pk, "name", name);
+  pthread_mutex_lock(&g.io_lock);
+  int rc = tr_client_connected()
+               ? tr_conn_send(g.fd, TR_MSG_RING_ADD, sb.data,
+                              (uint32_t)sb.size, &fd, 1, TR_CONN_TIMEOUT_MS)
+               : -ENOTCONN;
+  pthread_mutex_unlock(&g.io_lock);
+  msgpack_sbuffer_destroy(&sb);
+  close(fd);
+  if (rc < 0) {
+    munmap(m, size);
+    return rc;
+  }
+  p->hdr = h;
+  p->slots = (tr_record *)((char *)m + TR_SHM_HEADER_SIZE);
+  p->capacity = slots;
+  p->mask = slots - 1;
+  p->head = 0;
+  p->limit = 0; /* the first record goes through tr_producer_room() */
+  p->dropping = false;
+  p->lost_pending = 0;
+  p->dropped = 0;
+  p->map_size = size;
+  p->pid = getpid();
+  p->tid = h->tid;
+  p->state = tr_client_state_word();
+  return 0;
+}
+
+void tr_client_thread_close(tr_producer *p) {
+  if (p->hdr != NULL) {
+    /* In a forked child this is the parent's ring: only forget it. */
+    if (p->pid == getpid())
+      atomic_store_explicit(&p->hdr->closed, 1, memory_order_release);
+    munmap(p->hdr, p->map_size);
+  }
+  free(p->stack);
+  tr_client_thread_init(p);
+}
+
+int tr_client_reattach_thread(tr_producer *p) {
+  /* Forget the parent's ring without writing to it. */
+  if (p->hdr != NULL && p->pid != getpid()) {
+    munmap(p->hdr, p->map_size);
+    p->hdr = NULL;
+  }
+  pthread_mutex_lock(&g.io_lock);
+  int rc = 0;
+  if (g.forked) {
+    char path[sizeof(g.socket_path)];
+    memcpy(path, g.socket_path, sizeof(path));
+    rc = connect_locked(path);
+    if (rc == 0 && g.token[0] != '\0') rc = join_locked(g.token);
+    if (rc < 0) {
+      if (g.arena != NULL)
+        atomic_store_explicit(&g.arena->state, 0, memory_order_relaxed);
+      g.forked = false;
+      tr_client_warn("forked child %d could not reattach: %s", getpid(),
+                     strerror(-rc));
+    }
+  }
+  pthread_mutex_unlock(&g.io_lock);
+  p->state = tr_client_state_word();
+  if (rc < 0) return rc;
+  if (p->hdr == NULL) rc = tr_client_thread_open(p, NULL);
+  return rc;
+}
+
+void tr_client_doorbell(tr_producer *p) {
+  (void)p;
+  /* Never wait: if another thread is talking to the daemon, the daemon's
+   * timer drains soon anyway. */
+  if (pthread_mutex_trylock(&g.io_lock) != 0) return;
+  if (tr_client_connected()) {
+    uint8_t hdr[sizeof(tr_frame_hdr)];
+    tr_frame_hdr_encode(hdr, TR_MSG_DOORBELL, 0);
+    ssize_t w = send(g.fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w; /* a full socket buffer means the daemon is already busy */
+  }
+  pthread_mutex_unlock(&g.io_lock);
+}

@@ -1,0 +1,74 @@
+/* client.h: libtraced's internals shared by the C API (api.c) and the
+ * Python shim: the process's one connection to the daemon, its string
+ * arena, and per-thread ring registration.
+ *
+ * Thread-safety: every function may be called from any thread; socket
+ * traffic and arena appends are serialised by internal mutexes, which are
+ * held across fork() so a child never inherits them locked. */
+#ifndef TRACED_CLIENT_H
+#define TRACED_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "producer.h"
+#include "traced.h"
+
+/* Fills buf with the socket path: $TRACED_SOCKET, else
+ * $XDG_RUNTIME_DIR/traced/traced.sock, else /tmp/traced-$UID/traced.sock. */
+int tr_client_default_socket(char *buf, size_t size);
+
+/* Connects and handshakes (HELLO with this process's string arena).
+ * socket_path NULL means the default.  Idempotent while connected. */
+int tr_client_connect(const char *socket_path);
+bool tr_client_connected(void);
+void tr_client_disconnect(void);
+
+/* Sessions.  create: opens nothing itself; `fd` is the output file, passed
+ * to the daemon (the caller keeps and closes its own copy).  The token of
+ * the current session is exported as TRACED_SESSION by the callers. */
+int tr_client_session_create(const char *display_path, int fd,
+                             char token[TR_TOKEN_HEX_LEN + 1]);
+int tr_client_session_join(const char *token);
+int tr_client_session_end(traced_summary *out, int timeout_ms);
+/* The token this process created or joined ("" when none). */
+const char *tr_client_token(void);
+const char *tr_client_socket_path(void);
+
+/* Tells the daemon this process's display name (e.g. "ForkPoolWorker-3"). */
+int tr_client_process_info(const char *name);
+
+/* Interns a string (truncated to TR_STRING_MAX_LEN) into the arena and
+ * returns its id; TR_STRING_UNKNOWN when the arena is full (counted). */
+uint32_t tr_client_intern(const char *s, size_t n);
+
+/* Gives the calling thread a ring: creates and maps it, registers it with
+ * the daemon (RING_ADD) and points p at it.  `name` may be NULL. */
+int tr_client_thread_open(tr_producer *p, const char *name);
+/* The thread is gone: marks the ring closed (the daemon drains and frees
+ * it) and unmaps it.  Safe to call in a forked child on a parent's ring:
+ * then it only forgets it. */
+void tr_client_thread_close(tr_producer *p);
+
+/* A producer that has never been opened: its state word reads "disabled"
+ * so events cost one load and are not recorded. */
+void tr_client_thread_init(tr_producer *p);
+
+/* The address of the process state word, or of a static "disabled" word
+ * when not connected. */
+_Atomic uint64_t *tr_client_state_word(void);
+
+/* Called from tr_producer_sync() on the first event after fork(): connects
+ * the child, joins its parent's session and gives p a fresh ring. */
+int tr_client_reattach_thread(tr_producer *p);
+
+/* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
+void tr_client_doorbell(tr_producer *p);
+
+/* Warn once on stderr (used by the Python shim and attach paths, never by
+ * the hot path); silenced by TRACED_QUIET=1. */
+void tr_client_warn(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,231 @@
+/* conn.c: blocking, timed request/reply framing over the daemon socket. */
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "mp.h"
+
+int tr_conn_connect(const char *path) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+static int wait_fd(int fd, short events, int timeout_ms) {
+  struct pollfd pfd = {.fd = fd, .events = events};
+  for (;;) {
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n > 0) return 0;
+    if (n == 0) return -ETIMEDOUT;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
+                 const int *fds, int nfds, int timeout_ms) {
+  if (len > TR_FRAME_MAX_PAYLOAD || nfds < 0 || nfds > TR_FRAME_MAX_FDS)
+    return -EMSGSIZE;
+  uint8_t hdr[sizeof(tr_frame_hdr)];
+  tr_frame_hdr_encode(hdr, type, len);
+  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
+  size_t total = sizeof(hdr) + len, sent = 0;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * TR_FRAME_MAX_FDS)];
+    struct cmsghdr align;
+  } ctl;
+  int first = 1;
+  while (sent < total) {
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    /* Rebuild the iovec past what was already sent. */
+    struct iovec cur[2];
+    int n = 0;
+    size_t skip = sent;
+    for (int i = 0; i < 2; i++) {
+      if (skip >= iov[i].iov_len) {
+        skip -= iov[i].iov_len;
+        continue;
+      }
+      cur[n].iov_base = (char *)iov[i].iov_base + skip;
+      cur[n].iov_len = iov[i].iov_len - skip;
+      skip = 0;
+      n++;
+    }
+    msg.msg_iov = cur;
+    msg.msg_iovlen = (size_t)n;
+    if (first && nfds > 0) {
+      memset(&ctl, 0, sizeof(ctl));
+      msg.msg_control = ctl.buf;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+      struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+      memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int rc = wait_fd(fd, POLLOUT, timeout_ms);
+        if (rc < 0) return rc;
+        continue;
+      }
+      return -errno;
+    }
+    if (w > 0) first = 0; /* descriptors went with the first byte */
+    sent += (size_t)w;
+  }
+  return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len, int timeout_ms) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+    if (r > 0) {
+      got += (size_t)r;
+      continue;
+    }
+    if (r == 0) return -ECONNRESET;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    int rc = wait_fd(fd, POLLIN, timeout_ms);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms,
+                 char *errmsg, size_t errmsg_size) {
+  uint8_t hb[sizeof(tr_frame_hdr)];
+  int rc = read_full(fd, hb, sizeof(hb), timeout_ms);
+  if (rc < 0) return rc;
+  tr_frame_hdr hdr;
+  int64_t t = tr_frame_parse(hb, sizeof(hb), &hdr);
+  if (t < 0) return (int)t;
+  uint8_t *payload = NULL;
+  if (hdr.len > 0) {
+    payload = malloc(hdr.len);
+    if (payload == NULL) return -ENOMEM;
+    rc = read_full(fd, payload, hdr.len, timeout_ms);
+    if (rc < 0) {
+      free(payload);
+      return rc;
+    }
+  }
+  msgpack_unpacked_init(out);
+  if (hdr.len > 0) {
+    size_t off = 0;
+    msgpack_unpack_return ur =
+        msgpack_unpack_next(out, (const char *)payload, hdr.len, &off);
+    free(payload);
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != hdr.len) {
+      msgpack_unpacked_destroy(out);
+      msgpack_unpacked_init(out);
+      return -EPROTO;
+    }
+  }
+  if (hdr.type == TR_MSG_ERROR) {
+    int64_t code = EPROTO;
+    tr_mp_get_i64(&out->data, "code", &code);
+    if (errmsg != NULL && errmsg_size > 0 &&
+        tr_mp_get_strcpy(&out->data, "message", errmsg, errmsg_size) < 0)
+      snprintf(errmsg, errmsg_size, "%s", strerror((int)code));
+    msgpack_unpacked_destroy(out);
+    msgpack_unpacked_init(out);
+    if (code <= 0 || code > 4095) code = EPROTO;
+    return -(int)code;
+  }
+  return hdr.type;
+}
+
+int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
+                    const int *fds, int nfds, uint16_t reply_type,
+                    msgpack_unpacked *reply, int timeout_ms, char *errmsg,
+                    size_t errmsg_size) {
+  int rc = tr_conn_send(fd, type, payload ? payload->data : NULL,
+                        payload ? (uint32_t)payload->size : 0, fds, nfds,
+                        timeout_ms);
+  if (rc < 0) return rc;
+  rc = tr_conn_recv(fd, reply, timeout_ms, errmsg, errmsg_size);
+  if (rc < 0) return rc;
+  if (rc != reply_type) {
+    msgpack_unpacked_destroy(reply);
+    msgpack_unpacked_init(reply);
+    return -EPROTO;
+  }
+  return 0;
+}
+
+/* argv of this process, read once from /proc (the C library does not keep
+ * it anywhere public). */
+static int pack_argv(msgpack_packer *pk) {
+  char buf[8192];
+  size_t len = 0;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t r;
+    while (len < sizeof(buf) &&
+           (r = read(fd, buf + len, sizeof(buf) - len)) > 0)
+      len += (size_t)r;
+    close(fd);
+  }
+  uint32_t count = 0;
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] == '\0') count++;
+  msgpack_pack_array(pk, count);
+  size_t start = 0;
+  for (size_t i = 0; i < len && count > 0; i++) {
+    if (buf[i] != '\0') continue;
+    msgpack_pack_str(pk, i - start);
+    msgpack_pack_str_body(pk, buf + start, i - start);
+    start = i + 1;
+    count--;
+  }
+  return 0;
+}
+
+void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
+                        uint32_t arena_size) {
+  bool producer = strcmp(role, "producer") == 0;
+  msgpack_pack_map(pk, producer ? 10 : 9);
+  tr_mp_kv_str(pk, "magic", TR_PROTO_MAGIC);
+  tr_mp_kv_u64(pk, "version", TR_PROTO_VERSION);
+  tr_mp_kv_str(pk, "role", role);
+  tr_mp_kv_u64(pk, "pid", (uint64_t)getpid());
+  tr_mp_kv_u64(pk, "ppid", (uint64_t)getppid());
+  tr_mp_str(pk, "argv");
+  pack_argv(pk);
+  char name[64] = "";
+  const char *comm = program_invocation_short_name;
+  snprintf(name, sizeof(name), "%s", comm ? comm : "");
+  tr_mp_kv_str(pk, "name", name);
+  tr_mp_kv_str(pk, "clock", "monotonic");
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  tr_mp_kv_u64(pk, "now_ns",
+               (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+  if (producer) tr_mp_kv_u64(pk, "arena_size", arena_size);
+}

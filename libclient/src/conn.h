@@ -1,0 +1,43 @@
+/* conn.h: blocking request/reply over the daemon's Unix socket: connect,
+ * send a frame with descriptors, receive a frame, with timeouts.  Shared by
+ * libtraced's client and the `traced run` CLI. */
+#ifndef TRACED_CONN_H
+#define TRACED_CONN_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "traced_proto.h"
+
+#define TR_CONN_TIMEOUT_MS 10000
+
+/* Connects to the daemon's socket; returns the descriptor (close-on-exec)
+ * or a negative errno. */
+int tr_conn_connect(const char *path);
+
+/* Sends one frame, all of it, with `nfds` descriptors attached.  Never
+ * raises SIGPIPE.  Returns 0 or a negative errno (-ETIMEDOUT after
+ * timeout_ms without progress). */
+int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
+                 const int *fds, int nfds, int timeout_ms);
+
+/* Receives one frame: its payload is unpacked into `out` (which the caller
+ * must msgpack_unpacked_destroy).  ERROR frames are returned as
+ * -code with their message copied into errmsg (may be NULL).  Returns the
+ * frame type on success. */
+int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms,
+                 char *errmsg, size_t errmsg_size);
+
+/* send + recv, checking the reply's type; returns 0 or a negative errno
+ * (-EPROTO for an unexpected reply). */
+int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
+                    const int *fds, int nfds, uint16_t reply_type,
+                    msgpack_unpacked *reply, int timeout_ms, char *errmsg,
+                    size_t errmsg_size);
+
+/* Packs the HELLO map (the caller adds nothing after it). */
+void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
+                        uint32_t arena_size);
+
+#endif
