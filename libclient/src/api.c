@@ -202,7 +202,6 @@ void traced_detach(void) {
 
 const char *traced_strerror(int err) {
   if (err == 0) return "success";
-  if (err == -ENOENT) return "no session in the environment";
   if (err == -EACCES) return "session belongs to another user";
   if (err == -ENOTCONN) return "not connected to the traced daemon";
   if (err == -EPROTO) return "protocol error talking to the traced daemon";

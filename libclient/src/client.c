@@ -29,6 +29,7 @@ static struct {
   char socket_path[108];
   char token[TR_TOKEN_HEX_LEN + 1];
   tr_arena_hdr *arena; /* header page; data follows */
+  int arena_fd;        /* kept to hand the same arena to a reconnect */
   uint32_t arena_cap;
   /* Set in a forked child until it reattaches: the parent's arena data
    * (still the shared mapping) and how much of it was committed at fork. */
@@ -40,6 +41,7 @@ static struct {
     .io_lock = PTHREAD_MUTEX_INITIALIZER,
     .arena_lock = PTHREAD_MUTEX_INITIALIZER,
     .fd = -1,
+    .arena_fd = -1,
 };
 
 /* What producers read while the process is not attached. */
@@ -184,9 +186,13 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   pthread_mutex_init(&g.io_lock, NULL);
   pthread_mutex_init(&g.arena_lock, NULL);
-  if (g.fd < 0 || g.arena == NULL) return;
-  close(g.fd);
+  if (g.arena == NULL) return;
+  bool was_connected = g.fd >= 0;
+  if (g.fd >= 0) close(g.fd);
   g.fd = -1;
+  /* The parent's arena descriptor: the child makes its own copy. */
+  if (g.arena_fd >= 0) close(g.arena_fd);
+  g.arena_fd = -1;
   g.fork_committed =
       atomic_load_explicit(&g.arena->committed, memory_order_acquire);
   /* Swap the shared header page for a private one that says REATTACH;
@@ -199,7 +205,11 @@ static void atfork_child(void) {
     g.arena = NULL;
     return;
   }
-  atomic_store_explicit(&g.arena->state, TR_STATE_REATTACH,
+  /* A parent that was not connected has nothing for the child to join;
+   * the child still must not append to the shared arena, and a later
+   * connect makes it a copy. */
+  atomic_store_explicit(&g.arena->state,
+                        was_connected ? TR_STATE_REATTACH : 0,
                         memory_order_relaxed);
   g.forked = true;
 }
@@ -236,15 +246,22 @@ static int connect_locked(const char *path) {
   if (g.arena_cap == 0)
     g.arena_cap = env_u32("TRACED_ARENA_SIZE", TR_ARENA_DEFAULT_SIZE,
                           TR_ARENA_MIN_SIZE, TR_ARENA_MAX_SIZE);
-  int afd = -1;
-  pthread_mutex_lock(&g.arena_lock);
-  int rc = arena_create(&afd);
-  pthread_mutex_unlock(&g.arena_lock);
-  if (rc < 0) {
-    close(fd);
-    return rc;
+  /* One arena for the life of the process (ids cached in code objects
+   * must stay valid across reconnects); a forked child gets a copy. */
+  int rc = 0;
+  if (g.arena == NULL || g.forked) {
+    int afd = -1;
+    pthread_mutex_lock(&g.arena_lock);
+    rc = arena_create(&afd);
+    pthread_mutex_unlock(&g.arena_lock);
+    if (rc < 0) {
+      close(fd);
+      return rc;
+    }
+    g.arena_fd = afd;
+    g.forked = false;
   }
-  g.forked = false;
+  int afd = g.arena_fd;
 
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -257,7 +274,6 @@ static int connect_locked(const char *path) {
                        &reply, TR_CONN_TIMEOUT_MS, NULL, 0);
   msgpack_sbuffer_destroy(&sb);
   msgpack_unpacked_destroy(&reply);
-  close(afd);
   if (rc < 0) {
     close(fd);
     return rc;
@@ -406,8 +422,12 @@ int tr_client_process_info(const char *name) {
 }
 
 uint32_t tr_client_intern(const char *s, size_t n) {
-  if (g.arena == NULL) return TR_STRING_UNKNOWN;
   pthread_mutex_lock(&g.arena_lock);
+  /* A forked child appends only to its own copy, made at reattach. */
+  if (g.arena == NULL || g.forked) {
+    pthread_mutex_unlock(&g.arena_lock);
+    return TR_STRING_UNKNOWN;
+  }
   uint32_t id = arena_append(s, n);
   pthread_mutex_unlock(&g.arena_lock);
   return id;
@@ -439,6 +459,7 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   h->tid = gettid_u32();
 
   char tname[64];
+  if (name == NULL && p->name[0] != '\0') name = p->name;
   if (name == NULL) {
     if (pthread_getname_np(pthread_self(), tname, sizeof(tname)) != 0)
       snprintf(tname, sizeof(tname), "thread-%u", h->tid);
@@ -477,6 +498,7 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   p->pid = getpid();
   p->tid = h->tid;
   p->state = tr_client_state_word();
+  if (name != p->name) snprintf(p->name, sizeof(p->name), "%s", name);
   return 0;
 }
 

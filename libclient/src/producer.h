@@ -28,6 +28,7 @@
  * Arena offsets are below TR_ARENA_MAX_SIZE (2^28), so the top bits are
  * free. */
 #define TR_STACK_DROPPED 0x80000000u /* the enter was not recorded */
+#define TR_STACK_SKIP 0x40000000u    /* filtered out: exit is silent */
 #define TR_STACK_ID_MASK 0x3fffffffu
 #define TR_STACK_MAX (1u << 20)
 
@@ -53,7 +54,7 @@ typedef struct tr_producer {
   pid_t pid;              /* process that owns the mapping */
   uint32_t tid;
   size_t map_size;
-  void *owner; /* opaque back pointer for the embedding (shim / C API) */
+  char name[64]; /* thread name for the ring registration (may be "") */
 } tr_producer;
 
 /* Out-of-line slow paths (producer.c). */
@@ -106,6 +107,10 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
   return true;
 }
 
+/* Pass as `id` to tr_producer_enter() for a call that is filtered out
+ * (e.g. traced's own Python code): neither it nor its exit is recorded. */
+#define TR_ID_SKIP 0xffffffffu
+
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts,
                                      uint32_t id, uint16_t kind) {
@@ -115,6 +120,10 @@ static inline void tr_producer_enter(tr_producer *p, uint64_t ts,
       tr_producer_drop(p, 1);
       return;
     }
+  }
+  if (__builtin_expect(id == TR_ID_SKIP, 0)) {
+    p->stack[p->depth++] = TR_STACK_SKIP;
+    return;
   }
   uint32_t e = id & TR_STACK_ID_MASK;
   if (!tr_producer_put(p, ts, id, kind)) e |= TR_STACK_DROPPED;
@@ -133,7 +142,8 @@ static inline void tr_producer_exit(tr_producer *p, uint64_t ts,
   }
   if (p->depth == 0) return;
   uint32_t e = p->stack[--p->depth];
-  if (e & TR_STACK_DROPPED) {
+  if (__builtin_expect(e & (TR_STACK_DROPPED | TR_STACK_SKIP), 0)) {
+    if (e & TR_STACK_SKIP) return;
     tr_producer_drop(p, 1);
     return;
   }

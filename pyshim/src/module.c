@@ -1,0 +1,270 @@
+/* module.c: the `traced._traced` extension module: connection and session
+ * calls into libtraced, and installing the profile hook on threads. */
+#include <errno.h>
+#include <string.h>
+
+#include "shim.h"
+
+typedef struct module_state {
+  PyTypeObject *thread_type;
+  bool trace_c;
+} module_state;
+
+static module_state *get_state(PyObject *module) {
+  return (module_state *)PyModule_GetState(module);
+}
+
+/* Raises OSError(errno, strerror) for a negative errno from libtraced;
+ * `what` says which call failed. */
+static PyObject *raise_errno(int rc, const char *what) {
+  int err = rc < 0 ? -rc : rc;
+  PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err,
+                                        traced_strerror(-err));
+  if (exc != NULL) {
+    PyObject *note = PyUnicode_FromString(what);
+    if (note != NULL) {
+      PyObject_SetAttrString(exc, "traced_call", note);
+      Py_DECREF(note);
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+  }
+  return NULL;
+}
+
+/* connect(socket=None) */
+static PyObject *m_connect(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *path = NULL;
+  if (!PyArg_ParseTuple(args, "|z", &path)) return NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_connect(path);
+  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "connect");
+  Py_RETURN_NONE;
+}
+
+static PyObject *m_connected(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  return PyBool_FromLong(tr_client_connected());
+}
+
+static PyObject *m_disconnect(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  tr_client_disconnect();
+  Py_RETURN_NONE;
+}
+
+/* create(display_path, fd) -> token */
+static PyObject *m_create(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *path;
+  int fd;
+  if (!PyArg_ParseTuple(args, "si", &path, &fd)) return NULL;
+  char token[TR_TOKEN_HEX_LEN + 1];
+  int rc;
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_create(path, fd, token);
+  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "create session");
+  return PyUnicode_FromString(token);
+}
+
+/* join(token) */
+static PyObject *m_join(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *token;
+  if (!PyArg_ParseTuple(args, "s", &token)) return NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_join(token);
+  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "join session");
+  Py_RETURN_NONE;
+}
+
+/* end(timeout_ms=0) -> dict */
+static PyObject *m_end(PyObject *module, PyObject *args) {
+  (void)module;
+  int timeout_ms = 0;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  traced_summary s;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, timeout_ms);
+  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
+                       (unsigned long long)s.processes, "threads",
+                       (unsigned long long)s.threads, "events",
+                       (unsigned long long)s.events, "dropped",
+                       (unsigned long long)s.dropped, "bytes",
+                       (unsigned long long)s.bytes, "path", s.path);
+}
+
+static PyObject *m_process_info(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+  tr_client_process_info(name);
+  Py_RETURN_NONE;
+}
+
+static PyObject *m_token(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  return PyUnicode_FromString(tr_client_token());
+}
+
+static PyObject *m_socket_path(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  return PyUnicode_FromString(tr_client_socket_path());
+}
+
+static PyObject *m_default_socket(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  char buf[108];
+  int rc = tr_client_default_socket(buf, sizeof(buf));
+  if (rc < 0) return raise_errno(rc, "socket path");
+  return PyUnicode_FromString(buf);
+}
+
+static PyObject *m_warn(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *msg;
+  if (!PyArg_ParseTuple(args, "s", &msg)) return NULL;
+  tr_client_warn("%s", msg);
+  Py_RETURN_NONE;
+}
+
+/* Installs the hook on the calling thread, with a new ring named `name`.
+ * Returns a borrowed reference (the thread state owns the object). */
+static TracedThread *install_current(PyObject *module, const char *name) {
+  module_state *st = get_state(module);
+  TracedThread *t = tr_thread_new(st->thread_type, name, st->trace_c);
+  if (t == NULL) return NULL;
+  PyEval_SetProfile(tr_hook, (PyObject *)t);
+  Py_DECREF(t);
+  return t;
+}
+
+/* install(thread_name, trace_c=True) */
+static PyObject *m_install(PyObject *module, PyObject *args) {
+  const char *name;
+  int trace_c = 1;
+  if (!PyArg_ParseTuple(args, "s|p", &name, &trace_c)) return NULL;
+  get_state(module)->trace_c = trace_c != 0;
+  if (install_current(module, name) == NULL) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *m_uninstall(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  PyEval_SetProfile(NULL, NULL);
+  Py_RETURN_NONE;
+}
+
+/* thread_bootstrap(frame, event, arg): given to threading.setprofile(), so
+ * it runs once as the first profile event of every new thread; it puts the
+ * C hook in its own place and records the event it was called for. */
+static PyObject *m_thread_bootstrap(PyObject *module, PyObject *args) {
+  PyObject *frame, *event, *arg;
+  if (!PyArg_ParseTuple(args, "OOO", &frame, &event, &arg)) return NULL;
+  const char *name = "";
+  PyObject *threading = PyImport_ImportModule("threading");
+  PyObject *cur = NULL, *pyname = NULL;
+  if (threading != NULL)
+    cur = PyObject_CallMethod(threading, "current_thread", NULL);
+  if (cur != NULL) pyname = PyObject_GetAttrString(cur, "name");
+  if (pyname != NULL && PyUnicode_Check(pyname)) {
+    name = PyUnicode_AsUTF8(pyname);
+    if (name == NULL) name = "";
+  }
+  PyErr_Clear();
+  TracedThread *t = install_current(module, name);
+  Py_XDECREF(pyname);
+  Py_XDECREF(cur);
+  Py_XDECREF(threading);
+  if (t == NULL) return NULL;
+  /* Record the call this bootstrap was invoked for, like any other. */
+  if (PyFrame_Check(frame) && PyUnicode_Check(event) &&
+      PyUnicode_CompareWithASCIIString(event, "call") == 0)
+    tr_hook((PyObject *)t, (PyFrameObject *)frame, PyTrace_CALL, arg);
+  Py_RETURN_NONE;
+}
+
+static PyObject *m_set_skip_prefix(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *prefix;
+  if (!PyArg_ParseTuple(args, "U", &prefix)) return NULL;
+  tr_hook_set_skip_prefix(prefix);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"set_skip_prefix", m_set_skip_prefix, METH_VARARGS,
+     "set_skip_prefix(path): do not record code from files under path."},
+    {"connect", m_connect, METH_VARARGS,
+     "connect(socket=None): connect to the daemon (default socket if None)."},
+    {"connected", m_connected, METH_NOARGS, "True when connected."},
+    {"disconnect", m_disconnect, METH_NOARGS, "Close the connection."},
+    {"create", m_create, METH_VARARGS,
+     "create(path, fd) -> token: create a session writing to fd."},
+    {"join", m_join, METH_VARARGS, "join(token): join a session."},
+    {"end", m_end, METH_VARARGS,
+     "end(timeout_ms=0) -> dict: end this process's session; returns the "
+     "daemon's summary once the file is complete."},
+    {"process_info", m_process_info, METH_VARARGS,
+     "process_info(name): name this process in the trace."},
+    {"token", m_token, METH_NOARGS, "The current session token or ''."},
+    {"socket_path", m_socket_path, METH_NOARGS, "The connected socket."},
+    {"default_socket", m_default_socket, METH_NOARGS,
+     "The socket path used when none is given."},
+    {"warn", m_warn, METH_VARARGS, "Print traced's one warning line."},
+    {"install", m_install, METH_VARARGS,
+     "install(thread_name, trace_c=True): trace the calling thread."},
+    {"uninstall", m_uninstall, METH_NOARGS,
+     "Stop tracing the calling thread."},
+    {"thread_bootstrap", m_thread_bootstrap, METH_VARARGS,
+     "For threading.setprofile(): installs the hook in new threads."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *module) {
+  if (tr_hook_init() < 0) {
+    PyErr_SetString(PyExc_RuntimeError, "no code-object extra slot left");
+    return -1;
+  }
+  module_state *st = get_state(module);
+  st->trace_c = true;
+  st->thread_type =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &tr_thread_spec, NULL);
+  if (st->thread_type == NULL) return -1;
+  return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg) {
+  Py_VISIT(get_state(module)->thread_type);
+  return 0;
+}
+
+static int module_clear(PyObject *module) {
+  Py_CLEAR(get_state(module)->thread_type);
+  return 0;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "traced._traced",
+    .m_doc = "traced's CPython profile hook and daemon client.",
+    .m_size = sizeof(module_state),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+};
+
+PyMODINIT_FUNC PyInit__traced(void) { return PyModuleDef_Init(&moduledef); }

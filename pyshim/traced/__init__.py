@@ -1,0 +1,279 @@
+"""traced: trace every process of a Python program into one trace file.
+
+The `traced` daemon is the only writer of the file; this package records
+calls into shared-memory rings that the daemon drains.  Three ways in:
+
+* ``with traced.session(output="trace.json"): ...`` traces the block (and
+  every process started inside it); the file is complete when it exits.
+* ``traced.start(output=...)`` / ``traced.stop()``: the same without a block.
+* Environment: a Python process started with ``TRACED_SESSION`` (join) or
+  ``TRACED_OUTPUT`` (create) set attaches by itself before user code runs
+  (``traced run -- python app.py`` sets them for you).
+
+Tracing never changes the program's behaviour: when the daemon cannot be
+reached, one warning goes to stderr and the program runs untraced.
+"""
+import os
+import sys
+import time
+from typing import NamedTuple, Optional
+
+from . import _traced
+
+__all__ = ["session", "start", "stop", "Summary", "last_summary"]
+__version__ = "0.1.0"
+
+ENV_SOCKET = "TRACED_SOCKET"
+ENV_SESSION = "TRACED_SESSION"
+ENV_OUTPUT = "TRACED_OUTPUT"
+
+# Nothing under this directory (traced's own Python code) is recorded.
+_traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+
+class Summary(NamedTuple):
+    """What the daemon reports when a session ends."""
+
+    processes: int
+    threads: int
+    events: int
+    dropped: int
+    bytes: int
+    path: str
+
+
+class _State:
+    creator = False  # this process created the current session
+    saved_env: dict = {}
+    installed = False
+    last_summary: Optional[Summary] = None
+
+
+_state = _State()
+
+
+def last_summary() -> Optional[Summary]:
+    """The summary of the last session this process ended, or None."""
+    return _state.last_summary
+
+
+def default_output() -> str:
+    return time.strftime("traced-%Y%m%d-%H%M%S.json")
+
+
+def _thread_name() -> str:
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return "MainThread"
+    return threading.current_thread().name
+
+
+def _install(trace_c: bool = True) -> None:
+    _traced.install(_thread_name(), trace_c)
+    import threading
+
+    threading.setprofile(_traced.thread_bootstrap)
+    _state.installed = True
+
+
+def _uninstall() -> None:
+    if not _state.installed:
+        return
+    _traced.uninstall()
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading.setprofile(None)
+    _state.installed = False
+
+
+def _daemon_binary() -> Optional[str]:
+    path = os.environ.get("TRACED_BIN")
+    if path:
+        return path
+    import shutil
+
+    path = shutil.which("traced")
+    if path:
+        return path
+    try:
+        from ._build import TRACED_BIN
+    except ImportError:
+        return None
+    return TRACED_BIN if os.access(TRACED_BIN, os.X_OK) else None
+
+
+def _autostart(socket: Optional[str]) -> bool:
+    """Start a private daemon that detaches and exits when idle."""
+    if os.environ.get("TRACED_NO_AUTOSTART") == "1":
+        return False
+    binary = _daemon_binary()
+    if binary is None:
+        return False
+    import subprocess
+
+    cmd = [binary, "serve", "--daemon", "--idle-exit", "300"]
+    if socket:
+        cmd += ["--socket", socket]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _connect(socket: Optional[str], autostart: bool) -> bool:
+    try:
+        _traced.connect(socket)
+        return True
+    except OSError as first:
+        err = first
+    if autostart and _autostart(socket):
+        try:
+            _traced.connect(socket)
+            return True
+        except OSError as again:
+            err = again
+    where = socket or _traced.default_socket()
+    _traced.warn(f"cannot reach the traced daemon at {where} ({err.strerror});"
+                 " running untraced")
+    return False
+
+
+def _export(token: str) -> None:
+    _state.saved_env = {k: os.environ.get(k) for k in (ENV_SESSION, ENV_SOCKET)}
+    os.environ[ENV_SESSION] = token
+    os.environ[ENV_SOCKET] = _traced.socket_path()
+
+
+def _restore_env() -> None:
+    for key, value in _state.saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _state.saved_env = {}
+
+
+def start(output: Optional[str] = None, *, socket: Optional[str] = None,
+          trace_c: bool = True) -> bool:
+    """Create a session writing `output` and trace this process (the calling
+    thread and threads started later) and every process it starts.
+
+    Returns True when tracing, False when the daemon could not be reached
+    (one warning is printed and the program goes on untraced).  Raises
+    OSError if `output` cannot be opened for writing, RuntimeError if this
+    process already has a session open."""
+    if _state.creator:
+        raise RuntimeError("traced: this process already has a session open")
+    output = output or default_output()
+    if not _connect(socket or os.environ.get(ENV_SOCKET), autostart=True):
+        return False
+    # The file is opened here, with this process's permissions; the daemon
+    # only ever gets the descriptor.  A bad path is the caller's error.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                 0o666)
+    try:
+        token = _traced.create(os.path.abspath(output), fd)
+    except OSError as e:
+        _traced.warn(f"could not create a session: {e}; running untraced")
+        return False
+    finally:
+        os.close(fd)
+    _state.creator = True
+    _export(token)
+    _install(trace_c)
+    return True
+
+
+def stop(timeout: float = 120.0) -> Optional[Summary]:
+    """End the session this process started; returns once the daemon has
+    finalised the file, with its summary (None if there was no session)."""
+    if not _state.creator:
+        return None
+    _uninstall()
+    _state.creator = False
+    _restore_env()
+    try:
+        raw = _traced.end(int(timeout * 1000))
+    except OSError as e:
+        _traced.warn(f"ending the session failed: {e}")
+        return None
+    _state.last_summary = Summary(**raw)
+    return _state.last_summary
+
+
+class session:
+    """Context manager (and decorator) tracing the enclosed block:
+
+        with traced.session(output="trace.json") as s:
+            work()
+        print(s.summary)
+    """
+
+    def __init__(self, output: Optional[str] = None, *,
+                 socket: Optional[str] = None, trace_c: bool = True):
+        self.output = output
+        self.socket = socket
+        self.trace_c = trace_c
+        self.summary: Optional[Summary] = None
+        self.active = False
+
+    def __enter__(self) -> "session":
+        self.active = start(self.output, socket=self.socket,
+                            trace_c=self.trace_c)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            self.summary = stop()
+            self.active = False
+
+    def __call__(self, func):
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with session(self.output, socket=self.socket,
+                         trace_c=self.trace_c):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _attach_from_env() -> None:
+    """Called at start-up (the .pth hook) when the environment names a
+    session: join it, or create one writing $TRACED_OUTPUT."""
+    token = os.environ.get(ENV_SESSION)
+    output = os.environ.get(ENV_OUTPUT)
+    socket = os.environ.get(ENV_SOCKET) or None
+    if token:
+        if not _connect(socket, autostart=False):
+            return
+        try:
+            _traced.join(token)
+        except OSError as e:
+            _traced.warn(f"could not join session: {e.strerror}; running "
+                         "untraced")
+            return
+        _install()
+        _name_process()
+    elif output:
+        try:
+            if not start(output, socket=socket):
+                return
+        except OSError as e:
+            _traced.warn(f"cannot write {output}: {e.strerror}; running "
+                         "untraced")
+            return
+        import atexit
+
+        atexit.register(stop)
+        _name_process()
+
+
+def _name_process() -> None:
+    argv = getattr(sys, "argv", None) or []
+    if argv and argv[0] not in ("", "-c", "-m"):
+        _traced.process_info(os.path.basename(argv[0]))
