@@ -1,0 +1,332 @@
+/* run.c: `traced run`: create a session, run a command with the
+ * environment that makes its Python processes join it, wait for the
+ * command and for the daemon to finalise the file, report, and exit with
+ * the command's status. */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "conn.h"
+#include "mp.h"
+
+/* How long a private daemon started by `traced run` stays up with nothing
+ * to do (documented in the README). */
+#define TR_AUTOSTART_IDLE_SECONDS "300"
+#define TR_END_TIMEOUT_MS (10 * 60 * 1000)
+
+static void run_usage(FILE *out) {
+  fprintf(out,
+          "usage: traced run [-o FILE] [--socket PATH] [--] CMD [ARGS...]\n"
+          "\n"
+          "Run CMD with every Python process it starts traced into FILE\n"
+          "(default: traced-YYYYmmdd-HHMMSS.json in the current directory).\n"
+          "Starts a private daemon if none listens on the socket; exits with\n"
+          "CMD's exit status (128+N if CMD was killed by signal N).\n"
+          "\n"
+          "  -o, --output FILE   trace file to write\n"
+          "      --socket PATH   daemon socket (default: $TRACED_SOCKET,\n"
+          "                      $XDG_RUNTIME_DIR/traced/traced.sock or\n"
+          "                      /tmp/traced-$UID/traced.sock)\n"
+          "  -q, --quiet         no summary line\n");
+}
+
+/* Starts `traced serve --daemon` on `socket` and waits until it is ready
+ * (the serving process detaches; the one we wait for exits when the socket
+ * is listening). */
+static int autostart(const char *socket) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n < 0) return -errno;
+  self[n] = '\0';
+  pid_t pid = fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, STDIN_FILENO);
+      dup2(devnull, STDOUT_FILENO);
+    }
+    execl(self, self, "serve", "--daemon", "--idle-exit",
+          TR_AUTOSTART_IDLE_SECONDS, "--socket", socket, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -errno;
+  return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 0 : -ECHILD;
+}
+
+/* A control connection: HELLO as "control".  Returns the fd or -errno. */
+static int control_connect(const char *socket, bool *started) {
+  int fd = tr_conn_connect(socket);
+  if (fd == -ENOENT || fd == -ECONNREFUSED) {
+    if (autostart(socket) == 0) {
+      *started = true;
+      fd = tr_conn_connect(socket);
+    }
+  }
+  if (fd < 0) return fd;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_conn_pack_hello(&pk, "control", 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, NULL, 0, TR_MSG_WELCOME,
+                           &reply, TR_CONN_TIMEOUT_MS, NULL, 0);
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+static int create_session(int fd, const char *path, int out_fd,
+                          char token[TR_TOKEN_HEX_LEN + 1], char *err,
+                          size_t errsz) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  tr_mp_kv_str(&pk, "path", path);
+  tr_mp_kv_str(&pk, "format", "json");
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
+                           TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
+                           err, errsz);
+  if (rc == 0 &&
+      (tr_mp_get_strcpy(&reply.data, "token", token, TR_TOKEN_HEX_LEN + 1) <
+           0 ||
+       strlen(token) != TR_TOKEN_HEX_LEN))
+    rc = -EPROTO;
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+static int end_session(int fd, traced_summary *s) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = tr_conn_request(fd, TR_MSG_SESSION_END, &sb, NULL, 0,
+                           TR_MSG_SESSION_SUMMARY, &reply, TR_END_TIMEOUT_MS,
+                           NULL, 0);
+  if (rc == 0) {
+    memset(s, 0, sizeof(*s));
+    tr_mp_get_u64(&reply.data, "processes", &s->processes);
+    tr_mp_get_u64(&reply.data, "threads", &s->threads);
+    tr_mp_get_u64(&reply.data, "events", &s->events);
+    tr_mp_get_u64(&reply.data, "dropped", &s->dropped);
+    tr_mp_get_u64(&reply.data, "bytes", &s->bytes);
+    tr_mp_get_strcpy(&reply.data, "path", s->path, sizeof(s->path));
+  }
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+static volatile sig_atomic_t g_child = 0;
+
+static void forward_signal(int sig) {
+  if (g_child > 0) kill(g_child, sig);
+}
+
+/* Runs argv as a child with `token` exported (NULL: untraced) and returns
+ * its wait status. */
+static int run_child(char **argv, const char *socket, const char *token) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "traced: cannot fork: %s\n", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    if (token != NULL) {
+      setenv(TR_ENV_SESSION, token, 1);
+      setenv(TR_ENV_SOCKET, socket, 1);
+    }
+    unsetenv(TR_ENV_OUTPUT);
+    execvp(argv[0], argv);
+    fprintf(stderr, "traced: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  g_child = pid;
+  /* Like a shell: the terminal's ^C and ^\ go to the child's process
+   * group; we keep waiting for it.  TERM and HUP are passed on. */
+  struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler =
+                                                              forward_signal};
+  sigaction(SIGINT, &ign, NULL);
+  sigaction(SIGQUIT, &ign, NULL);
+  sigaction(SIGTERM, &fwd, NULL);
+  sigaction(SIGHUP, &fwd, NULL);
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      status = 0;
+      break;
+    }
+  }
+  g_child = 0;
+  return status;
+}
+
+static int exit_code(int status) {
+  if (status < 0) return 127;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+static void human_bytes(uint64_t b, char *buf, size_t n) {
+  if (b >= 1024 * 1024)
+    snprintf(buf, n, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+  else if (b >= 1024)
+    snprintf(buf, n, "%.1f KiB", (double)b / 1024.0);
+  else
+    snprintf(buf, n, "%llu B", (unsigned long long)b);
+}
+
+int tr_cmd_run(int argc, char **argv) {
+  const char *output = NULL;
+  char socket[108] = "";
+  bool quiet = false;
+  static const struct option opts[] = {
+      {"output", required_argument, NULL, 'o'},
+      {"socket", required_argument, NULL, 's'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  optind = 1;
+  int c;
+  /* "+": stop at the first non-option, which starts the command. */
+  while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+    switch (c) {
+      case 'o':
+        output = optarg;
+        break;
+      case 's':
+        if (strlen(optarg) >= sizeof(socket)) {
+          fprintf(stderr, "traced run: socket path too long: %s\n", optarg);
+          return 2;
+        }
+        snprintf(socket, sizeof(socket), "%s", optarg);
+        break;
+      case 'q':
+        quiet = true;
+        break;
+      case 'h':
+        run_usage(stdout);
+        return 0;
+      default:
+        run_usage(stderr);
+        return 2;
+    }
+  }
+  if (optind >= argc) {
+    fprintf(stderr, "traced run: no command given\n");
+    run_usage(stderr);
+    return 2;
+  }
+  if (output != NULL && output[0] == '\0') {
+    fprintf(stderr, "traced run: empty output path\n");
+    run_usage(stderr);
+    return 2;
+  }
+  char **cmd = argv + optind;
+  char defname[64];
+  if (output == NULL) {
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(defname, sizeof(defname), "traced-%Y%m%d-%H%M%S.json", &tm);
+    output = defname;
+  }
+  if (socket[0] == '\0' && tr_client_default_socket(socket, sizeof(socket)) < 0) {
+    fprintf(stderr, "traced run: socket path too long\n");
+    return 2;
+  }
+  char abspath[PATH_MAX];
+  if (output[0] == '/') {
+    snprintf(abspath, sizeof(abspath), "%s", output);
+  } else {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL) cwd[0] = '\0';
+    int n = snprintf(abspath, sizeof(abspath), "%s/%s", cwd, output);
+    if (n < 0 || (size_t)n >= sizeof(abspath)) {
+      fprintf(stderr, "traced run: output path too long: %s\n", output);
+      return 2;
+    }
+  }
+
+  bool started = false;
+  int fd = control_connect(socket, &started);
+  char token[TR_TOKEN_HEX_LEN + 1] = "";
+  if (fd < 0) {
+    fprintf(stderr,
+            "traced: warning: cannot reach the traced daemon at %s (%s); "
+            "running untraced\n",
+            socket, strerror(-fd));
+    return exit_code(run_child(cmd, socket, NULL));
+  }
+  int out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (out_fd < 0) {
+    fprintf(stderr, "traced run: cannot write %s: %s\n", output,
+            strerror(errno));
+    close(fd);
+    return 2;
+  }
+  char err[256] = "";
+  int rc = create_session(fd, abspath, out_fd, token, err, sizeof(err));
+  close(out_fd);
+  if (rc < 0) {
+    fprintf(stderr,
+            "traced: warning: the daemon refused the session (%s); running "
+            "untraced\n",
+            err[0] ? err : strerror(-rc));
+    close(fd);
+    return exit_code(run_child(cmd, socket, NULL));
+  }
+
+  int status = run_child(cmd, socket, token);
+  traced_summary s;
+  rc = end_session(fd, &s);
+  close(fd);
+  if (rc < 0) {
+    fprintf(stderr, "traced: warning: the session did not end cleanly (%s); "
+                    "%s may be incomplete\n",
+            strerror(-rc), abspath);
+  } else if (!quiet) {
+    char size[32];
+    human_bytes(s.bytes, size, sizeof(size));
+    fprintf(stderr,
+            "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
+            "%s -> %s\n",
+            (unsigned long long)s.processes, (unsigned long long)s.threads,
+            (unsigned long long)s.events, (unsigned long long)s.dropped, size,
+            s.path[0] ? s.path : abspath);
+  }
+  return exit_code(status);
+}
