@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# install-deps.sh: install what building and testing traced needs, and only
+# what is missing: Debian packages (apt-get) and the Python test packages
+# (pip, into the project's .venv).  Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+DEBS=(gcc make pkg-config libuv1-dev libmsgpack-dev check zlib1g-dev
+      clang clang-format valgrind)
+PY_PKGS=(pytest msgpack joblib)
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+      echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "install-deps: creating .venv"
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+fi
+need=()
+for p in "${PY_PKGS[@]}"; do
+  .venv/bin/python -c "import $p" 2>/dev/null || need+=("$p")
+done
+if ((${#need[@]})); then
+  echo "install-deps: pip installing into .venv: ${need[*]}"
+  .venv/bin/python -m pip install -q "${need[@]}"
+fi
