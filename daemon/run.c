@@ -111,10 +111,9 @@ static int create_session(int fd, const char *path, int out_fd,
   int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
                            TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
                            err, errsz);
-  if (rc == 0 &&
-      (tr_mp_get_strcpy(&reply.data, "token", token, TR_TOKEN_HEX_LEN + 1) <
-           0 ||
-       strlen(token) != TR_TOKEN_HEX_LEN))
+  if (rc == 0 && (tr_mp_get_strcpy(&reply.data, "token", token,
+                                   TR_TOKEN_HEX_LEN + 1) < 0 ||
+                  strlen(token) != TR_TOKEN_HEX_LEN))
     rc = -EPROTO;
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
@@ -175,8 +174,8 @@ static int run_child(char **argv, const char *socket, const char *token) {
   g_child = pid;
   /* Like a shell: the terminal's ^C and ^\ go to the child's process
    * group; we keep waiting for it.  TERM and HUP are passed on. */
-  struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler =
-                                                              forward_signal};
+  struct sigaction ign = {.sa_handler = SIG_IGN},
+                   fwd = {.sa_handler = forward_signal};
   sigaction(SIGINT, &ign, NULL);
   sigaction(SIGQUIT, &ign, NULL);
   sigaction(SIGTERM, &fwd, NULL);
@@ -197,15 +196,6 @@ static int exit_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
-}
-
-static void human_bytes(uint64_t b, char *buf, size_t n) {
-  if (b >= 1024 * 1024)
-    snprintf(buf, n, "%.1f MiB", (double)b / (1024.0 * 1024.0));
-  else if (b >= 1024)
-    snprintf(buf, n, "%.1f KiB", (double)b / 1024.0);
-  else
-    snprintf(buf, n, "%llu B", (unsigned long long)b);
 }
 
 int tr_cmd_run(int argc, char **argv) {
@@ -245,6 +235,13 @@ int tr_cmd_run(int argc, char **argv) {
         return 2;
     }
   }
+  /* The command must follow "--", so that its own options can never be
+   * taken for ours (getopt leaves "--" as the last option it consumed). */
+  if (optind < 2 || strcmp(argv[optind - 1], "--") != 0) {
+    fprintf(stderr, "traced run: put \"--\" before the command\n");
+    run_usage(stderr);
+    return 2;
+  }
   if (optind >= argc) {
     fprintf(stderr, "traced run: no command given\n");
     run_usage(stderr);
@@ -264,7 +261,8 @@ int tr_cmd_run(int argc, char **argv) {
     strftime(defname, sizeof(defname), "traced-%Y%m%d-%H%M%S.json", &tm);
     output = defname;
   }
-  if (socket[0] == '\0' && tr_client_default_socket(socket, sizeof(socket)) < 0) {
+  if (socket[0] == '\0' &&
+      tr_client_default_socket(socket, sizeof(socket)) < 0) {
     fprintf(stderr, "traced run: socket path too long\n");
     return 2;
   }
@@ -315,18 +313,17 @@ int tr_cmd_run(int argc, char **argv) {
   rc = end_session(fd, &s);
   close(fd);
   if (rc < 0) {
-    fprintf(stderr, "traced: warning: the session did not end cleanly (%s); "
-                    "%s may be incomplete\n",
+    fprintf(stderr,
+            "traced: warning: the session did not end cleanly (%s); "
+            "%s may be incomplete\n",
             strerror(-rc), abspath);
   } else if (!quiet) {
-    char size[32];
-    human_bytes(s.bytes, size, sizeof(size));
     fprintf(stderr,
             "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
-            "%s -> %s\n",
+            "%llu bytes -> %s\n",
             (unsigned long long)s.processes, (unsigned long long)s.threads,
-            (unsigned long long)s.events, (unsigned long long)s.dropped, size,
-            s.path[0] ? s.path : abspath);
+            (unsigned long long)s.events, (unsigned long long)s.dropped,
+            (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
   }
   return exit_code(status);
 }

@@ -48,18 +48,31 @@ int64_t tr_frame_parse(const uint8_t *buf, size_t len, tr_frame_hdr *hdr) {
 
 const char *tr_msg_name(uint16_t type) {
   switch (type) {
-    case TR_MSG_HELLO: return "HELLO";
-    case TR_MSG_WELCOME: return "WELCOME";
-    case TR_MSG_SESSION_CREATE: return "SESSION_CREATE";
-    case TR_MSG_SESSION_CREATED: return "SESSION_CREATED";
-    case TR_MSG_SESSION_JOIN: return "SESSION_JOIN";
-    case TR_MSG_SESSION_JOINED: return "SESSION_JOINED";
-    case TR_MSG_RING_ADD: return "RING_ADD";
-    case TR_MSG_DOORBELL: return "DOORBELL";
-    case TR_MSG_SESSION_END: return "SESSION_END";
-    case TR_MSG_SESSION_SUMMARY: return "SESSION_SUMMARY";
-    case TR_MSG_PROCESS_INFO: return "PROCESS_INFO";
-    case TR_MSG_ERROR: return "ERROR";
-    default: return "?";
+    case TR_MSG_HELLO:
+      return "HELLO";
+    case TR_MSG_WELCOME:
+      return "WELCOME";
+    case TR_MSG_SESSION_CREATE:
+      return "SESSION_CREATE";
+    case TR_MSG_SESSION_CREATED:
+      return "SESSION_CREATED";
+    case TR_MSG_SESSION_JOIN:
+      return "SESSION_JOIN";
+    case TR_MSG_SESSION_JOINED:
+      return "SESSION_JOINED";
+    case TR_MSG_RING_ADD:
+      return "RING_ADD";
+    case TR_MSG_DOORBELL:
+      return "DOORBELL";
+    case TR_MSG_SESSION_END:
+      return "SESSION_END";
+    case TR_MSG_SESSION_SUMMARY:
+      return "SESSION_SUMMARY";
+    case TR_MSG_PROCESS_INFO:
+      return "PROCESS_INFO";
+    case TR_MSG_ERROR:
+      return "ERROR";
+    default:
+      return "?";
   }
 }

@@ -81,8 +81,8 @@ int tr_mp_get_bool(const msgpack_object *map, const char *key, bool *out) {
   return 0;
 }
 
-int tr_mp_get_str(const msgpack_object *map, const char *key,
-                  const char **out, size_t *len) {
+int tr_mp_get_str(const msgpack_object *map, const char *key, const char **out,
+                  size_t *len) {
   const msgpack_object *o = tr_mp_get(map, key);
   if (o == NULL) return -ENOENT;
   if (o->type != MSGPACK_OBJECT_STR) return -EINVAL;

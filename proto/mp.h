@@ -25,8 +25,8 @@ const msgpack_object *tr_mp_get(const msgpack_object *map, const char *key);
 int tr_mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out);
 int tr_mp_get_i64(const msgpack_object *map, const char *key, int64_t *out);
 int tr_mp_get_bool(const msgpack_object *map, const char *key, bool *out);
-int tr_mp_get_str(const msgpack_object *map, const char *key,
-                  const char **out, size_t *len);
+int tr_mp_get_str(const msgpack_object *map, const char *key, const char **out,
+                  size_t *len);
 /* Copies a string value into buf (NUL-terminated, truncated to fit). */
 int tr_mp_get_strcpy(const msgpack_object *map, const char *key, char *buf,
                      size_t size);

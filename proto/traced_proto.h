@@ -24,8 +24,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2,
 
 /* ---- versioning ------------------------------------------------------- */
 
-#define TR_PROTO_MAGIC "traced"  /* HELLO "magic" value */
-#define TR_PROTO_VERSION 1u      /* bumped on any incompatible change */
+#define TR_PROTO_MAGIC "traced" /* HELLO "magic" value */
+#define TR_PROTO_VERSION 1u     /* bumped on any incompatible change */
 
 /* ---- framing ----------------------------------------------------------- */
 
@@ -45,18 +45,18 @@ _Static_assert(sizeof(tr_frame_hdr) == 8, "frame header is 8 bytes");
 #define TR_FRAME_MAX_FDS 2
 
 enum tr_msg_type {
-  TR_MSG_HELLO = 1,           /* c->d  handshake, + fd: string arena */
-  TR_MSG_WELCOME = 2,         /* d->c  handshake accepted */
-  TR_MSG_SESSION_CREATE = 3,  /* c->d  + fd: output file */
-  TR_MSG_SESSION_CREATED = 4, /* d->c  token */
-  TR_MSG_SESSION_JOIN = 5,    /* c->d  token */
-  TR_MSG_SESSION_JOINED = 6,  /* d->c  whether the session is recording */
-  TR_MSG_RING_ADD = 7,        /* c->d  + fd: one thread's ring */
-  TR_MSG_DOORBELL = 8,        /* c->d  empty: a ring passed its watermark */
-  TR_MSG_SESSION_END = 9,     /* c->d  creator ends its session */
+  TR_MSG_HELLO = 1,            /* c->d  handshake, + fd: string arena */
+  TR_MSG_WELCOME = 2,          /* d->c  handshake accepted */
+  TR_MSG_SESSION_CREATE = 3,   /* c->d  + fd: output file */
+  TR_MSG_SESSION_CREATED = 4,  /* d->c  token */
+  TR_MSG_SESSION_JOIN = 5,     /* c->d  token */
+  TR_MSG_SESSION_JOINED = 6,   /* d->c  whether the session is recording */
+  TR_MSG_RING_ADD = 7,         /* c->d  + fd: one thread's ring */
+  TR_MSG_DOORBELL = 8,         /* c->d  empty: a ring passed its watermark */
+  TR_MSG_SESSION_END = 9,      /* c->d  creator ends its session */
   TR_MSG_SESSION_SUMMARY = 10, /* d->c  answer to SESSION_END */
-  TR_MSG_PROCESS_INFO = 11,   /* c->d  process name / ppid changed */
-  TR_MSG_ERROR = 15,          /* d->c  refusal; the daemon then closes */
+  TR_MSG_PROCESS_INFO = 11,    /* c->d  process name / ppid changed */
+  TR_MSG_ERROR = 15,           /* d->c  refusal; the daemon then closes */
 };
 
 /* ---- shared memory: common ----------------------------------------------
@@ -83,9 +83,9 @@ enum tr_msg_type {
 /* Process recording state, written only by the daemon (and by a forked
  * child in its private copy, see PROTOCOL.md "fork").  Producers read it
  * with one relaxed load per event. */
-#define TR_STATE_ENABLED 1u       /* records are wanted */
-#define TR_STATE_REATTACH 2u      /* forked child: register before recording */
-#define TR_STATE_EPOCH_SHIFT 8    /* epoch = state >> 8, changes per session */
+#define TR_STATE_ENABLED 1u    /* records are wanted */
+#define TR_STATE_REATTACH 2u   /* forked child: register before recording */
+#define TR_STATE_EPOCH_SHIFT 8 /* epoch = state >> 8, changes per session */
 
 typedef struct tr_arena_hdr {
   uint32_t magic;       /* TR_ARENA_MAGIC */
@@ -115,7 +115,7 @@ _Static_assert(sizeof(tr_arena_hdr) <= TR_SHM_HEADER_SIZE,
  * then publishes `tail` with a release store. */
 #define TR_RING_MAGIC 0x47525254u /* "TRRG" */
 #define TR_RING_MIN_SLOTS 1024u
-#define TR_RING_MAX_SLOTS (1u << 24) /* 256 MiB of records */
+#define TR_RING_MAX_SLOTS (1u << 24)     /* 256 MiB of records */
 #define TR_RING_DEFAULT_SLOTS (1u << 16) /* 1 MiB of records */
 
 typedef struct tr_ring_hdr {
@@ -146,9 +146,9 @@ _Static_assert(sizeof(tr_ring_hdr) <= TR_SHM_HEADER_SIZE,
  * follow it (wrapping like any slot).  Unknown kinds are skipped using
  * `extra`, so new kinds do not break old daemons. */
 typedef struct tr_record {
-  uint64_t ts;   /* CLOCK_MONOTONIC, nanoseconds */
-  uint32_t id;   /* string id (arena offset) or kind-specific */
-  uint16_t kind; /* enum tr_rec_kind */
+  uint64_t ts;    /* CLOCK_MONOTONIC, nanoseconds */
+  uint32_t id;    /* string id (arena offset) or kind-specific */
+  uint16_t kind;  /* enum tr_rec_kind */
   uint16_t extra; /* payload slots that follow */
 } tr_record;
 _Static_assert(sizeof(tr_record) == 16, "records are 16 bytes");
@@ -159,23 +159,24 @@ _Static_assert(offsetof(tr_record, extra) == 14, "record extra at 14");
 #define TR_RECORD_MAX_EXTRA 4u
 
 enum tr_rec_kind {
-  TR_REC_PY_CALL = 1,    /* id: function name */
-  TR_REC_PY_RETURN = 2,  /* id: same function's name */
-  TR_REC_C_CALL = 3,     /* id: C function name */
-  TR_REC_C_RETURN = 4,   /* id: same; also on C exception */
-  TR_REC_BEGIN = 5,      /* C API span begin, id: name */
-  TR_REC_END = 6,        /* C API span end, id: name of the open span */
-  TR_REC_INSTANT = 7,    /* id: name */
-  TR_REC_COUNTER = 8,    /* id: name; 1 extra slot: double value, u64 0 */
+  TR_REC_PY_CALL = 1,     /* id: function name */
+  TR_REC_PY_RETURN = 2,   /* id: same function's name */
+  TR_REC_C_CALL = 3,      /* id: C function name */
+  TR_REC_C_RETURN = 4,    /* id: same; also on C exception */
+  TR_REC_BEGIN = 5,       /* C API span begin, id: name */
+  TR_REC_END = 6,         /* C API span end, id: name of the open span */
+  TR_REC_INSTANT = 7,     /* id: name */
+  TR_REC_COUNTER = 8,     /* id: name; 1 extra slot: double value, u64 0 */
   TR_REC_THREAD_NAME = 9, /* id: the thread's (new) name */
-  TR_REC_LOST = 10,      /* id: events lost just before this point */
+  TR_REC_LOST = 10,       /* id: events lost just before this point */
 };
 
 /* Id 0 always names the first arena entry, which producers write as
  * "<unknown>" when they create the arena. */
 #define TR_STRING_UNKNOWN 0u
 
-/* ---- environment ---------------------------------------------------------- */
+/* ---- environment ----------------------------------------------------------
+ */
 #define TR_ENV_SOCKET "TRACED_SOCKET"
 #define TR_ENV_SESSION "TRACED_SESSION"
 #define TR_ENV_OUTPUT "TRACED_OUTPUT"

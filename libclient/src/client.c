@@ -77,8 +77,7 @@ int tr_client_default_socket(char *buf, size_t size) {
     if (xdg != NULL && xdg[0] == '/')
       n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
     else
-      n = snprintf(buf, size, "/tmp/traced-%u/traced.sock",
-                   (unsigned)getuid());
+      n = snprintf(buf, size, "/tmp/traced-%u/traced.sock", (unsigned)getuid());
   }
   return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
 }
@@ -91,8 +90,7 @@ static int shm_create(const char *name, size_t size, void **map,
   int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return -errno;
   int err;
-  if (ftruncate(fd, (off_t)size) < 0 ||
-      fcntl(fd, F_ADD_SEALS, TR_SEALS) < 0) {
+  if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, TR_SEALS) < 0) {
     err = -errno;
     goto fail;
   }
@@ -122,8 +120,7 @@ static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
 /* Appends one entry; caller holds arena_lock. */
 static uint32_t arena_append(const char *s, size_t n) {
   if (n > TR_STRING_MAX_LEN) n = TR_STRING_MAX_LEN;
-  uint32_t at = atomic_load_explicit(&g.arena->committed,
-                                     memory_order_relaxed);
+  uint32_t at = atomic_load_explicit(&g.arena->committed, memory_order_relaxed);
   size_t need = 4 + ((n + 3) & ~(size_t)3);
   if ((size_t)at + need > g.arena_cap) {
     atomic_fetch_add_explicit(&g.arena->dropped, 1, memory_order_relaxed);
@@ -146,8 +143,8 @@ static int arena_create(int *fd_out) {
   uint32_t cap = g.arena_cap;
   if (cap == 0) cap = TR_ARENA_DEFAULT_SIZE;
   void *m;
-  int fd = shm_create("traced-arena", TR_SHM_HEADER_SIZE + (size_t)cap, &m,
-                      false);
+  int fd =
+      shm_create("traced-arena", TR_SHM_HEADER_SIZE + (size_t)cap, &m, false);
   if (fd < 0) return fd;
   tr_arena_hdr *h = m;
   h->magic = TR_ARENA_MAGIC;
@@ -208,8 +205,7 @@ static void atfork_child(void) {
   /* A parent that was not connected has nothing for the child to join;
    * the child still must not append to the shared arena, and a later
    * connect makes it a copy. */
-  atomic_store_explicit(&g.arena->state,
-                        was_connected ? TR_STATE_REATTACH : 0,
+  atomic_store_explicit(&g.arena->state, was_connected ? TR_STATE_REATTACH : 0,
                         memory_order_relaxed);
   g.forked = true;
 }
@@ -270,8 +266,8 @@ static int connect_locked(const char *path) {
   tr_conn_pack_hello(&pk, "producer", g.arena_cap);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
-  rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME,
-                       &reply, TR_CONN_TIMEOUT_MS, NULL, 0);
+  rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
+                       TR_CONN_TIMEOUT_MS, NULL, 0);
   msgpack_sbuffer_destroy(&sb);
   msgpack_unpacked_destroy(&reply);
   if (rc < 0) {
@@ -475,8 +471,8 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   tr_mp_kv_str(&pk, "name", name);
   pthread_mutex_lock(&g.io_lock);
   int rc = tr_client_connected()
-               ? tr_conn_send(g.fd, TR_MSG_RING_ADD, sb.data,
-                              (uint32_t)sb.size, &fd, 1, TR_CONN_TIMEOUT_MS)
+               ? tr_conn_send(g.fd, TR_MSG_RING_ADD, sb.data, (uint32_t)sb.size,
+                              &fd, 1, TR_CONN_TIMEOUT_MS)
                : -ENOTCONN;
   pthread_mutex_unlock(&g.io_lock);
   msgpack_sbuffer_destroy(&sb);

@@ -68,7 +68,6 @@ void tr_client_doorbell(tr_producer *p);
 
 /* Warn once on stderr (used by the Python shim and attach paths, never by
  * the hot path); silenced by TRACED_QUIET=1. */
-void tr_client_warn(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+void tr_client_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

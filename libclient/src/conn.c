@@ -117,8 +117,8 @@ static int read_full(int fd, void *buf, size_t len, int timeout_ms) {
   return 0;
 }
 
-int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms,
-                 char *errmsg, size_t errmsg_size) {
+int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms, char *errmsg,
+                 size_t errmsg_size) {
   uint8_t hb[sizeof(tr_frame_hdr)];
   int rc = read_full(fd, hb, sizeof(hb), timeout_ms);
   if (rc < 0) return rc;
@@ -140,7 +140,15 @@ int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms,
     size_t off = 0;
     msgpack_unpack_return ur =
         msgpack_unpack_next(out, (const char *)payload, hdr.len, &off);
-    free(payload);
+    /* Unpacked strings point into the payload: it lives as long as the
+     * unpacked object's zone. */
+    if (out->zone == NULL ||
+        !msgpack_zone_push_finalizer(out->zone, free, payload)) {
+      free(payload);
+      msgpack_unpacked_destroy(out);
+      msgpack_unpacked_init(out);
+      return ur == MSGPACK_UNPACK_SUCCESS ? -ENOMEM : -EPROTO;
+    }
     if (ur != MSGPACK_UNPACK_SUCCESS || off != hdr.len) {
       msgpack_unpacked_destroy(out);
       msgpack_unpacked_init(out);

@@ -26,8 +26,8 @@ int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
  * must msgpack_unpacked_destroy).  ERROR frames are returned as
  * -code with their message copied into errmsg (may be NULL).  Returns the
  * frame type on success. */
-int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms,
-                 char *errmsg, size_t errmsg_size);
+int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms, char *errmsg,
+                 size_t errmsg_size);
 
 /* send + recv, checking the reply's type; returns 0 or a negative errno
  * (-EPROTO for an unexpected reply). */

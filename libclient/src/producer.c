@@ -92,8 +92,7 @@ void tr_producer_drop(tr_producer *p, uint32_t n) {
   p->dropped += n;
   p->lost_pending += n;
   if (p->hdr != NULL)
-    atomic_store_explicit(&p->hdr->dropped, p->dropped,
-                          memory_order_relaxed);
+    atomic_store_explicit(&p->hdr->dropped, p->dropped, memory_order_relaxed);
 }
 
 bool tr_producer_stack_grow(tr_producer *p) {

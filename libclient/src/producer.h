@@ -45,13 +45,13 @@ typedef struct tr_producer {
   uint32_t *stack;
   uint32_t stack_cap;
   /* Cold fields. */
-  uint32_t overflow;      /* enters past TR_STACK_MAX, not on the stack */
-  uint32_t capacity;      /* slots */
-  uint64_t lost_pending;  /* dropped since the last LOST record */
-  uint64_t dropped;       /* total dropped (mirrored into hdr->dropped) */
+  uint32_t overflow;       /* enters past TR_STACK_MAX, not on the stack */
+  uint32_t capacity;       /* slots */
+  uint64_t lost_pending;   /* dropped since the last LOST record */
+  uint64_t dropped;        /* total dropped (mirrored into hdr->dropped) */
   uint64_t drop_mode_tail; /* while dropping: the tail seen when it began */
-  bool dropping;          /* a full ring timed out: drop without waiting */
-  pid_t pid;              /* process that owns the mapping */
+  bool dropping;           /* a full ring timed out: drop without waiting */
+  pid_t pid;               /* process that owns the mapping */
   uint32_t tid;
   size_t map_size;
   char name[64]; /* thread name for the ring registration (may be "") */
@@ -112,8 +112,8 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
 #define TR_ID_SKIP 0xffffffffu
 
 /* A call begins: record it and remember it on the shadow stack. */
-static inline void tr_producer_enter(tr_producer *p, uint64_t ts,
-                                     uint32_t id, uint16_t kind) {
+static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
+                                     uint16_t kind) {
   if (__builtin_expect(p->depth >= p->stack_cap, 0)) {
     if (!tr_producer_stack_grow(p)) {
       p->overflow++;

@@ -10,9 +10,9 @@
  *    Python save and restore the in-flight exception;
  *  - the hook runs with the GIL held, which is what serialises the name
  *    caches (3.11; a free-threaded build will need per-thread caches). */
-#include "shim.h"
-
 #include <string.h>
+
+#include "shim.h"
 
 /* CPython renamed the code-extra API in 3.12 (old names remain aliases). */
 #if PY_VERSION_HEX >= 0x030C0000
@@ -48,14 +48,13 @@ static uint32_t __attribute__((noinline)) intern_code(PyCodeObject *code) {
   PyErr_Fetch(&et, &ev, &tb);
   uint32_t id = TR_STRING_UNKNOWN;
   if (g_skip_prefix != NULL &&
-      PyUnicode_Tailmatch(code->co_filename, g_skip_prefix, 0,
-                          PY_SSIZE_T_MAX, -1) == 1) {
+      PyUnicode_Tailmatch(code->co_filename, g_skip_prefix, 0, PY_SSIZE_T_MAX,
+                          -1) == 1) {
     id = TR_ID_SKIP;
     goto cache;
   }
-  PyObject *name = PyUnicode_FromFormat("%U (%U:%d)", code->co_qualname,
-                                        code->co_filename,
-                                        code->co_firstlineno);
+  PyObject *name = PyUnicode_FromFormat(
+      "%U (%U:%d)", code->co_qualname, code->co_filename, code->co_firstlineno);
   if (name != NULL) {
     id = intern_utf8(name);
     Py_DECREF(name);
@@ -85,8 +84,8 @@ static inline uint32_t code_id(PyFrameObject *frame) {
 
 /* C functions: open addressing on (method def, owner type). */
 typedef struct cfunc_entry {
-  const void *def;   /* PyMethodDef*, or the callable's type for others */
-  PyTypeObject *tp;  /* type of the bound self, NULL for module functions */
+  const void *def;  /* PyMethodDef*, or the callable's type for others */
+  PyTypeObject *tp; /* type of the bound self, NULL for module functions */
   uint32_t id;
 } cfunc_entry;
 
@@ -210,7 +209,8 @@ int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
   return 0;
 }
 
-/* ---- per-thread object ---------------------------------------------------- */
+/* ---- per-thread object ----------------------------------------------------
+ */
 
 static void thread_dealloc(TracedThread *self) {
   PyTypeObject *tp = Py_TYPE(self);

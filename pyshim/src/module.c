@@ -18,8 +18,8 @@ static module_state *get_state(PyObject *module) {
  * `what` says which call failed. */
 static PyObject *raise_errno(int rc, const char *what) {
   int err = rc < 0 ? -rc : rc;
-  PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err,
-                                        traced_strerror(-err));
+  PyObject *exc =
+      PyObject_CallFunction(PyExc_OSError, "is", err, traced_strerror(-err));
   if (exc != NULL) {
     PyObject *note = PyUnicode_FromString(what);
     if (note != NULL) {
@@ -89,12 +89,11 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   int rc;
   Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, timeout_ms);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
-  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
-                       (unsigned long long)s.processes, "threads",
-                       (unsigned long long)s.threads, "events",
-                       (unsigned long long)s.events, "dropped",
-                       (unsigned long long)s.dropped, "bytes",
-                       (unsigned long long)s.bytes, "path", s.path);
+  return Py_BuildValue(
+      "{s:K,s:K,s:K,s:K,s:K,s:s}", "processes", (unsigned long long)s.processes,
+      "threads", (unsigned long long)s.threads, "events",
+      (unsigned long long)s.events, "dropped", (unsigned long long)s.dropped,
+      "bytes", (unsigned long long)s.bytes, "path", s.path);
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {
@@ -221,8 +220,7 @@ static PyMethodDef methods[] = {
     {"warn", m_warn, METH_VARARGS, "Print traced's one warning line."},
     {"install", m_install, METH_VARARGS,
      "install(thread_name, trace_c=True): trace the calling thread."},
-    {"uninstall", m_uninstall, METH_NOARGS,
-     "Stop tracing the calling thread."},
+    {"uninstall", m_uninstall, METH_NOARGS, "Stop tracing the calling thread."},
     {"thread_bootstrap", m_thread_bootstrap, METH_VARARGS,
      "For threading.setprofile(): installs the hook in new threads."},
     {NULL, NULL, 0, NULL},

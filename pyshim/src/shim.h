@@ -14,8 +14,7 @@
  * thread state (PyEval_SetProfile keeps a reference); its dealloc closes
  * the ring. */
 typedef struct TracedThread {
-  PyObject_HEAD
-  tr_producer p;
+  PyObject_HEAD tr_producer p;
   bool trace_c; /* record C function calls */
 } TracedThread;
 
@@ -24,7 +23,6 @@ extern PyType_Spec tr_thread_spec;
 int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 int tr_hook_init(void);
 int tr_hook_set_skip_prefix(PyObject *prefix);
-TracedThread *tr_thread_new(PyTypeObject *type, const char *name,
-                            bool trace_c);
+TracedThread *tr_thread_new(PyTypeObject *type, const char *name, bool trace_c);
 
 #endif

@@ -1,0 +1,338 @@
+/* main.c: the `traced` command line: subcommands, options, and the daemon's
+ * event loop with its signal handling. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "client.h"
+#include "log.h"
+#include "run.h"
+#include "server.h"
+#include "traced_proto.h"
+
+#define TRACED_VERSION "0.1.0"
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: traced <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  serve [--socket PATH] [--idle-exit SECONDS] [--daemon]\n"
+      "        [--log-file PATH] [--verbose|--quiet]\n"
+      "        run the collector daemon (in the foreground, logging to\n"
+      "        stderr, unless --daemon)\n"
+      "  run [-o FILE] -- CMD [ARGS...]\n"
+      "        trace CMD and every Python process it starts into FILE\n"
+      "\n"
+      "options:\n"
+      "  -h, --help     show this help and exit\n"
+      "  -V, --version  print the version and exit\n"
+      "\n"
+      "environment:\n"
+      "  TRACED_SOCKET  the daemon's socket (default:\n"
+      "                 $XDG_RUNTIME_DIR/traced/traced.sock, else\n"
+      "                 /tmp/traced-$UID/traced.sock)\n",
+      f);
+}
+
+static void serve_usage(FILE *f) {
+  fputs(
+      "usage: traced serve [--socket PATH] [--idle-exit SECONDS] [--daemon]\n"
+      "                    [--log-file PATH] [--verbose|--quiet]\n"
+      "\n"
+      "  --socket PATH        listen here (default: $TRACED_SOCKET, else the\n"
+      "                       per-user socket, its directory created 0700)\n"
+      "  --idle-exit SECONDS  exit after this long with no connection and no\n"
+      "                       session (default 0: never)\n"
+      "  --daemon             detach once listening; logs go to --log-file\n"
+      "                       (default: the socket path + \".log\")\n"
+      "  --log-file PATH      append log lines to PATH instead of stderr\n"
+      "  -v, --verbose        log connections and handshakes too\n"
+      "  -q, --quiet          log only warnings and errors\n"
+      "\n"
+      "SIGINT/SIGTERM finalise every open session and exit 0.\n",
+      f);
+}
+
+/* ---- serve ------------------------------------------------------------------
+ */
+
+typedef struct serve_state {
+  tr_server *srv;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+} serve_state;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  serve_state *st = h->data;
+  tr_log(TR_LOG_INFO, "%s received: finalising sessions",
+         signum == SIGINT ? "SIGINT" : "SIGTERM");
+  tr_server_stop(st->srv);
+}
+
+static int open_log(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "traced serve: cannot open log file %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  if (dup2(fd, STDERR_FILENO) < 0) {
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+/* Detaches (fork, setsid, fork) with stdin/stdout on /dev/null and stderr
+ * appended to log_path.  The original process waits on a pipe until the
+ * daemon reports one status byte: '0' listening, 'A' another daemon serves
+ * the socket, anything else (or nothing) a failure described in the log.
+ * Returns the pipe's write end in the daemon; does not return in the
+ * original process. */
+static int daemonize(const char *log_path, const char *socket_path) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    perror("traced serve: pipe");
+    exit(1);
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("traced serve: fork");
+    exit(1);
+  }
+  if (pid > 0) {
+    close(p[1]);
+    char c = '1';
+    ssize_t n;
+    do {
+      n = read(p[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1 && c == '0') exit(0);
+    if (n == 1 && c == 'A')
+      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
+              socket_path);
+    else
+      fprintf(stderr, "traced serve: the daemon failed to start; see %s\n",
+              log_path);
+    exit(1);
+  }
+  close(p[0]);
+  if (setsid() < 0) _exit(1);
+  pid = fork();
+  if (pid < 0) _exit(1);
+  if (pid > 0) _exit(0);
+  if (chdir("/") < 0) _exit(1);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    close(null);
+  }
+  if (open_log(log_path) < 0) _exit(1);
+  return p[1];
+}
+
+static void report_ready(int fd, char status) {
+  if (fd < 0) return;
+  ssize_t n;
+  do {
+    n = write(fd, &status, 1);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+}
+
+/* The per-user default socket, ignoring $TRACED_SOCKET (the same rule as
+ * tr_client_default_socket otherwise). */
+static int per_user_socket(char *buf, size_t size) {
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  int n;
+  if (xdg != NULL && xdg[0] == '/')
+    n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
+  else
+    n = snprintf(buf, size, "/tmp/traced-%u/traced.sock", (unsigned)getuid());
+  return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
+}
+
+static int parse_seconds(const char *s, unsigned *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+      v > UINT_MAX / 1000u)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+static int cmd_serve(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"socket", required_argument, NULL, 's'},
+      {"idle-exit", required_argument, NULL, 'i'},
+      {"daemon", no_argument, NULL, 'd'},
+      {"log-file", required_argument, NULL, 'l'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *socket_path = NULL, *log_file = NULL;
+  unsigned idle_exit = 0;
+  bool detach = false;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+vqh", opts, NULL)) != -1) {
+    switch (c) {
+      case 's':
+        socket_path = optarg;
+        break;
+      case 'i':
+        if (parse_seconds(optarg, &idle_exit) < 0) {
+          fprintf(stderr,
+                  "traced serve: --idle-exit: '%s' is not a number of "
+                  "seconds\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        break;
+      case 'd':
+        detach = true;
+        break;
+      case 'l':
+        log_file = optarg;
+        break;
+      case 'v':
+        tr_log_set_level(TR_LOG_DEBUG);
+        break;
+      case 'q':
+        tr_log_set_level(TR_LOG_WARN);
+        break;
+      case 'h':
+        serve_usage(stdout);
+        return 0;
+      default:
+        fprintf(stderr, "traced serve: bad option '%s'\n", argv[optind - 1]);
+        serve_usage(stderr);
+        return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "traced serve: unexpected argument '%s'\n", argv[optind]);
+    serve_usage(stderr);
+    return 2;
+  }
+
+  char def[PATH_MAX];
+  if (socket_path == NULL) {
+    if (tr_client_default_socket(def, sizeof(def)) < 0) {
+      fprintf(stderr, "traced serve: the default socket path is too long\n");
+      return 1;
+    }
+    socket_path = def;
+  }
+  /* The per-user location gets its private directory however it was named
+   * (`traced run` passes it with --socket when it starts a daemon). */
+  char own[PATH_MAX];
+  bool make_dir =
+      per_user_socket(own, sizeof(own)) == 0 && strcmp(own, socket_path) == 0;
+  char logdef[PATH_MAX + 8];
+  if (detach && log_file == NULL) {
+    snprintf(logdef, sizeof(logdef), "%.*s.log", PATH_MAX - 1, socket_path);
+    log_file = logdef;
+  }
+
+  /* Writes to the trace files and sockets must never kill the daemon. */
+  signal(SIGPIPE, SIG_IGN);
+  int ready_fd = -1;
+  /* The default directory first: the daemon's log may go there. */
+  if (make_dir && tr_server_make_dir(socket_path) < 0) return 1;
+  if (detach)
+    ready_fd = daemonize(log_file, socket_path);
+  else if (log_file != NULL && open_log(log_file) < 0)
+    return 1;
+
+  uv_loop_t loop;
+  int rc = uv_loop_init(&loop);
+  if (rc < 0) {
+    tr_log(TR_LOG_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
+    report_ready(ready_fd, '1');
+    return 1;
+  }
+  serve_state st;
+  memset(&st, 0, sizeof(st));
+  tr_server_opts so = {socket_path, make_dir, idle_exit};
+  rc = tr_server_start(&loop, &so, &st.srv);
+  if (rc < 0) {
+    if (rc == -EADDRINUSE && !detach)
+      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
+              socket_path);
+    report_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
+    uv_loop_close(&loop);
+    return 1;
+  }
+  report_ready(ready_fd, '0');
+  /* The signal watchers do not keep the loop alive: it ends when the
+   * server has closed its handles (signal, or --idle-exit). */
+  uv_signal_init(&loop, &st.sigint);
+  uv_signal_init(&loop, &st.sigterm);
+  st.sigint.data = st.sigterm.data = &st;
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&st.sigint);
+  uv_unref((uv_handle_t *)&st.sigterm);
+
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  uv_close((uv_handle_t *)&st.sigint, NULL);
+  uv_close((uv_handle_t *)&st.sigterm, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  tr_server_free(st.srv);
+  rc = uv_loop_close(&loop);
+  if (rc < 0)
+    tr_log(TR_LOG_WARN, "event loop not closed cleanly: %s", uv_strerror(rc));
+  uv_library_shutdown();
+  tr_log(TR_LOG_INFO, "exited");
+  return 0;
+}
+
+/* ---- run --------------------------------------------------------------------
+ */
+
+/* TODO(lead): `traced run` lives in daemon/run.c (it needs libclient's
+ * connection helpers); this only dispatches to it. */
+static int cmd_run(int argc, char **argv) { return tr_cmd_run(argc, argv); }
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+    printf("traced %s (protocol %u)\n", TRACED_VERSION, TR_PROTO_VERSION);
+    return 0;
+  }
+  if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  fprintf(stderr, "traced: unknown command '%s'\n\n", cmd);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,269 @@
+/* peer.c: a client connection's socket I/O: recvmsg with a bounded control
+ * buffer, descriptor bookkeeping, frame reassembly and bounded replies. */
+#include "peer.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+#define HDR_SIZE sizeof(tr_frame_hdr)
+
+static void set_err(tr_peer *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_err(tr_peer *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof(c->err), fmt, ap);
+  va_end(ap);
+}
+
+static void update_poll(tr_peer *c) {
+  if (c->closing) return;
+  unsigned ev = (c->dead ? 0u : (unsigned)UV_READABLE) |
+                (c->out_len > 0 ? (unsigned)UV_WRITABLE : 0u);
+  if (ev == c->events) return;
+  c->events = ev;
+  if (ev == 0)
+    uv_poll_stop(&c->poll);
+  else
+    uv_poll_start(&c->poll, (int)ev, c->poll.poll_cb);
+}
+
+int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
+                 uv_poll_cb cb) {
+  void *data = c->poll.data;
+  memset(c, 0, sizeof(*c));
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  c->in = malloc(TR_PEER_IN_INITIAL);
+  if (c->in == NULL) return -ENOMEM;
+  int rc = uv_poll_init(loop, &c->poll, fd);
+  if (rc < 0) {
+    free(c->in);
+    c->in = NULL;
+    return rc;
+  }
+  c->poll.data = data;
+  c->fd = fd;
+  c->pid = cred.pid;
+  c->uid = cred.uid;
+  c->gid = cred.gid;
+  c->on_frame = fn;
+  c->in_cap = TR_PEER_IN_INITIAL;
+  c->events = UV_READABLE;
+  uv_poll_start(&c->poll, UV_READABLE, cb);
+  return 0;
+}
+
+static void close_batch(tr_fd_batch *b) {
+  for (int i = 0; i < b->n; i++) close(b->fds[i]);
+  b->n = 0;
+}
+
+static void drop_batch(tr_peer *c, int i) {
+  close_batch(&c->batches[i]);
+  memmove(&c->batches[i], &c->batches[i + 1],
+          (size_t)(c->nbatches - i - 1) * sizeof(c->batches[0]));
+  c->nbatches--;
+}
+
+/* Closes descriptors that no frame starting at or after `pos` can claim. */
+static void drop_stale_batches(tr_peer *c, uint64_t pos) {
+  while (c->nbatches > 0 && c->batches[0].end <= pos) drop_batch(c, 0);
+}
+
+int tr_peer_take_fds(tr_peer *c, int *fds, int want) {
+  for (int i = 0; i < c->nbatches; i++) {
+    tr_fd_batch *b = &c->batches[i];
+    if (c->frame_pos < b->start || c->frame_pos >= b->end) continue;
+    int k = b->n < want ? b->n : want;
+    memcpy(fds, b->fds, (size_t)k * sizeof(int));
+    for (int j = k; j < b->n; j++) close(b->fds[j]);
+    b->n = 0;
+    drop_batch(c, i);
+    return k;
+  }
+  return 0;
+}
+
+/* Handles every complete frame in the input buffer, then compacts it and
+ * sizes it for the frame that is still incomplete. */
+static int dispatch(tr_peer *c) {
+  size_t off = 0;
+  tr_frame_hdr h;
+  while (!c->dead) {
+    int64_t total = tr_frame_parse(c->in + off, c->in_len - off, &h);
+    if (total < 0) {
+      if (total == -EMSGSIZE)
+        set_err(c, "frame of %u bytes exceeds the %u-byte limit", h.len,
+                TR_FRAME_MAX_PAYLOAD);
+      else
+        set_err(c, "malformed frame header (type %u, flags 0x%x)", h.type,
+                h.flags);
+      return (int)total;
+    }
+    if (total == 0) break;
+    c->frame_pos = c->in_pos + off;
+    c->on_frame(c, &h, c->in + off + HDR_SIZE);
+    off += (size_t)total;
+    drop_stale_batches(c, c->in_pos + off);
+  }
+  if (c->dead) return 0;
+  if (off > 0) {
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+    c->in_pos += off;
+  }
+  size_t need = TR_PEER_IN_INITIAL;
+  if (c->in_len >= HDR_SIZE && tr_frame_parse(c->in, c->in_len, &h) == 0 &&
+      HDR_SIZE + h.len > need)
+    need = HDR_SIZE + h.len;
+  /* Grow for a large frame; give the memory back once it is handled. */
+  if (need > c->in_cap || (need < c->in_cap && c->in_len <= need)) {
+    uint8_t *b = realloc(c->in, need);
+    if (b == NULL) {
+      if (need > c->in_cap) {
+        set_err(c, "out of memory for a %zu-byte frame", need);
+        return -ENOMEM;
+      }
+    } else {
+      c->in = b;
+      c->in_cap = need;
+    }
+  }
+  return 0;
+}
+
+int tr_peer_read(tr_peer *c) {
+  for (int round = 0; round < TR_PEER_READS_PER_WAKEUP && !c->dead; round++) {
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(TR_FRAME_MAX_FDS * sizeof(int))];
+    } ctl;
+    struct iovec iov = {c->in + c->in_len, c->in_cap - c->in_len};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      int err = errno;
+      set_err(c, "recvmsg: %s", strerror(err));
+      return -err;
+    }
+    tr_fd_batch b;
+    b.n = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+        if (b.n < TR_FRAME_MAX_FDS)
+          b.fds[b.n++] = fd;
+        else
+          close(fd);
+      }
+    }
+    if (mh.msg_flags & MSG_CTRUNC) {
+      close_batch(&b);
+      set_err(c, "more than %d descriptors in one message (MSG_CTRUNC)",
+              TR_FRAME_MAX_FDS);
+      return -EBADMSG;
+    }
+    if (n == 0) {
+      close_batch(&b);
+      return 1;
+    }
+    if (b.n > 0) {
+      if (c->nbatches == TR_PEER_FD_BATCHES) {
+        close_batch(&b);
+        set_err(c, "descriptors sent without frames to claim them");
+        return -ENOBUFS;
+      }
+      b.start = c->in_pos + c->in_len;
+      b.end = b.start + (uint64_t)n;
+      c->batches[c->nbatches++] = b;
+    }
+    c->in_len += (size_t)n;
+    int rc = dispatch(c);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+int tr_peer_flush(tr_peer *c) {
+  size_t sent = 0;
+  int rc = 0;
+  while (sent < c->out_len) {
+    ssize_t n = send(c->fd, c->out + sent, c->out_len - sent,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) rc = -errno;
+      break;
+    }
+    sent += (size_t)n;
+  }
+  if (rc < 0) sent = c->out_len; /* the peer is gone: nothing will go out */
+  if (sent > 0) {
+    memmove(c->out, c->out + sent, c->out_len - sent);
+    c->out_len -= sent;
+  }
+  update_poll(c);
+  return rc;
+}
+
+int tr_peer_send(tr_peer *c, uint16_t type, const void *payload, size_t len) {
+  if (c->closing) return -EPIPE;
+  if (len > TR_FRAME_MAX_PAYLOAD) return -EMSGSIZE;
+  size_t need = c->out_len + HDR_SIZE + len;
+  if (need > TR_PEER_OUT_MAX) return -ENOBUFS;
+  if (need > c->out_cap) {
+    size_t cap = c->out_cap ? c->out_cap : 1024;
+    while (cap < need) cap *= 2;
+    if (cap > TR_PEER_OUT_MAX) cap = TR_PEER_OUT_MAX;
+    uint8_t *b = realloc(c->out, cap);
+    if (b == NULL) return -ENOMEM;
+    c->out = b;
+    c->out_cap = cap;
+  }
+  tr_frame_hdr_encode(c->out + c->out_len, type, (uint32_t)len);
+  if (len > 0) memcpy(c->out + c->out_len + HDR_SIZE, payload, len);
+  c->out_len = need;
+  return tr_peer_flush(c);
+}
+
+void tr_peer_kill(tr_peer *c) {
+  c->dead = true;
+  update_poll(c);
+}
+
+void tr_peer_close(tr_peer *c, uv_close_cb cb) {
+  if (c->closing) return;
+  c->dead = true;
+  c->closing = true;
+  for (int i = 0; i < c->nbatches; i++) close_batch(&c->batches[i]);
+  c->nbatches = 0;
+  free(c->in);
+  free(c->out);
+  c->in = NULL;
+  c->out = NULL;
+  c->in_len = c->out_len = 0;
+  /* The descriptor may be closed right after uv_close (uv_poll docs). */
+  uv_close((uv_handle_t *)&c->poll, cb);
+  close(c->fd);
+  c->fd = -1;
+}

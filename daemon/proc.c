@@ -1,0 +1,448 @@
+/* proc.c: one traced process on the daemon side: draining its threads'
+ * rings and turning their records into trace events, pairing each thread's
+ * enters and exits into complete slices. */
+#include "proc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct drain_ctx {
+  tr_proc *p;
+  tr_thread *t;
+} drain_ctx;
+
+/* Cuts n so that s[0..n) fits in max-1 bytes and does not end inside a
+ * UTF-8 sequence. */
+static size_t clip_utf8(const char *s, size_t n, size_t max) {
+  if (n < max) return n;
+  n = max - 1;
+  for (int i = 0; i < 3 && n > 0 && ((uint8_t)s[n] & 0xc0) == 0x80; i++) n--;
+  return n;
+}
+
+static uint16_t copy_name(char *dst, const char *s, size_t n) {
+  n = clip_utf8(s, n, TR_NAME_MAX);
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+  return (uint16_t)n;
+}
+
+void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid) {
+  memset(p, 0, sizeof(*p));
+  p->kpid = kpid;
+  p->uid = uid;
+  p->gid = gid;
+  p->pid = (uint32_t)kpid;
+}
+
+static void thread_free(tr_thread *t) {
+  tr_ringview_unmap(&t->ring);
+  free(t->stack);
+  free(t);
+}
+
+void tr_proc_fini(tr_proc *p) {
+  for (uint32_t i = 0; i < p->nthreads; i++) thread_free(p->threads[i]);
+  free(p->threads);
+  p->stack_slots = 0;
+  if (p->names != NULL) {
+    for (uint32_t i = 0; i < TR_NAME_CACHE_SLOTS; i++) free(p->names[i].buf);
+    free(p->names);
+  }
+  free(p->scratch);
+  free(p->raw);
+  if (p->has_arena) tr_arena_unmap(&p->arena);
+  p->threads = NULL;
+  p->nthreads = 0;
+  p->names = NULL;
+  p->scratch = NULL;
+  p->raw = NULL;
+  p->has_arena = false;
+}
+
+void tr_proc_set_arena(tr_proc *p, const tr_arenaview *a) {
+  if (p->has_arena) tr_arena_unmap(&p->arena);
+  p->arena = *a;
+  p->has_arena = true;
+}
+
+void tr_proc_set_state(tr_proc *p, uint64_t state) {
+  if (p->has_arena) tr_arena_set_state(&p->arena, state);
+}
+
+static void write_process_name(tr_proc *p) {
+  if (p->out != NULL && p->name_len > 0)
+    tr_json_meta(p->out, "process_name", p->pid, 0, "name", p->name,
+                 p->name_len);
+}
+
+static void write_thread_name(tr_proc *p, tr_thread *t) {
+  if (p->out != NULL && t->name_len > 0)
+    tr_json_meta(p->out, "thread_name", p->pid, t->tid, "name", t->name,
+                 t->name_len);
+}
+
+void tr_proc_set_name(tr_proc *p, const char *name, size_t n) {
+  p->name_len = copy_name(p->name, name, n);
+}
+
+int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
+                       size_t n) {
+  tr_ringview view = *v;
+  if (p->nthreads >= TR_PROC_MAX_THREADS) {
+    tr_ringview_unmap(&view);
+    return -EMFILE;
+  }
+  if (p->nthreads == p->threads_cap) {
+    uint32_t cap = p->threads_cap ? p->threads_cap * 2 : 8;
+    tr_thread **a = realloc(p->threads, cap * sizeof(*a));
+    if (a == NULL) goto nomem;
+    p->threads = a;
+    p->threads_cap = cap;
+  }
+  tr_thread *t = calloc(1, sizeof(*t));
+  if (t == NULL) goto nomem;
+  t->ring = view;
+  t->tid = view.tid;
+  t->name_len = copy_name(t->name, name, n);
+  t->dropped_base = tr_ringview_dropped(&t->ring);
+  p->threads[p->nthreads++] = t;
+  if (p->out != NULL) p->stats.threads++;
+  return 0;
+nomem:
+  tr_ringview_unmap(&view);
+  return -ENOMEM;
+}
+
+/* ---- names ----------------------------------------------------------------
+ */
+
+static bool name_buffers(tr_proc *p) {
+  if (p->names != NULL) return true;
+  p->names = calloc(TR_NAME_CACHE_SLOTS, sizeof(*p->names));
+  p->scratch = malloc(TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN));
+  p->raw = malloc(TR_STRING_MAX_LEN);
+  if (p->names && p->scratch && p->raw) return true;
+  free(p->names);
+  free(p->scratch);
+  free(p->raw);
+  p->names = NULL;
+  p->scratch = NULL;
+  p->raw = NULL;
+  return false;
+}
+
+/* Reads string `id` out of the arena into p->raw (a private copy: the
+ * producer may rewrite shared memory at any time). */
+static bool name_raw(tr_proc *p, uint32_t id, uint32_t *len) {
+  const char *src;
+  if (!p->has_arena || tr_arena_get(&p->arena, id, &src, len) < 0) return false;
+  if (!name_buffers(p)) return false;
+  memcpy(p->raw, src, *len);
+  return true;
+}
+
+/* The escaped name for `id`, from the cache or escaped now.  The result is
+ * valid until the next lookup.  Arena entries never change once committed,
+ * so a cached id stays right for the life of the arena. */
+static bool name_escaped(tr_proc *p, uint32_t id, const char **out,
+                         size_t *len) {
+  tr_name_slot *s = NULL;
+  if (p->names != NULL) {
+    s = &p->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
+    if (s->key == id + 1) {
+      *out = s->buf;
+      *len = s->len;
+      return true;
+    }
+  }
+  uint32_t n;
+  if (!name_raw(p, id, &n)) return false;
+  size_t el = tr_json_escape(p->scratch, p->raw, n);
+  s = &p->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
+  if (el <= TR_NAME_CACHE_MAX_LEN) {
+    if (s->cap < el) {
+      size_t cap = el < 64 ? 64 : TR_NAME_CACHE_MAX_LEN;
+      char *b = realloc(s->buf, cap);
+      if (b != NULL) {
+        s->buf = b;
+        s->cap = (uint16_t)cap;
+      }
+    }
+    if (s->cap >= el) {
+      memcpy(s->buf, p->scratch, el);
+      s->len = (uint16_t)el;
+      s->key = id + 1;
+      *out = s->buf;
+      *len = el;
+      return true;
+    }
+  }
+  *out = p->scratch;
+  *len = el;
+  return true;
+}
+
+/* ---- pairing ----------------------------------------------------------------
+ */
+
+static int cat_of(uint16_t kind) {
+  switch (kind) {
+    case TR_REC_PY_CALL:
+      return TR_CAT_PYTHON;
+    case TR_REC_C_CALL:
+      return TR_CAT_C;
+    default:
+      return TR_CAT_API;
+  }
+}
+
+static void emit_slice(tr_proc *p, tr_thread *t, const tr_open_call *c,
+                       uint64_t end, bool unfinished) {
+  const char *name;
+  size_t n;
+  if (!name_escaped(p, c->id, &name, &n)) {
+    p->stats.malformed++;
+    return;
+  }
+  uint64_t dur = end >= c->ts ? end - c->ts : 0;
+  tr_json_slice(p->out, cat_of(c->kind), name, n, p->pid, t->tid, c->ts, dur,
+                unfinished);
+}
+
+/* Doubles a thread's stack, within the per-thread depth limit and the
+ * per-process budget (so a hostile producer cannot make the daemon
+ * allocate 16 MiB for each of thousands of rings). */
+static bool stack_grow(tr_proc *p, tr_thread *t) {
+  if (t->cap >= TR_PAIR_MAX_DEPTH) return false;
+  uint32_t cap = t->cap ? t->cap * 2 : 64;
+  if (cap > TR_PAIR_MAX_DEPTH) cap = TR_PAIR_MAX_DEPTH;
+  if (p->stack_slots - t->cap + cap > TR_PROC_MAX_OPEN) return false;
+  tr_open_call *s = realloc(t->stack, (size_t)cap * sizeof(*s));
+  if (s == NULL) return false;
+  p->stack_slots += cap - t->cap;
+  t->stack = s;
+  t->cap = cap;
+  return true;
+}
+
+static void pair_enter(tr_proc *p, tr_thread *t, const tr_record *r) {
+  if (__builtin_expect(t->depth == t->cap, 0) && !stack_grow(p, t)) {
+    t->overflow++;
+    p->stats.dropped++;
+    return;
+  }
+  tr_open_call *c = &t->stack[t->depth++];
+  c->ts = r->ts;
+  c->id = r->id;
+  c->kind = r->kind;
+  c->pad = 0;
+}
+
+/* An exit pops the innermost open call when the ids agree.  Otherwise the
+ * call it names is searched a bounded way down the stack: the calls above
+ * it end here as unfinished (their exits were never committed).  An exit
+ * matching nothing is counted and ignored. */
+static void pair_exit(tr_proc *p, tr_thread *t, const tr_record *r) {
+  if (__builtin_expect(t->overflow != 0, 0)) {
+    t->overflow--;
+    return;
+  }
+  uint32_t d = t->depth;
+  if (__builtin_expect(d != 0 && t->stack[d - 1].id == r->id, 1)) {
+    t->depth = d - 1;
+    emit_slice(p, t, &t->stack[d - 1], r->ts, false);
+    return;
+  }
+  if (d == 0) {
+    p->stats.unmatched++;
+    return;
+  }
+  uint32_t lo = d > TR_PAIR_SEARCH ? d - TR_PAIR_SEARCH : 0;
+  uint32_t i = d - 1;
+  for (;;) {
+    if (i <= lo) {
+      p->stats.unmatched++;
+      return;
+    }
+    i--;
+    if (t->stack[i].id == r->id) break;
+  }
+  for (uint32_t j = d - 1; j > i; j--)
+    emit_slice(p, t, &t->stack[j], r->ts, true);
+  emit_slice(p, t, &t->stack[i], r->ts, false);
+  t->depth = i;
+}
+
+static void on_thread_name(tr_proc *p, tr_thread *t, uint32_t id) {
+  uint32_t n;
+  if (!name_raw(p, id, &n)) {
+    p->stats.malformed++;
+    return;
+  }
+  t->name_len = copy_name(t->name, p->raw, n);
+}
+
+static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
+  drain_ctx *c = ctx;
+  tr_proc *p = c->p;
+  tr_thread *t = c->t;
+  if (r->ts > t->last_ts) t->last_ts = r->ts;
+  switch (r->kind) {
+    case TR_REC_PY_CALL:
+    case TR_REC_C_CALL:
+    case TR_REC_BEGIN:
+      pair_enter(p, t, r);
+      break;
+    case TR_REC_PY_RETURN:
+    case TR_REC_C_RETURN:
+    case TR_REC_END:
+      pair_exit(p, t, r);
+      break;
+    case TR_REC_INSTANT: {
+      const char *name;
+      size_t n;
+      if (!name_escaped(p, r->id, &name, &n)) {
+        p->stats.malformed++;
+        break;
+      }
+      tr_json_instant(p->out, TR_CAT_API, name, n, p->pid, t->tid, r->ts);
+      break;
+    }
+    case TR_REC_COUNTER: {
+      const char *name;
+      size_t n;
+      if (r->extra < 1 || !name_escaped(p, r->id, &name, &n)) {
+        p->stats.malformed++;
+        break;
+      }
+      double v;
+      memcpy(&v, &extra[0], sizeof(v));
+      tr_json_counter(p->out, name, n, p->pid, t->tid, r->ts, v);
+      break;
+    }
+    case TR_REC_THREAD_NAME:
+      on_thread_name(p, t, r->id);
+      break;
+    case TR_REC_LOST:
+      p->stats.lost += r->id;
+      tr_json_lost(p->out, p->pid, t->tid, r->ts, r->id);
+      break;
+    default:
+      break; /* a newer kind: skipped (ringread already skipped `extra`) */
+  }
+}
+
+/* ---- draining ---------------------------------------------------------- */
+
+static int drain_thread(tr_proc *p, tr_thread *t) {
+  if (p->out == NULL) return tr_ringview_drain(&t->ring, 0, NULL, NULL, NULL);
+  drain_ctx c = {p, t};
+  tr_drain_stats st = {0, 0, 0};
+  int rc = tr_ringview_drain(&t->ring, p->min_ts, on_record, &c, &st);
+  p->stats.late += st.late;
+  p->stats.malformed += st.malformed;
+  return rc;
+}
+
+/* Calls still open when a thread's recording ends become slices ending at
+ * its last timestamp, marked unfinished. */
+static void close_open_calls(tr_proc *p, tr_thread *t) {
+  if (p->out != NULL)
+    for (uint32_t j = t->depth; j-- > 0;)
+      emit_slice(p, t, &t->stack[j], t->last_ts, true);
+  t->depth = 0;
+  t->overflow = 0;
+}
+
+/* Adds what the producer dropped since the last count. The counter only
+ * grows; a value that went backwards is a lie and adds nothing. */
+static void count_drops(tr_proc *p, tr_thread *t) {
+  uint64_t d = tr_ringview_dropped(&t->ring);
+  if (p->out != NULL && d > t->dropped_base)
+    p->stats.dropped += d - t->dropped_base;
+  t->dropped_base = d;
+}
+
+int tr_proc_drain(tr_proc *p) {
+  int rc = 0;
+  uint32_t i = 0;
+  while (i < p->nthreads) {
+    tr_thread *t = p->threads[i];
+    if (t->broken) {
+      i++;
+      continue;
+    }
+    /* Read `closed` before draining: if it was set, the drain that follows
+     * sees the producer's final head. */
+    bool closed = tr_ringview_closed(&t->ring);
+    if (drain_thread(p, t) < 0) {
+      t->broken = true;
+      if (!p->failed) p->failed_tid = t->tid;
+      p->failed = true;
+      rc = -EPROTO;
+      i++;
+      continue;
+    }
+    if (!closed) {
+      i++;
+      continue;
+    }
+    close_open_calls(p, t);
+    count_drops(p, t);
+    write_thread_name(p, t);
+    p->stack_slots -= t->cap;
+    thread_free(t);
+    p->threads[i] = p->threads[--p->nthreads];
+  }
+  return rc;
+}
+
+void tr_proc_attach(tr_proc *p, tr_json *out, uint64_t min_ts) {
+  /* Whatever the rings hold now was recorded before this output began. */
+  p->out = NULL;
+  tr_proc_drain(p);
+  p->out = out;
+  p->min_ts = min_ts;
+  memset(&p->stats, 0, sizeof(p->stats));
+  p->stats.threads = p->nthreads;
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    tr_thread *t = p->threads[i];
+    t->depth = 0;
+    t->overflow = 0;
+    t->dropped_base = tr_ringview_dropped(&t->ring);
+  }
+}
+
+void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
+  if (p->out == NULL) return;
+  tr_proc_drain(p);
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    tr_thread *t = p->threads[i];
+    close_open_calls(p, t);
+    count_drops(p, t);
+  }
+  /* Names are written once per output, when recording ends, so each
+   * carries the final name (see docs/daemon.md, "Metadata"). */
+  write_process_name(p);
+  for (uint32_t i = 0; i < p->nthreads; i++)
+    write_thread_name(p, p->threads[i]);
+  if (p->stats.dropped > 0) {
+    char label[64];
+    int n = snprintf(label, sizeof(label), "traced: %llu events dropped",
+                     (unsigned long long)p->stats.dropped);
+    tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label,
+                 (size_t)n);
+  }
+  if (st != NULL) {
+    st->threads += p->stats.threads;
+    st->dropped += p->stats.dropped;
+    st->lost += p->stats.lost;
+    st->late += p->stats.late;
+    st->malformed += p->stats.malformed;
+    st->unmatched += p->stats.unmatched;
+  }
+  p->out = NULL;
+}

@@ -1,0 +1,147 @@
+/* proc.h: a traced process as the daemon sees it: who it is, its string
+ * arena, its threads' rings, and how their records become trace events
+ * (enter/exit records paired per thread into complete slices).
+ *
+ * A tr_proc lives inside its connection.  It writes events only while it is
+ * attached to an output (a session's writer, tr_proc_attach); otherwise its
+ * rings are still drained, and what they hold is discarded.  Process and
+ * thread names are written once per output, when recording ends (a ring
+ * closes, the process detaches), so each carries its final name.  Nothing
+ * here knows about sockets or the event loop. */
+#ifndef TRACED_PROC_H
+#define TRACED_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ringread.h"
+#include "writer_json.h"
+
+#define TR_NAME_MAX 256              /* process and thread display names */
+#define TR_PROC_MAX_THREADS 4096     /* rings open at once per process */
+#define TR_PAIR_MAX_DEPTH (1u << 20) /* open calls tracked per thread */
+#define TR_PAIR_SEARCH 256           /* frames searched below a mismatch */
+#define TR_PROC_MAX_OPEN (1u << 22)  /* open-call slots per process (64 MiB) */
+#define TR_NAME_CACHE_SLOTS 2048     /* escaped-name cache entries */
+#define TR_NAME_CACHE_MAX_LEN 512    /* longer escaped names are not cached */
+
+struct tr_session;
+
+/* A call seen entering and not yet exiting. */
+typedef struct tr_open_call {
+  uint64_t ts;
+  uint32_t id;
+  uint16_t kind;
+  uint16_t pad;
+} tr_open_call;
+
+typedef struct tr_thread {
+  tr_ringview ring;
+  uint32_t tid;
+  bool broken;         /* impossible ring positions: never read again */
+  tr_open_call *stack; /* grows by doubling up to TR_PAIR_MAX_DEPTH */
+  uint32_t depth;
+  uint32_t cap;
+  uint32_t overflow;     /* enters beyond the depth limit, not kept */
+  uint64_t last_ts;      /* latest timestamp seen: unfinished calls end here */
+  uint64_t dropped_base; /* ring `dropped` when this output began */
+  uint16_t name_len;
+  char name[TR_NAME_MAX];
+} tr_thread;
+
+/* Counters since the last tr_proc_attach. */
+typedef struct tr_proc_stats {
+  uint64_t threads;   /* rings that wrote into this output */
+  uint64_t dropped;   /* events the producer refused (ring full) + enters
+                         beyond the depth limit */
+  uint64_t lost;      /* sum of LOST records (informational) */
+  uint64_t late;      /* records older than the output's start */
+  uint64_t malformed; /* bad records, bad string ids */
+  uint64_t unmatched; /* exits without an open call */
+} tr_proc_stats;
+
+typedef struct tr_name_slot {
+  uint32_t key; /* string id + 1; 0: empty */
+  uint16_t len;
+  uint16_t cap;
+  char *buf; /* escaped name */
+} tr_name_slot;
+
+typedef struct tr_proc {
+  /* Identity.  kpid/uid/gid come from the kernel (SO_PEERCRED); pid and
+   * ppid are what the client says and only label the trace. */
+  pid_t kpid;
+  uid_t uid;
+  gid_t gid;
+  uint32_t pid;
+  uint32_t ppid;
+  bool producer;
+  bool has_arena;
+  bool failed;         /* a ring was found broken: the connection must end */
+  uint32_t failed_tid; /* the first broken ring's thread, for the log */
+  uint16_t name_len;
+  char name[TR_NAME_MAX];
+
+  tr_arenaview arena;
+  tr_thread **threads;
+  uint32_t nthreads;
+  uint32_t threads_cap;
+  uint32_t stack_slots; /* open-call slots allocated, all threads */
+
+  /* Output: NULL while the process belongs to no session. */
+  tr_json *out;
+  uint64_t min_ts; /* records older than this belong to no session of ours */
+  tr_proc_stats stats;
+  tr_name_slot *names; /* allocated on first use */
+  char *scratch;       /* escape buffer for names too long to cache */
+  char *raw;           /* private copy of a string read from the arena */
+
+  /* Owned by session.c. */
+  struct tr_session *session; /* the session this process records into */
+  struct tr_session *created; /* the open session this process created */
+  uint64_t last_epoch;        /* epoch of its latest session (0: none) */
+  void *owner;                /* the connection */
+} tr_proc;
+
+void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid);
+
+/* Unmaps every ring and the arena and frees everything.  Does not write
+ * anything: detach first. */
+void tr_proc_fini(tr_proc *p);
+
+/* Takes over a mapped arena view (the proc unmaps it in fini). */
+void tr_proc_set_arena(tr_proc *p, const tr_arenaview *a);
+
+/* Sets the display name (truncated at a UTF-8 boundary to fit); it is
+ * written as process_name metadata when the process detaches. */
+void tr_proc_set_name(tr_proc *p, const char *name, size_t n);
+
+/* Takes over a mapped ring view as a new thread named `name` (may be
+ * empty).  Returns 0, -EMFILE past TR_PROC_MAX_THREADS, or -ENOMEM (the
+ * view is then unmapped). */
+int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
+                       size_t n);
+
+/* Drains every ring: into the output when attached, else discarding.
+ * Rings the producer closed are drained a last time, their open calls
+ * closed as unfinished, and unmapped.  Returns 0, or -EPROTO when a ring's
+ * positions are impossible (that ring is never read again and p->failed is
+ * set: the caller ends the connection). */
+int tr_proc_drain(tr_proc *p);
+
+/* Starts writing into `out`: discards what the rings hold, forgets open
+ * calls from before, notes each ring's drop count.  Records older than
+ * min_ts are discarded as late. */
+void tr_proc_attach(tr_proc *p, tr_json *out, uint64_t min_ts);
+
+/* Stops writing: drains, closes open calls as unfinished slices at each
+ * thread's last timestamp, writes the process and thread names (and a
+ * process label when events were dropped), adds this output's counters
+ * into *st. */
+void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
+
+/* Writes the process state word (no-op without an arena). */
+void tr_proc_set_state(tr_proc *p, uint64_t state);
+
+#endif

@@ -1,0 +1,213 @@
+/* ringread.c: consumer side of per-thread rings and lookups in string
+ * arenas, validating every position, size and id taken from shared memory. */
+#include "ringread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A descriptor is acceptable shared memory when it is a regular file of
+ * exactly the announced size that can no longer shrink: the producer could
+ * otherwise truncate it and make the daemon's reads fault (SIGBUS). */
+static int check_memfd(int fd, uint64_t size) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL;
+  if (st.st_size < 0 || (uint64_t)st.st_size != size) return -EINVAL;
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK)) return -EPERM;
+  return 0;
+}
+
+static int map_shared(int fd, size_t size, void **out) {
+  void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return -errno;
+  *out = m;
+  return 0;
+}
+
+/* ---- rings ------------------------------------------------------------ */
+
+static bool valid_slots(uint32_t slots) {
+  return slots >= TR_RING_MIN_SLOTS && slots <= TR_RING_MAX_SLOTS &&
+         (slots & (slots - 1)) == 0;
+}
+
+int tr_ringview_attach(tr_ringview *v, void *base, size_t size,
+                       uint32_t slots) {
+  memset(v, 0, sizeof(*v));
+  if (!valid_slots(slots)) return -EINVAL;
+  if (size != TR_SHM_HEADER_SIZE + (size_t)slots * sizeof(tr_record))
+    return -EINVAL;
+  tr_ring_hdr *h = base;
+  if (h->magic != TR_RING_MAGIC || h->version != TR_PROTO_VERSION ||
+      h->header_size != TR_SHM_HEADER_SIZE || h->capacity != slots ||
+      h->tid == 0)
+    return -EINVAL;
+  v->hdr = h;
+  v->slots = (const tr_record *)((const uint8_t *)base + TR_SHM_HEADER_SIZE);
+  v->capacity = slots;
+  v->mask = slots - 1;
+  v->tid = h->tid;
+  /* Start where the producer says the consumer is (0 for a new ring); from
+   * here on only our copy counts. */
+  v->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+  return 0;
+}
+
+int tr_ringview_map(tr_ringview *v, int fd, uint32_t slots) {
+  memset(v, 0, sizeof(*v));
+  if (!valid_slots(slots)) return -EINVAL;
+  size_t size = TR_SHM_HEADER_SIZE + (size_t)slots * sizeof(tr_record);
+  int rc = check_memfd(fd, size);
+  if (rc < 0) return rc;
+  void *m = NULL;
+  rc = map_shared(fd, size, &m);
+  if (rc < 0) return rc;
+  rc = tr_ringview_attach(v, m, size, slots);
+  if (rc < 0) {
+    munmap(m, size);
+    return rc;
+  }
+  v->map = m;
+  v->map_size = size;
+  return 0;
+}
+
+void tr_ringview_unmap(tr_ringview *v) {
+  if (v->map != NULL) munmap(v->map, v->map_size);
+  memset(v, 0, sizeof(*v));
+}
+
+bool tr_ringview_closed(const tr_ringview *v) {
+  return atomic_load_explicit(&v->hdr->closed, memory_order_acquire) != 0;
+}
+
+uint64_t tr_ringview_dropped(const tr_ringview *v) {
+  return atomic_load_explicit(&v->hdr->dropped, memory_order_relaxed);
+}
+
+int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
+                      void *ctx, tr_drain_stats *st) {
+  tr_ring_hdr *h = v->hdr;
+  /* Clear the bell before reading head: a producer that passes the
+   * watermark after this point rings again instead of being ignored. */
+  if (atomic_load_explicit(&h->bell, memory_order_relaxed) != 0)
+    atomic_store_explicit(&h->bell, 0, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+  uint64_t t = v->tail;
+  if (head < t || head - t > v->capacity) return -EPROTO;
+  if (head == t) return 0;
+
+  const tr_record *slots = v->slots;
+  const uint32_t mask = v->mask;
+  uint64_t records = 0, late = 0, malformed = 0;
+  tr_record extra[TR_RECORD_MAX_EXTRA];
+  while (t < head) {
+    tr_record r;
+    /* One copy out of shared memory: validation and use see the same
+     * values even if a hostile producer rewrites the slot meanwhile. */
+    memcpy(&r, &slots[t & mask], sizeof(r));
+    uint32_t n = r.extra;
+    if (__builtin_expect(n != 0, 0)) {
+      if (n > TR_RECORD_MAX_EXTRA || n >= head - t) {
+        malformed++;
+        t = head;
+        break;
+      }
+      for (uint32_t i = 0; i < n; i++)
+        memcpy(&extra[i], &slots[(t + 1 + i) & mask], sizeof(tr_record));
+    }
+    t += 1 + n;
+    if (__builtin_expect(r.ts < min_ts, 0)) {
+      late++;
+      continue;
+    }
+    if (fn != NULL) {
+      fn(ctx, &r, extra);
+      records++;
+    }
+  }
+  v->tail = t;
+  atomic_store_explicit(&h->tail, t, memory_order_release);
+  if (st != NULL) {
+    st->records += records;
+    st->late += late;
+    st->malformed += malformed;
+  }
+  return 0;
+}
+
+/* ---- string arena ----------------------------------------------------- */
+
+int tr_arena_attach(tr_arenaview *a, void *base, size_t size,
+                    uint32_t data_size) {
+  memset(a, 0, sizeof(*a));
+  if (data_size < TR_ARENA_MIN_SIZE || data_size > TR_ARENA_MAX_SIZE)
+    return -EINVAL;
+  if (size != (size_t)TR_SHM_HEADER_SIZE + data_size) return -EINVAL;
+  tr_arena_hdr *h = base;
+  if (h->magic != TR_ARENA_MAGIC || h->version != TR_PROTO_VERSION ||
+      h->header_size != TR_SHM_HEADER_SIZE || h->capacity != data_size)
+    return -EINVAL;
+  a->hdr = h;
+  a->data = (const uint8_t *)base + TR_SHM_HEADER_SIZE;
+  a->capacity = data_size;
+  a->committed = 0;
+  return 0;
+}
+
+int tr_arena_map(tr_arenaview *a, int fd, uint32_t data_size) {
+  memset(a, 0, sizeof(*a));
+  if (data_size < TR_ARENA_MIN_SIZE || data_size > TR_ARENA_MAX_SIZE)
+    return -EINVAL;
+  size_t size = (size_t)TR_SHM_HEADER_SIZE + data_size;
+  int rc = check_memfd(fd, size);
+  if (rc < 0) return rc;
+  void *m = NULL;
+  rc = map_shared(fd, size, &m);
+  if (rc < 0) return rc;
+  rc = tr_arena_attach(a, m, size, data_size);
+  if (rc < 0) {
+    munmap(m, size);
+    return rc;
+  }
+  a->map = m;
+  a->map_size = size;
+  return 0;
+}
+
+void tr_arena_unmap(tr_arenaview *a) {
+  if (a->map != NULL) munmap(a->map, a->map_size);
+  memset(a, 0, sizeof(*a));
+}
+
+/* Refreshes the cached `committed`; a value beyond the capacity is a lie
+ * and is not believed. */
+static uint32_t arena_reload(tr_arenaview *a) {
+  uint32_t c = atomic_load_explicit(&a->hdr->committed, memory_order_acquire);
+  if (c <= a->capacity && c > a->committed) a->committed = c;
+  return a->committed;
+}
+
+int tr_arena_get(tr_arenaview *a, uint32_t id, const char **ptr,
+                 uint32_t *len) {
+  if ((id & 3u) != 0) return -EINVAL;
+  uint64_t end = (uint64_t)id + 4;
+  if (end > a->committed && end > arena_reload(a)) return -EINVAL;
+  uint32_t n;
+  memcpy(&n, a->data + id, sizeof(n));
+  if (n > TR_STRING_MAX_LEN) return -EINVAL;
+  end += n;
+  if (end > a->committed && end > arena_reload(a)) return -EINVAL;
+  *ptr = (const char *)a->data + id + 4;
+  *len = n;
+  return 0;
+}
+
+void tr_arena_set_state(tr_arenaview *a, uint64_t state) {
+  atomic_store_explicit(&a->hdr->state, state, memory_order_seq_cst);
+}

@@ -1,0 +1,998 @@
+/* server.c: the daemon's server: listening socket, connection table, the
+ * protocol's message handlers, session endings and the drain timer. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "mp.h"
+#include "mpcheck.h"
+#include "peer.h"
+#include "proc.h"
+#include "ringread.h"
+#include "session.h"
+#include "traced_proto.h"
+
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define ACCEPTS_PER_WAKEUP 64
+
+typedef struct client {
+  tr_peer conn; /* first: conn.poll.data points back here */
+  tr_proc proc;
+  tr_server *srv;
+  struct client *prev;
+  struct client *next;
+  struct client *reap_next;
+  bool queued; /* on the teardown list */
+  bool hello;  /* HELLO accepted */
+} client;
+
+struct tr_server {
+  uv_loop_t *loop;
+  char path[SUN_PATH_MAX];
+  char lock_path[SUN_PATH_MAX + 8];
+  int lock_fd;
+  int listen_fd;
+  int reserve_fd; /* spare descriptor, given up to shed a connection on
+                     EMFILE instead of spinning on the listening socket */
+  uv_poll_t listen_poll;
+  uv_timer_t drain_timer; /* runs while there are connections */
+  uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
+  unsigned idle_exit_s;
+  client *clients;
+  uint32_t nclients;
+  client *reap; /* connections to tear down once the current callback ends */
+  tr_sessions sessions;
+  int depth; /* callbacks in progress: teardown waits until 0 */
+  bool reaping;
+  bool stopping;
+  bool listening;
+  bool owns_path; /* we bound the socket: remove it at stop */
+};
+
+static void on_conn_poll(uv_poll_t *h, int status, int events);
+static void on_drain_timer(uv_timer_t *t);
+static void finish_session(tr_server *s, tr_session *sess, bool reply);
+
+/* ---- logging and errors ------------------------------------------------ */
+
+static const char *who(const client *cl, char buf[TR_LOG_PEER_MAX]) {
+  const tr_proc *p = &cl->proc;
+  uint64_t epoch = 0;
+  if (p->session != NULL)
+    epoch = p->session->epoch;
+  else if (p->created != NULL)
+    epoch = p->created->epoch;
+  return tr_log_peer(buf, cl->conn.pid, cl->conn.uid, epoch);
+}
+
+static void queue_teardown(client *cl) {
+  tr_peer_kill(&cl->conn);
+  if (cl->queued) return;
+  cl->queued = true;
+  cl->reap_next = cl->srv->reap;
+  cl->srv->reap = cl;
+}
+
+static void send_error(client *cl, int code, const char *msg) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  tr_mp_kv_i64(&pk, "code", code);
+  tr_mp_kv_str(&pk, "message", msg);
+  tr_peer_send(&cl->conn, TR_MSG_ERROR, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* Ends a connection for a protocol violation: one log line naming the peer
+ * and the reason, an ERROR when the socket still takes it, then teardown
+ * (its rings are drained first). */
+static void client_fail(client *cl, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void client_fail(client *cl, int code, const char *fmt, ...) {
+  if (cl->conn.dead) return;
+  char reason[256], pb[TR_LOG_PEER_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof(reason), fmt, ap);
+  va_end(ap);
+  tr_log(TR_LOG_WARN, "%s: dropping connection: %s", who(cl, pb), reason);
+  send_error(cl, code, reason);
+  queue_teardown(cl);
+}
+
+/* Ends a connection without blame (the peer closed it, the daemon stops). */
+static void client_end(client *cl, int level, const char *why) {
+  if (cl->conn.dead) return;
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(level, "%s: %s", who(cl, pb), why);
+  queue_teardown(cl);
+}
+
+static void check_failed(client *cl) {
+  if (cl->proc.failed && !cl->conn.dead)
+    client_fail(cl, EPROTO,
+                "the ring of thread %u has impossible head/tail positions",
+                cl->proc.failed_tid);
+}
+
+/* Sends one reply; a peer that leaves too much unread is dropped. */
+static void send_reply(client *cl, uint16_t type, msgpack_sbuffer *sb) {
+  int rc = tr_peer_send(&cl->conn, type, sb->data, sb->size);
+  if (rc == -ENOBUFS || rc == -ENOMEM)
+    client_fail(cl, ENOBUFS, "the client does not read its replies");
+  else if (rc < 0)
+    client_end(cl, TR_LOG_DEBUG, "connection lost while replying");
+}
+
+static void client_read(client *cl) {
+  int rc = tr_peer_read(&cl->conn);
+  if (rc == 1) {
+    client_end(cl, TR_LOG_DEBUG, "disconnected");
+  } else if (rc == -ECONNRESET || rc == -EPIPE) {
+    client_end(cl, TR_LOG_DEBUG, "connection reset");
+  } else if (rc < 0) {
+    client_fail(cl, rc == -EMSGSIZE ? EMSGSIZE : EPROTO, "%s", cl->conn.err);
+  }
+}
+
+/* ---- replies ----------------------------------------------------------------
+ */
+
+typedef struct packer {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} packer;
+
+static void packer_init(packer *p, size_t nkeys) {
+  msgpack_sbuffer_init(&p->sb);
+  msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&p->pk, nkeys);
+}
+
+static void packer_send(client *cl, packer *p, uint16_t type) {
+  send_reply(cl, type, &p->sb);
+  msgpack_sbuffer_destroy(&p->sb);
+}
+
+static void send_joined(client *cl, bool active, uint64_t epoch) {
+  packer p;
+  packer_init(&p, 2);
+  tr_mp_kv_bool(&p.pk, "active", active);
+  tr_mp_kv_u64(&p.pk, "epoch", epoch);
+  packer_send(cl, &p, TR_MSG_SESSION_JOINED);
+}
+
+/* ---- message handlers ------------------------------------------------------
+ */
+
+static const char *basename_of(const char *s, size_t n, size_t *len) {
+  const char *b = s;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '/') b = s + i + 1;
+  *len = n - (size_t)(b - s);
+  return b;
+}
+
+static void handle_hello(client *cl, const msgpack_object *m) {
+  tr_proc *p = &cl->proc;
+  const char *str;
+  size_t n;
+  uint64_t version, pid, u;
+  if (cl->hello) {
+    client_fail(cl, EPROTO, "second HELLO");
+    return;
+  }
+  if (tr_mp_get_str(m, "magic", &str, &n) < 0 || n != strlen(TR_PROTO_MAGIC) ||
+      memcmp(str, TR_PROTO_MAGIC, n) != 0) {
+    client_fail(cl, EPROTO, "HELLO: missing or wrong magic");
+    return;
+  }
+  if (tr_mp_get_u64(m, "version", &version) < 0) {
+    client_fail(cl, EPROTO, "HELLO: missing version");
+    return;
+  }
+  if (version != TR_PROTO_VERSION) {
+    client_fail(cl, EPROTO,
+                "HELLO: protocol version %llu, this daemon speaks %u",
+                (unsigned long long)version, TR_PROTO_VERSION);
+    return;
+  }
+  if (tr_mp_get_str(m, "role", &str, &n) < 0) {
+    client_fail(cl, EPROTO, "HELLO: missing role");
+    return;
+  }
+  if (n == 8 && memcmp(str, "producer", 8) == 0) {
+    p->producer = true;
+  } else if (!(n == 7 && memcmp(str, "control", 7) == 0)) {
+    client_fail(cl, EPROTO, "HELLO: unknown role '%.*s'",
+                (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  if (tr_mp_get_u64(m, "pid", &pid) < 0 || pid == 0 || pid > INT32_MAX) {
+    client_fail(cl, EPROTO, "HELLO: missing or invalid pid");
+    return;
+  }
+  if (tr_mp_get_str(m, "clock", &str, &n) == 0 &&
+      !(n == 9 && memcmp(str, "monotonic", 9) == 0)) {
+    client_fail(cl, EPROTO, "HELLO: clock '%.*s' is not supported",
+                (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  p->pid = (uint32_t)pid;
+  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
+    p->ppid = (uint32_t)u;
+
+  if (p->producer) {
+    uint64_t size;
+    int fd;
+    if (tr_mp_get_u64(m, "arena_size", &size) < 0) {
+      client_fail(cl, EPROTO, "HELLO: producer without arena_size");
+      return;
+    }
+    if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+      client_fail(cl, EBADF, "HELLO: producer without the arena descriptor");
+      return;
+    }
+    if (size < TR_ARENA_MIN_SIZE || size > TR_ARENA_MAX_SIZE) {
+      close(fd);
+      client_fail(cl, EINVAL, "HELLO: arena_size %llu out of range",
+                  (unsigned long long)size);
+      return;
+    }
+    tr_arenaview a;
+    int rc = tr_arena_map(&a, fd, (uint32_t)size);
+    close(fd);
+    if (rc < 0) {
+      client_fail(cl, -rc, "HELLO: bad arena descriptor: %s (%s)",
+                  rc == -EPERM    ? "not sealed against shrinking"
+                  : rc == -EINVAL ? "wrong size or header"
+                                  : "cannot map it",
+                  strerror(-rc));
+      return;
+    }
+    tr_proc_set_arena(p, &a);
+  }
+
+  /* Display name: `name`, else argv[0]'s last component, else the pid. */
+  if (tr_mp_get_str(m, "name", &str, &n) == 0 && n > 0) {
+    tr_proc_set_name(p, str, n);
+  } else {
+    const msgpack_object *argv = tr_mp_get(m, "argv");
+    if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY &&
+        argv->via.array.size > 0 &&
+        argv->via.array.ptr[0].type == MSGPACK_OBJECT_STR &&
+        argv->via.array.ptr[0].via.str.size > 0) {
+      const char *b = basename_of(argv->via.array.ptr[0].via.str.ptr,
+                                  argv->via.array.ptr[0].via.str.size, &n);
+      tr_proc_set_name(p, b, n);
+    } else {
+      char buf[32];
+      int k = snprintf(buf, sizeof(buf), "pid %u", p->pid);
+      tr_proc_set_name(p, buf, (size_t)k);
+    }
+  }
+  cl->hello = true;
+
+  packer pk;
+  packer_init(&pk, 2);
+  tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
+  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  packer_send(cl, &pk, TR_MSG_WELCOME);
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_DEBUG, "%s: hello: %s '%s' (client pid %u)", who(cl, pb),
+         p->producer ? "producer" : "control", p->name, p->pid);
+}
+
+static void handle_session_create(client *cl, const msgpack_object *m) {
+  tr_server *s = cl->srv;
+  tr_proc *p = &cl->proc;
+  const char *str = "";
+  size_t n = 0;
+  int fd;
+  if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+    client_fail(cl, EBADF, "SESSION_CREATE without the output descriptor");
+    return;
+  }
+  if (p->created != NULL) {
+    close(fd);
+    client_fail(cl, EBUSY,
+                "SESSION_CREATE while this connection's session is open");
+    return;
+  }
+  if (tr_mp_get_str(m, "format", &str, &n) == 0 &&
+      !(n == 4 && memcmp(str, "json", 4) == 0)) {
+    close(fd);
+    client_fail(cl, EINVAL, "SESSION_CREATE: format '%.*s' is not supported",
+                (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  if (tr_mp_get_str(m, "path", &str, &n) < 0) {
+    str = "";
+    n = 0;
+  }
+  bool was_idle = p->session == NULL;
+  /* A member of another session switches to the one it creates. */
+  tr_session_leave(p);
+  check_failed(cl);
+  if (cl->conn.dead) {
+    close(fd);
+    return;
+  }
+  tr_session *sess;
+  int rc = tr_session_create(&s->sessions, p, fd, str, n, &sess);
+  if (rc < 0) {
+    close(fd);
+    client_fail(cl, -rc, "SESSION_CREATE refused: %s",
+                rc == -EBADF ? "the output descriptor is not open for writing"
+                : rc == -EINVAL ? "the output is not a regular file or device"
+                : rc == -EMFILE ? "too many open sessions for this user"
+                                : strerror(-rc));
+    return;
+  }
+  if (p->producer) {
+    rc = tr_session_join(sess, p);
+    check_failed(cl);
+    if (rc < 0) {
+      client_fail(cl, -rc, "SESSION_CREATE: cannot join: %s", strerror(-rc));
+      return;
+    }
+  }
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_INFO, "%s: session created, writing '%s'", who(cl, pb),
+         sess->path);
+  /* Idle pool workers of this process (still connected from an earlier
+   * session) record into the new one: see docs/sessions.md. */
+  if (p->producer && was_idle) {
+    for (client *o = s->clients; o != NULL; o = o->next) {
+      if (o == cl || o->conn.dead || !o->hello) continue;
+      if (!tr_session_may_adopt(sess, &o->proc)) continue;
+      if (tr_session_join(sess, &o->proc) == 0)
+        tr_log(TR_LOG_INFO, "%s: adopted into the session of pid %ld",
+               who(o, pb), (long)cl->conn.pid);
+      check_failed(o);
+    }
+  }
+  if (cl->conn.dead) return;
+  packer pk;
+  packer_init(&pk, 2);
+  tr_mp_kv_str(&pk.pk, "token", sess->token);
+  tr_mp_kv_u64(&pk.pk, "epoch", sess->epoch);
+  packer_send(cl, &pk, TR_MSG_SESSION_CREATED);
+}
+
+static void handle_session_join(client *cl, const msgpack_object *m) {
+  tr_server *s = cl->srv;
+  tr_proc *p = &cl->proc;
+  const char *tok;
+  size_t n;
+  char pb[TR_LOG_PEER_MAX];
+  if (tr_mp_get_str(m, "token", &tok, &n) < 0) {
+    client_fail(cl, EPROTO, "SESSION_JOIN without a token");
+    return;
+  }
+  tr_session *sess = tr_session_find(&s->sessions, tok, n);
+  if (sess == NULL) {
+    /* Not an error: the process waits, idle, for a session to adopt it. */
+    send_joined(cl, false, 0);
+    return;
+  }
+  if (sess->owner != cl->conn.uid) {
+    tr_log(TR_LOG_WARN,
+           "%s: SESSION_JOIN refused: the session belongs to uid %lu",
+           who(cl, pb), (unsigned long)sess->owner);
+    send_error(cl, EACCES, "the session belongs to another user");
+    return;
+  }
+  if (!p->producer) {
+    send_joined(cl, true, sess->epoch); /* control: a liveness check */
+    return;
+  }
+  if (p->session == sess) {
+    send_joined(cl, true, sess->epoch);
+    return;
+  }
+  if (p->created != NULL) {
+    client_fail(cl, EBUSY,
+                "SESSION_JOIN from the creator of another open session");
+    return;
+  }
+  tr_session_leave(p);
+  int rc = tr_session_join(sess, p);
+  check_failed(cl);
+  if (rc < 0) {
+    client_fail(cl, -rc, "SESSION_JOIN: %s", strerror(-rc));
+    return;
+  }
+  if (cl->conn.dead) return;
+  tr_log(TR_LOG_DEBUG, "%s: joined", who(cl, pb));
+  send_joined(cl, true, sess->epoch);
+}
+
+static void handle_ring_add(client *cl, const msgpack_object *m) {
+  tr_proc *p = &cl->proc;
+  uint64_t tid, slots;
+  const char *name = "";
+  size_t n = 0;
+  int fd;
+  if (!p->producer) {
+    client_fail(cl, EPROTO, "RING_ADD on a control connection");
+    return;
+  }
+  if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+    client_fail(cl, EBADF, "RING_ADD without the ring descriptor");
+    return;
+  }
+  if (tr_mp_get_u64(m, "tid", &tid) < 0 ||
+      tr_mp_get_u64(m, "slots", &slots) < 0) {
+    close(fd);
+    client_fail(cl, EPROTO, "RING_ADD without tid or slots");
+    return;
+  }
+  if (tr_mp_get_str(m, "name", &name, &n) < 0) {
+    name = "";
+    n = 0;
+  }
+  tr_ringview v;
+  int rc =
+      slots > UINT32_MAX ? -EINVAL : tr_ringview_map(&v, fd, (uint32_t)slots);
+  close(fd);
+  if (rc < 0) {
+    client_fail(cl, -rc, "RING_ADD: bad ring descriptor (%llu slots): %s (%s)",
+                (unsigned long long)slots,
+                rc == -EPERM    ? "not sealed against shrinking"
+                : rc == -EINVAL ? "wrong size, slot count or header"
+                                : "cannot map it",
+                strerror(-rc));
+    return;
+  }
+  if (v.tid != tid) {
+    uint32_t htid = v.tid;
+    tr_ringview_unmap(&v);
+    client_fail(cl, EPROTO, "RING_ADD: header tid %u differs from tid %llu",
+                htid, (unsigned long long)tid);
+    return;
+  }
+  rc = tr_proc_add_thread(p, &v, name, n);
+  if (rc < 0) {
+    client_fail(
+        cl, -rc, "RING_ADD: %s",
+        rc == -EMFILE ? "too many rings for one process" : strerror(-rc));
+    return;
+  }
+}
+
+static void handle_session_end(client *cl) {
+  tr_proc *p = &cl->proc;
+  if (p->created == NULL) {
+    client_fail(cl, p->session ? EPERM : EINVAL,
+                p->session ? "SESSION_END from a process that did not create "
+                             "its session"
+                           : "SESSION_END without an open session");
+    return;
+  }
+  if (p->created->ending) {
+    client_fail(cl, EALREADY, "SESSION_END repeated");
+    return;
+  }
+  finish_session(cl->srv, p->created, true);
+}
+
+static void handle_process_info(client *cl, const msgpack_object *m) {
+  const char *name;
+  size_t n;
+  uint64_t u;
+  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
+    cl->proc.ppid = (uint32_t)u;
+  if (tr_mp_get_str(m, "name", &name, &n) == 0 && n > 0)
+    tr_proc_set_name(&cl->proc, name, n);
+}
+
+static void on_frame(tr_peer *c, const tr_frame_hdr *h,
+                     const uint8_t *payload) {
+  client *cl = (client *)c;
+  msgpack_unpacked up;
+  msgpack_unpacked_init(&up);
+  const msgpack_object *m = NULL; /* an empty payload is an empty map */
+  if (h->len > 0) {
+    size_t off = 0;
+    if (tr_mpcheck_size(payload, h->len) != (long)h->len ||
+        msgpack_unpack_next(&up, (const char *)payload, h->len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        off != h->len || up.data.type != MSGPACK_OBJECT_MAP) {
+      client_fail(cl, EPROTO, "%s: payload is not a msgpack map",
+                  tr_msg_name(h->type));
+      goto out;
+    }
+    m = &up.data;
+  }
+  if (!cl->hello && h->type != TR_MSG_HELLO) {
+    client_fail(cl, EPROTO, "%s before HELLO", tr_msg_name(h->type));
+    goto out;
+  }
+  switch (h->type) {
+    case TR_MSG_HELLO:
+      handle_hello(cl, m);
+      break;
+    case TR_MSG_SESSION_CREATE:
+      handle_session_create(cl, m);
+      break;
+    case TR_MSG_SESSION_JOIN:
+      handle_session_join(cl, m);
+      break;
+    case TR_MSG_RING_ADD:
+      handle_ring_add(cl, m);
+      break;
+    case TR_MSG_DOORBELL:
+      if (tr_proc_drain(&cl->proc) < 0) check_failed(cl);
+      break;
+    case TR_MSG_SESSION_END:
+      handle_session_end(cl);
+      break;
+    case TR_MSG_PROCESS_INFO:
+      handle_process_info(cl, m);
+      break;
+    default:
+      client_fail(cl, EPROTO, "unexpected message type %u (%s)", h->type,
+                  tr_msg_name(h->type));
+  }
+out:
+  msgpack_unpacked_destroy(&up);
+}
+
+/* ---- sessions ending ---------------------------------------------------- */
+
+/* PROTOCOL.md section 2, SESSION_END: (1) frames already queued on member
+ * connections are handled (a RING_ADD sent before the creator's END must
+ * not be missed); (2)-(4) tr_session_end; (5) the creator's answer. */
+static void finish_session(tr_server *s, tr_session *sess, bool reply) {
+  if (sess->ending) return;
+  sess->ending = true; /* from now on nobody joins it */
+  client *creator = sess->creator != NULL ? sess->creator->owner : NULL;
+  uint32_t n = sess->nmembers;
+  client **snap = n > 0 ? malloc(n * sizeof(*snap)) : NULL;
+  if (snap == NULL) n = 0;
+  for (uint32_t i = 0; i < n; i++) snap[i] = sess->members[i]->owner;
+  /* The creator's own later frames come after its END: not read here. */
+  for (uint32_t i = 0; i < n; i++) {
+    client *m = snap[i];
+    if (m != creator && !m->conn.dead && m->proc.session == sess)
+      client_read(m);
+  }
+  char path[TR_SESSION_PATH_MAX];
+  memcpy(path, sess->path, sizeof(path));
+  tr_session_stats st;
+  tr_session_end(&s->sessions, sess, &st);
+  for (uint32_t i = 0; i < n; i++) check_failed(snap[i]);
+  free(snap);
+  if (reply && creator != NULL && !creator->conn.dead) {
+    packer pk;
+    packer_init(&pk, 6);
+    tr_mp_kv_u64(&pk.pk, "processes", st.processes);
+    tr_mp_kv_u64(&pk.pk, "threads", st.threads);
+    tr_mp_kv_u64(&pk.pk, "events", st.events);
+    tr_mp_kv_u64(&pk.pk, "dropped", st.dropped);
+    tr_mp_kv_u64(&pk.pk, "bytes", st.bytes);
+    tr_mp_kv_str(&pk.pk, "path", path);
+    packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);
+  }
+}
+
+/* ---- connection lifecycle ---------------------------------------------- */
+
+static void on_client_closed(uv_handle_t *h) { free(h->data); }
+
+static void idle_check(tr_server *s);
+
+/* A connection's end: a session it created ends (without an answer), its
+ * rings are drained into its session one last time, open calls end as
+ * unfinished, the rings are unmapped. */
+static void teardown(tr_server *s, client *cl) {
+  tr_proc *p = &cl->proc;
+  if (p->created != NULL) finish_session(s, p->created, false);
+  tr_session_leave(p);
+  tr_proc_fini(p);
+  if (cl->prev != NULL)
+    cl->prev->next = cl->next;
+  else
+    s->clients = cl->next;
+  if (cl->next != NULL) cl->next->prev = cl->prev;
+  s->nclients--;
+  tr_peer_close(&cl->conn, on_client_closed);
+}
+
+static void reap(tr_server *s) {
+  if (s->depth > 0 || s->reaping) return;
+  s->reaping = true;
+  while (s->reap != NULL) {
+    client *cl = s->reap;
+    s->reap = cl->reap_next;
+    teardown(s, cl);
+  }
+  s->reaping = false;
+  idle_check(s);
+}
+
+static void on_conn_poll(uv_poll_t *h, int status, int events) {
+  client *cl = h->data;
+  tr_server *s = cl->srv;
+  s->depth++;
+  if (status < 0) {
+    client_end(cl, TR_LOG_DEBUG, uv_strerror(status));
+  } else {
+    if ((events & UV_WRITABLE) && tr_peer_flush(&cl->conn) < 0)
+      client_end(cl, TR_LOG_DEBUG, "connection lost while replying");
+    if ((events & UV_READABLE) && !cl->conn.dead) client_read(cl);
+  }
+  s->depth--;
+  reap(s);
+}
+
+static uint32_t clients_of_uid(const tr_server *s, uid_t uid) {
+  uint32_t n = 0;
+  for (const client *c = s->clients; c != NULL; c = c->next)
+    if (c->conn.uid == uid) n++;
+  return n;
+}
+
+/* Refuses a just-accepted socket with a best-effort ERROR. */
+static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_WARN, "%s: connection refused: %s",
+         tr_log_peer(pb, pid, uid, 0), why);
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  tr_mp_kv_i64(&pk, "code", code);
+  tr_mp_kv_str(&pk, "message", why);
+  uint8_t hdr[sizeof(tr_frame_hdr)];
+  tr_frame_hdr_encode(hdr, TR_MSG_ERROR, (uint32_t)sb.size);
+  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {sb.data, sb.size}};
+  struct msghdr mh;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = iov;
+  mh.msg_iovlen = 2;
+  (void)sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  msgpack_sbuffer_destroy(&sb);
+  close(fd);
+}
+
+static void accept_one(tr_server *s, int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    tr_log(TR_LOG_ERROR, "accept: SO_PEERCRED: %s", strerror(errno));
+    close(fd);
+    return;
+  }
+  if (s->nclients >= TR_CONNS_MAX) {
+    refuse(fd, cred.pid, cred.uid, EMFILE, "too many connections");
+    return;
+  }
+  if (clients_of_uid(s, cred.uid) >= TR_CONNS_PER_UID) {
+    refuse(fd, cred.pid, cred.uid, EMFILE,
+           "too many connections for this user");
+    return;
+  }
+  client *cl = calloc(1, sizeof(*cl));
+  if (cl == NULL) {
+    refuse(fd, cred.pid, cred.uid, ENOMEM, "out of memory");
+    return;
+  }
+  cl->conn.poll.data = cl;
+  int rc = tr_peer_init(&cl->conn, s->loop, fd, on_frame, on_conn_poll);
+  if (rc < 0) {
+    free(cl);
+    refuse(fd, cred.pid, cred.uid, -rc, "cannot set up the connection");
+    return;
+  }
+  cl->srv = s;
+  tr_proc_init(&cl->proc, cl->conn.pid, cl->conn.uid, cl->conn.gid);
+  cl->proc.owner = cl;
+  cl->next = s->clients;
+  if (s->clients != NULL) s->clients->prev = cl;
+  s->clients = cl;
+  s->nclients++;
+  if (s->nclients == 1) {
+    uv_timer_stop(&s->idle_timer);
+    uv_timer_start(&s->drain_timer, on_drain_timer, TR_DRAIN_INTERVAL_MS,
+                   TR_DRAIN_INTERVAL_MS);
+  }
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_DEBUG, "%s: connected",
+         tr_log_peer(pb, cl->conn.pid, cl->conn.uid, 0));
+}
+
+static void on_listen_poll(uv_poll_t *h, int status, int events) {
+  tr_server *s = h->data;
+  (void)events;
+  if (status < 0) {
+    tr_log(TR_LOG_ERROR, "listening socket: %s", uv_strerror(status));
+    return;
+  }
+  s->depth++;
+  for (int i = 0; i < ACCEPTS_PER_WAKEUP && !s->stopping; i++) {
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if ((errno == EMFILE || errno == ENFILE) && s->reserve_fd >= 0) {
+        /* Accept and close one connection with the spare descriptor, so
+         * the pending one does not keep the socket readable forever. */
+        tr_log(TR_LOG_ERROR, "accept: %s; refusing a connection",
+               strerror(errno));
+        close(s->reserve_fd);
+        fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) close(fd);
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        break;
+      }
+      tr_log(TR_LOG_ERROR, "accept: %s", strerror(errno));
+      break;
+    }
+    accept_one(s, fd);
+  }
+  s->depth--;
+  reap(s);
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_drain_timer(uv_timer_t *t) {
+  tr_server *s = t->data;
+  s->depth++;
+  for (client *cl = s->clients; cl != NULL; cl = cl->next) {
+    if (cl->conn.dead || cl->proc.nthreads == 0) continue;
+    if (tr_proc_drain(&cl->proc) < 0) check_failed(cl);
+  }
+  tr_sessions_flush(&s->sessions);
+  s->depth--;
+  reap(s);
+}
+
+static void on_idle_timer(uv_timer_t *t) {
+  tr_server *s = t->data;
+  if (s->nclients != 0 || s->sessions.count != 0) return;
+  tr_log(TR_LOG_INFO, "idle for %u s: exiting", s->idle_exit_s);
+  tr_server_stop(s);
+}
+
+/* With no connection left, the drain timer sleeps and the idle countdown
+ * starts. */
+static void idle_check(tr_server *s) {
+  if (s->stopping || s->nclients != 0) return;
+  uv_timer_stop(&s->drain_timer);
+  if (s->idle_exit_s > 0 && !uv_is_active((uv_handle_t *)&s->idle_timer))
+    uv_timer_start(&s->idle_timer, on_idle_timer,
+                   (uint64_t)s->idle_exit_s * 1000u, 0);
+}
+
+/* ---- listening socket ---------------------------------------------------- */
+
+/* The per-user default directory: created 0700, and refused when it is not
+ * a real directory owned by us (someone else could have made it first). */
+int tr_server_make_dir(const char *sock_path) {
+  char dir[SUN_PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", sock_path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL || slash == dir) return 0;
+  *slash = '\0';
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot create %s: %s", dir, strerror(err));
+    return -err;
+  }
+  struct stat st;
+  if (lstat(dir, &st) < 0) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot stat %s: %s", dir, strerror(err));
+    return -err;
+  }
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+    tr_log(TR_LOG_ERROR,
+           "%s is not a directory owned by uid %lu; refusing "
+           "to put the socket there",
+           dir, (unsigned long)geteuid());
+    return -EPERM;
+  }
+  if ((st.st_mode & 077) != 0 && chmod(dir, 0700) < 0) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot make %s private: %s", dir, strerror(err));
+    return -err;
+  }
+  return 0;
+}
+
+/* Another daemon owns the path when the lock is held or the socket answers;
+ * a socket that refuses connections is stale and removed. */
+static int claim_path(tr_server *s) {
+  snprintf(s->lock_path, sizeof(s->lock_path), "%s.lock", s->path);
+  s->lock_fd =
+      open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (s->lock_fd < 0) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot open lock file %s: %s", s->lock_path,
+           strerror(err));
+    return -err;
+  }
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    int err = errno;
+    if (err == EWOULDBLOCK) {
+      tr_log(TR_LOG_ERROR, "another traced daemon is serving %s (%s is locked)",
+             s->path, s->lock_path);
+      return -EADDRINUSE;
+    }
+    tr_log(TR_LOG_ERROR, "cannot lock %s: %s", s->lock_path, strerror(err));
+    return -err;
+  }
+  struct stat st;
+  if (lstat(s->path, &st) < 0) {
+    if (errno == ENOENT) return 0;
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot stat %s: %s", s->path, strerror(err));
+    return -err;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    tr_log(TR_LOG_ERROR, "%s exists and is not a socket; not replacing it",
+           s->path);
+    return -EEXIST;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, s->path, strlen(s->path));
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+  int err = errno;
+  close(fd);
+  if (rc == 0) {
+    tr_log(TR_LOG_ERROR, "another traced daemon is listening on %s", s->path);
+    return -EADDRINUSE;
+  }
+  if (err != ECONNREFUSED) {
+    tr_log(TR_LOG_ERROR, "cannot probe %s: %s", s->path, strerror(err));
+    return -err;
+  }
+  tr_log(TR_LOG_INFO, "removing stale socket %s", s->path);
+  if (unlink(s->path) < 0 && errno != ENOENT) {
+    err = errno;
+    tr_log(TR_LOG_ERROR, "cannot remove stale socket %s: %s", s->path,
+           strerror(err));
+    return -err;
+  }
+  return 0;
+}
+
+static int listen_on(tr_server *s) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, s->path, strlen(s->path));
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot bind %s: %s", s->path, strerror(err));
+    close(fd);
+    return -err;
+  }
+  s->owns_path = true;
+  if (listen(fd, SOMAXCONN) < 0) {
+    int err = errno;
+    tr_log(TR_LOG_ERROR, "cannot listen on %s: %s", s->path, strerror(err));
+    close(fd);
+    return -err;
+  }
+  s->listen_fd = fd;
+  return 0;
+}
+
+int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
+                    tr_server **out) {
+  size_t plen = strlen(opts->socket_path);
+  if (plen == 0 || plen >= SUN_PATH_MAX) {
+    tr_log(TR_LOG_ERROR, "socket path '%s' is empty or longer than %zu bytes",
+           opts->socket_path, SUN_PATH_MAX - 1);
+    return -ENAMETOOLONG;
+  }
+  tr_server *s = calloc(1, sizeof(*s));
+  if (s == NULL) return -ENOMEM;
+  s->loop = loop;
+  s->lock_fd = s->listen_fd = s->reserve_fd = -1;
+  s->idle_exit_s = opts->idle_exit_s;
+  memcpy(s->path, opts->socket_path, plen + 1);
+  tr_sessions_init(&s->sessions);
+  int rc = 0;
+  if (opts->make_dir && (rc = tr_server_make_dir(s->path)) < 0) goto err;
+  if ((rc = claim_path(s)) < 0) goto err;
+  if ((rc = listen_on(s)) < 0) goto err;
+  s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if ((rc = uv_poll_init(loop, &s->listen_poll, s->listen_fd)) < 0) goto err;
+  s->listen_poll.data = s;
+  s->listening = true;
+  uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
+  uv_timer_init(loop, &s->drain_timer);
+  uv_timer_init(loop, &s->idle_timer);
+  s->drain_timer.data = s;
+  s->idle_timer.data = s;
+  uv_timer_start(&s->drain_timer, on_drain_timer, TR_DRAIN_INTERVAL_MS,
+                 TR_DRAIN_INTERVAL_MS);
+  idle_check(s);
+  tr_log(TR_LOG_INFO, "listening on %s (protocol %u)", s->path,
+         TR_PROTO_VERSION);
+  *out = s;
+  return 0;
+err:
+  if (s->listen_fd >= 0) close(s->listen_fd);
+  if (s->owns_path) unlink(s->path);
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  if (s->reserve_fd >= 0) close(s->reserve_fd);
+  free(s);
+  return rc;
+}
+
+void tr_server_stop(tr_server *s) {
+  if (s->stopping) return;
+  s->stopping = true;
+  s->depth++;
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listen_poll, NULL);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    s->listening = false;
+  }
+  if (s->owns_path) {
+    unlink(s->path);
+    s->owns_path = false;
+  }
+  /* Released now, so a new daemon may start as soon as this one stops
+   * answering. */
+  if (s->lock_fd >= 0) {
+    close(s->lock_fd);
+    s->lock_fd = -1;
+  }
+  tr_log(TR_LOG_INFO,
+         "stopping: finalising %u session(s), closing %u "
+         "connection(s)",
+         s->sessions.count, s->nclients);
+  while (s->sessions.head != NULL) {
+    tr_session *h = s->sessions.head;
+    finish_session(s, h, true);
+    if (s->sessions.head == h) break; /* cannot happen: ending is final */
+  }
+  for (client *cl = s->clients; cl != NULL; cl = cl->next)
+    client_end(cl, TR_LOG_DEBUG, "closed: the daemon is stopping");
+  s->depth--;
+  reap(s);
+  uv_close((uv_handle_t *)&s->drain_timer, NULL);
+  uv_close((uv_handle_t *)&s->idle_timer, NULL);
+}
+
+bool tr_server_stopped(const tr_server *s) { return s->stopping; }
+
+void tr_server_free(tr_server *s) {
+  if (s == NULL) return;
+  if (s->owns_path) unlink(s->path);
+  if (s->listen_fd >= 0) close(s->listen_fd);
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  if (s->reserve_fd >= 0) close(s->reserve_fd);
+  free(s);
+}

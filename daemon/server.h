@@ -1,0 +1,48 @@
+/* server.h: the daemon's server: the listening Unix socket, the table of
+ * client connections, the protocol's messages (PROTOCOL.md), and the timer
+ * that drains every ring. */
+#ifndef TRACED_SERVER_H
+#define TRACED_SERVER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#define TR_DRAIN_INTERVAL_MS 10
+#define TR_CONNS_PER_UID 1024 /* open connections per peer uid */
+#define TR_CONNS_MAX 16384    /* open connections in all */
+
+typedef struct tr_server tr_server;
+
+typedef struct tr_server_opts {
+  const char *socket_path; /* where to listen (at most 107 bytes) */
+  bool make_dir;           /* create the socket's directory 0700 (the
+                              per-user default location) */
+  unsigned idle_exit_s;    /* stop after this long with no connection and
+                              no session; 0: never */
+} tr_server_opts;
+
+/* Takes the lock file "<socket>.lock", replaces a stale socket, listens,
+ * and starts the drain timer.  Returns 0, -EADDRINUSE when another daemon
+ * serves this socket, or another negative errno (logged). */
+int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
+                    tr_server **out);
+
+/* Creates the socket's directory 0700 (the per-user default location) and
+ * refuses one that is not a directory owned by this user.  Idempotent;
+ * tr_server_start calls it when opts->make_dir is set. */
+int tr_server_make_dir(const char *socket_path);
+
+/* Graceful stop: no new connections, every open session finalised (its
+ * creator answered when still connected), every connection closed.  The
+ * server's handles are closed, so uv_run returns once their callbacks ran.
+ * Idempotent; also called by the idle-exit timer. */
+void tr_server_stop(tr_server *s);
+
+/* Whether tr_server_stop ran. */
+bool tr_server_stopped(const tr_server *s);
+
+/* Removes the socket path, releases the lock and frees the server; call
+ * after uv_run has returned (all handles closed). */
+void tr_server_free(tr_server *s);
+
+#endif

@@ -1,0 +1,240 @@
+/* session.c: creating, joining, adopting into and ending sessions. */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+uint64_t tr_monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void tr_sessions_init(tr_sessions *ss) { memset(ss, 0, sizeof(*ss)); }
+
+static uint64_t state_enabled(const tr_session *s) {
+  return TR_STATE_ENABLED | (s->epoch << TR_STATE_EPOCH_SHIFT);
+}
+
+static uint64_t state_disabled(const tr_session *s) {
+  return s->epoch << TR_STATE_EPOCH_SHIFT;
+}
+
+static int make_token(char out[TR_TOKEN_HEX_LEN + 1]) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t raw[TR_TOKEN_HEX_LEN / 2];
+  size_t got = 0;
+  while (got < sizeof(raw)) {
+    ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    got += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof(raw); i++) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 15];
+  }
+  out[TR_TOKEN_HEX_LEN] = '\0';
+  return 0;
+}
+
+uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid) {
+  uint32_t n = 0;
+  for (const tr_session *s = ss->head; s != NULL; s = s->next)
+    if (s->owner == uid) n++;
+  return n;
+}
+
+int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
+                      const char *path, size_t path_len, tr_session **out) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -EBADF;
+  if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) return -EBADF;
+  /* A pipe or socket could block the daemon's one thread forever when its
+   * reader stops; regular files and devices such as /dev/null cannot. */
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -EBADF;
+  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) return -EINVAL;
+  if (tr_sessions_count_uid(ss, creator->uid) >= TR_SESSIONS_PER_UID)
+    return -EMFILE;
+
+  tr_session *s = calloc(1, sizeof(*s));
+  if (s == NULL) return -ENOMEM;
+  int rc = make_token(s->token);
+  if (rc < 0) goto err;
+  s->epoch = ++ss->last_epoch;
+  snprintf(s->label, sizeof(s->label), "session=%llu",
+           (unsigned long long)s->epoch);
+  rc = tr_json_open(&s->out, fd, s->label);
+  if (rc < 0) goto err;
+  if (path_len >= sizeof(s->path)) path_len = sizeof(s->path) - 1;
+  memcpy(s->path, path, path_len);
+  s->path[path_len] = '\0';
+  s->owner = creator->uid;
+  s->start_ts = tr_monotonic_ns();
+  s->creator = creator;
+  s->fd = fd;
+  creator->created = s;
+  s->next = ss->head;
+  ss->head = s;
+  ss->count++;
+  *out = s;
+  return 0;
+err:
+  free(s);
+  return rc;
+}
+
+tr_session *tr_session_find(tr_sessions *ss, const char *token, size_t n) {
+  if (n != TR_TOKEN_HEX_LEN) return NULL;
+  for (tr_session *s = ss->head; s != NULL; s = s->next) {
+    unsigned diff = 0;
+    for (size_t i = 0; i < TR_TOKEN_HEX_LEN; i++)
+      diff |= (unsigned)(uint8_t)(s->token[i] ^ token[i]);
+    if (diff == 0) return s->ending ? NULL : s;
+  }
+  return NULL;
+}
+
+int tr_session_join(tr_session *s, tr_proc *p) {
+  if (p->uid != s->owner) return -EACCES;
+  if (p->session == s) return 0;
+  if (s->nmembers == s->members_cap) {
+    uint32_t cap = s->members_cap ? s->members_cap * 2 : 8;
+    tr_proc **m = realloc(s->members, cap * sizeof(*m));
+    if (m == NULL) return -ENOMEM;
+    s->members = m;
+    s->members_cap = cap;
+  }
+  s->members[s->nmembers++] = p;
+  /* Records older than the join were not meant for this session (e.g. an
+   * adopted worker's leftovers from a previous one). */
+  uint64_t now = tr_monotonic_ns();
+  tr_proc_attach(p, s->out, now > s->start_ts ? now : s->start_ts);
+  p->session = s;
+  p->last_epoch = s->epoch;
+  s->stats.processes++;
+  tr_proc_set_state(p, state_enabled(s));
+  return 0;
+}
+
+/* Detaches p from its output and keeps its counters in the session's. */
+static void detach_member(tr_session *s, tr_proc *p) {
+  tr_proc_stats ps;
+  memset(&ps, 0, sizeof(ps));
+  tr_proc_detach(p, &ps);
+  s->stats.threads += ps.threads;
+  s->stats.dropped += ps.dropped;
+  s->stats.lost += ps.lost;
+  s->stats.late += ps.late;
+  s->stats.malformed += ps.malformed;
+  s->stats.unmatched += ps.unmatched;
+}
+
+void tr_session_leave(tr_proc *p) {
+  tr_session *s = p->session;
+  if (s == NULL) return;
+  tr_proc_set_state(p, state_disabled(s));
+  detach_member(s, p);
+  for (uint32_t i = 0; i < s->nmembers; i++) {
+    if (s->members[i] == p) {
+      s->members[i] = s->members[--s->nmembers];
+      break;
+    }
+  }
+  p->session = NULL;
+}
+
+bool tr_session_may_adopt(const tr_session *s, const tr_proc *p) {
+  return s->creator != NULL && p != s->creator && p->producer && p->has_arena &&
+         p->session == NULL && p->created == NULL && p->uid == s->owner &&
+         tr_pid_is_descendant(p->kpid, s->creator->kpid);
+}
+
+void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
+  s->ending = true;
+  /* Disable everyone first so no member records while others drain. */
+  for (uint32_t i = 0; i < s->nmembers; i++)
+    tr_proc_set_state(s->members[i], state_disabled(s));
+  for (uint32_t i = 0; i < s->nmembers; i++) {
+    detach_member(s, s->members[i]);
+    s->members[i]->session = NULL;
+  }
+  s->nmembers = 0;
+  if (s->creator != NULL) s->creator->created = NULL;
+
+  tr_json_finish(s->out);
+  s->stats.events = s->out->events;
+  s->stats.dropped += s->out->dropped;
+  s->stats.bytes = s->out->bytes;
+  if (close(s->fd) < 0)
+    tr_log(TR_LOG_ERROR, "%s: closing the trace file failed: %s", s->label,
+           strerror(errno));
+  tr_log(
+      TR_LOG_INFO,
+      "%s: ended: %llu processes, %llu threads, %llu events, %llu "
+      "dropped, %llu bytes (late %llu, malformed %llu, unmatched %llu)",
+      s->label, (unsigned long long)s->stats.processes,
+      (unsigned long long)s->stats.threads, (unsigned long long)s->stats.events,
+      (unsigned long long)s->stats.dropped, (unsigned long long)s->stats.bytes,
+      (unsigned long long)s->stats.late, (unsigned long long)s->stats.malformed,
+      (unsigned long long)s->stats.unmatched);
+  if (st != NULL) *st = s->stats;
+
+  for (tr_session **pp = &ss->head; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      ss->count--;
+      break;
+    }
+  }
+  tr_json_free(s->out);
+  free(s->members);
+  free(s);
+}
+
+void tr_sessions_flush(tr_sessions *ss) {
+  for (tr_session *s = ss->head; s != NULL; s = s->next)
+    if (s->out->len > 0) tr_json_flush(s->out);
+}
+
+/* The parent of pid according to /proc, or -1.  The command name in field
+ * 2 may hold spaces and parentheses, so parsing starts after the last ')'. */
+static pid_t parent_of(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n;
+  do {
+    n = read(fd, buf, sizeof(buf) - 1);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *rp = strrchr(buf, ')');
+  if (rp == NULL) return -1;
+  char state;
+  long ppid;
+  if (sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return -1;
+  return (pid_t)ppid;
+}
+
+bool tr_pid_is_descendant(pid_t pid, pid_t ancestor) {
+  if (ancestor <= 0) return false;
+  for (int i = 0; i < 512 && pid > 0; i++) {
+    if (pid == ancestor) return true;
+    if (pid == 1) return false;
+    pid = parent_of(pid);
+  }
+  return false;
+}

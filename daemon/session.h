@@ -1,0 +1,110 @@
+/* session.h: sessions, the daemon's unit of ownership: one output file, one
+ * owner uid, a token to join by, and the processes recording into it.
+ *
+ * Rules (PROTOCOL.md section 2): a process joins only with the token of an
+ * open session owned by its own (kernel-reported) uid; the creator ends the
+ * session, or its connection closing does; ending drains every member and
+ * finalises the file.  Idle producers that descend from the creator of a
+ * new session are adopted into it (docs/sessions.md).
+ *
+ * Everything here runs on the event-loop thread; nothing is thread-safe. */
+#ifndef TRACED_SESSION_H
+#define TRACED_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proc.h"
+#include "traced_proto.h"
+#include "writer_json.h"
+
+#define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */
+#define TR_SESSIONS_PER_UID 64   /* open sessions per owner */
+
+/* What SESSION_SUMMARY reports, plus counters only the log shows. */
+typedef struct tr_session_stats {
+  uint64_t processes; /* processes that recorded into the session */
+  uint64_t threads;   /* rings that recorded into it */
+  uint64_t events;    /* trace events written (metadata excluded) */
+  uint64_t dropped;   /* events lost: full rings, write errors, depth limit */
+  uint64_t bytes;     /* bytes written to the output */
+  uint64_t lost;      /* LOST records' counts (part of `dropped`) */
+  uint64_t late;      /* records older than their member's start */
+  uint64_t malformed; /* records or string ids that made no sense */
+  uint64_t unmatched; /* exits without an open call */
+} tr_session_stats;
+
+typedef struct tr_session {
+  struct tr_session *next;
+  char token[TR_TOKEN_HEX_LEN + 1];
+  uid_t owner;
+  uint64_t epoch;    /* unique per session in this daemon, from 1 */
+  uint64_t start_ts; /* CLOCK_MONOTONIC ns at creation */
+  tr_proc *creator;  /* the creating connection's process */
+  int fd;            /* the output, owned */
+  tr_json *out;
+  bool ending; /* SESSION_END is being carried out */
+  tr_proc **members;
+  uint32_t nmembers;
+  uint32_t members_cap;
+  tr_session_stats stats; /* of members that already left */
+  char label[32];         /* "session=<epoch>" for log lines */
+  char path[TR_SESSION_PATH_MAX];
+} tr_session;
+
+typedef struct tr_sessions {
+  tr_session *head;
+  uint32_t count;
+  uint64_t last_epoch;
+} tr_sessions;
+
+void tr_sessions_init(tr_sessions *ss);
+
+/* Creates a session owned by creator->uid writing to `fd` (which must be
+ * open for writing; the session owns it from success on) and writes the
+ * file header.  The creator is recorded as such but does not become a
+ * member: the caller joins it when it is a producer.  Returns 0, -EBADF
+ * (fd not writable), -EINVAL (not a regular file or character device),
+ * -EMFILE (too many sessions for this uid), -ENOMEM, or getrandom's error. */
+int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
+                      const char *path, size_t path_len, tr_session **out);
+
+/* The open (not ending) session named by token, or NULL.  The comparison
+ * takes the same time wherever the tokens differ. */
+tr_session *tr_session_find(tr_sessions *ss, const char *token, size_t n);
+
+/* Makes p a member: attaches it to the output and enables its state word
+ * (before the caller replies, as the protocol requires).  p must belong to
+ * no session.  Returns 0, -EACCES (other uid), -ENOMEM. */
+int tr_session_join(tr_session *s, tr_proc *p);
+
+/* p stops recording into its session: it is drained, its open calls end
+ * unfinished, its state word is disabled.  No-op for a non-member. */
+void tr_session_leave(tr_proc *p);
+
+/* Whether an idle producer p is adopted by the new session s: same uid as
+ * the owner, in no session, and a descendant of the creator's process. */
+bool tr_session_may_adopt(const tr_session *s, const tr_proc *p);
+
+/* Ends s (PROTOCOL.md section 2, steps 2-4; the caller has already read the
+ * members' pending frames): disables every member, drains them, closes
+ * open calls as unfinished, writes the metadata and the closing bracket,
+ * closes the file.  Fills *st (may be NULL), unlinks and frees s. */
+void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st);
+
+/* Writes out every session's buffered events (called on the drain timer so
+ * a trace on disk lags by at most one tick). */
+void tr_sessions_flush(tr_sessions *ss);
+
+uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid);
+
+/* Whether `ancestor` is `pid` or one of its ancestors, following the parent
+ * links in /proc/<pid>/stat (at most 512 steps). */
+bool tr_pid_is_descendant(pid_t pid, pid_t ancestor);
+
+/* Reads CLOCK_MONOTONIC in nanoseconds (the producers' clock). */
+uint64_t tr_monotonic_ns(void);
+
+#endif

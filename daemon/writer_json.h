@@ -1,0 +1,97 @@
+/* writer_json.h: a streaming Chrome Trace Event JSON writer (array form)
+ * over a session's output descriptor.
+ *
+ * The file is "[\n", then one event per line separated by ",\n", then
+ * "\n]\n" from tr_json_finish(): a finished file is strict JSON, and one cut
+ * short (daemon killed) still loads in Perfetto and chrome://tracing, which
+ * accept an unterminated array.  Output goes through one fixed buffer
+ * (TR_JSON_BUF_SIZE), so memory does not grow with trace length.  After the
+ * first failed write(2) the writer logs once and writes nothing more (a
+ * partial write would leave broken JSON for later events to follow); every
+ * later event is counted in `dropped`.
+ *
+ * Timestamps are integer nanoseconds and are printed as microseconds with
+ * exactly three decimals, without floating point. */
+#ifndef TRACED_WRITER_JSON_H
+#define TRACED_WRITER_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TR_JSON_BUF_SIZE (256u * 1024u)
+
+/* Worst-case escaped size of n input bytes ("\u001f" or "\ufffd" for each). */
+#define TR_JSON_ESCAPED_MAX(n) ((size_t)(n)*6u)
+
+/* The "cat" of an event. */
+enum tr_json_cat {
+  TR_CAT_PYTHON = 0, /* Python calls */
+  TR_CAT_C = 1,      /* C functions called from Python */
+  TR_CAT_API = 2,    /* spans, instants, counters from the C/Python API */
+  TR_CAT_TRACED = 3, /* the tracer's own markers (lost events) */
+};
+
+typedef struct tr_json {
+  int fd;      /* borrowed: the session owns and closes it */
+  bool failed; /* a write failed: nothing more is written */
+  bool any;    /* an event was written: the next needs a separator */
+  bool finished;
+  size_t len;          /* bytes in buf */
+  uint64_t bytes;      /* bytes written to fd */
+  uint64_t events;     /* non-metadata events written or buffered */
+  uint64_t dropped;    /* events lost to write errors */
+  uint64_t buf_events; /* events in buf (lost with it if the write fails) */
+  const char *label;   /* for the one log line on failure, e.g. "session=3" */
+  char *buf;
+} tr_json;
+
+/* Allocates a writer over fd and buffers the opening "[".  Returns 0 or
+ * -ENOMEM.  The writer does not own fd. */
+int tr_json_open(tr_json **out, int fd, const char *label);
+
+/* Writes out the buffer (write(2), retrying EINTR and short writes).
+ * Returns 0 or the (sticky) negative errno of the failed write. */
+int tr_json_flush(tr_json *w);
+
+/* Buffers the closing "]" and flushes.  Idempotent. */
+int tr_json_finish(tr_json *w);
+
+void tr_json_free(tr_json *w);
+
+/* Escapes n bytes for use inside a JSON string: quote and backslash
+ * escaped, control characters as \n \t ... or \u00XX, valid UTF-8 copied,
+ * each maximal invalid UTF-8 subsequence (stray continuation, overlong
+ * form, surrogate, > U+10FFFF, truncated sequence) replaced by \ufffd.
+ * dst must hold TR_JSON_ESCAPED_MAX(n) bytes.  Returns the bytes written
+ * (no NUL). */
+size_t tr_json_escape(char *dst, const char *src, size_t n);
+
+/* Events.  `name` is already escaped (tr_json_escape) and nlen long; its
+ * length must not exceed TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN). */
+
+/* {"ph":"X","cat":..,"name":..,"pid":..,"tid":..,"ts":..,"dur":..} with
+ * "args":{"unfinished":true} for calls still open at the end. */
+void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
+                   uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
+                   bool unfinished);
+
+/* {"ph":"i","s":"t",...}: a thread-scoped instant. */
+void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns);
+
+/* {"ph":"C",...,"args":{"value":v}}; NaN and infinities are written as
+ * null (JSON has no spelling for them). */
+void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
+                     uint32_t tid, uint64_t ts_ns, double value);
+
+/* A marker where a producer dropped `count` events (ring full). */
+void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                  uint64_t count);
+
+/* {"ph":"M","name":what,"pid":..,"tid":..,"args":{key:value}}.  `value` is
+ * raw bytes (escaped here).  Metadata is not counted in `events`. */
+void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                  const char *key, const char *value, size_t vlen);
+
+#endif

@@ -1,0 +1,166 @@
+"""`traced run`: exit status, summary line, output file, private daemon,
+usage errors."""
+
+import datetime
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from conftest import (TRACED_BIN, call_forest, clean_env, load_trace, named,
+                      parent_names, parse_summary, processes_mentioning,
+                      pyname, run, summary_line, terminate_pid, write_program)
+
+PROGRAM = """
+    import sys
+
+
+    def f():
+        return 1
+
+
+    def g():
+        for _ in range(100):
+            f()
+
+
+    g()
+    sys.exit(int(sys.argv[1]))
+"""
+
+
+def check_program_trace(events, script):
+    nodes = call_forest(events)
+    assert parent_names(nodes, pyname(script, "f")) == {
+        pyname(script, "g"): 100}
+
+
+@pytest.mark.parametrize("status", [0, 5])
+def test_run_exit_status_and_summary(daemon, tmp_path, status):
+    script = write_program(tmp_path, PROGRAM)
+    out = tmp_path / "out.json"
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script,
+             status], env=daemon.env, cwd=tmp_path)
+    assert r.returncode == status, r.describe()
+    assert r.stdout == b""
+    # The program prints nothing to stderr: all of it is the summary.
+    assert r.stderr.count(b"\n") == 1, r.describe()
+    line = summary_line(r.stderr)
+    assert str(out) in line
+    events = load_trace(out)
+    check_program_trace(events, script)
+    s = parse_summary(line)
+    # Events are what the trace records; metadata (names) are not counted.
+    assert s["event"] == len([e for e in events if e["ph"] != "M"]), line
+    assert s["byte"] == os.path.getsize(out), line
+    assert s["process"] == 1, line
+    assert s["thread"] == 1, line
+    assert s["dropped"] == 0, line
+
+
+DEFAULT_NAME = re.compile(r"traced-(\d{8}-\d{6})\.json")
+
+
+def test_run_default_output_name(daemon, tmp_path):
+    script = write_program(tmp_path, PROGRAM)
+    before = datetime.datetime.now().replace(microsecond=0)
+    r = run([TRACED_BIN, "run", "--", sys.executable, script, 0],
+            env=daemon.env, cwd=tmp_path)
+    after = datetime.datetime.now()
+    assert r.returncode == 0, r.describe()
+    made = sorted(set(os.listdir(tmp_path)) - {script.name})
+    assert len(made) == 1 and DEFAULT_NAME.fullmatch(made[0]), made
+    stamp = datetime.datetime.strptime(
+        DEFAULT_NAME.fullmatch(made[0]).group(1), "%Y%m%d-%H%M%S")
+    assert before <= stamp <= after, (before, stamp, after)
+    assert made[0] in summary_line(r.stderr)
+    check_program_trace(load_trace(tmp_path / made[0]), script)
+
+
+def test_trace_file_format(daemon, tmp_path):
+    """'[' then one event per line; VizTracer-compatible fields."""
+    script = write_program(tmp_path, PROGRAM)
+    out = tmp_path / "out.json"
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script, 0],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    lines = out.read_text().splitlines()
+    assert lines[0] == "["
+    # The closing bracket ends the file, on its own line or the last
+    # event's.
+    if lines[-1] == "]":
+        lines.pop()
+    else:
+        assert lines[-1].endswith("]"), lines[-1]
+        lines[-1] = lines[-1][:-1]
+    parsed = []
+    for line in lines[1:]:
+        text = line[:-1] if line.endswith(",") else line
+        event = json.loads(text)
+        assert isinstance(event, dict), line
+        parsed.append(event)
+    assert parsed == load_trace(out)
+
+    pid = None
+    for e in parsed:
+        if e["ph"] == "X":
+            assert isinstance(e["name"], str) and e["name"]
+            assert isinstance(e["ts"], (int, float))
+            assert isinstance(e["dur"], (int, float)) and e["dur"] >= 0
+            assert isinstance(e["pid"], int) and isinstance(e["tid"], int)
+            assert e["cat"] in ("python", "c"), e
+            pid = e["pid"]
+    fs = named(parsed, pyname(script, "f"))
+    assert len(fs) == 100
+    # Nanosecond precision: microseconds keep their fractional part.
+    assert any(ns != int(ns) for e in fs for ns in (e["ts"], e["dur"]))
+    procs = [e for e in parsed
+             if e["ph"] == "M" and e["name"] == "process_name"]
+    assert [e["pid"] for e in procs] == [pid]
+    assert isinstance(procs[0]["args"]["name"], str)
+    assert procs[0]["args"]["name"]
+    tids = {e["tid"] for e in parsed if e["ph"] == "X"}
+    assert len(tids) == 1
+    threads = [e for e in parsed
+               if e["ph"] == "M" and e["name"] == "thread_name"]
+    assert [(e["pid"], e["tid"]) for e in threads] == [(pid, tids.pop())]
+
+
+def test_run_starts_private_daemon_when_none_listens(tmp_path,
+                                                     private_socket):
+    """With no daemon on TRACED_SOCKET, `traced run` starts one, which
+    stays up for later runs and exits on SIGTERM."""
+    script = write_program(tmp_path, PROGRAM)
+    env = clean_env(TRACED_SOCKET=private_socket)
+    daemons = []
+    for i in range(2):
+        out = tmp_path / ("out%d.json" % i)
+        r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script,
+                 i], env=env, cwd=tmp_path)
+        assert r.returncode == i, r.describe()
+        check_program_trace(load_trace(out), script)
+        daemons.append(processes_mentioning(private_socket))
+    assert len(daemons[0]) == 1, daemons
+    assert daemons[1] == daemons[0], "the second run started another daemon"
+    assert terminate_pid(daemons[0][0]), "the daemon ignored SIGTERM"
+
+
+@pytest.mark.parametrize("args", [
+    ["bogus"],
+    [],
+    ["run"],
+    ["run", "--"],
+    ["run", "-o", "x.json"],
+    ["run", "-o", "x.json", "--"],
+    ["run", sys.executable, "-c", "open('marker', 'w')"],
+], ids=["bogus", "no-command", "run", "run--", "run-o", "run-o--",
+        "run-without--"])
+def test_bad_usage(tmp_path, private_socket, args):
+    r = run([TRACED_BIN] + args, env=clean_env(TRACED_SOCKET=private_socket),
+            cwd=tmp_path)
+    assert r.returncode != 0, r.describe()
+    assert b"usage" in r.stderr.lower(), r.describe()
+    assert os.listdir(tmp_path) == []
+    assert processes_mentioning(private_socket) == []

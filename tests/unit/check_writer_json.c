@@ -1,0 +1,304 @@
+/* check_writer_json.c: unit tests of the JSON writer: escaping of hostile
+ * names, exact event formatting, buffering and write errors. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "traced_proto.h"
+#include "writer_json.h"
+
+static char *escape(const char *s, size_t n) {
+  static char out[TR_JSON_ESCAPED_MAX(256) + 1];
+  ck_assert_uint_le(n, 256);
+  size_t k = tr_json_escape(out, s, n);
+  ck_assert_uint_le(k, TR_JSON_ESCAPED_MAX(n));
+  out[k] = '\0';
+  return out;
+}
+
+#define ESC(lit) escape((lit), sizeof(lit) - 1)
+
+/* ---- escaping ------------------------------------------------------------ */
+
+START_TEST(test_writer_json_escape_plain) {
+  ck_assert_str_eq(ESC("f (x.py:12)"), "f (x.py:12)");
+  ck_assert_str_eq(ESC(""), "");
+  ck_assert_str_eq(ESC("\x7f"), "\x7f"); /* DEL is legal in JSON */
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_quotes_backslashes) {
+  ck_assert_str_eq(ESC("a\"b"), "a\\\"b");
+  ck_assert_str_eq(ESC("C:\\path\\"), "C:\\\\path\\\\");
+  ck_assert_str_eq(ESC("\"\\\""), "\\\"\\\\\\\"");
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_control_chars) {
+  ck_assert_str_eq(ESC("\n\t\r\b\f"), "\\n\\t\\r\\b\\f");
+  ck_assert_str_eq(ESC("\x01\x1f"), "\\u0001\\u001f");
+  ck_assert_str_eq(ESC("a\0b"), "a\\u0000b");
+  ck_assert_str_eq(ESC("\x1b[31m"), "\\u001b[31m");
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_valid_utf8) {
+  ck_assert_str_eq(ESC("caf\xc3\xa9"), "caf\xc3\xa9");   /* é */
+  ck_assert_str_eq(ESC("\xe2\x82\xac"), "\xe2\x82\xac"); /* € */
+  ck_assert_str_eq(ESC("\xe6\x97\xa5\xe6\x9c\xac"), "\xe6\x97\xa5\xe6\x9c\xac");
+  ck_assert_str_eq(ESC("\xf0\x9d\x84\x9e"), "\xf0\x9d\x84\x9e"); /* U+1D11E */
+  ck_assert_str_eq(ESC("\xc2\x80"), "\xc2\x80");                 /* U+0080 */
+  ck_assert_str_eq(ESC("\xed\x9f\xbf"), "\xed\x9f\xbf");         /* U+D7FF */
+  ck_assert_str_eq(ESC("\xee\x80\x80"), "\xee\x80\x80");         /* U+E000 */
+  ck_assert_str_eq(ESC("\xef\xbf\xbf"), "\xef\xbf\xbf");         /* U+FFFF */
+  ck_assert_str_eq(ESC("\xf4\x8f\xbf\xbf"), "\xf4\x8f\xbf\xbf"); /* U+10FFFF */
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_invalid_utf8) {
+  ck_assert_str_eq(ESC("\x80"), "\\ufffd"); /* stray continuation */
+  ck_assert_str_eq(ESC("a\xff"
+                       "b"),
+                   "a\\ufffdb"); /* never valid */
+  ck_assert_str_eq(ESC("\xfe\xfe"), "\\ufffd\\ufffd");
+  ck_assert_str_eq(ESC("caf\xe9"), "caf\\ufffd"); /* Latin-1 é */
+  /* A truncated sequence is one replacement (its maximal subpart). */
+  ck_assert_str_eq(ESC("\xe2\x82"), "\\ufffd");
+  ck_assert_str_eq(ESC("\xe2\x82"
+                       "A"),
+                   "\\ufffdA");
+  ck_assert_str_eq(ESC("\xf0\x9d\x84"), "\\ufffd");
+  ck_assert_str_eq(ESC("\xc3"), "\\ufffd");
+  ck_assert_str_eq(ESC("\xc3\""), "\\ufffd\\\"");
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_overlong) {
+  ck_assert_str_eq(ESC("\xc0\xaf"), "\\ufffd\\ufffd"); /* '/' */
+  ck_assert_str_eq(ESC("\xc1\xbf"), "\\ufffd\\ufffd");
+  ck_assert_str_eq(ESC("\xe0\x80\xaf"), "\\ufffd\\ufffd\\ufffd");
+  ck_assert_str_eq(ESC("\xe0\x9f\xbf"), "\\ufffd\\ufffd\\ufffd");
+  ck_assert_str_eq(ESC("\xf0\x80\x80\xaf"), "\\ufffd\\ufffd\\ufffd\\ufffd");
+  ck_assert_str_eq(ESC("\xf0\x8f\xbf\xbf"), "\\ufffd\\ufffd\\ufffd\\ufffd");
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_surrogates_and_range) {
+  ck_assert_str_eq(ESC("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd"); /* D800 */
+  ck_assert_str_eq(ESC("\xed\xbf\xbf"), "\\ufffd\\ufffd\\ufffd"); /* DFFF */
+  ck_assert_str_eq(ESC("\xf4\x90\x80\x80"),
+                   "\\ufffd\\ufffd\\ufffd\\ufffd"); /* 110000 */
+  ck_assert_str_eq(ESC("\xf5\x80\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");
+}
+END_TEST
+
+START_TEST(test_writer_json_escape_every_byte_is_bounded) {
+  /* Every single byte value, alone and followed by junk, stays within the
+   * documented bound and never produces a raw control or invalid byte. */
+  for (int b = 0; b < 256; b++) {
+    char in[4] = {(char)b, (char)0xbf, (char)0x80, (char)b};
+    char *out = escape(in, sizeof(in));
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+      ck_assert_int_ge(*p, 0x20);
+  }
+}
+END_TEST
+
+/* ---- events ----------------------------------------------------------------
+ */
+
+static int out_fd(void) {
+  int fd = memfd_create("check_writer_json", MFD_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  return fd;
+}
+
+/* The whole file, NUL-terminated (caller frees). */
+static char *slurp(int fd, size_t *len) {
+  off_t end = lseek(fd, 0, SEEK_END);
+  ck_assert_int_ge(end, 0);
+  char *buf = malloc((size_t)end + 1);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_int_eq(pread(fd, buf, (size_t)end, 0), end);
+  buf[end] = '\0';
+  if (len) *len = (size_t)end;
+  return buf;
+}
+
+START_TEST(test_writer_json_empty_trace) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  ck_assert_int_eq(tr_json_finish(w), 0); /* idempotent */
+  char *s = slurp(fd, NULL);
+  ck_assert_str_eq(s, "[\n\n]\n");
+  ck_assert_uint_eq(w->bytes, 5);
+  ck_assert_uint_eq(w->events, 0);
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_json_events_exact) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  tr_json_meta(w, "process_name", 42, 0, "name", "py\"thon", 7);
+  tr_json_slice(w, TR_CAT_PYTHON, "f (x.py:1)", 10, 42, 43, 123456789, 7890,
+                false);
+  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true);
+  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000);
+  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25);
+  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1);
+  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN);
+  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300);
+  tr_json_lost(w, 42, 43, 3000, 17);
+  tr_json_slice(w, TR_CAT_API, "span", 4, 4294967295u, 4294967295u, UINT64_MAX,
+                999, false);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char *s = slurp(fd, NULL);
+  const char *want =
+      "[\n"
+      "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":42,\"tid\":0,"
+      "\"args\":{\"name\":\"py\\\"thon\"}},\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f (x.py:1)\",\"pid\":42,"
+      "\"tid\":43,\"ts\":123456.789,\"dur\":7.890},\n"
+      "{\"ph\":\"X\",\"cat\":\"c\",\"name\":\"builtins.len\",\"pid\":42,"
+      "\"tid\":43,\"ts\":0.005,\"dur\":0.000,\"args\":{\"unfinished\":true}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"mark\",\"pid\":42,"
+      "\"tid\":43,\"ts\":1.000},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"mem\",\"pid\":42,\"tid\":43,"
+      "\"ts\":2.000,\"args\":{\"value\":3.25}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"mem\",\"pid\":42,\"tid\":43,"
+      "\"ts\":2.001,\"args\":{\"value\":0.1}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"mem\",\"pid\":42,\"tid\":43,"
+      "\"ts\":2.002,\"args\":{\"value\":null}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"mem\",\"pid\":42,\"tid\":43,"
+      "\"ts\":2.003,\"args\":{\"value\":-1e+300}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"traced\",\"name\":\"traced: events "
+      "lost (ring full)\",\"pid\":42,\"tid\":43,\"ts\":3.000,"
+      "\"args\":{\"count\":17}},\n"
+      "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"span\",\"pid\":4294967295,"
+      "\"tid\":4294967295,\"ts\":18446744073709551.615,\"dur\":0.999}\n"
+      "]\n";
+  ck_assert_str_eq(s, want);
+  ck_assert_uint_eq(w->events, 9); /* metadata is not counted */
+  ck_assert_uint_eq(w->bytes, strlen(want));
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_json_hostile_name_roundtrip) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  const char raw[] = "q\"\\\n\x01\xff\xed\xa0\x80\xc3\xa9";
+  char esc[TR_JSON_ESCAPED_MAX(sizeof(raw))];
+  size_t n = tr_json_escape(esc, raw, sizeof(raw) - 1);
+  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false);
+  tr_json_meta(w, "thread_name", 1, 2, "name", raw, sizeof(raw) - 1);
+  tr_json_finish(w);
+  char *s = slurp(fd, NULL);
+  ck_assert_ptr_nonnull(strstr(
+      s,
+      "\"name\":\"q\\\"\\\\\\n\\u0001\\ufffd\\ufffd\\ufffd\\ufffd\xc3\xa9\""));
+  ck_assert_ptr_nonnull(strstr(
+      s,
+      "\"args\":{\"name\":\"q\\\"\\\\\\n\\u0001\\ufffd\\ufffd\\ufffd\\ufffd"
+      "\xc3\xa9\"}"));
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_json_many_events_flush) {
+  /* Far more than one buffer: every event reaches the file in order. */
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  const int n = 20000;
+  for (int i = 0; i < n; i++)
+    tr_json_slice(w, TR_CAT_PYTHON, "some_function (module.py:123)", 29, 100,
+                  101, (uint64_t)i * 1000, 500, false);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  size_t len;
+  char *s = slurp(fd, &len);
+  ck_assert_uint_eq(len, w->bytes);
+  ck_assert_uint_gt(len, 2 * TR_JSON_BUF_SIZE);
+  ck_assert_uint_eq(w->events, (uint64_t)n);
+  int lines = 0;
+  for (size_t i = 0; i < len; i++) lines += s[i] == '\n';
+  ck_assert_int_eq(lines, n + 2);
+  ck_assert_ptr_nonnull(strstr(s, "\"ts\":19999.000,\"dur\":0.500}\n]\n"));
+  ck_assert_int_eq(memcmp(s, "[\n{", 3), 0);
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_json_write_error_counts_dropped) {
+  /* A descriptor that refuses writes: the writer fails once, then counts
+   * every event as dropped and writes nothing more. */
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false);
+  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false);
+  ck_assert_int_lt(tr_json_flush(w), 0);
+  ck_assert(w->failed);
+  ck_assert_uint_eq(w->dropped, 2);
+  ck_assert_uint_eq(w->events, 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false);
+  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1);
+  ck_assert_uint_eq(w->dropped, 4);
+  ck_assert_int_lt(tr_json_finish(w), 0);
+  ck_assert_uint_eq(w->bytes, 0);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+static Suite *writer_json_suite(void) {
+  Suite *s = suite_create("writer_json");
+  TCase *esc = tcase_create("escape");
+  tcase_add_test(esc, test_writer_json_escape_plain);
+  tcase_add_test(esc, test_writer_json_escape_quotes_backslashes);
+  tcase_add_test(esc, test_writer_json_escape_control_chars);
+  tcase_add_test(esc, test_writer_json_escape_valid_utf8);
+  tcase_add_test(esc, test_writer_json_escape_invalid_utf8);
+  tcase_add_test(esc, test_writer_json_escape_overlong);
+  tcase_add_test(esc, test_writer_json_escape_surrogates_and_range);
+  tcase_add_test(esc, test_writer_json_escape_every_byte_is_bounded);
+  suite_add_tcase(s, esc);
+  TCase *core = tcase_create("core");
+  tcase_add_test(core, test_writer_json_empty_trace);
+  tcase_add_test(core, test_writer_json_events_exact);
+  tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
+  tcase_add_test(core, test_writer_json_many_events_flush);
+  suite_add_tcase(s, core);
+  TCase *errors = tcase_create("errors");
+  tcase_add_test(errors, test_writer_json_write_error_counts_dropped);
+  suite_add_tcase(s, errors);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(writer_json_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
