@@ -78,6 +78,11 @@ static void write_process_name(tr_proc *p) {
                  p->name_len);
 }
 
+static void write_process_order(tr_proc *p) {
+  tr_json_meta_u64(p->out, "process_sort_index", p->pid, 0, "sort_index",
+                   p->sort_index);
+}
+
 static void write_thread_name(tr_proc *p, tr_thread *t) {
   if (p->out != NULL && t->name_len > 0)
     tr_json_meta(p->out, "thread_name", p->pid, t->tid, "name", t->name,
@@ -429,13 +434,14 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   write_process_name(p);
   for (uint32_t i = 0; i < p->nthreads; i++)
     write_thread_name(p, p->threads[i]);
-  if (p->stats.dropped > 0) {
-    char label[64];
-    int n = snprintf(label, sizeof(label), "traced: %llu events dropped",
-                     (unsigned long long)p->stats.dropped);
-    tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label,
-                 (size_t)n);
-  }
+  write_process_order(p);
+  char label[96];
+  int n = snprintf(label, sizeof(label), "ppid %u", p->ppid);
+  if (p->stats.dropped > 0)
+    n += snprintf(label + n, sizeof(label) - (size_t)n,
+                  ", traced: %llu events dropped",
+                  (unsigned long long)p->stats.dropped);
+  tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label, (size_t)n);
   if (st != NULL) {
     st->threads += p->stats.threads;
     st->dropped += p->stats.dropped;

@@ -48,6 +48,7 @@ typedef struct tr_thread {
   uint64_t dropped_base; /* ring `dropped` when this output began */
   uint16_t name_len;
   char name[TR_NAME_MAX];
+  uint32_t sort_index; /* order of joining its current session, from 1 */
 } tr_thread;
 
 /* Counters since the last tr_proc_attach. */
@@ -82,6 +83,7 @@ typedef struct tr_proc {
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
   uint16_t name_len;
   char name[TR_NAME_MAX];
+  uint32_t sort_index; /* order of joining its current session, from 1 */
 
   tr_arenaview arena;
   tr_thread **threads;

@@ -163,6 +163,9 @@ static int run_child(char **argv, const char *socket, const char *token) {
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
     if (token != NULL) {
+      char pid[24];
+      snprintf(pid, sizeof(pid), "%d", (int)getpid());
+      setenv(TR_ENV_ROOT_PID, pid, 1);
       setenv(TR_ENV_SESSION, token, 1);
       setenv(TR_ENV_SOCKET, socket, 1);
     }

@@ -123,6 +123,9 @@ int tr_session_join(tr_session *s, tr_proc *p) {
   p->session = s;
   p->last_epoch = s->epoch;
   s->stats.processes++;
+  /* Viewers list processes by this index: the first to join (the program's
+   * main process) comes first, its workers in the order they started. */
+  p->sort_index = (uint32_t)s->stats.processes;
   tr_proc_set_state(p, state_enabled(s));
   return 0;
 }

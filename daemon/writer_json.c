@@ -400,3 +400,24 @@ void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
   p = PUT_LIT(p, "\"}}");
   event_end(w, p, false);
 }
+
+void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                      const char *key, uint64_t value) {
+  size_t wl = strlen(what), kl = strlen(key);
+  char *p = event_begin(w, EVENT_OVERHEAD + wl + kl + 24);
+  if (p == NULL) return;
+  p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
+  memcpy(p, what, wl);
+  p += wl;
+  p = PUT_LIT(p, "\",\"pid\":");
+  p = put_u64(p, pid);
+  p = PUT_LIT(p, ",\"tid\":");
+  p = put_u64(p, tid);
+  p = PUT_LIT(p, ",\"args\":{\"");
+  memcpy(p, key, kl);
+  p += kl;
+  p = PUT_LIT(p, "\":");
+  p = put_u64(p, value);
+  p = PUT_LIT(p, "}}");
+  event_end(w, p, false);
+}

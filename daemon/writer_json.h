@@ -93,5 +93,8 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
  * raw bytes (escaped here).  Metadata is not counted in `events`. */
 void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                   const char *key, const char *value, size_t vlen);
+/* The same with an integer value: {...,"args":{key:value}}. */
+void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                      const char *key, uint64_t value);
 
 #endif

@@ -180,6 +180,7 @@ enum tr_rec_kind {
 #define TR_ENV_SOCKET "TRACED_SOCKET"
 #define TR_ENV_SESSION "TRACED_SESSION"
 #define TR_ENV_OUTPUT "TRACED_OUTPUT"
+#define TR_ENV_ROOT_PID "TRACED_ROOT_PID" /* set by `traced run` */
 #define TR_ENV_RING_SLOTS "TRACED_RING_SLOTS"
 #define TR_ENV_QUIET "TRACED_QUIET"
 

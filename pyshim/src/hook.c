@@ -26,6 +26,13 @@
 #endif
 
 static Py_ssize_t g_extra_index = -1;
+
+/* Extra-slot values are id + 1, optionally with this flag: calling the
+ * code object means "this process has just been given its multiprocessing
+ * name" (BaseProcess._after_fork runs right after a child's
+ * _current_process is set, in every start method and in loky). */
+#define TR_EXTRA_NAME_PROBE ((uintptr_t)1 << 62)
+#define TR_EXTRA_ID_MASK (((uintptr_t)1 << 33) - 1)
 /* Code from files under this prefix (traced's own package) is not
  * recorded. */
 static PyObject *g_skip_prefix;
@@ -41,6 +48,40 @@ static uint32_t intern_utf8(PyObject *s) {
     return TR_STRING_UNKNOWN;
   }
   return tr_client_intern(u, (size_t)n);
+}
+
+static bool is_name_probe(PyCodeObject *code) {
+  /* BaseProcess._after_fork (multiprocessing/process.py) or an override
+   * in multiprocessing/context.py (SpawnProcess, ForkServerProcess). */
+  if (PyUnicode_CompareWithASCIIString(code->co_name, "_after_fork") != 0)
+    return false;
+  const char *f = PyUnicode_AsUTF8(code->co_filename);
+  if (f == NULL) {
+    PyErr_Clear();
+    return false;
+  }
+  return strstr(f, "/multiprocessing/") != NULL;
+}
+
+/* Tells the daemon this process's multiprocessing name. */
+static void __attribute__((noinline)) name_probe(void) {
+  PyObject *et, *ev, *tb;
+  PyErr_Fetch(&et, &ev, &tb);
+  PyObject *key = PyUnicode_FromString("multiprocessing.process");
+  PyObject *mod = key != NULL ? PyImport_GetModule(key) : NULL;
+  Py_XDECREF(key);
+  PyObject *cur = NULL, *name = NULL;
+  if (mod != NULL) cur = PyObject_GetAttrString(mod, "_current_process");
+  if (cur != NULL) name = PyObject_GetAttrString(cur, "name");
+  if (name != NULL && PyUnicode_Check(name)) {
+    const char *u = PyUnicode_AsUTF8(name);
+    if (u != NULL) tr_client_process_info(u);
+  }
+  Py_XDECREF(name);
+  Py_XDECREF(cur);
+  Py_XDECREF(mod);
+  PyErr_Clear();
+  PyErr_Restore(et, ev, tb);
 }
 
 static uint32_t __attribute__((noinline)) intern_code(PyCodeObject *code) {
@@ -61,10 +102,12 @@ static uint32_t __attribute__((noinline)) intern_code(PyCodeObject *code) {
   } else {
     PyErr_Clear();
   }
-cache:
-  if (TR_CodeSetExtra((PyObject *)code, g_extra_index,
-                      (void *)((uintptr_t)id + 1)) < 0)
+cache:;
+  uintptr_t v = (uintptr_t)id + 1;
+  if (is_name_probe(code)) v |= TR_EXTRA_NAME_PROBE;
+  if (TR_CodeSetExtra((PyObject *)code, g_extra_index, (void *)v) < 0)
     PyErr_Clear();
+  if (v & TR_EXTRA_NAME_PROBE) name_probe();
   PyErr_Restore(et, ev, tb);
   return id;
 }
@@ -74,10 +117,13 @@ static inline uint32_t code_id(PyFrameObject *frame) {
   void *extra = NULL;
   uint32_t id;
   if (TR_CodeGetExtra((PyObject *)code, g_extra_index, &extra) == 0 &&
-      extra != NULL)
-    id = (uint32_t)((uintptr_t)extra - 1);
-  else
+      extra != NULL) {
+    uintptr_t v = (uintptr_t)extra;
+    if (__builtin_expect(v & TR_EXTRA_NAME_PROBE, 0)) name_probe();
+    id = (uint32_t)((v & TR_EXTRA_ID_MASK) - 1);
+  } else {
     id = intern_code(code);
+  }
   Py_DECREF(code);
   return id;
 }

@@ -26,6 +26,9 @@ __version__ = "0.1.0"
 ENV_SOCKET = "TRACED_SOCKET"
 ENV_SESSION = "TRACED_SESSION"
 ENV_OUTPUT = "TRACED_OUTPUT"
+# Set by `traced run` to the pid of the command it starts: that process is
+# the program's main process.
+ENV_ROOT_PID = "TRACED_ROOT_PID"
 
 # Nothing under this directory (traced's own Python code) is recorded.
 _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
@@ -184,6 +187,7 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
     _state.creator = True
     _export(token)
     _install(trace_c)
+    _name_process(root=True)
     return True
 
 
@@ -258,7 +262,7 @@ def _attach_from_env() -> None:
                          "untraced")
             return
         _install()
-        _name_process()
+        _name_process(os.environ.get(ENV_ROOT_PID) == str(os.getpid()))
     elif output:
         try:
             if not start(output, socket=socket):
@@ -270,10 +274,28 @@ def _attach_from_env() -> None:
         import atexit
 
         atexit.register(stop)
-        _name_process()
 
 
-def _name_process() -> None:
+def _name_process(root: bool) -> None:
+    """Names this process in the trace: the program's main process is
+    "MainProcess"; other processes are named by their script until
+    multiprocessing names them (ForkPoolWorker-3, LokyProcess-2, ...: the
+    hook notices that by itself)."""
+    if root:
+        _traced.process_info("MainProcess")
+        return
     argv = getattr(sys, "argv", None) or []
-    if argv and argv[0] not in ("", "-c", "-m"):
-        _traced.process_info(os.path.basename(argv[0]))
+    first = argv[0] if argv else ""
+    if first in ("", "-c"):
+        name = "python -c"
+        # multiprocessing's helpers run as `python -c "from
+        # multiprocessing.forkserver import main; ..."`.
+        orig = getattr(sys, "orig_argv", [])
+        code = orig[orig.index("-c") + 1] if "-c" in orig[:-1] else ""
+        if code.startswith("from multiprocessing."):
+            name = code.split()[1]
+    elif first == "-m":
+        name = "python -m"
+    else:
+        name = os.path.basename(first)
+    _traced.process_info(name)
