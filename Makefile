@@ -119,6 +119,7 @@ integration: all
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: deps
+	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
