@@ -61,8 +61,8 @@ SHIM_STAMP := $(VENV)/.traced-shim-installed
 SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
-.PHONY: all native deps test unit integration demo asan fuzz format \
-        format-check install clean bench
+.PHONY: all native deps test unit integration demo asan valgrind fuzz \
+        format format-check install clean bench
 
 all: native $(SHIM_STAMP)
 
@@ -136,6 +136,16 @@ asan: deps
 	TRACED_NATIVE_EXAMPLE=$(abspath build-asan/tests/native_example) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# The integration tests with the daemon under valgrind: any invalid access
+# or leak makes it exit 99, which fails the test that stopped it.
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+valgrind: all
+	TRACED_BIN=$(abspath $(BIN)) \
+	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
+	TRACED_DAEMON_WRAPPER="$(VALGRIND)" \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 FORMAT_FILES := $(wildcard proto/*.[ch] daemon/*.[ch] libclient/src/*.[ch] \

@@ -208,12 +208,16 @@ class Daemon:
             return ""
 
     def start(self):
-        cmd = [TRACED_BIN, "serve", "--socket", self.socket]
+        # $TRACED_DAEMON_WRAPPER runs the daemon under a tool, e.g.
+        # `make valgrind` sets "valgrind --error-exitcode=99 ...": its
+        # findings then fail stop()'s exit-status check.
+        wrapper = os.environ.get("TRACED_DAEMON_WRAPPER", "").split()
+        cmd = wrapper + [TRACED_BIN, "serve", "--socket", self.socket]
         with open(self.log_path, "wb") as log, \
                 open(os.devnull, "rb") as null:
             self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.dir),
                                          stdin=null, stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if wrapper else 10)
         while True:
             if self.proc.poll() is not None:
                 pytest.fail("traced serve exited with status %r before "
@@ -222,6 +226,8 @@ class Daemon:
             if os.path.exists(self.socket) and _socket_accepts(self.socket):
                 return
             if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
                 pytest.fail("traced serve did not accept connections on %s "
                             "within 10 s; its log:\n%s" %
                             (self.socket, self.log()))
@@ -234,7 +240,8 @@ class Daemon:
                         "its log:\n%s" % (self.proc.returncode, self.log()))
         self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(timeout=10)
+            rc = self.proc.wait(
+                timeout=60 if os.environ.get("TRACED_DAEMON_WRAPPER") else 10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -257,11 +264,14 @@ def daemon():
     d = Daemon(short_tmpdir())
     try:
         d.start()
+    except BaseException:
+        shutil.rmtree(d.dir, ignore_errors=True)
+        raise
+    try:
         yield d
     finally:
         try:
-            if d.proc is not None:
-                d.stop()
+            d.stop()
         finally:
             shutil.rmtree(d.dir, ignore_errors=True)
 

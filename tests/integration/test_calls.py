@@ -2,7 +2,8 @@
 
 import pytest
 
-from conftest import call_forest, named, parent_names, pyname, run_traced
+from conftest import (call_forest, named, parent_names, pyname, run_traced,
+                      slices)
 
 VIAS = ["cli", "env"]
 
@@ -28,8 +29,7 @@ def test_1000_calls_of_f_nested_in_g(daemon, tmp_path, via):
     g_name = pyname(t.script, "g")
     assert f_name == "f (%s:1)" % t.script
 
-    fs = [e for e in t.events
-          if e.get("ph") == "X" and e["name"].startswith("f (")]
+    fs = slices(t.events, "f (")
     assert len(fs) == 1000
     assert all(e["name"] == f_name for e in fs)
     assert all(str(t.script) in e["name"] for e in fs)

@@ -3,6 +3,8 @@
 import signal
 import sys
 
+import pytest
+
 from conftest import (TRACED_BIN, clean_env, load_trace, named, pyname, run,
                       summary_line, write_program)
 
@@ -86,43 +88,49 @@ def test_output_and_status_unchanged_by_env_attach(daemon, tmp_path):
 KILLED = """
     import os
     import signal
+    import sys
     import time
 
 
-    def die():
+    def die(signum):
         print("about to die", flush=True)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
         time.sleep(30)
 
 
     def main():
-        die()
+        die(int(sys.argv[1]))
 
 
     main()
 """
 
 
-def test_killed_by_signal_exits_128_plus_signal(daemon, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_by_signal_exits_128_plus_signal(daemon, tmp_path, signum):
     script = write_program(tmp_path, KILLED)
-    plain = untraced(script, tmp_path)
-    assert plain.returncode == -signal.SIGTERM, plain.describe()
+    plain = run([sys.executable, script, int(signum)], env=clean_env(),
+                cwd=tmp_path)
+    assert plain.returncode == -signum, plain.describe()
     out = tmp_path / "trace.json"
-    traced = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script],
-                 env=daemon.env, cwd=tmp_path)
-    assert traced.returncode == 128 + signal.SIGTERM, traced.describe()
+    traced = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script,
+                  int(signum)], env=daemon.env, cwd=tmp_path)
+    assert traced.returncode == 128 + signum, traced.describe()
     assert traced.stdout == plain.stdout == b"about to die\n"
     assert plain.stderr == b""
     assert traced.stderr.count(b"\n") == 1, traced.describe()
     assert str(out) in summary_line(traced.stderr)
 
 
-def test_killed_program_leaves_unfinished_slices(daemon, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_program_leaves_unfinished_slices(daemon, tmp_path, signum):
     script = write_program(tmp_path, KILLED)
     out = tmp_path / "trace.json"
-    traced = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script],
-                 env=daemon.env, cwd=tmp_path)
-    assert traced.returncode == 128 + signal.SIGTERM, traced.describe()
+    traced = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script,
+                  int(signum)], env=daemon.env, cwd=tmp_path)
+    assert traced.returncode == 128 + signum, traced.describe()
     events = load_trace(out)
     for func in ("die", "main"):
         found = named(events, pyname(script, func))
