@@ -3,6 +3,7 @@
 #include "writer_json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,10 +202,16 @@ int tr_json_open(tr_json **out, int fd, const char *label) {
     free(w);
     return -ENOMEM;
   }
+  _Static_assert(sizeof(TR_JSON_OBJECT_HEAD) == sizeof(TR_JSON_ARRAY_HEAD),
+                 "the object head overwrites the padded array head");
   w->fd = fd;
   w->label = label;
-  memcpy(w->buf, "[\n", 2);
-  w->len = 2;
+  /* The head can be rewritten in place only at a known offset of a
+   * seekable file that is not in append mode (where pwrite appends). */
+  off_t at = lseek(fd, 0, SEEK_CUR);
+  int fl = fcntl(fd, F_GETFL);
+  w->start = (at >= 0 && fl >= 0 && !(fl & O_APPEND)) ? (int64_t)at : -1;
+  w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_ARRAY_HEAD "\n") - w->buf);
   *out = w;
   return 0;
 }
@@ -248,9 +255,18 @@ int tr_json_finish(tr_json *w) {
   if (w->finished) return w->failed ? -EIO : 0;
   w->finished = true;
   if (w->failed) return -EIO;
-  if (w->len + 3 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return -EIO;
-  memcpy(w->buf + w->len, "\n]\n", 3);
-  w->len += 3;
+  if (w->len + 4 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return -EIO;
+  w->len += (size_t)(PUT_LIT(w->buf + w->len, "\n]") - (w->buf + w->len));
+  if (tr_json_flush(w) < 0) return -EIO;
+  /* A complete array now; make it the object form if we can. */
+  bool object = false;
+  if (w->start >= 0) {
+    static const char head[] = TR_JSON_OBJECT_HEAD;
+    ssize_t k = pwrite(w->fd, head, sizeof(head) - 1, (off_t)w->start);
+    object = k == (ssize_t)(sizeof(head) - 1);
+  }
+  char *end = object ? PUT_LIT(w->buf, "}\n") : PUT_LIT(w->buf, "\n");
+  w->len = (size_t)(end - w->buf);
   return tr_json_flush(w);
 }
 

@@ -44,7 +44,18 @@ typedef struct tr_json {
   uint64_t buf_events; /* events in buf (lost with it if the write fails) */
   const char *label;   /* for the one log line on failure, e.g. "session=3" */
   char *buf;
+  int64_t start; /* file offset of the header, -1: fd cannot seek */
 } tr_json;
+
+/* The file's shape (docs/daemon.md, "Output"): while the session runs the
+ * file is a JSON array whose "[" is padded with spaces to the length of
+ * TR_JSON_OBJECT_HEAD, so a file cut short by a crash still loads
+ * (array form).  tr_json_finish() overwrites that padded head in place and
+ * closes with "]}", so a finished file is the object form
+ * {"traceEvents":[...]} that every viewer, VizTracer's vizviewer included,
+ * reads.  Outputs that cannot seek stay in array form. */
+#define TR_JSON_OBJECT_HEAD "{\"traceEvents\":["
+#define TR_JSON_ARRAY_HEAD "[               "
 
 /* Allocates a writer over fd and buffers the opening "[".  Returns 0 or
  * -ENOMEM.  The writer does not own fd. */
@@ -54,7 +65,8 @@ int tr_json_open(tr_json **out, int fd, const char *label);
  * Returns 0 or the (sticky) negative errno of the failed write. */
 int tr_json_flush(tr_json *w);
 
-/* Buffers the closing "]" and flushes.  Idempotent. */
+/* Buffers the closing "]" and flushes, then turns the file into the
+ * object form when the output can seek.  Idempotent. */
 int tr_json_finish(tr_json *w);
 
 void tr_json_free(tr_json *w);

@@ -377,14 +377,20 @@ def run_traced(daemon, script_text, tmp_path, via="cli", args=(), input=b"",
 
 
 def load_trace(path):
-    """The trace file's events (json.load of the whole file; must be a
-    list)."""
+    """The trace file's events (json.load of the whole file).  A finished
+    trace is the object form {"traceEvents": [...]} and nothing else; the
+    array form is what a file cut short looks like."""
     with open(path) as fh:
-        events = json.load(fh)
-    if not isinstance(events, list):
-        raise ValueError("trace is a %s, not a JSON array" %
-                         type(events).__name__)
-    return events
+        data = json.load(fh)
+    if isinstance(data, dict):
+        if list(data) != ["traceEvents"] or not isinstance(
+                data["traceEvents"], list):
+            raise ValueError("trace object has keys %r" % list(data))
+        return data["traceEvents"]
+    if not isinstance(data, list):
+        raise ValueError("trace is a %s, not a JSON array or object" %
+                         type(data).__name__)
+    return data
 
 
 def slices(events, name_prefix=""):

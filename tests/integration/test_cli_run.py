@@ -80,21 +80,17 @@ def test_run_default_output_name(daemon, tmp_path):
 
 
 def test_trace_file_format(daemon, tmp_path):
-    """'[' then one event per line; VizTracer-compatible fields."""
+    """One event per line in the object form; VizTracer-compatible fields."""
     script = write_program(tmp_path, PROGRAM)
     out = tmp_path / "out.json"
     r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script, 0],
             env=daemon.env, cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     lines = out.read_text().splitlines()
-    assert lines[0] == "["
-    # The closing bracket ends the file, on its own line or the last
-    # event's.
-    if lines[-1] == "]":
-        lines.pop()
-    else:
-        assert lines[-1].endswith("]"), lines[-1]
-        lines[-1] = lines[-1][:-1]
+    # Finished: the object form, one event per line (docs/daemon.md).
+    assert lines[0] == '{"traceEvents":['
+    assert lines[-1] == "]}"
+    lines.pop()
     parsed = []
     for line in lines[1:]:
         text = line[:-1] if line.endswith(",") else line

@@ -30,7 +30,7 @@ COMMON = """
     def count_f(path):
         # Reads the trace right after tracing stopped: it must be complete.
         with open(path) as fh:
-            events = json.load(fh)
+            events = json.load(fh)["traceEvents"]
         return sum(1 for e in events
                    if e.get("ph") == "X" and e["name"].startswith("f ("))
 """

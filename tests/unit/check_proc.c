@@ -108,7 +108,9 @@ static char *events(tr_proc_stats *st) {
   /* Keep only non-metadata lines, each without its trailing comma. */
   char *out = calloc(1, (size_t)end + 1);
   for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-    if (strncmp(line, "{\"ph\":\"M\"", 9) == 0 || line[0] != '{') continue;
+    if (strncmp(line, "{\"ph\":\"M\"", 9) == 0 ||
+        strncmp(line, "{\"ph\"", 5) != 0)
+      continue;
     size_t n = strlen(line);
     if (line[n - 1] == ',') line[--n] = '\0';
     strcat(out, line);

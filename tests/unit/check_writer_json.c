@@ -138,12 +138,42 @@ START_TEST(test_writer_json_empty_trace) {
   ck_assert_int_eq(tr_json_finish(w), 0);
   ck_assert_int_eq(tr_json_finish(w), 0); /* idempotent */
   char *s = slurp(fd, NULL);
-  ck_assert_str_eq(s, "[\n\n]\n");
-  ck_assert_uint_eq(w->bytes, 5);
+  ck_assert_str_eq(s, "{\"traceEvents\":[\n\n]}\n");
+  ck_assert_uint_eq(w->bytes, strlen(s));
   ck_assert_uint_eq(w->events, 0);
   free(s);
   tr_json_free(w);
   close(fd);
+}
+END_TEST
+
+/* While a session runs, and for outputs that cannot seek, the file is the
+ * array form with a padded head: loadable even when cut short. */
+START_TEST(test_writer_json_array_form_until_finished) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false);
+  ck_assert_int_eq(tr_json_flush(w), 0);
+  char *s = slurp(fd, NULL);
+  ck_assert_str_eq(s,
+                   "[               \n"
+                   "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":1,"
+                   "\"tid\":2,\"ts\":1.000,\"dur\":0.010}");
+  free(s);
+  tr_json_free(w);
+  close(fd);
+
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  ck_assert_int_eq(tr_json_open(&w, p[1], "test"), 0);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char buf[64] = "";
+  ck_assert_int_eq(read(p[0], buf, sizeof(buf) - 1), (ssize_t)w->bytes);
+  ck_assert_str_eq(buf, "[               \n\n]\n");
+  tr_json_free(w);
+  close(p[0]);
+  close(p[1]);
 }
 END_TEST
 
@@ -166,7 +196,7 @@ START_TEST(test_writer_json_events_exact) {
   ck_assert_int_eq(tr_json_finish(w), 0);
   char *s = slurp(fd, NULL);
   const char *want =
-      "[\n"
+      "{\"traceEvents\":[\n"
       "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":42,\"tid\":0,"
       "\"args\":{\"name\":\"py\\\"thon\"}},\n"
       "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f (x.py:1)\",\"pid\":42,"
@@ -188,7 +218,7 @@ START_TEST(test_writer_json_events_exact) {
       "\"args\":{\"count\":17}},\n"
       "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"span\",\"pid\":4294967295,"
       "\"tid\":4294967295,\"ts\":18446744073709551.615,\"dur\":0.999}\n"
-      "]\n";
+      "]}\n";
   ck_assert_str_eq(s, want);
   ck_assert_uint_eq(w->events, 9); /* metadata is not counted */
   ck_assert_uint_eq(w->bytes, strlen(want));
@@ -240,8 +270,8 @@ START_TEST(test_writer_json_many_events_flush) {
   int lines = 0;
   for (size_t i = 0; i < len; i++) lines += s[i] == '\n';
   ck_assert_int_eq(lines, n + 2);
-  ck_assert_ptr_nonnull(strstr(s, "\"ts\":19999.000,\"dur\":0.500}\n]\n"));
-  ck_assert_int_eq(memcmp(s, "[\n{", 3), 0);
+  ck_assert_ptr_nonnull(strstr(s, "\"ts\":19999.000,\"dur\":0.500}\n]}\n"));
+  ck_assert_int_eq(memcmp(s, "{\"traceEvents\":[\n{", 18), 0);
   free(s);
   tr_json_free(w);
   close(fd);
@@ -285,6 +315,7 @@ static Suite *writer_json_suite(void) {
   suite_add_tcase(s, esc);
   TCase *core = tcase_create("core");
   tcase_add_test(core, test_writer_json_empty_trace);
+  tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
   tcase_add_test(core, test_writer_json_many_events_flush);
