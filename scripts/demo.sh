@@ -8,7 +8,8 @@ out=demo-output/demo.json
 build/bin/traced run -o "$out" -- .venv/bin/python examples/demo.py
 .venv/bin/python - "$out" <<'PY'
 import json, sys
-events = json.load(open(sys.argv[1]))
+data = json.load(open(sys.argv[1]))
+events = data["traceEvents"] if isinstance(data, dict) else data
 slices = [e for e in events if e.get("ph") == "X"]
 pids = {e["pid"] for e in slices}
 tids = {(e["pid"], e["tid"]) for e in slices}
