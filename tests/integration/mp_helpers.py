@@ -7,7 +7,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from conftest import line_of, pyname
+from conftest import line_of, pyname, thread_names
 
 # Test programs start with this.  Every call of a function is noted by the
 # program itself in calls.log next to the script (one O_APPEND write per
@@ -99,19 +99,6 @@ def read_log(script):
     return CallLog(Path(script).parent / "calls.log")
 
 
-def x_counts(events, name):
-    """{pid: number of X slices named exactly `name`}."""
-    c = collections.Counter(e["pid"] for e in events
-                            if e.get("ph") == "X" and e.get("name") == name)
-    return dict(c)
-
-
-def unfinished(events, name):
-    return [e for e in events
-            if e.get("ph") == "X" and e.get("name") == name
-            and (e.get("args") or {}).get("unfinished")]
-
-
 def func_names(script, func="work"):
     """The trace names a function `def func(` of `script` can have: its
     usual `func (path:line)`, and `func (<dynamic-code>:line)` when
@@ -199,8 +186,9 @@ class Procs:
     def check_well_formed(self, main_pid):
         """Every pid that appears in the trace has exactly one name, sort
         index and ppid label; sort indexes are distinct; the main process is
-        "MainProcess" with sort index 1; every process sorts after its
-        parent when the parent is in the trace."""
+        "MainProcess" with sort index 1; every thread with slices has one
+        thread_name; every process sorts after its parent when the parent
+        is in the trace."""
         for pid in sorted(self.pids):
             for key in _META:
                 self._one(pid, key)
@@ -209,6 +197,13 @@ class Procs:
             "duplicate sort indexes: %s" % self.describe())
         assert self.name(main_pid) == "MainProcess", self.describe()
         assert self.sort_index(main_pid) == 1, self.describe()
+        threads = {(e["pid"], e["tid"]) for e in self.events
+                   if e.get("ph") == "X"}
+        names = thread_names(self.events)
+        for key in sorted(threads):
+            assert len(names.get(key, [])) == 1, (
+                "thread %r has thread_name events %r" %
+                (key, names.get(key)))
         for pid in self.pids:
             parent = self.ppid(pid)
             if parent in self.pids:
@@ -231,19 +226,3 @@ def tree(root):
     """Relative paths of every file and directory under root."""
     root = Path(root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def worker_ppid_ok(procs, pid, expected_ppid):
-    assert procs.ppid(pid) == expected_ppid, (
-        "pid %d (%s): ppid label %d, expected %d; %s" %
-        (pid, procs.name(pid), procs.ppid(pid), expected_ppid,
-         procs.describe()))
-
-
-def trace_file_sane(path):
-    """A finished trace ends with the closing bracket on its own line."""
-    data = Path(path).read_bytes()
-    assert data.startswith(b"[") and data.endswith(b"\n]\n"), (
-        "%s is not a finished trace: starts %r ends %r" %
-        (path, data[:20], data[-20:]))
-

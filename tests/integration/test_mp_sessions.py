@@ -5,7 +5,6 @@ a worker still alive when the session ends, and unchanged output."""
 import json
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -14,9 +13,9 @@ from conftest import (TIMEOUT, TRACED_BIN, clean_env, load_trace,
                       processes_mentioning, run, run_traced, summary_line,
                       terminate_pid, write_program)
 from mp_helpers import (Procs, alive, func_counts, func_unfinished, program,
-                        read_log, trace_file_sane, tree)
+                        read_log, tree)
 
-# ---- the seed scenario -------------------------------------------------------
+# ---- the seed scenario ------------------------------------------------------
 
 SEED = """
     import collections
@@ -61,9 +60,8 @@ def test_mp_seed_inline_joblib(daemon, tmp_path):
         counts = {int(k): v for k, v in out["counts"].items()}
         assert sum(counts.values()) == 40 and main not in counts, out
 
-        path = cwd / "trace.json"
-        trace_file_sane(path)
-        events = load_trace(path)
+        # The file parses as a whole (no leftover of a longer first run).
+        events = load_trace(cwd / "trace.json")
         procs = Procs(events)
         procs.check_well_formed(main)
         assert func_counts(events, script) == counts, (
@@ -82,7 +80,7 @@ def test_mp_seed_inline_joblib(daemon, tmp_path):
         seen_pids |= this_run
 
 
-# ---- reused workers ------------------------------------------------------------
+# ---- reused workers ---------------------------------------------------------
 
 REUSE = """
     import collections
@@ -130,10 +128,8 @@ def test_mp_reused_loky_workers_two_sessions(daemon, tmp_path):
     # (reused) workers.
     assert set(b) <= set(a), out
 
-    t0, t1 = tmp_path / "t0.json", tmp_path / "t1.json"
-    for path in (t0, t1):
-        trace_file_sane(path)
-    e0, e1 = load_trace(t0), load_trace(t1)
+    e0 = load_trace(tmp_path / "t0.json")
+    e1 = load_trace(tmp_path / "t1.json")
     p0, p1 = Procs(e0), Procs(e1)
 
     assert func_counts(e0, script, "work_a") == a, p0.describe()
@@ -150,7 +146,7 @@ def test_mp_reused_loky_workers_two_sessions(daemon, tmp_path):
             assert procs.ppid(pid) == main, procs.describe()
 
 
-# ---- two programs at once --------------------------------------------------------
+# ---- two programs at once ---------------------------------------------------
 
 CONCURRENT = program("""
     import time
@@ -236,7 +232,7 @@ def test_mp_two_programs_at_once_one_daemon(daemon, tmp_path):
     assert not (trace_pids["a"] & trace_pids["b"])
 
 
-# ---- a worker still alive when the session ends ------------------------------
+# ---- a worker still alive when the session ends -----------------------------
 
 SLEEPER = program("""
     import time
@@ -307,7 +303,7 @@ def test_mp_sleeping_worker_does_not_block_end(daemon, tmp_path):
             terminate_pid(pid)
 
 
-# ---- output and exit status unchanged ------------------------------------------
+# ---- output and exit status unchanged ---------------------------------------
 
 OUTPUT = """
     import multiprocessing
