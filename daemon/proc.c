@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metaseen.h"
+
 typedef struct drain_ctx {
   tr_proc *p;
   tr_thread *t;
@@ -72,19 +74,18 @@ void tr_proc_set_state(tr_proc *p, uint64_t state) {
   if (p->has_arena) tr_arena_set_state(&p->arena, state);
 }
 
-static void write_process_name(tr_proc *p) {
-  if (p->out != NULL && p->name_len > 0)
+static void write_process_meta(tr_proc *p, tr_metaseen *seen) {
+  if (p->out == NULL) return;
+  if (p->name_len > 0 &&
+      (seen == NULL || tr_metaseen_name(seen, p->pid, 0, p->name, p->name_len)))
     tr_json_meta(p->out, "process_name", p->pid, 0, "name", p->name,
                  p->name_len);
 }
 
-static void write_process_order(tr_proc *p) {
-  tr_json_meta_u64(p->out, "process_sort_index", p->pid, 0, "sort_index",
-                   p->sort_index);
-}
-
-static void write_thread_name(tr_proc *p, tr_thread *t) {
-  if (p->out != NULL && t->name_len > 0)
+static void write_thread_name(tr_proc *p, tr_thread *t, tr_metaseen *seen) {
+  if (p->out != NULL && t->name_len > 0 &&
+      (seen == NULL ||
+       tr_metaseen_name(seen, p->pid, t->tid, t->name, t->name_len)))
     tr_json_meta(p->out, "thread_name", p->pid, t->tid, "name", t->name,
                  t->name_len);
 }
@@ -397,7 +398,7 @@ int tr_proc_drain(tr_proc *p) {
     }
     close_open_calls(p, t);
     count_drops(p, t);
-    write_thread_name(p, t);
+    write_thread_name(p, t, p->seen);
     p->stack_slots -= t->cap;
     thread_free(t);
     p->threads[i] = p->threads[--p->nthreads];
@@ -405,7 +406,9 @@ int tr_proc_drain(tr_proc *p) {
   return rc;
 }
 
-void tr_proc_attach(tr_proc *p, tr_json *out, uint64_t min_ts) {
+void tr_proc_attach(tr_proc *p, tr_json *out, tr_metaseen *seen,
+                    uint64_t min_ts) {
+  p->seen = seen;
   /* Whatever the rings hold now was recorded before this output began. */
   p->out = NULL;
   tr_proc_drain(p);
@@ -422,6 +425,7 @@ void tr_proc_attach(tr_proc *p, tr_json *out, uint64_t min_ts) {
 }
 
 void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
+  tr_metaseen *seen = p->seen;
   if (p->out == NULL) return;
   tr_proc_drain(p);
   for (uint32_t i = 0; i < p->nthreads; i++) {
@@ -430,18 +434,24 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
     count_drops(p, t);
   }
   /* Names are written once per output, when recording ends, so each
-   * carries the final name (see docs/daemon.md, "Metadata"). */
-  write_process_name(p);
+   * carries the final name (see docs/daemon.md, "Metadata").  A pid seen
+   * before in this output (it exec()ed) only adds what changed. */
+  bool again = seen != NULL && tr_metaseen_has(seen, p->pid, 0);
+  write_process_meta(p, seen);
   for (uint32_t i = 0; i < p->nthreads; i++)
-    write_thread_name(p, p->threads[i]);
-  write_process_order(p);
-  char label[96];
-  int n = snprintf(label, sizeof(label), "ppid %u", p->ppid);
-  if (p->stats.dropped > 0)
-    n += snprintf(label + n, sizeof(label) - (size_t)n,
-                  ", traced: %llu events dropped",
-                  (unsigned long long)p->stats.dropped);
-  tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label, (size_t)n);
+    write_thread_name(p, p->threads[i], seen);
+  if (!again || p->stats.dropped > 0) {
+    tr_json_meta_u64(p->out, "process_sort_index", p->pid, 0, "sort_index",
+                     p->sort_index);
+    char label[96];
+    int n = snprintf(label, sizeof(label), "ppid %u", p->ppid);
+    if (p->stats.dropped > 0)
+      n += snprintf(label + n, sizeof(label) - (size_t)n,
+                    ", traced: %llu events dropped",
+                    (unsigned long long)p->stats.dropped);
+    tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label,
+                 (size_t)n);
+  }
   if (st != NULL) {
     st->threads += p->stats.threads;
     st->dropped += p->stats.dropped;

@@ -93,6 +93,7 @@ typedef struct tr_proc {
 
   /* Output: NULL while the process belongs to no session. */
   tr_json *out;
+  struct tr_metaseen *seen; /* the output's metadata so far (borrowed) */
   uint64_t min_ts; /* records older than this belong to no session of ours */
   tr_proc_stats stats;
   tr_name_slot *names; /* allocated on first use */
@@ -135,12 +136,13 @@ int tr_proc_drain(tr_proc *p);
 /* Starts writing into `out`: discards what the rings hold, forgets open
  * calls from before, notes each ring's drop count.  Records older than
  * min_ts are discarded as late. */
-void tr_proc_attach(tr_proc *p, tr_json *out, uint64_t min_ts);
+void tr_proc_attach(tr_proc *p, tr_json *out, struct tr_metaseen *seen,
+                    uint64_t min_ts);
 
 /* Stops writing: drains, closes open calls as unfinished slices at each
- * thread's last timestamp, writes the process and thread names (and a
- * process label when events were dropped), adds this output's counters
- * into *st. */
+ * thread's last timestamp, writes the process and thread names, sort index
+ * and labels (only what p->seen says the output lacks), adds
+ * this output's counters into *st. */
 void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
 
 /* Writes the process state word (no-op without an arena). */

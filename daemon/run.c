@@ -82,7 +82,7 @@ static int control_connect(const char *socket, bool *started) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_hello(&pk, "control", 0);
+  tr_conn_pack_hello(&pk, "control", 0, "traced run");
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, NULL, 0, TR_MSG_WELCOME,

@@ -119,13 +119,16 @@ int tr_session_join(tr_session *s, tr_proc *p) {
   /* Records older than the join were not meant for this session (e.g. an
    * adopted worker's leftovers from a previous one). */
   uint64_t now = tr_monotonic_ns();
-  tr_proc_attach(p, s->out, now > s->start_ts ? now : s->start_ts);
+  tr_proc_attach(p, s->out, &s->seen, now > s->start_ts ? now : s->start_ts);
   p->session = s;
   p->last_epoch = s->epoch;
-  s->stats.processes++;
   /* Viewers list processes by this index: the first to join (the program's
-   * main process) comes first, its workers in the order they started. */
-  p->sort_index = (uint32_t)s->stats.processes;
+   * main process) comes first, its workers in the order they started.  A
+   * pid joining again (it exec()ed) is the same process: same index. */
+  bool is_new;
+  p->sort_index = tr_metaseen_sort_index(
+      &s->seen, p->pid, (uint32_t)s->stats.processes + 1, &is_new);
+  if (is_new) s->stats.processes++;
   tr_proc_set_state(p, state_enabled(s));
   return 0;
 }
@@ -201,6 +204,7 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
     }
   }
   tr_json_free(s->out);
+  tr_metaseen_free(&s->seen);
   free(s->members);
   free(s);
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "metaseen.h"
 #include "proc.h"
 #include "traced_proto.h"
 #include "writer_json.h"
@@ -50,6 +51,7 @@ typedef struct tr_session {
   uint32_t nmembers;
   uint32_t members_cap;
   tr_session_stats stats; /* of members that already left */
+  tr_metaseen seen;       /* metadata already in the output */
   char label[32];         /* "session=<epoch>" for log lines */
   char path[TR_SESSION_PATH_MAX];
 } tr_session;

@@ -37,6 +37,8 @@ static struct {
   uint32_t fork_committed;
   bool atfork_registered;
   bool warned;
+  char hello_name[64]; /* HELLO's display name ("": the program's) */
+  char child_name[64]; /* hello_name of children forked from now on */
 } g = {
     .io_lock = PTHREAD_MUTEX_INITIALIZER,
     .arena_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -183,6 +185,7 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   pthread_mutex_init(&g.io_lock, NULL);
   pthread_mutex_init(&g.arena_lock, NULL);
+  memcpy(g.hello_name, g.child_name, sizeof(g.hello_name));
   if (g.arena == NULL) return;
   bool was_connected = g.fd >= 0;
   if (g.fd >= 0) close(g.fd);
@@ -263,7 +266,7 @@ static int connect_locked(const char *path) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_hello(&pk, "producer", g.arena_cap);
+  tr_conn_pack_hello(&pk, "producer", g.arena_cap, g.hello_name);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
@@ -415,6 +418,12 @@ int tr_client_process_info(const char *name) {
   pthread_mutex_unlock(&g.io_lock);
   msgpack_sbuffer_destroy(&sb);
   return rc;
+}
+
+void tr_client_set_child_name(const char *name) {
+  pthread_mutex_lock(&g.io_lock);
+  snprintf(g.child_name, sizeof(g.child_name), "%s", name);
+  pthread_mutex_unlock(&g.io_lock);
 }
 
 uint32_t tr_client_intern(const char *s, size_t n) {

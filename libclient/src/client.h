@@ -39,6 +39,10 @@ const char *tr_client_socket_path(void);
 /* Tells the daemon this process's display name (e.g. "ForkPoolWorker-3"). */
 int tr_client_process_info(const char *name);
 
+/* The display name a fork()ed child announces until it names itself
+ * (e.g. the script's name; the parent may be "MainProcess"). */
+void tr_client_set_child_name(const char *name);
+
 /* Interns a string (truncated to TR_STRING_MAX_LEN) into the arena and
  * returns its id; TR_STRING_UNKNOWN when the arena is full (counted). */
 uint32_t tr_client_intern(const char *s, size_t n);

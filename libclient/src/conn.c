@@ -216,7 +216,7 @@ static int pack_argv(msgpack_packer *pk) {
 }
 
 void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
-                        uint32_t arena_size) {
+                        uint32_t arena_size, const char *display) {
   bool producer = strcmp(role, "producer") == 0;
   msgpack_pack_map(pk, producer ? 10 : 9);
   tr_mp_kv_str(pk, "magic", TR_PROTO_MAGIC);
@@ -226,10 +226,10 @@ void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
   tr_mp_kv_u64(pk, "ppid", (uint64_t)getppid());
   tr_mp_str(pk, "argv");
   pack_argv(pk);
-  char name[64] = "";
-  const char *comm = program_invocation_short_name;
-  snprintf(name, sizeof(name), "%s", comm ? comm : "");
-  tr_mp_kv_str(pk, "name", name);
+  if (display == NULL || display[0] == '\0')
+    display =
+        program_invocation_short_name ? program_invocation_short_name : "";
+  tr_mp_kv_str(pk, "name", display);
   tr_mp_kv_str(pk, "clock", "monotonic");
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -36,8 +36,9 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
 
-/* Packs the HELLO map (the caller adds nothing after it). */
+/* Packs the HELLO map (the caller adds nothing after it).  `name` is the
+ * process's display name; NULL or "" means the program's short name. */
 void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
-                        uint32_t arena_size);
+                        uint32_t arena_size, const char *name);
 
 #endif

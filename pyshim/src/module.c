@@ -104,6 +104,14 @@ static PyObject *m_process_info(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+static PyObject *m_set_child_name(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+  tr_client_set_child_name(name);
+  Py_RETURN_NONE;
+}
+
 static PyObject *m_token(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
@@ -213,6 +221,8 @@ static PyMethodDef methods[] = {
      "daemon's summary once the file is complete."},
     {"process_info", m_process_info, METH_VARARGS,
      "process_info(name): name this process in the trace."},
+    {"set_child_name", m_set_child_name, METH_VARARGS,
+     "set_child_name(name): the name fork()ed children start with."},
     {"token", m_token, METH_NOARGS, "The current session token or ''."},
     {"socket_path", m_socket_path, METH_NOARGS, "The connected socket."},
     {"default_socket", m_default_socket, METH_NOARGS,

@@ -281,9 +281,16 @@ def _name_process(root: bool) -> None:
     "MainProcess"; other processes are named by their script until
     multiprocessing names them (ForkPoolWorker-3, LokyProcess-2, ...: the
     hook notices that by itself)."""
-    if root:
-        _traced.process_info("MainProcess")
-        return
+    name = _script_name()
+    # What a fork()ed child is called until it names itself: a bare
+    # os.fork() child runs the same script; the forkserver's children are
+    # workers that multiprocessing names when they start.
+    _traced.set_child_name("multiprocessing worker"
+                           if name.startswith("multiprocessing.") else name)
+    _traced.process_info("MainProcess" if root else name)
+
+
+def _script_name() -> str:
     argv = getattr(sys, "argv", None) or []
     first = argv[0] if argv else ""
     if first in ("", "-c"):
@@ -298,4 +305,4 @@ def _name_process(root: bool) -> None:
         name = "python -m"
     else:
         name = os.path.basename(first)
-    _traced.process_info(name)
+    return name

@@ -130,7 +130,7 @@ static char *events(tr_proc_stats *st) {
 
 START_TEST(test_proc_pairs_nested_calls) {
   uint32_t f = intern("f"), g = intern("g"), len = intern("builtins.len");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(2500, len, TR_REC_C_CALL);
@@ -151,7 +151,7 @@ END_TEST
 
 START_TEST(test_proc_mismatch_closes_inner_unfinished) {
   uint32_t f = intern("f"), g = intern("g"), h = intern("h");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(3000, h, TR_REC_PY_CALL);
@@ -169,7 +169,7 @@ END_TEST
 
 START_TEST(test_proc_unmatched_exit_ignored) {
   uint32_t f = intern("f"), g = intern("g");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, f, TR_REC_PY_RETURN); /* nothing open */
   put(2000, g, TR_REC_PY_CALL);
   put(3000, f, TR_REC_PY_RETURN); /* g open, f never entered */
@@ -185,7 +185,7 @@ END_TEST
 
 START_TEST(test_proc_open_calls_unfinished_at_detach) {
   uint32_t f = intern("f"), g = intern("g"), s = intern("span");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, s, TR_REC_BEGIN);
   put(2500, f, TR_REC_PY_CALL);
@@ -206,7 +206,7 @@ END_TEST
 
 START_TEST(test_proc_closed_ring_is_finished_and_freed) {
   uint32_t g = intern("g");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, g, TR_REC_PY_CALL);
   put(1500, g, TR_REC_INSTANT);
   atomic_store(&F.ring_hdr->closed, 1);
@@ -223,7 +223,7 @@ END_TEST
 
 START_TEST(test_proc_bad_ids_and_late_records) {
   uint32_t g = intern("g");
-  tr_proc_attach(&F.proc, F.out, 500);
+  tr_proc_attach(&F.proc, F.out, NULL, 500);
   put(100, g, TR_REC_PY_CALL);      /* late */
   put(1000, 2, TR_REC_INSTANT);     /* misaligned id */
   put(1000, 60000, TR_REC_INSTANT); /* beyond committed */
@@ -246,7 +246,7 @@ START_TEST(test_proc_detached_discards) {
   put(1000, g, TR_REC_PY_CALL); /* recorded while no session is attached */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   ck_assert_uint_eq(atomic_load(&F.ring_hdr->tail), 1);
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(2000, g, TR_REC_PY_RETURN); /* its exit: nothing open here */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   tr_proc_stats st;
@@ -258,7 +258,7 @@ START_TEST(test_proc_detached_discards) {
 END_TEST
 
 START_TEST(test_proc_broken_ring_fails) {
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   atomic_store(&F.ring_hdr->head, 5000);
   ck_assert_int_eq(tr_proc_drain(&F.proc), -EPROTO);
   ck_assert(F.proc.failed);
@@ -271,7 +271,7 @@ END_TEST
 START_TEST(test_proc_thread_name_and_escaping) {
   uint32_t tn = intern("worker \"1\"");
   uint32_t bad = intern("bad\xff\n");
-  tr_proc_attach(&F.proc, F.out, 0);
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
   put(1000, tn, TR_REC_THREAD_NAME);
   put(2000, bad, TR_REC_INSTANT);
   put(2001, bad, TR_REC_INSTANT); /* from the name cache */
