@@ -46,6 +46,10 @@ static struct {
     .arena_fd = -1,
 };
 
+static uint64_t g_full_wait_ns = 10u * 1000u * 1000u;
+
+uint64_t tr_client_full_wait_ns(void) { return g_full_wait_ns; }
+
 /* What producers read while the process is not attached. */
 static _Atomic uint64_t g_disabled_state = 0;
 
@@ -242,6 +246,8 @@ static int connect_locked(const char *path) {
   if (fd < 0) return fd;
   snprintf(g.socket_path, sizeof(g.socket_path), "%s", path);
 
+  g_full_wait_ns =
+      (uint64_t)env_u32("TRACED_FULL_WAIT_MS", 10, 0, 60000) * 1000000u;
   if (g.arena_cap == 0)
     g.arena_cap = env_u32("TRACED_ARENA_SIZE", TR_ARENA_DEFAULT_SIZE,
                           TR_ARENA_MIN_SIZE, TR_ARENA_MAX_SIZE);

@@ -67,6 +67,10 @@ _Atomic uint64_t *tr_client_state_word(void);
  * the child, joins its parent's session and gives p a fresh ring. */
 int tr_client_reattach_thread(tr_producer *p);
 
+/* How long a producer waits for room in a full ring before dropping:
+ * TRACED_FULL_WAIT_MS (0..60000) read at connect, default 10 ms. */
+uint64_t tr_client_full_wait_ns(void);
+
 /* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
 void tr_client_doorbell(tr_producer *p);
 

@@ -9,8 +9,9 @@
 
 #include "client.h"
 
-/* Full-ring policy (documented in PROTOCOL.md section 5). */
-#define TR_FULL_WAIT_NS (10u * 1000u * 1000u)
+/* Full-ring policy (documented in PROTOCOL.md section 5): poll every
+ * 50 us for at most tr_client_full_wait_ns() (TRACED_FULL_WAIT_MS,
+ * default 10 ms). */
 #define TR_FULL_POLL_NS (50u * 1000u)
 /* Slots kept free so a LOST record always fits after a run of drops. */
 #define TR_RESERVE_SLOTS 1u
@@ -68,9 +69,9 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
     /* Full: make sure the daemon knows, then wait a bounded time. */
     atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
     tr_client_doorbell(p);
-    uint64_t waited = 0;
+    uint64_t waited = 0, budget = tr_client_full_wait_ns();
     while (p->head + need > tail + p->capacity) {
-      if (waited >= TR_FULL_WAIT_NS) {
+      if (waited >= budget) {
         p->dropping = true;
         p->drop_mode_tail = tail;
         p->limit = p->head; /* every event comes back here */

@@ -44,10 +44,16 @@ BOGUS_TOKEN = "0123456789abcdef0123456789abcdef"
 # ---- processes -------------------------------------------------------------
 
 
+# Tuning that the test run itself sets (`make valgrind`) and that every
+# traced program must see.
+PASSTHROUGH = {"TRACED_FULL_WAIT_MS"}
+
+
 def clean_env(**extra):
     """os.environ without any TRACED_* variable, plus `extra` (a value of
     None removes the variable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACED_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TRACED_") or k in PASSTHROUGH}
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)
