@@ -291,18 +291,19 @@ def _name_process(root: bool) -> None:
 
 
 def _script_name() -> str:
+    """The script's file name; for `python -m mod`, the module; for
+    `python -c "from mod import ..."` (how multiprocessing and loky start
+    their helpers), that module."""
     argv = getattr(sys, "argv", None) or []
+    orig = getattr(sys, "orig_argv", None) or []
     first = argv[0] if argv else ""
-    if first in ("", "-c"):
-        name = "python -c"
-        # multiprocessing's helpers run as `python -c "from
-        # multiprocessing.forkserver import main; ..."`.
-        orig = getattr(sys, "orig_argv", [])
-        code = orig[orig.index("-c") + 1] if "-c" in orig[:-1] else ""
-        if code.startswith("from multiprocessing."):
-            name = code.split()[1]
-    elif first == "-m":
-        name = "python -m"
-    else:
-        name = os.path.basename(first)
-    return name
+    if first in ("", "-c", "-m"):
+        flag = "-m" if first == "-m" else "-c"
+        arg = orig[orig.index(flag) + 1] if flag in orig[:-1] else ""
+        if flag == "-m" and arg:
+            return arg
+        words = arg.split()
+        if len(words) >= 3 and words[0] == "from" and words[2] == "import":
+            return words[1]
+        return "python " + flag
+    return os.path.basename(first)
