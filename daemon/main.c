@@ -59,6 +59,15 @@ static void serve_usage(FILE *f) {
       "  -v, --verbose        log connections and handshakes too\n"
       "  -q, --quiet          log only warnings and errors\n"
       "\n"
+      "limits (a peer over one gets an error naming it; see docs/hostile.md):\n"
+      "  --max-conns-per-uid N      open connections per user (1024)\n"
+      "  --max-conns N              open connections in all (16384)\n"
+      "  --max-sessions-per-uid N   open sessions per user (64)\n"
+      "  --max-ring-slots N         largest ring, in 16-byte slots (16777216)\n"
+      "  --max-arena-bytes N        largest string table (268435456)\n"
+      "  --max-rings-per-process N  threads recording at once per process\n"
+      "                             (4096)\n"
+      "\n"
       "SIGINT/SIGTERM finalise every open session and exit 0.\n",
       f);
 }
@@ -185,10 +194,17 @@ static int cmd_serve(int argc, char **argv) {
       {"verbose", no_argument, NULL, 'v'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
+      {"max-conns-per-uid", required_argument, NULL, 1000},
+      {"max-conns", required_argument, NULL, 1001},
+      {"max-sessions-per-uid", required_argument, NULL, 1002},
+      {"max-ring-slots", required_argument, NULL, 1003},
+      {"max-arena-bytes", required_argument, NULL, 1004},
+      {"max-rings-per-process", required_argument, NULL, 1005},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL;
   unsigned idle_exit = 0;
+  tr_limits limits = {0};
   bool detach = false;
   int c;
   optind = 1;
@@ -223,6 +239,28 @@ static int cmd_serve(int argc, char **argv) {
       case 'h':
         serve_usage(stdout);
         return 0;
+      case 1000:
+      case 1001:
+      case 1002:
+      case 1003:
+      case 1004:
+      case 1005: {
+        uint32_t *field[] = {&limits.conns_per_uid,    &limits.conns_max,
+                             &limits.sessions_per_uid, &limits.ring_slots_max,
+                             &limits.arena_bytes_max,  &limits.rings_per_proc};
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(optarg, &end, 10);
+        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+            v == 0 || v > UINT32_MAX) {
+          fprintf(stderr, "traced serve: --%s: '%s' is not a positive number\n",
+                  opts[c - 1000 + 7].name, optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        *field[c - 1000] = (uint32_t)v;
+        break;
+      }
       default:
         fprintf(stderr, "traced serve: bad option '%s'\n", argv[optind - 1]);
         serve_usage(stderr);
@@ -273,7 +311,10 @@ static int cmd_serve(int argc, char **argv) {
   }
   serve_state st;
   memset(&st, 0, sizeof(st));
-  tr_server_opts so = {socket_path, make_dir, idle_exit};
+  tr_server_opts so = {.socket_path = socket_path,
+                       .limits = limits,
+                       .make_dir = make_dir,
+                       .idle_exit_s = idle_exit};
   rc = tr_server_start(&loop, &so, &st.srv);
   if (rc < 0) {
     if (rc == -EADDRINUSE && !detach)

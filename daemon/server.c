@@ -52,6 +52,7 @@ struct tr_server {
   uv_timer_t drain_timer; /* runs while there are connections */
   uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
   unsigned idle_exit_s;
+  tr_limits limits;
   client *clients;
   uint32_t nclients;
   client *reap; /* connections to tear down once the current callback ends */
@@ -249,7 +250,7 @@ static void handle_hello(client *cl, const msgpack_object *m) {
       client_fail(cl, EBADF, "HELLO: producer without the arena descriptor");
       return;
     }
-    if (size < TR_ARENA_MIN_SIZE || size > TR_ARENA_MAX_SIZE) {
+    if (size < TR_ARENA_MIN_SIZE || size > cl->srv->limits.arena_bytes_max) {
       close(fd);
       client_fail(cl, EINVAL, "HELLO: arena_size %llu out of range",
                   (unsigned long long)size);
@@ -335,7 +336,8 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     return;
   }
   tr_session *sess;
-  int rc = tr_session_create(&s->sessions, p, fd, str, n, &sess);
+  int rc = tr_session_create(&s->sessions, p, fd, str, n,
+                             s->limits.sessions_per_uid, &sess);
   if (rc < 0) {
     close(fd);
     client_fail(cl, -rc, "SESSION_CREATE refused: %s",
@@ -447,6 +449,18 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   if (tr_mp_get_str(m, "name", &name, &n) < 0) {
     name = "";
     n = 0;
+  }
+  if (slots > cl->srv->limits.ring_slots_max) {
+    close(fd);
+    client_fail(cl, EFBIG, "RING_ADD: %llu slots exceeds the limit of %u",
+                (unsigned long long)slots, cl->srv->limits.ring_slots_max);
+    return;
+  }
+  if (p->nthreads >= cl->srv->limits.rings_per_proc) {
+    close(fd);
+    client_fail(cl, EMFILE, "RING_ADD: more than %u rings in one process",
+                cl->srv->limits.rings_per_proc);
+    return;
   }
   tr_ringview v;
   int rc =
@@ -674,6 +688,18 @@ static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
   close(fd);
 }
 
+void tr_limits_default(tr_limits *l) {
+  if (l->conns_per_uid == 0) l->conns_per_uid = TR_CONNS_PER_UID;
+  if (l->conns_max == 0) l->conns_max = TR_CONNS_MAX;
+  if (l->sessions_per_uid == 0) l->sessions_per_uid = TR_SESSIONS_PER_UID;
+  if (l->ring_slots_max == 0 || l->ring_slots_max > TR_RING_MAX_SLOTS)
+    l->ring_slots_max = TR_RING_MAX_SLOTS;
+  if (l->arena_bytes_max == 0 || l->arena_bytes_max > TR_ARENA_MAX_SIZE)
+    l->arena_bytes_max = TR_ARENA_MAX_SIZE;
+  if (l->rings_per_proc == 0 || l->rings_per_proc > TR_PROC_MAX_THREADS)
+    l->rings_per_proc = TR_PROC_MAX_THREADS;
+}
+
 static void accept_one(tr_server *s, int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
@@ -682,11 +708,11 @@ static void accept_one(tr_server *s, int fd) {
     close(fd);
     return;
   }
-  if (s->nclients >= TR_CONNS_MAX) {
+  if (s->nclients >= s->limits.conns_max) {
     refuse(fd, cred.pid, cred.uid, EMFILE, "too many connections");
     return;
   }
-  if (clients_of_uid(s, cred.uid) >= TR_CONNS_PER_UID) {
+  if (clients_of_uid(s, cred.uid) >= s->limits.conns_per_uid) {
     refuse(fd, cred.pid, cred.uid, EMFILE,
            "too many connections for this user");
     return;
@@ -918,6 +944,8 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   s->loop = loop;
   s->lock_fd = s->listen_fd = s->reserve_fd = -1;
   s->idle_exit_s = opts->idle_exit_s;
+  s->limits = opts->limits;
+  tr_limits_default(&s->limits);
   memcpy(s->path, opts->socket_path, plen + 1);
   tr_sessions_init(&s->sessions);
   int rc = 0;

@@ -13,12 +13,27 @@
 
 typedef struct tr_server tr_server;
 
+/* Per-peer and global limits; `traced serve` flags set them (docs/
+ * hostile.md).  Zero-initialised fields take the defaults below. */
+typedef struct tr_limits {
+  uint32_t conns_per_uid;    /* open connections per peer uid */
+  uint32_t conns_max;        /* open connections in all */
+  uint32_t sessions_per_uid; /* open sessions per owner */
+  uint32_t ring_slots_max;   /* largest ring a producer may register */
+  uint32_t arena_bytes_max;  /* largest string arena */
+  uint32_t rings_per_proc;   /* rings open at once per process */
+} tr_limits;
+
+/* Fills unset (zero) limits with the defaults. */
+void tr_limits_default(tr_limits *l);
+
 typedef struct tr_server_opts {
   const char *socket_path; /* where to listen (at most 107 bytes) */
-  bool make_dir;           /* create the socket's directory 0700 (the
-                              per-user default location) */
-  unsigned idle_exit_s;    /* stop after this long with no connection and
-                              no session; 0: never */
+  tr_limits limits;
+  bool make_dir;        /* create the socket's directory 0700 (the
+                           per-user default location) */
+  unsigned idle_exit_s; /* stop after this long with no connection and
+                           no session; 0: never */
 } tr_server_opts;
 
 /* Takes the lock file "<socket>.lock", replaces a stale socket, listens,

@@ -55,7 +55,8 @@ uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid) {
 }
 
 int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
-                      const char *path, size_t path_len, tr_session **out) {
+                      const char *path, size_t path_len, uint32_t max_per_uid,
+                      tr_session **out) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return -EBADF;
   if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) return -EBADF;
@@ -64,8 +65,7 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
   struct stat st;
   if (fstat(fd, &st) < 0) return -EBADF;
   if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) return -EINVAL;
-  if (tr_sessions_count_uid(ss, creator->uid) >= TR_SESSIONS_PER_UID)
-    return -EMFILE;
+  if (tr_sessions_count_uid(ss, creator->uid) >= max_per_uid) return -EMFILE;
 
   tr_session *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;

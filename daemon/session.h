@@ -71,7 +71,8 @@ void tr_sessions_init(tr_sessions *ss);
  * (fd not writable), -EINVAL (not a regular file or character device),
  * -EMFILE (too many sessions for this uid), -ENOMEM, or getrandom's error. */
 int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
-                      const char *path, size_t path_len, tr_session **out);
+                      const char *path, size_t path_len, uint32_t max_per_uid,
+                      tr_session **out);
 
 /* The open (not ending) session named by token, or NULL.  The comparison
  * takes the same time wherever the tokens differ. */
