@@ -213,12 +213,13 @@ class Daemon:
         except OSError:
             return ""
 
-    def start(self):
+    def start(self, *extra):
         # $TRACED_DAEMON_WRAPPER runs the daemon under a tool, e.g.
         # `make valgrind` sets "valgrind --error-exitcode=99 ...": its
         # findings then fail stop()'s exit-status check.
         wrapper = os.environ.get("TRACED_DAEMON_WRAPPER", "").split()
         cmd = wrapper + [TRACED_BIN, "serve", "--socket", self.socket]
+        cmd += [str(a) for a in extra]
         with open(self.log_path, "wb") as log, \
                 open(os.devnull, "rb") as null:
             self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.dir),
@@ -261,6 +262,29 @@ def short_tmpdir():
     """A fresh directory with a short path: AF_UNIX socket paths are limited
     to 107 bytes, which deep pytest tmp_paths can exceed."""
     return Path(tempfile.mkdtemp(prefix="traced-it-", dir="/tmp"))
+
+
+@pytest.fixture
+def daemon_with():
+    """daemon_with(*serve_args): like `daemon`, started with extra
+    `traced serve` arguments (e.g. limits); stopped the same way."""
+    started = []
+
+    def start(*extra):
+        d = Daemon(short_tmpdir())
+        started.append(d)
+        d.start(*extra)
+        return d
+
+    try:
+        yield start
+    finally:
+        for d in started:
+            try:
+                if d.proc is not None:
+                    d.stop()
+            finally:
+                shutil.rmtree(d.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,149 @@
+"""Per-user limits of `traced serve`: a peer over a limit gets a clear
+refusal with one log line naming it, and everyone else goes on."""
+
+import os
+import socket
+import struct
+import sys
+
+from conftest import TRACED_BIN, load_trace, run, slices, write_program
+
+PROGRAM = """
+    import sys
+
+
+    def f():
+        return 1
+
+
+    for _ in range(50):
+        f()
+    print("done")
+    sys.exit(3)
+"""
+
+
+def traced_run(d, tmp_path, out, env=None):
+    script = write_program(tmp_path, PROGRAM)
+    return run([TRACED_BIN, "run", "-o", out, "--", sys.executable, script],
+               env=env or d.env, cwd=tmp_path), script
+
+
+def log_lines(d, text):
+    return [line for line in d.log().splitlines() if text in line]
+
+
+def hello(sock):
+    """Sends a control HELLO; True when the daemon welcomes it."""
+    import msgpack
+    body = msgpack.packb({"magic": "traced", "version": 1, "role": "control",
+                          "pid": os.getpid()})
+    sock.sendall(struct.pack("<IHH", len(body), 1, 0) + body)
+    sock.settimeout(10)
+    head = b""
+    while len(head) < 8:
+        chunk = sock.recv(8 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    length, mtype, _ = struct.unpack("<IHH", head)
+    return mtype == 2
+
+
+def test_connections_per_uid(daemon_with, tmp_path):
+    d = daemon_with("--max-conns-per-uid", 3)
+    held = []
+    try:
+        # The fixture's readiness probe may still count for a moment, so
+        # take the three allowed connections as soon as they are welcome.
+        for _ in range(100):
+            if len(held) == 3:
+                break
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.socket)
+            if hello(s):
+                held.append(s)
+            else:
+                s.close()
+        assert len(held) == 3, d.log()
+        extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        extra.connect(d.socket)
+        extra.settimeout(10)
+        # Refused: an ERROR frame (EMFILE) then end of stream.
+        data = b""
+        while True:
+            chunk = extra.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        extra.close()
+        length, mtype, flags = struct.unpack("<IHH", data[:8])
+        assert mtype == 15 and flags == 0 and len(data) == 8 + length
+        lines = log_lines(d, "too many connections for this user")
+        assert lines, d.log()
+        assert all("pid=%d uid=%d" % (os.getpid(), os.getuid()) in line
+                   for line in lines), d.log()
+    finally:
+        for s in held:
+            s.close()
+    # With the idle connections gone, a traced program is served normally.
+    out = tmp_path / "t.json"
+    r, script = traced_run(d, tmp_path, out)
+    assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
+    assert len(slices(load_trace(out), "f (")) == 50
+
+
+def test_sessions_per_uid(daemon_with, tmp_path):
+    """With one session allowed, a second concurrent session is refused:
+    that program runs untraced with one warning and its exit status; the
+    first session's file is complete and correct."""
+    d = daemon_with("--max-sessions-per-uid", 1)
+    holder = write_program(tmp_path, """
+        import sys, traced
+
+
+        def f():
+            return 1
+
+
+        with traced.session(output=sys.argv[1]):
+            for _ in range(20):
+                f()
+            sys.stdout.write("ready\\n")
+            sys.stdout.flush()
+            sys.stdin.readline()
+    """, name="holder.py")
+    import subprocess
+    p = subprocess.Popen([sys.executable, holder, tmp_path / "first.json"],
+                         env=d.env, cwd=tmp_path, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        second = tmp_path / "second.json"
+        r, _ = traced_run(d, tmp_path, second)
+        assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
+        warnings = [l for l in r.stderr.decode().splitlines()
+                    if l.startswith("traced:")]
+        assert len(warnings) == 1, r.describe()
+        assert "refused the session" in warnings[0]
+        assert len(log_lines(d, "session")) >= 1
+    finally:
+        out, err = p.communicate(b"\n", timeout=60)
+    assert p.returncode == 0, err
+    assert err == b""
+    assert len(slices(load_trace(tmp_path / "first.json"), "f (")) == 20
+
+
+def test_ring_size_limit(daemon_with, tmp_path):
+    """A ring larger than the daemon allows is refused with a log line;
+    the program's output and exit status are unchanged."""
+    d = daemon_with("--max-ring-slots", 1024)
+    env = dict(d.env, TRACED_RING_SLOTS="4096")
+    out = tmp_path / "t.json"
+    r, _ = traced_run(d, tmp_path, out, env=env)
+    assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
+    lines = log_lines(d, "exceeds the limit of 1024")
+    assert len(lines) == 1, d.log()
+    assert "uid=%d" % os.getuid() in lines[0]
+    # The refused process recorded nothing into the file; it is complete.
+    assert slices(load_trace(out), "f (") == []
