@@ -78,16 +78,16 @@ static void write_process_meta(tr_proc *p, tr_metaseen *seen) {
   if (p->out == NULL) return;
   if (p->name_len > 0 &&
       (seen == NULL || tr_metaseen_name(seen, p->pid, 0, p->name, p->name_len)))
-    tr_json_meta(p->out, "process_name", p->pid, 0, "name", p->name,
-                 p->name_len);
+    tr_json_meta_name(p->out, "process_name", p->pid, 0, p->name, p->name_len,
+                      p->stats.dropped);
 }
 
 static void write_thread_name(tr_proc *p, tr_thread *t, tr_metaseen *seen) {
   if (p->out != NULL && t->name_len > 0 &&
       (seen == NULL ||
        tr_metaseen_name(seen, p->pid, t->tid, t->name, t->name_len)))
-    tr_json_meta(p->out, "thread_name", p->pid, t->tid, "name", t->name,
-                 t->name_len);
+    tr_json_meta_name(p->out, "thread_name", p->pid, t->tid, t->name,
+                      t->name_len, t->dropped);
 }
 
 void tr_proc_set_name(tr_proc *p, const char *name, size_t n) {
@@ -367,8 +367,10 @@ static void close_open_calls(tr_proc *p, tr_thread *t) {
  * grows; a value that went backwards is a lie and adds nothing. */
 static void count_drops(tr_proc *p, tr_thread *t) {
   uint64_t d = tr_ringview_dropped(&t->ring);
-  if (p->out != NULL && d > t->dropped_base)
+  if (p->out != NULL && d > t->dropped_base) {
     p->stats.dropped += d - t->dropped_base;
+    t->dropped += d - t->dropped_base;
+  }
   t->dropped_base = d;
 }
 
@@ -421,6 +423,7 @@ void tr_proc_attach(tr_proc *p, tr_json *out, tr_metaseen *seen,
     t->depth = 0;
     t->overflow = 0;
     t->dropped_base = tr_ringview_dropped(&t->ring);
+    t->dropped = 0;
   }
 }
 

@@ -48,7 +48,7 @@ typedef struct tr_thread {
   uint64_t dropped_base; /* ring `dropped` when this output began */
   uint16_t name_len;
   char name[TR_NAME_MAX];
-  uint32_t sort_index; /* order of joining its current session, from 1 */
+  uint64_t dropped; /* events its producer dropped into this output */
 } tr_thread;
 
 /* Counters since the last tr_proc_attach. */

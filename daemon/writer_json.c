@@ -417,6 +417,27 @@ void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
   event_end(w, p, false);
 }
 
+void tr_json_meta_name(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                       const char *name, size_t len, uint64_t dropped) {
+  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+  size_t wl = strlen(what);
+  char *p = event_begin(w, EVENT_OVERHEAD + wl + 48 + TR_JSON_ESCAPED_MAX(len));
+  if (p == NULL) return;
+  p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
+  memcpy(p, what, wl);
+  p += wl;
+  p = PUT_LIT(p, "\",\"pid\":");
+  p = put_u64(p, pid);
+  p = PUT_LIT(p, ",\"tid\":");
+  p = put_u64(p, tid);
+  p = PUT_LIT(p, ",\"args\":{\"name\":\"");
+  p += tr_json_escape(p, name, len);
+  p = PUT_LIT(p, "\",\"dropped\":");
+  p = put_u64(p, dropped);
+  p = PUT_LIT(p, "}}");
+  event_end(w, p, false);
+}
+
 void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                       const char *key, uint64_t value) {
   size_t wl = strlen(what), kl = strlen(key);

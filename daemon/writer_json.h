@@ -105,6 +105,11 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
  * raw bytes (escaped here).  Metadata is not counted in `events`. */
 void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                   const char *key, const char *value, size_t vlen);
+/* A process_name or thread_name event that also carries the events its
+ * producers dropped: {...,"args":{"name":"...","dropped":N}}. */
+void tr_json_meta_name(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                       const char *name, size_t len, uint64_t dropped);
+
 /* The same with an integer value: {...,"args":{key:value}}. */
 void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                       const char *key, uint64_t value);

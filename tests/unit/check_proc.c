@@ -287,7 +287,7 @@ START_TEST(test_proc_thread_name_and_escaping) {
   ck_assert_ptr_nonnull(strstr(buf,
                                "{\"ph\":\"M\",\"name\":\"thread_name\","
                                "\"pid\":10,\"tid\":11,\"args\":{\"name\":"
-                               "\"worker \\\"1\\\"\"}}"));
+                               "\"worker \\\"1\\\"\",\"dropped\":0}}"));
   ck_assert_ptr_nonnull(strstr(buf,
                                "\"name\":\"bad\\ufffd\\n\",\"pid\":10,"
                                "\"tid\":11,\"ts\":2.001}"));
