@@ -137,6 +137,9 @@ static int end_session(int fd, traced_summary *s) {
     tr_mp_get_u64(&reply.data, "threads", &s->threads);
     tr_mp_get_u64(&reply.data, "events", &s->events);
     tr_mp_get_u64(&reply.data, "dropped", &s->dropped);
+    tr_mp_get_u64(&reply.data, "late", &s->late);
+    tr_mp_get_u64(&reply.data, "malformed", &s->malformed);
+    tr_mp_get_u64(&reply.data, "unmatched", &s->unmatched);
     tr_mp_get_u64(&reply.data, "bytes", &s->bytes);
     tr_mp_get_strcpy(&reply.data, "path", s->path, sizeof(s->path));
   }

@@ -596,11 +596,14 @@ static void finish_session(tr_server *s, tr_session *sess, bool reply) {
   free(snap);
   if (reply && creator != NULL && !creator->conn.dead) {
     packer pk;
-    packer_init(&pk, 6);
+    packer_init(&pk, 9);
     tr_mp_kv_u64(&pk.pk, "processes", st.processes);
     tr_mp_kv_u64(&pk.pk, "threads", st.threads);
     tr_mp_kv_u64(&pk.pk, "events", st.events);
     tr_mp_kv_u64(&pk.pk, "dropped", st.dropped);
+    tr_mp_kv_u64(&pk.pk, "late", st.late);
+    tr_mp_kv_u64(&pk.pk, "malformed", st.malformed);
+    tr_mp_kv_u64(&pk.pk, "unmatched", st.unmatched);
     tr_mp_kv_u64(&pk.pk, "bytes", st.bytes);
     tr_mp_kv_str(&pk.pk, "path", path);
     packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);

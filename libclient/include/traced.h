@@ -30,7 +30,12 @@ typedef struct traced_summary {
   uint64_t processes; /* processes that recorded into the session */
   uint64_t threads;   /* threads (rings) seen */
   uint64_t events;    /* trace events written */
-  uint64_t dropped;   /* events that could not be kept, all causes */
+  uint64_t dropped;   /* events that could not be kept: full rings, depth
+                         limit, write errors */
+  uint64_t late;      /* records made after the process left the session
+                         (discarded) */
+  uint64_t malformed; /* records the daemon could not decode (discarded) */
+  uint64_t unmatched; /* exits without a recorded call (ignored) */
   uint64_t bytes;     /* bytes written to the output file */
   char path[1024];    /* the output path as the creator named it */
 } traced_summary;

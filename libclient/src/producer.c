@@ -122,6 +122,7 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
   /* A new session (or the first one): calls remembered on the shadow
    * stack were begun under another state and must not be closed here. */
   p->depth = 0;
+  p->skip = 0;
   p->overflow = 0;
   p->last_state = state;
   return true;

@@ -29,6 +29,7 @@
  * free. */
 #define TR_STACK_DROPPED 0x80000000u /* the enter was not recorded */
 #define TR_STACK_SKIP 0x40000000u    /* filtered out: exit is silent */
+#define TR_STACK_SKIP_TREE 1u        /* with SKIP: its callees are too */
 #define TR_STACK_ID_MASK 0x3fffffffu
 #define TR_STACK_MAX (1u << 20)
 
@@ -42,6 +43,7 @@ typedef struct tr_producer {
   uint64_t limit; /* head may grow up to here before the slow path */
   uint32_t mask;  /* capacity - 1 */
   uint32_t depth; /* shadow-stack depth */
+  uint32_t skip;  /* skip-tree frames on the shadow stack */
   uint32_t *stack;
   uint32_t stack_cap;
   /* Cold fields. */
@@ -107,9 +109,12 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
   return true;
 }
 
-/* Pass as `id` to tr_producer_enter() for a call that is filtered out
- * (e.g. traced's own Python code): neither it nor its exit is recorded. */
+/* Pass as `id` to tr_producer_enter() for a call that is filtered out:
+ * neither it nor its exit is recorded.  With TR_ID_SKIP_TREE nothing it
+ * calls is recorded either (traced's own code: its API calls into
+ * threading and builtins are not the user's). */
 #define TR_ID_SKIP 0xffffffffu
+#define TR_ID_SKIP_TREE 0xfffffffeu
 
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
@@ -121,8 +126,11 @@ static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
       return;
     }
   }
-  if (__builtin_expect(id == TR_ID_SKIP, 0)) {
-    p->stack[p->depth++] = TR_STACK_SKIP;
+  if (__builtin_expect(id >= TR_ID_SKIP_TREE || p->skip != 0, 0)) {
+    /* Inside a skipped tree every call is part of that tree. */
+    uint32_t tree = (id == TR_ID_SKIP_TREE || p->skip != 0) ? 1u : 0u;
+    p->stack[p->depth++] = TR_STACK_SKIP | tree;
+    p->skip += tree;
     return;
   }
   uint32_t e = id & TR_STACK_ID_MASK;
@@ -143,7 +151,10 @@ static inline void tr_producer_exit(tr_producer *p, uint64_t ts,
   if (p->depth == 0) return;
   uint32_t e = p->stack[--p->depth];
   if (__builtin_expect(e & (TR_STACK_DROPPED | TR_STACK_SKIP), 0)) {
-    if (e & TR_STACK_SKIP) return;
+    if (e & TR_STACK_SKIP) {
+      p->skip -= e & TR_STACK_SKIP_TREE;
+      return;
+    }
     tr_producer_drop(p, 1);
     return;
   }

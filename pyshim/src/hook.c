@@ -91,7 +91,12 @@ static uint32_t __attribute__((noinline)) intern_code(PyCodeObject *code) {
   if (g_skip_prefix != NULL &&
       PyUnicode_Tailmatch(code->co_filename, g_skip_prefix, 0, PY_SSIZE_T_MAX,
                           -1) == 1) {
-    id = TR_ID_SKIP;
+    /* traced's own code, and what it calls, is not recorded; except the
+     * decorator's wrapper, whose callee is the user's function. */
+    id = PyUnicode_CompareWithASCIIString(code->co_name,
+                                          "_traced_call_through") == 0
+             ? TR_ID_SKIP
+             : TR_ID_SKIP_TREE;
     goto cache;
   }
   PyObject *name = PyUnicode_FromFormat(
@@ -184,7 +189,7 @@ intern_cfunc(const void *def, PyTypeObject *tp, PyObject *func, size_t slot) {
       PyUnicode_Check(((PyCFunctionObject *)func)->m_module) &&
       PyUnicode_CompareWithASCIIString(((PyCFunctionObject *)func)->m_module,
                                        "traced._traced") == 0) {
-    id = TR_ID_SKIP;
+    id = TR_ID_SKIP_TREE;
   } else if (name != NULL) {
     id = intern_utf8(name);
   } else if (name == NULL) {

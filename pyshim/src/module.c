@@ -90,10 +90,13 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, timeout_ms);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:s}", "processes", (unsigned long long)s.processes,
-      "threads", (unsigned long long)s.threads, "events",
-      (unsigned long long)s.events, "dropped", (unsigned long long)s.dropped,
-      "bytes", (unsigned long long)s.bytes, "path", s.path);
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
+      (unsigned long long)s.processes, "threads", (unsigned long long)s.threads,
+      "events", (unsigned long long)s.events, "dropped",
+      (unsigned long long)s.dropped, "late", (unsigned long long)s.late,
+      "malformed", (unsigned long long)s.malformed, "unmatched",
+      (unsigned long long)s.unmatched, "bytes", (unsigned long long)s.bytes,
+      "path", s.path);
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {

@@ -35,7 +35,11 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
 class Summary(NamedTuple):
-    """What the daemon reports when a session ends."""
+    """What the daemon reports when a session ends.  `dropped` counts
+    events that could not be kept (full rings, depth limit, write errors);
+    `late`, `malformed` and `unmatched` count records the daemon discarded
+    or ignored (made after the session ended, undecodable, exits without a
+    recorded call)."""
 
     processes: int
     threads: int
@@ -43,6 +47,9 @@ class Summary(NamedTuple):
     dropped: int
     bytes: int
     path: str
+    late: int = 0
+    malformed: int = 0
+    unmatched: int = 0
 
 
 class _State:
@@ -72,11 +79,15 @@ def _thread_name() -> str:
 
 
 def _install(trace_c: bool = True) -> None:
-    _traced.install(_thread_name(), trace_c)
+    """Starts recording this thread and threads started later.  Callers
+    call it last: the calls it records begin once it returns, and traced's
+    own frames still on the stack (entered before the hook existed) are not
+    known to be traced's."""
     import threading
 
     threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
+    _traced.install(_thread_name(), trace_c)
 
 
 def _uninstall() -> None:
@@ -186,8 +197,8 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
         os.close(fd)
     _state.creator = True
     _export(token)
-    _install(trace_c)
     _name_process(root=True)
+    _install(trace_c)
     return True
 
 
@@ -237,13 +248,15 @@ class session:
     def __call__(self, func):
         import functools
 
+        # The hook records what this wrapper calls (the user's function)
+        # but not the wrapper itself: it knows it by this name.
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def _traced_call_through(*args, **kwargs):
             with session(self.output, socket=self.socket,
                          trace_c=self.trace_c):
                 return func(*args, **kwargs)
 
-        return wrapper
+        return _traced_call_through
 
 
 def _attach_from_env() -> None:
@@ -261,19 +274,17 @@ def _attach_from_env() -> None:
             _traced.warn(f"could not join session: {e.strerror}; running "
                          "untraced")
             return
-        _install()
         _name_process(os.environ.get(ENV_ROOT_PID) == str(os.getpid()))
+        _install()
     elif output:
+        import atexit
+
+        atexit.register(stop)  # a no-op unless start() below succeeds
         try:
-            if not start(output, socket=socket):
-                return
+            start(output, socket=socket)
         except OSError as e:
             _traced.warn(f"cannot write {output}: {e.strerror}; running "
                          "untraced")
-            return
-        import atexit
-
-        atexit.register(stop)
 
 
 def _name_process(root: bool) -> None:
