@@ -54,6 +54,7 @@ LIB_A := $(BUILD)/lib/libtraced.a
 LIB_SO := $(BUILD)/lib/libtraced.so
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 NATIVE_EXAMPLE := $(BUILD)/tests/native_example
+STRESS_NATIVE := $(BUILD)/tests/stress_native
 
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
@@ -62,11 +63,11 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan valgrind fuzz \
-        format format-check install clean bench
+        fuzz-build format format-check install clean bench
 
 all: native $(SHIM_STAMP)
 
-native: $(BIN) $(LIB_A) $(LIB_SO) $(NATIVE_EXAMPLE)
+native: $(BIN) $(LIB_A) $(LIB_SO) $(NATIVE_EXAMPLE) $(STRESS_NATIVE)
 
 deps:
 	scripts/install-deps.sh
@@ -93,6 +94,10 @@ $(NATIVE_EXAMPLE): tests/native/example.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(MP_LIBS) -lpthread
 
+$(STRESS_NATIVE): tests/native/stress.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(MP_LIBS) -lpthread
+
 $(BUILD)/tests/check_%: tests/unit/check_%.c $(DAEMON_LIB_OBJ) $(PROTO_OBJ) \
                         $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
@@ -116,6 +121,7 @@ unit: $(UNIT_BINS)
 integration: all
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
+	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: deps
@@ -134,6 +140,7 @@ asan: deps
 	$(MAKE) SAN=1 unit
 	TRACED_BIN=$(abspath build-asan/bin/traced) \
 	TRACED_NATIVE_EXAMPLE=$(abspath build-asan/tests/native_example) \
+	TRACED_STRESS_NATIVE=$(abspath build-asan/tests/stress_native) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
@@ -147,12 +154,62 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 valgrind: all
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
+	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
 	TRACED_DAEMON_WRAPPER="$(VALGRIND)" TRACED_FULL_WAIT_MS=5000 \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
+# libFuzzer harnesses (tests/fuzz/): the daemon's frame and ring decoding,
+# compiled with clang's fuzzer coverage and ASan/UBSan into build-fuzz/.
+# `make fuzz` replays tests/fuzz/regressions/, then runs each harness for
+# FUZZ_SECONDS on a fresh copy of its seed corpus (tests/fuzz/corpus/,
+# written by tests/fuzz/make_seeds.py); a crash fails the make and leaves
+# its input in build-fuzz/crashes/.
+FUZZ_CC ?= clang
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 70000
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
+               $(FUZZ_SAN) -Iproto -Idaemon $(PKG_CFLAGS)
+# The daemon without main() and the CLI; server.c is compiled into
+# fuzz_frame.c itself (its handlers are static).
+FUZZ_SRC := $(PROTO_SRC) $(filter-out daemon/main.c daemon/run.c \
+              daemon/server.c,$(DAEMON_SRC))
+FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
+FUZZ_HARNESSES := frame ring
+FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
+	  $(UV_LIBS) $(MP_LIBS) -lpthread
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  corpus=$(FUZZ_BUILD)/corpus/$$h; crashes=$(FUZZ_BUILD)/crashes/$$h; \
+	  rm -rf $$corpus; mkdir -p $$corpus $$crashes; \
+	  cp tests/fuzz/corpus/$$h/* $$corpus/; \
+	  regs=$$(ls tests/fuzz/regressions/$$h-* 2>/dev/null || true); \
+	  if [ -n "$$regs" ]; then \
+	    echo "== fuzz_$$h: replaying tests/fuzz/regressions/$$h-*"; \
+	    $(FUZZ_BUILD)/fuzz_$$h $$regs; \
+	  fi; \
+	  echo "== fuzz_$$h: $(FUZZ_SECONDS) s on $$corpus"; \
+	  $(FUZZ_BUILD)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=$(FUZZ_MAX_LEN) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$$crashes/ $$corpus; \
+	done
+
 FORMAT_FILES := $(wildcard proto/*.[ch] daemon/*.[ch] libclient/src/*.[ch] \
                   libclient/include/*.h pyshim/src/*.[ch] tests/unit/*.c \
-                  tests/native/*.c)
+                  tests/native/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 
@@ -169,6 +226,8 @@ install: native
 	  $(DESTDIR)$(PREFIX)/include/traced.h
 
 clean:
-	rm -rf build build-asan $(VENV) pyshim/build pyshim/*.egg-info
+	rm -rf build build-asan $(FUZZ_BUILD) $(VENV) pyshim/build \
+	  pyshim/*.egg-info
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -113,7 +113,9 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
   t->ring = view;
   t->tid = view.tid;
   t->name_len = copy_name(t->name, name, n);
-  t->dropped_base = tr_ringview_dropped(&t->ring);
+  /* The producer records from the moment it creates the ring, before this
+   * RING_ADD is read: while in a session, every drop since then counts. */
+  t->dropped_base = p->out != NULL ? 0 : tr_ringview_dropped(&t->ring);
   p->threads[p->nthreads++] = t;
   if (p->out != NULL) p->stats.threads++;
   return 0;

@@ -41,7 +41,8 @@ static tr_producer *self_ready(void) {
   if (__builtin_expect(tr_producer_ready(&t->p), 1)) return &t->p;
   /* Attached after this thread's producer was set up: follow the new
    * process state word and try again. */
-  if (t->p.state != tr_client_state_word() && t->p.hdr == NULL) {
+  if (t->p.hdr == NULL && t->p.state != tr_client_state_word() &&
+      t->p.state != tr_client_never_word()) {
     t->p.state = tr_client_state_word();
     if (tr_producer_ready(&t->p)) return &t->p;
   }

@@ -224,6 +224,11 @@ bool tr_client_connected(void) { return g.fd >= 0 && g.pid == getpid(); }
 const char *tr_client_token(void) { return g.token; }
 const char *tr_client_socket_path(void) { return g.socket_path; }
 
+_Atomic uint64_t *tr_client_never_word(void) {
+  static _Atomic uint64_t never = 0;
+  return &never;
+}
+
 _Atomic uint64_t *tr_client_state_word(void) {
   return g.arena != NULL ? &g.arena->state : &g_disabled_state;
 }
@@ -309,6 +314,16 @@ void tr_client_disconnect(void) {
 }
 
 /* A request on the connection; caller holds io_lock. */
+/* The daemon is gone (or talked nonsense): close the connection and stop
+ * recording in every thread at once, so nobody retries per event.  Caller
+ * holds io_lock. */
+static void connection_lost_locked(void) {
+  if (g.fd >= 0) close(g.fd);
+  g.fd = -1;
+  if (g.arena != NULL && !g.forked)
+    atomic_store_explicit(&g.arena->state, 0, memory_order_relaxed);
+}
+
 static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
                           int nfds, uint16_t reply_type,
                           msgpack_unpacked *reply, int timeout_ms) {
@@ -316,11 +331,7 @@ static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
   char msg[256] = "";
   int rc = tr_conn_request(g.fd, type, sb, fds, nfds, reply_type, reply,
                            timeout_ms, msg, sizeof(msg));
-  if (rc < 0 && rc != -EACCES && rc != -ETIMEDOUT) {
-    /* The connection is unusable (daemon gone, protocol error). */
-    close(g.fd);
-    g.fd = -1;
-  }
+  if (rc < 0 && rc != -EACCES && rc != -ETIMEDOUT) connection_lost_locked();
   return rc;
 }
 
@@ -492,6 +503,7 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
                ? tr_conn_send(g.fd, TR_MSG_RING_ADD, sb.data, (uint32_t)sb.size,
                               &fd, 1, TR_CONN_TIMEOUT_MS)
                : -ENOTCONN;
+  if (rc < 0 && rc != -ENOTCONN) connection_lost_locked();
   pthread_mutex_unlock(&g.io_lock);
   msgpack_sbuffer_destroy(&sb);
   close(fd);
@@ -564,7 +576,10 @@ void tr_client_doorbell(tr_producer *p) {
     uint8_t hdr[sizeof(tr_frame_hdr)];
     tr_frame_hdr_encode(hdr, TR_MSG_DOORBELL, 0);
     ssize_t w = send(g.fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w; /* a full socket buffer means the daemon is already busy */
+    /* A full socket buffer means the daemon is already busy; a closed
+     * one, that it is gone. */
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      connection_lost_locked();
   }
   pthread_mutex_unlock(&g.io_lock);
 }

@@ -63,6 +63,9 @@ void tr_client_thread_init(tr_producer *p);
  * when not connected. */
 _Atomic uint64_t *tr_client_state_word(void);
 
+/* A state word that is never enabled, for a thread that must stop. */
+_Atomic uint64_t *tr_client_never_word(void);
+
 /* Called from tr_producer_sync() on the first event after fork(): connects
  * the child, joins its parent's session and gives p a fresh ring. */
 int tr_client_reattach_thread(tr_producer *p);

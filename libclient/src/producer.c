@@ -116,8 +116,12 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
   }
   if (!(state & TR_STATE_ENABLED)) return false;
   if (p->hdr == NULL) {
-    /* Enabled, but this thread has no ring yet (its first event). */
-    if (tr_client_thread_open(p, NULL) < 0) return false;
+    /* Enabled, but this thread has no ring yet (its first event).  If it
+     * cannot get one, it stops trying: one attempt, not one per event. */
+    if (tr_client_thread_open(p, NULL) < 0) {
+      p->state = tr_client_never_word();
+      return false;
+    }
   }
   /* A new session (or the first one): calls remembered on the shadow
    * stack were begun under another state and must not be closed here. */
