@@ -39,14 +39,20 @@ void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid) {
   p->pid = (uint32_t)kpid;
 }
 
-static void thread_free(tr_thread *t) {
+/* Frees a thread and gives its memory back to its user's budget. */
+static void thread_free(tr_proc *p, tr_thread *t) {
+  if (p->usage != NULL) {
+    p->usage->open_slots -= t->cap;
+    p->usage->rings--;
+    p->usage->ring_bytes -= t->ring.map_size;
+  }
   tr_ringview_unmap(&t->ring);
   free(t->stack);
   free(t);
 }
 
 void tr_proc_fini(tr_proc *p) {
-  for (uint32_t i = 0; i < p->nthreads; i++) thread_free(p->threads[i]);
+  for (uint32_t i = 0; i < p->nthreads; i++) thread_free(p, p->threads[i]);
   free(p->threads);
   p->stack_slots = 0;
   if (p->names != NULL) {
@@ -117,6 +123,10 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
    * RING_ADD is read: while in a session, every drop since then counts. */
   t->dropped_base = p->out != NULL ? 0 : tr_ringview_dropped(&t->ring);
   p->threads[p->nthreads++] = t;
+  if (p->usage != NULL) {
+    p->usage->rings++;
+    p->usage->ring_bytes += t->ring.map_size;
+  }
   if (p->out != NULL) p->stats.threads++;
   return 0;
 nomem:
@@ -169,6 +179,11 @@ static bool name_escaped(tr_proc *p, uint32_t id, const char **out,
   uint32_t n;
   if (!name_raw(p, id, &n)) return false;
   size_t el = tr_json_escape(p->scratch, p->raw, n);
+  if (el == 0) { /* an empty name: nothing to cache or copy */
+    *out = "";
+    *len = 0;
+    return true;
+  }
   s = &p->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
   if (el <= TR_NAME_CACHE_MAX_LEN) {
     if (s->cap < el) {
@@ -228,9 +243,13 @@ static bool stack_grow(tr_proc *p, tr_thread *t) {
   uint32_t cap = t->cap ? t->cap * 2 : 64;
   if (cap > TR_PAIR_MAX_DEPTH) cap = TR_PAIR_MAX_DEPTH;
   if (p->stack_slots - t->cap + cap > TR_PROC_MAX_OPEN) return false;
+  tr_usage *u = p->usage;
+  if (u != NULL && u->open_slots - t->cap + cap > u->open_slots_max)
+    return false;
   tr_open_call *s = realloc(t->stack, (size_t)cap * sizeof(*s));
   if (s == NULL) return false;
   p->stack_slots += cap - t->cap;
+  if (u != NULL) u->open_slots += cap - t->cap;
   t->stack = s;
   t->cap = cap;
   return true;
@@ -404,7 +423,7 @@ int tr_proc_drain(tr_proc *p) {
     count_drops(p, t);
     write_thread_name(p, t, p->seen);
     p->stack_slots -= t->cap;
-    thread_free(t);
+    thread_free(p, t);
     p->threads[i] = p->threads[--p->nthreads];
   }
   return rc;

@@ -69,6 +69,18 @@ typedef struct tr_name_slot {
   char *buf; /* escaped name */
 } tr_name_slot;
 
+/* What one user's connections hold in the daemon, shared by all of that
+ * uid's processes (the server owns it); limits are checked against it. */
+typedef struct tr_usage {
+  uid_t uid;
+  uint32_t refs;           /* connections of this uid */
+  uint32_t rings;          /* rings mapped */
+  uint64_t ring_bytes;     /* bytes of rings mapped */
+  uint64_t open_slots;     /* open-call slots allocated */
+  uint64_t open_slots_max; /* limit for open_slots */
+  struct tr_usage *next;
+} tr_usage;
+
 typedef struct tr_proc {
   /* Identity.  kpid/uid/gid come from the kernel (SO_PEERCRED); pid and
    * ppid are what the client says and only label the trace. */
@@ -105,6 +117,7 @@ typedef struct tr_proc {
   struct tr_session *created; /* the open session this process created */
   uint64_t last_epoch;        /* epoch of its latest session (0: none) */
   void *owner;                /* the connection */
+  tr_usage *usage;            /* its user's budget (borrowed), or NULL */
 } tr_proc;
 
 void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid);

@@ -74,6 +74,11 @@ int tr_ringview_map(tr_ringview *v, int fd, uint32_t slots) {
   }
   v->map = m;
   v->map_size = size;
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    v->dev = (uint64_t)st.st_dev;
+    v->ino = (uint64_t)st.st_ino;
+  }
   return 0;
 }
 

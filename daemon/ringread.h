@@ -25,6 +25,7 @@ typedef struct tr_ringview {
   uint32_t tid; /* from the validated header */
   void *map;    /* non-NULL when tr_ringview_map created the mapping */
   size_t map_size;
+  uint64_t dev, ino; /* the memfd's identity (0 for attached memory) */
 } tr_ringview;
 
 typedef struct tr_drain_stats {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -53,6 +54,7 @@ struct tr_server {
   uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
   unsigned idle_exit_s;
   tr_limits limits;
+  tr_usage *usage; /* one entry per uid with connections */
   client *clients;
   uint32_t nclients;
   client *reap; /* connections to tear down once the current callback ends */
@@ -462,6 +464,18 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                 cl->srv->limits.rings_per_proc);
     return;
   }
+  tr_usage *u = p->usage;
+  uint64_t bytes = TR_SHM_HEADER_SIZE + slots * sizeof(tr_record);
+  if (u->rings >= cl->srv->limits.rings_per_uid ||
+      u->ring_bytes + bytes > cl->srv->limits.ring_bytes_per_uid) {
+    close(fd);
+    client_fail(cl, EMFILE,
+                "RING_ADD: this user's rings would exceed the limit (%u "
+                "rings, %llu bytes)",
+                cl->srv->limits.rings_per_uid,
+                (unsigned long long)cl->srv->limits.ring_bytes_per_uid);
+    return;
+  }
   tr_ringview v;
   int rc =
       slots > UINT32_MAX ? -EINVAL : tr_ringview_map(&v, fd, (uint32_t)slots);
@@ -474,6 +488,13 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                                 : "cannot map it",
                 strerror(-rc));
     return;
+  }
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    if (p->threads[i]->ring.ino == v.ino && p->threads[i]->ring.dev == v.dev) {
+      tr_ringview_unmap(&v);
+      client_fail(cl, EEXIST, "RING_ADD: this ring is already registered");
+      return;
+    }
   }
   if (v.tid != tid) {
     uint32_t htid = v.tid;
@@ -614,6 +635,8 @@ static void finish_session(tr_server *s, tr_session *sess, bool reply) {
 
 static void on_client_closed(uv_handle_t *h) { free(h->data); }
 
+static void usage_put(tr_server *s, tr_usage *u);
+
 static void idle_check(tr_server *s);
 
 /* A connection's end: a session it created ends (without an answer), its
@@ -624,6 +647,8 @@ static void teardown(tr_server *s, client *cl) {
   if (p->created != NULL) finish_session(s, p->created, false);
   tr_session_leave(p);
   tr_proc_fini(p);
+  usage_put(s, p->usage);
+  p->usage = NULL;
   if (cl->prev != NULL)
     cl->prev->next = cl->next;
   else
@@ -701,6 +726,61 @@ void tr_limits_default(tr_limits *l) {
     l->arena_bytes_max = TR_ARENA_MAX_SIZE;
   if (l->rings_per_proc == 0 || l->rings_per_proc > TR_PROC_MAX_THREADS)
     l->rings_per_proc = TR_PROC_MAX_THREADS;
+  if (l->rings_per_uid == 0) l->rings_per_uid = TR_RINGS_PER_UID;
+  if (l->ring_bytes_per_uid == 0) l->ring_bytes_per_uid = TR_RING_BYTES_PER_UID;
+  if (l->open_calls_per_uid == 0) l->open_calls_per_uid = TR_OPEN_CALLS_PER_UID;
+}
+
+/* Every connection is a descriptor: take all the kernel allows, and keep
+ * the connection limits below it with headroom (rings and the output are
+ * descriptors only briefly; listening, lock, log and loop need a few), so
+ * a flood meets the per-user limit, with its clear refusal, first. */
+static void raise_fd_limit(tr_limits *l) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const rlim_t headroom = 64;
+  rlim_t usable =
+      rl.rlim_cur > 2 * headroom ? rl.rlim_cur - headroom : rl.rlim_cur / 2;
+  if (l->conns_max > usable) {
+    tr_log(TR_LOG_WARN,
+           "open-file limit %llu: serving at most %llu connections",
+           (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
+    l->conns_max = (uint32_t)usable;
+  }
+  if (l->conns_per_uid > l->conns_max) l->conns_per_uid = l->conns_max;
+}
+
+/* The budget entry of `uid`, created on its first connection. */
+static tr_usage *usage_get(tr_server *s, uid_t uid) {
+  for (tr_usage *u = s->usage; u != NULL; u = u->next) {
+    if (u->uid == uid) {
+      u->refs++;
+      return u;
+    }
+  }
+  tr_usage *u = calloc(1, sizeof(*u));
+  if (u == NULL) return NULL;
+  u->uid = uid;
+  u->refs = 1;
+  u->open_slots_max = s->limits.open_calls_per_uid;
+  u->next = s->usage;
+  s->usage = u;
+  return u;
+}
+
+static void usage_put(tr_server *s, tr_usage *u) {
+  if (u == NULL || --u->refs > 0) return;
+  for (tr_usage **pp = &s->usage; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == u) {
+      *pp = u->next;
+      break;
+    }
+  }
+  free(u);
 }
 
 static void accept_one(tr_server *s, int fd) {
@@ -735,6 +815,13 @@ static void accept_one(tr_server *s, int fd) {
   cl->srv = s;
   tr_proc_init(&cl->proc, cl->conn.pid, cl->conn.uid, cl->conn.gid);
   cl->proc.owner = cl;
+  cl->proc.usage = usage_get(s, cl->conn.uid);
+  if (cl->proc.usage == NULL) {
+    tr_peer_close(&cl->conn, on_client_closed);
+    tr_log(TR_LOG_WARN, "pid=%d uid=%u: connection dropped: out of memory",
+           (int)cred.pid, (unsigned)cred.uid);
+    return;
+  }
   cl->next = s->clients;
   if (s->clients != NULL) s->clients->prev = cl;
   s->clients = cl;
@@ -949,6 +1036,7 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   s->idle_exit_s = opts->idle_exit_s;
   s->limits = opts->limits;
   tr_limits_default(&s->limits);
+  raise_fd_limit(&s->limits);
   memcpy(s->path, opts->socket_path, plen + 1);
   tr_sessions_init(&s->sessions);
   int rc = 0;

@@ -8,20 +8,26 @@
 #include <uv.h>
 
 #define TR_DRAIN_INTERVAL_MS 10
-#define TR_CONNS_PER_UID 1024 /* open connections per peer uid */
-#define TR_CONNS_MAX 16384    /* open connections in all */
+#define TR_CONNS_PER_UID 1024               /* open connections per peer uid */
+#define TR_CONNS_MAX 16384                  /* open connections in all */
+#define TR_RINGS_PER_UID 8192               /* rings mapped at once per user */
+#define TR_RING_BYTES_PER_UID (4ull << 30)  /* 4 GiB of rings per user */
+#define TR_OPEN_CALLS_PER_UID (16ull << 20) /* 256 MiB of open calls */
 
 typedef struct tr_server tr_server;
 
 /* Per-peer and global limits; `traced serve` flags set them (docs/
  * hostile.md).  Zero-initialised fields take the defaults below. */
 typedef struct tr_limits {
-  uint32_t conns_per_uid;    /* open connections per peer uid */
-  uint32_t conns_max;        /* open connections in all */
-  uint32_t sessions_per_uid; /* open sessions per owner */
-  uint32_t ring_slots_max;   /* largest ring a producer may register */
-  uint32_t arena_bytes_max;  /* largest string arena */
-  uint32_t rings_per_proc;   /* rings open at once per process */
+  uint32_t conns_per_uid;      /* open connections per peer uid */
+  uint32_t conns_max;          /* open connections in all */
+  uint32_t sessions_per_uid;   /* open sessions per owner */
+  uint32_t ring_slots_max;     /* largest ring a producer may register */
+  uint32_t arena_bytes_max;    /* largest string arena */
+  uint32_t rings_per_proc;     /* rings open at once per process */
+  uint32_t rings_per_uid;      /* rings mapped at once per user */
+  uint64_t ring_bytes_per_uid; /* bytes of rings mapped per user */
+  uint64_t open_calls_per_uid; /* open-call slots (16 B) per user */
 } tr_limits;
 
 /* Fills unset (zero) limits with the defaults. */

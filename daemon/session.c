@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,11 +61,14 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return -EBADF;
   if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) return -EBADF;
-  /* A pipe or socket could block the daemon's one thread forever when its
-   * reader stops; regular files and devices such as /dev/null cannot. */
+  /* A pipe, socket or terminal could block the daemon's one thread forever
+   * when its reader stops (or a user types ^S); regular files and
+   * /dev/null cannot. */
   struct stat st;
   if (fstat(fd, &st) < 0) return -EBADF;
-  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) return -EINVAL;
+  bool devnull =
+      S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+  if (!S_ISREG(st.st_mode) && !devnull) return -EINVAL;
   if (tr_sessions_count_uid(ss, creator->uid) >= max_per_uid) return -EMFILE;
 
   tr_session *s = calloc(1, sizeof(*s));
