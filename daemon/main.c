@@ -67,6 +67,10 @@ static void serve_usage(FILE *f) {
       "  --max-arena-bytes N        largest string table (268435456)\n"
       "  --max-rings-per-process N  threads recording at once per process\n"
       "                             (4096)\n"
+      "  --max-rings-per-uid N      rings mapped at once per user (8192)\n"
+      "  --max-ring-bytes-per-uid N bytes of rings mapped per user (4 GiB)\n"
+      "  --max-open-calls-per-uid N open calls tracked per user, 16 bytes\n"
+      "                             each (16777216)\n"
       "\n"
       "SIGINT/SIGTERM finalise every open session and exit 0.\n",
       f);
@@ -200,6 +204,9 @@ static int cmd_serve(int argc, char **argv) {
       {"max-ring-slots", required_argument, NULL, 1003},
       {"max-arena-bytes", required_argument, NULL, 1004},
       {"max-rings-per-process", required_argument, NULL, 1005},
+      {"max-rings-per-uid", required_argument, NULL, 1006},
+      {"max-ring-bytes-per-uid", required_argument, NULL, 1007},
+      {"max-open-calls-per-uid", required_argument, NULL, 1008},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL;
@@ -244,21 +251,31 @@ static int cmd_serve(int argc, char **argv) {
       case 1002:
       case 1003:
       case 1004:
-      case 1005: {
+      case 1005:
+      case 1006:
+      case 1007:
+      case 1008: {
         uint32_t *field[] = {&limits.conns_per_uid,    &limits.conns_max,
                              &limits.sessions_per_uid, &limits.ring_slots_max,
-                             &limits.arena_bytes_max,  &limits.rings_per_proc};
+                             &limits.arena_bytes_max,  &limits.rings_per_proc,
+                             &limits.rings_per_uid};
         char *end;
         errno = 0;
-        unsigned long v = strtoul(optarg, &end, 10);
+        unsigned long long v = strtoull(optarg, &end, 10);
+        bool wide = c >= 1007; /* byte and slot budgets are 64-bit */
         if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
-            v == 0 || v > UINT32_MAX) {
+            v == 0 || (!wide && v > UINT32_MAX)) {
           fprintf(stderr, "traced serve: --%s: '%s' is not a positive number\n",
                   opts[c - 1000 + 7].name, optarg);
           serve_usage(stderr);
           return 2;
         }
-        *field[c - 1000] = (uint32_t)v;
+        if (c == 1007)
+          limits.ring_bytes_per_uid = v;
+        else if (c == 1008)
+          limits.open_calls_per_uid = v;
+        else
+          *field[c - 1000] = (uint32_t)v;
         break;
       }
       default:
