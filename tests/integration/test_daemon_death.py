@@ -281,13 +281,17 @@ def _killed_mid_run(d, tmp_path, api, workers, plain_out, plain_rc):
     assert "Traceback" not in text, describe
     lines = text.splitlines()
     expected = expected_warnings(api, out, late_pids)
-    assert len(lines) == len(expected), describe
+    # The creator's line must be there.  A worker forked after the death
+    # warns only if its parent had not yet noticed the daemon was gone
+    # (then the parent stopped recording and its children do not try).
     unmatched = list(lines)
-    for pattern in expected:
+    for i, pattern in enumerate(expected):
         hit = [x for x in unmatched if re.fullmatch(pattern, x)]
-        assert len(hit) == 1, ("no stderr line matches %r\n%s" %
-                               (pattern, describe))
-        unmatched.remove(hit[0])
+        assert len(hit) == (1 if i == 0 else len(hit)) and len(hit) <= 1, (
+            "stderr lines matching %r: %r\n%s" % (pattern, hit, describe))
+        if hit:
+            unmatched.remove(hit[0])
+    assert unmatched == [], describe
 
     # The file cut short still loads, with everything written before the
     # daemon died.
