@@ -71,6 +71,8 @@ static void serve_usage(FILE *f) {
       "  --max-ring-bytes-per-uid N bytes of rings mapped per user (4 GiB)\n"
       "  --max-open-calls-per-uid N open calls tracked per user, 16 bytes\n"
       "                             each (16777216)\n"
+      "  --max-frame-bytes N        largest control message (4096..65536,\n"
+      "                             65536)\n"
       "\n"
       "SIGINT/SIGTERM finalise every open session and exit 0.\n",
       f);
@@ -207,6 +209,7 @@ static int cmd_serve(int argc, char **argv) {
       {"max-rings-per-uid", required_argument, NULL, 1006},
       {"max-ring-bytes-per-uid", required_argument, NULL, 1007},
       {"max-open-calls-per-uid", required_argument, NULL, 1008},
+      {"max-frame-bytes", required_argument, NULL, 1009},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL;
@@ -254,11 +257,18 @@ static int cmd_serve(int argc, char **argv) {
       case 1005:
       case 1006:
       case 1007:
-      case 1008: {
-        uint32_t *field[] = {&limits.conns_per_uid,    &limits.conns_max,
-                             &limits.sessions_per_uid, &limits.ring_slots_max,
-                             &limits.arena_bytes_max,  &limits.rings_per_proc,
-                             &limits.rings_per_uid};
+      case 1008:
+      case 1009: {
+        uint32_t *field[] = {&limits.conns_per_uid,
+                             &limits.conns_max,
+                             &limits.sessions_per_uid,
+                             &limits.ring_slots_max,
+                             &limits.arena_bytes_max,
+                             &limits.rings_per_proc,
+                             &limits.rings_per_uid,
+                             NULL,
+                             NULL,
+                             &limits.frame_bytes_max};
         char *end;
         errno = 0;
         unsigned long long v = strtoull(optarg, &end, 10);

@@ -95,15 +95,22 @@ int tr_peer_take_fds(tr_peer *c, int *fds, int want) {
 
 /* Handles every complete frame in the input buffer, then compacts it and
  * sizes it for the frame that is still incomplete. */
+uint32_t tr_peer_max_payload = TR_FRAME_MAX_PAYLOAD;
+
 static int dispatch(tr_peer *c) {
   size_t off = 0;
   tr_frame_hdr h;
   while (!c->dead) {
     int64_t total = tr_frame_parse(c->in + off, c->in_len - off, &h);
+    /* The daemon's own limit (--max-frame-bytes) may be below the
+     * protocol's. */
+    if (total >= 0 && c->in_len - off >= HDR_SIZE &&
+        h.len > tr_peer_max_payload)
+      total = -EMSGSIZE;
     if (total < 0) {
       if (total == -EMSGSIZE)
         set_err(c, "frame of %u bytes exceeds the %u-byte limit", h.len,
-                TR_FRAME_MAX_PAYLOAD);
+                tr_peer_max_payload);
       else
         set_err(c, "malformed frame header (type %u, flags 0x%x)", h.type,
                 h.flags);

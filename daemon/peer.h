@@ -69,6 +69,10 @@ struct tr_peer {
 int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
                  uv_poll_cb cb);
 
+/* Largest frame payload accepted from peers: TR_FRAME_MAX_PAYLOAD unless
+ * the server lowers it (--max-frame-bytes).  Set before serving. */
+extern uint32_t tr_peer_max_payload;
+
 /* Reads what the socket holds (a bounded number of reads) and handles every
  * complete frame.  Returns 0 (nothing more for now), 1 (the peer closed its
  * end), or a negative errno with c->err saying why the connection must end:

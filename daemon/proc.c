@@ -464,17 +464,24 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   write_process_meta(p, seen);
   for (uint32_t i = 0; i < p->nthreads; i++)
     write_thread_name(p, p->threads[i], seen);
-  if (!again || p->stats.dropped > 0 ||
+  if (!again || p->stats.dropped > 0 || p->stats.late > 0 ||
+      p->stats.malformed > 0 ||
       (p->has_arena && atomic_load_explicit(&p->arena.hdr->dropped,
                                             memory_order_relaxed) > 0)) {
     tr_json_meta_u64(p->out, "process_sort_index", p->pid, 0, "sort_index",
                      p->sort_index);
-    char label[160];
+    char label[256];
     int n = snprintf(label, sizeof(label), "ppid %u", p->ppid);
     if (p->stats.dropped > 0)
       n += snprintf(label + n, sizeof(label) - (size_t)n,
                     ", traced: %llu events dropped",
                     (unsigned long long)p->stats.dropped);
+    if (p->stats.late + p->stats.malformed > 0 && n > 0 &&
+        (size_t)n < sizeof(label))
+      n += snprintf(label + n, sizeof(label) - (size_t)n,
+                    ", traced: %llu late, %llu malformed records discarded",
+                    (unsigned long long)p->stats.late,
+                    (unsigned long long)p->stats.malformed);
     /* Names the producer could not intern (string table full) are shown
      * as "<unknown>"; the events themselves were kept. */
     uint32_t lost_names =

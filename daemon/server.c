@@ -729,6 +729,10 @@ void tr_limits_default(tr_limits *l) {
   if (l->rings_per_uid == 0) l->rings_per_uid = TR_RINGS_PER_UID;
   if (l->ring_bytes_per_uid == 0) l->ring_bytes_per_uid = TR_RING_BYTES_PER_UID;
   if (l->open_calls_per_uid == 0) l->open_calls_per_uid = TR_OPEN_CALLS_PER_UID;
+  /* HELLO with a long argv needs room; below 4 KiB nothing works. */
+  if (l->frame_bytes_max == 0 || l->frame_bytes_max > TR_FRAME_MAX_PAYLOAD)
+    l->frame_bytes_max = TR_FRAME_MAX_PAYLOAD;
+  if (l->frame_bytes_max < 4096) l->frame_bytes_max = 4096;
 }
 
 /* Every connection is a descriptor: take all the kernel allows, and keep
@@ -1037,6 +1041,7 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   s->limits = opts->limits;
   tr_limits_default(&s->limits);
   raise_fd_limit(&s->limits);
+  tr_peer_max_payload = s->limits.frame_bytes_max;
   memcpy(s->path, opts->socket_path, plen + 1);
   tr_sessions_init(&s->sessions);
   int rc = 0;

@@ -28,6 +28,7 @@ typedef struct tr_limits {
   uint32_t rings_per_uid;      /* rings mapped at once per user */
   uint64_t ring_bytes_per_uid; /* bytes of rings mapped per user */
   uint64_t open_calls_per_uid; /* open-call slots (16 B) per user */
+  uint32_t frame_bytes_max;    /* largest control frame payload */
 } tr_limits;
 
 /* Fills unset (zero) limits with the defaults. */

@@ -147,3 +147,39 @@ def test_ring_size_limit(daemon_with, tmp_path):
     assert "uid=%d" % os.getuid() in lines[0]
     # The refused process recorded nothing into the file; it is complete.
     assert slices(load_trace(out), "f (") == []
+
+
+def test_frame_size_limit(daemon_with, tmp_path):
+    """--max-frame-bytes lowers the largest control message accepted: a
+    larger frame ends that connection with EMSGSIZE and one log line; a
+    traced program still runs and is traced."""
+    import msgpack
+    d = daemon_with("--max-frame-bytes", 4096)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    body = msgpack.packb({"magic": "traced", "version": 1, "role": "control",
+                          "pid": os.getpid(), "argv": ["x" * 5000]})
+    s.sendall(struct.pack("<IHH", len(body), 1, 0) + body)
+    s.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass  # closed with our frame unread: the ERROR may be lost with it
+    s.close()
+    if data:
+        length, mtype, _ = struct.unpack("<IHH", data[:8])
+        assert mtype == 15
+        reply = msgpack.unpackb(data[8:8 + length])
+        assert reply["code"] == 90  # EMSGSIZE
+    lines = log_lines(d, "exceeds the 4096-byte limit")
+    assert len(lines) == 1, d.log()
+    assert "pid=%d uid=%d" % (os.getpid(), os.getuid()) in lines[0]
+    out = tmp_path / "t.json"
+    r, _ = traced_run(d, tmp_path, out)
+    assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
+    assert len(slices(load_trace(out), "f (")) == 50
