@@ -86,7 +86,18 @@ def test_connections_per_uid(daemon_with, tmp_path):
     finally:
         for s in held:
             s.close()
-    # With the idle connections gone, a traced program is served normally.
+    # Once the daemon has seen them go (a new connection is welcome again),
+    # a traced program is served normally.
+    import time
+    for _ in range(200):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.connect(d.socket)
+        welcome = hello(probe)
+        probe.close()
+        if welcome:
+            break
+        time.sleep(0.05)
+    time.sleep(0.1)  # and the probe's own close
     out = tmp_path / "t.json"
     r, script = traced_run(d, tmp_path, out)
     assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
