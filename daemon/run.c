@@ -132,16 +132,7 @@ static int end_session(int fd, traced_summary *s) {
                            TR_MSG_SESSION_SUMMARY, &reply, TR_END_TIMEOUT_MS,
                            NULL, 0);
   if (rc == 0) {
-    memset(s, 0, sizeof(*s));
-    tr_mp_get_u64(&reply.data, "processes", &s->processes);
-    tr_mp_get_u64(&reply.data, "threads", &s->threads);
-    tr_mp_get_u64(&reply.data, "events", &s->events);
-    tr_mp_get_u64(&reply.data, "dropped", &s->dropped);
-    tr_mp_get_u64(&reply.data, "late", &s->late);
-    tr_mp_get_u64(&reply.data, "malformed", &s->malformed);
-    tr_mp_get_u64(&reply.data, "unmatched", &s->unmatched);
-    tr_mp_get_u64(&reply.data, "bytes", &s->bytes);
-    tr_mp_get_strcpy(&reply.data, "path", s->path, sizeof(s->path));
+    tr_conn_read_summary(&reply.data, s);
   }
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);

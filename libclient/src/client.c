@@ -405,16 +405,7 @@ int tr_client_session_end(traced_summary *out, int timeout_ms) {
   if (rc == 0) {
     g.token[0] = '\0';
     if (out != NULL) {
-      memset(out, 0, sizeof(*out));
-      tr_mp_get_u64(&reply.data, "processes", &out->processes);
-      tr_mp_get_u64(&reply.data, "threads", &out->threads);
-      tr_mp_get_u64(&reply.data, "events", &out->events);
-      tr_mp_get_u64(&reply.data, "dropped", &out->dropped);
-      tr_mp_get_u64(&reply.data, "late", &out->late);
-      tr_mp_get_u64(&reply.data, "malformed", &out->malformed);
-      tr_mp_get_u64(&reply.data, "unmatched", &out->unmatched);
-      tr_mp_get_u64(&reply.data, "bytes", &out->bytes);
-      tr_mp_get_strcpy(&reply.data, "path", out->path, sizeof(out->path));
+      tr_conn_read_summary(&reply.data, out);
     }
   }
   pthread_mutex_unlock(&g.io_lock);

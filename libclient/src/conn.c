@@ -237,3 +237,16 @@ void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
                (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
   if (producer) tr_mp_kv_u64(pk, "arena_size", arena_size);
 }
+
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
+  memset(out, 0, sizeof(*out));
+  tr_mp_get_u64(map, "processes", &out->processes);
+  tr_mp_get_u64(map, "threads", &out->threads);
+  tr_mp_get_u64(map, "events", &out->events);
+  tr_mp_get_u64(map, "dropped", &out->dropped);
+  tr_mp_get_u64(map, "late", &out->late);
+  tr_mp_get_u64(map, "malformed", &out->malformed);
+  tr_mp_get_u64(map, "unmatched", &out->unmatched);
+  tr_mp_get_u64(map, "bytes", &out->bytes);
+  tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
+}

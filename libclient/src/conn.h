@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "traced.h"
 #include "traced_proto.h"
 
 #define TR_CONN_TIMEOUT_MS 10000
@@ -35,6 +36,9 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     const int *fds, int nfds, uint16_t reply_type,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
+
+/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0). */
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out);
 
 /* Packs the HELLO map (the caller adds nothing after it).  `name` is the
  * process's display name; NULL or "" means the program's short name. */
