@@ -394,13 +394,14 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
   event_end(w, p, true);
 }
 
-void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
-                  const char *key, const char *value, size_t vlen) {
-  if (vlen > TR_STRING_MAX_LEN) vlen = TR_STRING_MAX_LEN;
+/* Starts a metadata event: room for `extra` more bytes, then
+ * {"ph":"M","name":what,"pid":P,"tid":T,"args":{"key": with the key's
+ * opening quote written; returns where its value goes, or NULL. */
+static char *meta_begin(tr_json *w, const char *what, uint32_t pid,
+                        uint32_t tid, const char *key, size_t extra) {
   size_t wl = strlen(what), kl = strlen(key);
-  char *p =
-      event_begin(w, EVENT_OVERHEAD + wl + kl + TR_JSON_ESCAPED_MAX(vlen));
-  if (p == NULL) return;
+  char *p = event_begin(w, EVENT_OVERHEAD + wl + kl + extra);
+  if (p == NULL) return NULL;
   p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
   memcpy(p, what, wl);
   p += wl;
@@ -411,7 +412,15 @@ void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
   p = PUT_LIT(p, ",\"args\":{\"");
   memcpy(p, key, kl);
   p += kl;
-  p = PUT_LIT(p, "\":\"");
+  return PUT_LIT(p, "\":");
+}
+
+void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
+                  const char *key, const char *value, size_t vlen) {
+  if (vlen > TR_STRING_MAX_LEN) vlen = TR_STRING_MAX_LEN;
+  char *p = meta_begin(w, what, pid, tid, key, TR_JSON_ESCAPED_MAX(vlen));
+  if (p == NULL) return;
+  *p++ = '"';
   p += tr_json_escape(p, value, vlen);
   p = PUT_LIT(p, "\"}}");
   event_end(w, p, false);
@@ -420,17 +429,10 @@ void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
 void tr_json_meta_name(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                        const char *name, size_t len, uint64_t dropped) {
   if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
-  size_t wl = strlen(what);
-  char *p = event_begin(w, EVENT_OVERHEAD + wl + 48 + TR_JSON_ESCAPED_MAX(len));
+  char *p =
+      meta_begin(w, what, pid, tid, "name", 48 + TR_JSON_ESCAPED_MAX(len));
   if (p == NULL) return;
-  p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
-  memcpy(p, what, wl);
-  p += wl;
-  p = PUT_LIT(p, "\",\"pid\":");
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"args\":{\"name\":\"");
+  *p++ = '"';
   p += tr_json_escape(p, name, len);
   p = PUT_LIT(p, "\",\"dropped\":");
   p = put_u64(p, dropped);
@@ -440,20 +442,8 @@ void tr_json_meta_name(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
 
 void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
                       const char *key, uint64_t value) {
-  size_t wl = strlen(what), kl = strlen(key);
-  char *p = event_begin(w, EVENT_OVERHEAD + wl + kl + 24);
+  char *p = meta_begin(w, what, pid, tid, key, 24);
   if (p == NULL) return;
-  p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
-  memcpy(p, what, wl);
-  p += wl;
-  p = PUT_LIT(p, "\",\"pid\":");
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"args\":{\"");
-  memcpy(p, key, kl);
-  p += kl;
-  p = PUT_LIT(p, "\":");
   p = put_u64(p, value);
   p = PUT_LIT(p, "}}");
   event_end(w, p, false);
