@@ -134,6 +134,46 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
+# Benchmarks (docs/benchmarks.md).  `make bench`: the workloads in bench/
+# under no tracer, an empty C profile hook, cProfile, VizTracer and traced,
+# alternately (BENCH_ROUNDS, default 5; BENCH_QUICK=1 for a short try).
+# `make bench-daemon`: the daemon's throughput, latency and memory over a
+# BENCH_DAEMON_EVENTS-event trace.  Results: build/bench/*.json.
+BENCH_BUILD := $(BUILD)/bench
+BENCH_EMPTYHOOK := $(BENCH_BUILD)/_emptyhook.so
+BENCH_PRODUCER := $(BENCH_BUILD)/producer
+BENCH_RUSAGE := $(BENCH_BUILD)/rusage
+BENCH_DAEMON_EVENTS ?= 100000000
+
+.PHONY: bench-deps bench-daemon
+
+# The empty hook is compiled against the .venv interpreter's headers.
+$(BENCH_EMPTYHOOK): bench/emptyhook/emptyhook.c $(VENV_PY)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -fPIC -shared $(OPT) -g \
+	  -I"$$($(VENV_PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	  -o $@ $<
+
+$(BENCH_PRODUCER): bench/producer.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(MP_LIBS) -lpthread
+
+$(BENCH_RUSAGE): bench/rusage.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $<
+
+bench-deps: all $(BENCH_EMPTYHOOK) $(BENCH_PRODUCER) $(BENCH_RUSAGE)
+	@$(VENV_PY) -c 'import joblib' 2>/dev/null || \
+	  $(VENV_PY) -m pip install -q joblib
+	@$(VENV_PY) -c 'import viztracer' 2>/dev/null || \
+	  $(VENV_PY) -m pip install -q viztracer
+
+bench: bench-deps
+	$(VENV_PY) scripts/bench.py
+
+bench-daemon: bench-deps
+	BENCH_DAEMON_EVENTS=$(BENCH_DAEMON_EVENTS) $(VENV_PY) scripts/bench.py --daemon
+
 asan: deps
 	$(MAKE) SAN=1 native
 	$(MAKE) all
