@@ -71,7 +71,9 @@ static int autostart(const char *socket) {
 /* A control connection: HELLO as "control".  Returns the fd or -errno. */
 static int control_connect(const char *socket, bool *started) {
   int fd = tr_conn_connect(socket);
-  if (fd == -ENOENT || fd == -ECONNREFUSED) {
+  const char *no_auto = getenv("TRACED_NO_AUTOSTART");
+  bool may_start = no_auto == NULL || strcmp(no_auto, "1") != 0;
+  if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
     if (autostart(socket) == 0) {
       *started = true;
       fd = tr_conn_connect(socket);

@@ -118,8 +118,12 @@ static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
   const char *s = getenv(name);
   if (s == NULL || *s == '\0') return def;
   char *end;
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || v < lo || v > hi) return def;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*end != '\0' || s[0] == '-') return def; /* not a number */
+  /* Out of range: the nearest allowed value, not the default. */
+  if (errno == ERANGE || v > hi) return hi;
+  if (v < lo) return lo;
   return (uint32_t)v;
 }
 

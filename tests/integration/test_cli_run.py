@@ -160,3 +160,19 @@ def test_bad_usage(tmp_path, private_socket, args):
     assert b"usage" in r.stderr.lower(), r.describe()
     assert os.listdir(tmp_path) == []
     assert processes_mentioning(private_socket) == []
+
+
+def test_no_autostart_runs_untraced(tmp_path):
+    """TRACED_NO_AUTOSTART=1: with no daemon, `traced run` starts none; the
+    command runs untraced with one warning and keeps its exit status."""
+    from conftest import clean_env
+    sock = tmp_path / "none" / "traced.sock"
+    env = clean_env(TRACED_SOCKET=sock, TRACED_NO_AUTOSTART=1)
+    out = tmp_path / "t.json"
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, "-c",
+             "import sys; print('hi'); sys.exit(4)"], env=env, cwd=tmp_path)
+    assert r.returncode == 4 and r.stdout == b"hi\n", r.describe()
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("traced: warning:"), lines
+    assert not out.exists()
+    assert not sock.parent.exists()  # no daemon made its directory
