@@ -73,6 +73,8 @@ static void serve_usage(FILE *f) {
       "                             each (16777216)\n"
       "  --max-frame-bytes N        largest control message (4096..65536,\n"
       "                             65536)\n"
+      "  --hello-timeout SECONDS    drop a connection that sends no HELLO\n"
+      "                             within this long (30)\n"
       "\n"
       "SIGINT/SIGTERM finalise every open session and exit 0.\n",
       f);
@@ -210,6 +212,7 @@ static int cmd_serve(int argc, char **argv) {
       {"max-ring-bytes-per-uid", required_argument, NULL, 1007},
       {"max-open-calls-per-uid", required_argument, NULL, 1008},
       {"max-frame-bytes", required_argument, NULL, 1009},
+      {"hello-timeout", required_argument, NULL, 1010},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL;
@@ -249,6 +252,17 @@ static int cmd_serve(int argc, char **argv) {
       case 'h':
         serve_usage(stdout);
         return 0;
+      case 1010:
+        if (parse_seconds(optarg, &limits.hello_timeout_s) < 0 ||
+            limits.hello_timeout_s == 0) {
+          fprintf(stderr,
+                  "traced serve: --hello-timeout: '%s' is not a positive "
+                  "number of seconds\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        break;
       case 1000:
       case 1001:
       case 1002:

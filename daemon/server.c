@@ -37,8 +37,9 @@ typedef struct client {
   struct client *prev;
   struct client *next;
   struct client *reap_next;
-  bool queued; /* on the teardown list */
-  bool hello;  /* HELLO accepted */
+  bool queued;          /* on the teardown list */
+  bool hello;           /* HELLO accepted */
+  uint64_t accepted_ms; /* loop time of accept, for the HELLO timeout */
 } client;
 
 struct tr_server {
@@ -733,6 +734,7 @@ void tr_limits_default(tr_limits *l) {
   if (l->frame_bytes_max == 0 || l->frame_bytes_max > TR_FRAME_MAX_PAYLOAD)
     l->frame_bytes_max = TR_FRAME_MAX_PAYLOAD;
   if (l->frame_bytes_max < 4096) l->frame_bytes_max = 4096;
+  if (l->hello_timeout_s == 0) l->hello_timeout_s = TR_HELLO_TIMEOUT_S;
 }
 
 /* Every connection is a descriptor: take all the kernel allows, and keep
@@ -817,6 +819,7 @@ static void accept_one(tr_server *s, int fd) {
     return;
   }
   cl->srv = s;
+  cl->accepted_ms = uv_now(s->loop);
   tr_proc_init(&cl->proc, cl->conn.pid, cl->conn.uid, cl->conn.gid);
   cl->proc.owner = cl;
   cl->proc.usage = usage_get(s, cl->conn.uid);
@@ -878,7 +881,16 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
 static void on_drain_timer(uv_timer_t *t) {
   tr_server *s = t->data;
   s->depth++;
+  uint64_t now = uv_now(s->loop);
   for (client *cl = s->clients; cl != NULL; cl = cl->next) {
+    /* A peer that connects and never says HELLO holds a connection of its
+     * user's budget for at most --hello-timeout seconds. */
+    if (!cl->hello && !cl->conn.dead &&
+        now - cl->accepted_ms > 1000u * s->limits.hello_timeout_s) {
+      client_fail(cl, ETIMEDOUT, "no HELLO within %u s",
+                  s->limits.hello_timeout_s);
+      continue;
+    }
     if (cl->conn.dead || cl->proc.nthreads == 0) continue;
     if (tr_proc_drain(&cl->proc) < 0) check_failed(cl);
   }

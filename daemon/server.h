@@ -8,9 +8,10 @@
 #include <uv.h>
 
 #define TR_DRAIN_INTERVAL_MS 10
-#define TR_CONNS_PER_UID 1024               /* open connections per peer uid */
-#define TR_CONNS_MAX 16384                  /* open connections in all */
-#define TR_RINGS_PER_UID 8192               /* rings mapped at once per user */
+#define TR_HELLO_TIMEOUT_S 30 /* a connection must say HELLO by then */
+#define TR_CONNS_PER_UID 1024 /* open connections per peer uid */
+#define TR_CONNS_MAX 16384    /* open connections in all */
+#define TR_RINGS_PER_UID 8192 /* rings mapped at once per user */
 #define TR_RING_BYTES_PER_UID (4ull << 30)  /* 4 GiB of rings per user */
 #define TR_OPEN_CALLS_PER_UID (16ull << 20) /* 256 MiB of open calls */
 
@@ -29,6 +30,7 @@ typedef struct tr_limits {
   uint64_t ring_bytes_per_uid; /* bytes of rings mapped per user */
   uint64_t open_calls_per_uid; /* open-call slots (16 B) per user */
   uint32_t frame_bytes_max;    /* largest control frame payload */
+  uint32_t hello_timeout_s;    /* seconds a peer may stay silent */
 } tr_limits;
 
 /* Fills unset (zero) limits with the defaults. */

@@ -194,3 +194,30 @@ def test_frame_size_limit(daemon_with, tmp_path):
     r, _ = traced_run(d, tmp_path, out)
     assert r.returncode == 3 and r.stdout == b"done\n", r.describe()
     assert len(slices(load_trace(out), "f (")) == 50
+
+
+def test_silent_client_is_dropped(daemon_with, tmp_path):
+    """A client that connects and never says HELLO is dropped after
+    --hello-timeout with ETIMEDOUT and one log line naming it."""
+    import msgpack
+    d = daemon_with("--hello-timeout", 1)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    s.settimeout(30)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    length, mtype, _ = struct.unpack("<IHH", data[:8])
+    assert mtype == 15
+    assert msgpack.unpackb(data[8:8 + length])["code"] == 110  # ETIMEDOUT
+    lines = log_lines(d, "no HELLO within 1 s")
+    assert len(lines) == 1, d.log()
+    assert "pid=%d uid=%d" % (os.getpid(), os.getuid()) in lines[0]
+    out = tmp_path / "t.json"
+    r, _ = traced_run(d, tmp_path, out)
+    assert r.returncode == 3, r.describe()
+    assert len(slices(load_trace(out), "f (")) == 50
