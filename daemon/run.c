@@ -19,7 +19,6 @@
 
 #include "client.h"
 #include "conn.h"
-#include "mp.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
@@ -105,18 +104,13 @@ static int create_session(int fd, const char *path, int out_fd,
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2);
-  tr_mp_kv_str(&pk, "path", path);
-  tr_mp_kv_str(&pk, "format", "json");
+  tr_conn_pack_session_create(&pk, path);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
                            TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
                            err, errsz);
-  if (rc == 0 && (tr_mp_get_strcpy(&reply.data, "token", token,
-                                   TR_TOKEN_HEX_LEN + 1) < 0 ||
-                  strlen(token) != TR_TOKEN_HEX_LEN))
-    rc = -EPROTO;
+  if (rc == 0) rc = tr_conn_read_token(&reply.data, token);
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
   return rc;

@@ -300,6 +300,15 @@ static char *put_head(char *p, const char *ph_cat, size_t phlen,
   return PUT_LIT(p, "\",\"pid\":");
 }
 
+/* The fields every event after the name has: pid, tid and ts. */
+static char *put_ids_ts(char *p, uint32_t pid, uint32_t tid, uint64_t ts_ns) {
+  p = put_u64(p, pid);
+  p = PUT_LIT(p, ",\"tid\":");
+  p = put_u64(p, tid);
+  p = PUT_LIT(p, ",\"ts\":");
+  return put_us(p, ts_ns);
+}
+
 static const char *const cat_prefix[] = {
     "{\"ph\":\"X\",\"cat\":\"python\",",
     "{\"ph\":\"X\",\"cat\":\"c\",",
@@ -323,11 +332,7 @@ void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
   }
   const char *pre = cat_prefix[(unsigned)cat & 3u];
   p = put_head(p, pre, strlen(pre), name, nlen);
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"ts\":");
-  p = put_us(p, ts_ns);
+  p = put_ids_ts(p, pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"dur\":");
   p = put_us(p, dur_ns);
   if (unfinished) p = PUT_LIT(p, ",\"args\":{\"unfinished\":true}");
@@ -344,11 +349,7 @@ void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
   }
   const char *pre = cat_instant_prefix[(unsigned)cat & 3u];
   p = put_head(p, pre, strlen(pre), name, nlen);
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"ts\":");
-  p = put_us(p, ts_ns);
+  p = put_ids_ts(p, pid, tid, ts_ns);
   *p++ = '}';
   event_end(w, p, true);
 }
@@ -362,11 +363,7 @@ void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
   }
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
   p = put_head(p, pre, sizeof(pre) - 1, name, nlen);
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"ts\":");
-  p = put_us(p, ts_ns);
+  p = put_ids_ts(p, pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"args\":{\"value\":");
   p = put_double(p, value);
   p = PUT_LIT(p, "}}");
@@ -383,11 +380,7 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
   }
   const char *pre = cat_instant_prefix[TR_CAT_TRACED];
   p = put_head(p, pre, strlen(pre), name, sizeof(name) - 1);
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"ts\":");
-  p = put_us(p, ts_ns);
+  p = put_ids_ts(p, pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"args\":{\"count\":");
   p = put_u64(p, count);
   p = PUT_LIT(p, "}}");

@@ -345,9 +345,7 @@ int tr_client_session_create(const char *display_path, int fd,
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2);
-  tr_mp_kv_str(&pk, "path", display_path);
-  tr_mp_kv_str(&pk, "format", "json");
+  tr_conn_pack_session_create(&pk, display_path);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   pthread_mutex_lock(&g.io_lock);
@@ -355,10 +353,8 @@ int tr_client_session_create(const char *display_path, int fd,
                           TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS);
   if (rc == 0) {
     char t[TR_TOKEN_HEX_LEN + 1];
-    if (tr_mp_get_strcpy(&reply.data, "token", t, sizeof(t)) < 0 ||
-        strlen(t) != TR_TOKEN_HEX_LEN) {
-      rc = -EPROTO;
-    } else {
+    rc = tr_conn_read_token(&reply.data, t);
+    if (rc == 0) {
       memcpy(g.token, t, sizeof(t));
       if (token != NULL) memcpy(token, t, sizeof(t));
     }

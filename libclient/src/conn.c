@@ -250,3 +250,17 @@ void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
   tr_mp_get_u64(map, "bytes", &out->bytes);
   tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
 }
+
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path) {
+  msgpack_pack_map(pk, 2);
+  tr_mp_kv_str(pk, "path", path);
+  tr_mp_kv_str(pk, "format", "json");
+}
+
+int tr_conn_read_token(const msgpack_object *map,
+                       char token[TR_TOKEN_HEX_LEN + 1]) {
+  if (tr_mp_get_strcpy(map, "token", token, TR_TOKEN_HEX_LEN + 1) < 0 ||
+      strlen(token) != TR_TOKEN_HEX_LEN)
+    return -EPROTO;
+  return 0;
+}

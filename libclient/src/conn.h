@@ -37,6 +37,14 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
 
+/* Packs the SESSION_CREATE map for an output named `path` (display only). */
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path);
+
+/* Copies the token of a SESSION_CREATED payload; -EPROTO if it is missing
+ * or not TR_TOKEN_HEX_LEN characters. */
+int tr_conn_read_token(const msgpack_object *map,
+                       char token[TR_TOKEN_HEX_LEN + 1]);
+
 /* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0). */
 void tr_conn_read_summary(const msgpack_object *map, traced_summary *out);
 
