@@ -76,6 +76,13 @@ static void serve_usage(FILE *f) {
       "  --hello-timeout SECONDS    drop a connection that sends no HELLO\n"
       "                             within this long (30)\n"
       "\n"
+      "  --clock auto|monotonic     auto (default): producers on a host with\n"
+      "                             an invariant TSC that the kernel uses as\n"
+      "                             its clocksource record raw TSC ticks,\n"
+      "                             which the daemon converts to\n"
+      "                             CLOCK_MONOTONIC; monotonic: they call\n"
+      "                             clock_gettime (docs/clock.md)\n"
+      "\n"
       "SIGINT/SIGTERM finalise every open session and exit 0.\n",
       f);
 }
@@ -213,12 +220,13 @@ static int cmd_serve(int argc, char **argv) {
       {"max-open-calls-per-uid", required_argument, NULL, 1008},
       {"max-frame-bytes", required_argument, NULL, 1009},
       {"hello-timeout", required_argument, NULL, 1010},
+      {"clock", required_argument, NULL, 1100},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL;
   unsigned idle_exit = 0;
   tr_limits limits = {0};
-  bool detach = false;
+  bool detach = false, no_tsc = false;
   int c;
   optind = 1;
   opterr = 0;
@@ -258,6 +266,17 @@ static int cmd_serve(int argc, char **argv) {
           fprintf(stderr,
                   "traced serve: --hello-timeout: '%s' is not a positive "
                   "number of seconds\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        break;
+      case 1100:
+        if (strcmp(optarg, "monotonic") == 0) {
+          no_tsc = true;
+        } else if (strcmp(optarg, "auto") != 0) {
+          fprintf(stderr,
+                  "traced serve: --clock: '%s' is not auto or monotonic\n",
                   optarg);
           serve_usage(stderr);
           return 2;
@@ -355,7 +374,8 @@ static int cmd_serve(int argc, char **argv) {
   tr_server_opts so = {.socket_path = socket_path,
                        .limits = limits,
                        .make_dir = make_dir,
-                       .idle_exit_s = idle_exit};
+                       .idle_exit_s = idle_exit,
+                       .no_tsc = no_tsc};
   rc = tr_server_start(&loop, &so, &st.srv);
   if (rc < 0) {
     if (rc == -EADDRINUSE && !detach)

@@ -90,6 +90,7 @@ typedef struct tr_proc {
   uint32_t pid;
   uint32_t ppid;
   bool producer;
+  bool tsc; /* its records carry TSC ticks (daemon/tsclock.h) */
   bool has_arena;
   bool failed;         /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */

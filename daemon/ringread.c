@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tsclock.h"
+
 /* A descriptor is acceptable shared memory when it is a regular file of
  * exactly the announced size that can no longer shrink: the producer could
  * otherwise truncate it and make the daemon's reads fault (SIGBUS). */
@@ -127,6 +129,7 @@ int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
         memcpy(&extra[i], &slots[(t + 1 + i) & mask], sizeof(tr_record));
     }
     t += 1 + n;
+    if (v->clock != NULL) r.ts = tr_tsclock_ns(v->clock, r.ts);
     if (__builtin_expect(r.ts < min_ts, 0)) {
       late++;
       continue;

@@ -25,7 +25,9 @@ typedef struct tr_ringview {
   uint32_t tid; /* from the validated header */
   void *map;    /* non-NULL when tr_ringview_map created the mapping */
   size_t map_size;
-  uint64_t dev, ino; /* the memfd's identity (0 for attached memory) */
+  uint64_t dev, ino;        /* the memfd's identity (0 for attached memory) */
+  struct tr_tsclock *clock; /* borrowed; non-NULL: records carry TSC ticks,
+                               converted to ns before anything reads them */
 } tr_ringview;
 
 typedef struct tr_drain_stats {
@@ -55,7 +57,8 @@ void tr_ringview_unmap(tr_ringview *v);
 
 /* Consumes everything published: loads `head` with acquire, checks
  * tail <= head <= tail + capacity (else -EPROTO: the producer is broken or
- * hostile, nothing is consumed), passes each record with ts >= min_ts to fn
+ * hostile, nothing is consumed), converts each record's ts to CLOCK_MONOTONIC
+ * ns when the view has a clock, passes each record with ts >= min_ts to fn
  * (fn NULL: discard), then publishes `tail` with release and clears `bell`.
  * A record whose `extra` exceeds TR_RECORD_MAX_EXTRA or reaches beyond head
  * counts as malformed and ends the batch at head (resync). Stats are added

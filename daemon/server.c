@@ -26,6 +26,7 @@
 #include "ringread.h"
 #include "session.h"
 #include "traced_proto.h"
+#include "tsclock.h"
 
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define ACCEPTS_PER_WAKEUP 64
@@ -64,7 +65,8 @@ struct tr_server {
   bool reaping;
   bool stopping;
   bool listening;
-  bool owns_path; /* we bound the socket: remove it at stop */
+  bool owns_path;      /* we bound the socket: remove it at stop */
+  tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns */
 };
 
 static void on_conn_poll(uv_poll_t *h, int status, int events);
@@ -238,6 +240,11 @@ static void handle_hello(client *cl, const msgpack_object *m) {
                 (int)(n > 32 ? 32 : n), str);
     return;
   }
+  /* A producer that can write raw TSC ticks says so; it does only if the
+   * WELCOME tells it to (the daemon then converts them, tsclock.h). */
+  bool tsc = false;
+  p->tsc = p->producer && cl->srv->tsclock != NULL &&
+           tr_mp_get_bool(m, "tsc", &tsc) == 0 && tsc;
   p->pid = (uint32_t)pid;
   if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
     p->ppid = (uint32_t)u;
@@ -294,13 +301,15 @@ static void handle_hello(client *cl, const msgpack_object *m) {
   cl->hello = true;
 
   packer pk;
-  packer_init(&pk, 2);
+  packer_init(&pk, 3);
   tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
   tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  tr_mp_kv_str(&pk.pk, "clock", p->tsc ? "tsc" : "monotonic");
   packer_send(cl, &pk, TR_MSG_WELCOME);
   char pb[TR_LOG_PEER_MAX];
-  tr_log(TR_LOG_DEBUG, "%s: hello: %s '%s' (client pid %u)", who(cl, pb),
-         p->producer ? "producer" : "control", p->name, p->pid);
+  tr_log(TR_LOG_DEBUG, "%s: hello: %s '%s' (client pid %u, clock %s)",
+         who(cl, pb), p->producer ? "producer" : "control", p->name, p->pid,
+         p->tsc ? "tsc" : "monotonic");
 }
 
 static void handle_session_create(client *cl, const msgpack_object *m) {
@@ -490,6 +499,7 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                 strerror(-rc));
     return;
   }
+  v.clock = p->tsc ? cl->srv->tsclock : NULL;
   for (uint32_t i = 0; i < p->nthreads; i++) {
     if (p->threads[i]->ring.ino == v.ino && p->threads[i]->ring.dev == v.dev) {
       tr_ringview_unmap(&v);
@@ -1057,6 +1067,17 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   memcpy(s->path, opts->socket_path, plen + 1);
   tr_sessions_init(&s->sessions);
   int rc = 0;
+  const char *why = "disabled by --clock monotonic";
+  if (!opts->no_tsc && tr_tsclock_usable(&why)) {
+    s->tsclock = malloc(sizeof(*s->tsclock));
+    if (s->tsclock == NULL) {
+      rc = -ENOMEM;
+      goto err;
+    }
+    tr_tsclock_init(s->tsclock, NULL, NULL, 1000);
+  } else {
+    tr_log(TR_LOG_INFO, "producers use CLOCK_MONOTONIC: %s", why);
+  }
   if (opts->make_dir && (rc = tr_server_make_dir(s->path)) < 0) goto err;
   if ((rc = claim_path(s)) < 0) goto err;
   if ((rc = listen_on(s)) < 0) goto err;
@@ -1081,6 +1102,7 @@ err:
   if (s->owns_path) unlink(s->path);
   if (s->lock_fd >= 0) close(s->lock_fd);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
+  free(s->tsclock);
   free(s);
   return rc;
 }
@@ -1130,5 +1152,6 @@ void tr_server_free(tr_server *s) {
   if (s->listen_fd >= 0) close(s->listen_fd);
   if (s->lock_fd >= 0) close(s->lock_fd);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
+  free(s->tsclock);
   free(s);
 }

@@ -43,6 +43,8 @@ typedef struct tr_server_opts {
                            per-user default location) */
   unsigned idle_exit_s; /* stop after this long with no connection and
                            no session; 0: never */
+  bool no_tsc;          /* never let producers write TSC ticks
+                           (daemon/tsclock.h) */
 } tr_server_opts;
 
 /* Takes the lock file "<socket>.lock", replaces a stale socket, listens,

@@ -146,7 +146,7 @@ _Static_assert(sizeof(tr_ring_hdr) <= TR_SHM_HEADER_SIZE,
  * follow it (wrapping like any slot).  Unknown kinds are skipped using
  * `extra`, so new kinds do not break old daemons. */
 typedef struct tr_record {
-  uint64_t ts;    /* CLOCK_MONOTONIC, nanoseconds */
+  uint64_t ts;    /* the connection's clock (PROTOCOL.md section 3) */
   uint32_t id;    /* string id (arena offset) or kind-specific */
   uint16_t kind;  /* enum tr_rec_kind */
   uint16_t extra; /* payload slots that follow */
@@ -183,6 +183,7 @@ enum tr_rec_kind {
 #define TR_ENV_ROOT_PID "TRACED_ROOT_PID" /* set by `traced run` */
 #define TR_ENV_RING_SLOTS "TRACED_RING_SLOTS"
 #define TR_ENV_QUIET "TRACED_QUIET"
+#define TR_ENV_CLOCK "TRACED_CLOCK" /* "monotonic": never offer TSC */
 
 /* Session tokens: 128 random bits as 32 lowercase hex digits. */
 #define TR_TOKEN_HEX_LEN 32

@@ -112,7 +112,7 @@ out:
 
 void traced_begin_id(uint32_t id) {
   tr_producer *p = self_ready();
-  if (p != NULL) tr_producer_enter(p, tr_now_ns(), id, TR_REC_BEGIN);
+  if (p != NULL) tr_producer_enter(p, tr_now(), id, TR_REC_BEGIN);
 }
 
 void traced_begin(const char *name) {
@@ -122,14 +122,14 @@ void traced_begin(const char *name) {
 
 void traced_end(void) {
   tr_producer *p = self_ready();
-  if (p != NULL) tr_producer_exit(p, tr_now_ns(), TR_REC_END);
+  if (p != NULL) tr_producer_exit(p, tr_now(), TR_REC_END);
 }
 
 void traced_instant(const char *name) {
   tr_producer *p = self_ready();
   if (p == NULL) return;
   uint32_t id = traced_intern(name);
-  tr_producer_put(p, tr_now_ns(), id, TR_REC_INSTANT);
+  tr_producer_put(p, tr_now(), id, TR_REC_INSTANT);
 }
 
 void traced_counter(const char *name, double value) {
@@ -138,7 +138,7 @@ void traced_counter(const char *name, double value) {
   uint32_t id = traced_intern(name);
   tr_record *r = tr_producer_claim(p, 1);
   if (r == NULL) return;
-  r->ts = tr_now_ns();
+  r->ts = tr_now();
   r->id = id;
   r->kind = TR_REC_COUNTER;
   r->extra = 1;
@@ -151,7 +151,7 @@ void traced_counter(const char *name, double value) {
 void traced_thread_name(const char *name) {
   tr_producer *p = self_ready();
   if (p == NULL) return;
-  tr_producer_put(p, tr_now_ns(), traced_intern(name), TR_REC_THREAD_NAME);
+  tr_producer_put(p, tr_now(), traced_intern(name), TR_REC_THREAD_NAME);
 }
 
 bool traced_enabled(void) { return self_ready() != NULL; }

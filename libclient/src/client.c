@@ -50,6 +50,15 @@ static uint64_t g_full_wait_ns = 10u * 1000u * 1000u;
 
 uint64_t tr_client_full_wait_ns(void) { return g_full_wait_ns; }
 
+bool tr_client_may_use_tsc(void) {
+#if defined(__x86_64__)
+  const char *c = getenv(TR_ENV_CLOCK);
+  return c == NULL || strcmp(c, "monotonic") != 0;
+#else
+  return false;
+#endif
+}
+
 /* What producers read while the process is not attached. */
 static _Atomic uint64_t g_disabled_state = 0;
 
@@ -287,6 +296,14 @@ static int connect_locked(const char *path) {
   rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
                        TR_CONN_TIMEOUT_MS, NULL, 0);
   msgpack_sbuffer_destroy(&sb);
+  if (rc >= 0) {
+    /* Every thread is off while we connect, so no event is being stamped
+     * with the old clock as it changes. */
+    const char *clk;
+    size_t n;
+    tr_clock_tsc = tr_mp_get_str(&reply.data, "clock", &clk, &n) == 0 &&
+                   n == 3 && memcmp(clk, "tsc", 3) == 0;
+  }
   msgpack_unpacked_destroy(&reply);
   if (rc < 0) {
     close(fd);

@@ -74,6 +74,10 @@ int tr_client_reattach_thread(tr_producer *p);
  * TRACED_FULL_WAIT_MS (0..60000) read at connect, default 10 ms. */
 uint64_t tr_client_full_wait_ns(void);
 
+/* Whether this process offers the daemon raw TSC timestamps in HELLO:
+ * x86-64, unless TRACED_CLOCK=monotonic. */
+bool tr_client_may_use_tsc(void);
+
 /* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
 void tr_client_doorbell(tr_producer *p);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "frame.h"
 #include "mp.h"
 
@@ -218,7 +219,8 @@ static int pack_argv(msgpack_packer *pk) {
 void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
                         uint32_t arena_size, const char *display) {
   bool producer = strcmp(role, "producer") == 0;
-  msgpack_pack_map(pk, producer ? 10 : 9);
+  bool tsc = producer && tr_client_may_use_tsc();
+  msgpack_pack_map(pk, (producer ? 10 : 9) + (tsc ? 1 : 0));
   tr_mp_kv_str(pk, "magic", TR_PROTO_MAGIC);
   tr_mp_kv_u64(pk, "version", TR_PROTO_VERSION);
   tr_mp_kv_str(pk, "role", role);
@@ -236,6 +238,7 @@ void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
   tr_mp_kv_u64(pk, "now_ns",
                (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
   if (producer) tr_mp_kv_u64(pk, "arena_size", arena_size);
+  if (tsc) tr_mp_kv_bool(pk, "tsc", true);
 }
 
 void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {

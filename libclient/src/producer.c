@@ -9,6 +9,8 @@
 
 #include "client.h"
 
+bool tr_clock_tsc;
+
 /* Full-ring policy (documented in PROTOCOL.md section 5): poll every
  * 50 us for at most tr_client_full_wait_ns() (TRACED_FULL_WAIT_MS,
  * default 10 ms). */
@@ -50,7 +52,7 @@ static void sleep_ns(long ns) {
 /* Writes the LOST marker for a run of drops; the caller made room for it. */
 static void put_lost(tr_producer *p) {
   tr_record *r = &p->slots[p->head & p->mask];
-  r->ts = tr_now_ns();
+  r->ts = tr_now();
   r->id = p->lost_pending > UINT32_MAX ? UINT32_MAX : (uint32_t)p->lost_pending;
   r->kind = TR_REC_LOST;
   r->extra = 0;

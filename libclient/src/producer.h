@@ -4,7 +4,8 @@
  * every recorded call):
  *  - the enabled check comes first: one relaxed load of the process state
  *    word, compared with the last enabled state this thread saw;
- *  - no malloc, lock or syscall except the clock; the rare cases (ring at
+ *  - no malloc, lock or syscall except the clock (and not even that when
+ *    the daemon lets us read the TSC); the rare cases (ring at
  *    its watermark or full, shadow stack growth, state change, fork) go to
  *    out-of-line functions in producer.c;
  *  - a record is written completely before the release store of `head`
@@ -21,6 +22,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "traced_proto.h"
 
@@ -65,7 +69,17 @@ bool tr_producer_room(tr_producer *p, uint32_t n);
 bool tr_producer_stack_grow(tr_producer *p);
 void tr_producer_drop(tr_producer *p, uint32_t n);
 
-static inline uint64_t tr_now_ns(void) {
+/* The clock records carry, chosen per connection by the daemon's WELCOME
+ * (PROTOCOL.md, "Clock"): raw TSC ticks (true), which the daemon converts,
+ * or CLOCK_MONOTONIC ns.  Written only while recording is off for every
+ * thread (at connect), read on every event. */
+extern bool tr_clock_tsc;
+
+/* A timestamp in the process's record clock. */
+static inline uint64_t tr_now(void) {
+#if defined(__x86_64__)
+  if (__builtin_expect(tr_clock_tsc, 1)) return __rdtsc();
+#endif
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

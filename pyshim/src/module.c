@@ -8,6 +8,7 @@
 typedef struct module_state {
   PyTypeObject *thread_type;
   bool trace_c;
+  bool no_eval_hook; /* TRACED_EVAL_HOOK=0: the profile hook in every mode */
 } module_state;
 
 static module_state *get_state(PyObject *module) {
@@ -155,19 +156,39 @@ static TracedThread *install_current(PyObject *module, const char *name) {
   return t;
 }
 
-/* install(thread_name, trace_c=True) */
+static bool uses_eval_hook(const module_state *st, bool trace_c) {
+  return !trace_c && TR_HAVE_EVAL_HOOK && !st->no_eval_hook;
+}
+
+/* uses_eval_hook(trace_c) -> bool: what install() will do. */
+static PyObject *m_uses_eval_hook(PyObject *module, PyObject *args) {
+  int trace_c = 1;
+  if (!PyArg_ParseTuple(args, "p", &trace_c)) return NULL;
+  return PyBool_FromLong(uses_eval_hook(get_state(module), trace_c != 0));
+}
+
+/* install(thread_name, trace_c=True) -> bool: True when every thread is
+ * now traced (the frame-evaluation hook, used when C functions are not
+ * recorded); False when only the calling thread is (the profile hook: the
+ * caller gives threads started later thread_bootstrap). */
 static PyObject *m_install(PyObject *module, PyObject *args) {
   const char *name;
   int trace_c = 1;
   if (!PyArg_ParseTuple(args, "s|p", &name, &trace_c)) return NULL;
-  get_state(module)->trace_c = trace_c != 0;
+  module_state *st = get_state(module);
+  st->trace_c = trace_c != 0;
+  if (uses_eval_hook(st, st->trace_c)) {
+    if (tr_eval_install(st->thread_type, name) < 0) return NULL;
+    Py_RETURN_TRUE;
+  }
   if (install_current(module, name) == NULL) return NULL;
-  Py_RETURN_NONE;
+  Py_RETURN_FALSE;
 }
 
 static PyObject *m_uninstall(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
+  tr_eval_uninstall();
   PyEval_SetProfile(NULL, NULL);
   Py_RETURN_NONE;
 }
@@ -233,7 +254,12 @@ static PyMethodDef methods[] = {
     {"warn", m_warn, METH_VARARGS, "Print traced's one warning line."},
     {"install", m_install, METH_VARARGS,
      "install(thread_name, trace_c=True): trace the calling thread."},
-    {"uninstall", m_uninstall, METH_NOARGS, "Stop tracing the calling thread."},
+    {"uses_eval_hook", m_uses_eval_hook, METH_VARARGS,
+     "uses_eval_hook(trace_c) -> bool: whether install() reaches every "
+     "thread by itself (the frame-evaluation hook)."},
+    {"uninstall", m_uninstall, METH_NOARGS,
+     "Stop tracing (the calling thread, or every thread with the "
+     "frame-evaluation hook)."},
     {"thread_bootstrap", m_thread_bootstrap, METH_VARARGS,
      "For threading.setprofile(): installs the hook in new threads."},
     {NULL, NULL, 0, NULL},
@@ -246,6 +272,8 @@ static int module_exec(PyObject *module) {
   }
   module_state *st = get_state(module);
   st->trace_c = true;
+  const char *eh = getenv("TRACED_EVAL_HOOK");
+  st->no_eval_hook = eh != NULL && strcmp(eh, "0") == 0;
   st->thread_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &tr_thread_spec, NULL);
   if (st->thread_type == NULL) return -1;

@@ -87,7 +87,10 @@ def _install(trace_c: bool = True) -> None:
     known to be traced's."""
     import threading
 
-    threading.setprofile(_traced.thread_bootstrap)
+    if not _traced.uses_eval_hook(trace_c):
+        # The frame-evaluation hook reaches every thread by itself; the
+        # profile hook is per thread.
+        threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
     _traced.install(_thread_name(), trace_c)
 
