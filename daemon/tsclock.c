@@ -103,11 +103,20 @@ static uint64_t slope(const tr_tsc_anchor *a, uint64_t tsc, uint64_t ns) {
   return q > UINT64_MAX ? UINT64_MAX : (uint64_t)q;
 }
 
+/* (d * mult) >> 32, saturated; 64-bit arithmetic in the usual case. */
+static inline uint64_t mul_shift(uint64_t d, uint64_t mult) {
+  if (((d | mult) >> 32) == 0) return (d * mult) >> 32;
+  unsigned __int128 v = ((unsigned __int128)d * mult) >> 32;
+  return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
+}
+
+static inline uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
 static uint64_t along_with(const tr_tsc_anchor *a, uint64_t mult,
                            uint64_t tsc) {
-  unsigned __int128 d = ((unsigned __int128)(tsc - a->tsc) * mult) >> 32;
-  unsigned __int128 v = d + a->ns;
-  return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
+  return add_sat(a->ns, mul_shift(tsc - a->tsc, mult));
 }
 
 static uint64_t along(const tr_tsc_anchor *a, uint64_t tsc) {
@@ -124,6 +133,9 @@ static void append(tr_tsclock *c, uint64_t tsc, uint64_t ns, uint64_t mult) {
   a->tsc = tsc;
   a->ns = ns;
   a->mult = mult;
+  c->last_tsc = tsc;
+  c->last_ns = ns;
+  c->seg_len = 0; /* segments may have changed */
 }
 
 /* Places a fresh anchor after `tsc`; false when the sample is not past it
@@ -189,7 +201,9 @@ void tr_tsclock_init(tr_tsclock *c, tr_tsclock_sample_fn sample, void *ctx,
   c->gap_ticks = g == 0 ? 1 : (g > UINT64_MAX ? UINT64_MAX : (uint64_t)g);
 }
 
-uint64_t tr_tsclock_ns(tr_tsclock *c, uint64_t tsc) {
+/* Readings in no cached segment. */
+static uint64_t __attribute__((noinline))
+convert_slow(tr_tsclock *c, uint64_t tsc) {
   uint32_t n = c->count;
   tr_tsc_anchor *last = at(c, n - 1);
   if (tsc >= last->tsc) {
@@ -207,9 +221,8 @@ uint64_t tr_tsclock_ns(tr_tsclock *c, uint64_t tsc) {
     tr_tsc_anchor *a0 = at(c, 0);
     if (tsc < a0->tsc) {
       /* Older than every anchor held: extrapolate backwards. */
-      unsigned __int128 d =
-          ((unsigned __int128)(a0->tsc - tsc) * a0->mult) >> 32;
-      return d >= a0->ns ? 0 : a0->ns - (uint64_t)d;
+      uint64_t d = mul_shift(a0->tsc - tsc, a0->mult);
+      return d >= a0->ns ? 0 : a0->ns - d;
     }
     uint32_t lo = 0, hi = n - 1; /* a[lo].tsc <= tsc < a[hi].tsc */
     while (hi - lo > 1) {
@@ -222,7 +235,28 @@ uint64_t tr_tsclock_ns(tr_tsclock *c, uint64_t tsc) {
     i = lo;
     c->hint = i;
   }
-  uint64_t v = along(at(c, i), tsc);
-  uint64_t next = at(c, i + 1)->ns;
-  return v < next ? v : next;
+  tr_tsc_anchor *a = at(c, i), *b = at(c, i + 1);
+  c->seg_tsc = a->tsc;
+  c->seg_len = b->tsc - a->tsc;
+  c->seg_ns = a->ns;
+  c->seg_mult = a->mult;
+  c->seg_ns_end = b->ns;
+  uint64_t v = along(a, tsc);
+  return v < b->ns ? v : b->ns;
+}
+
+uint64_t tr_tsclock_ns(tr_tsclock *c, uint64_t tsc) {
+  /* Most readings fall in the segment used last... */
+  uint64_t d = tsc - c->seg_tsc;
+  if (d < c->seg_len) {
+    uint64_t v = add_sat(c->seg_ns, mul_shift(d, c->seg_mult));
+    return v < c->seg_ns_end ? v : c->seg_ns_end;
+  }
+  /* ...or just past the last anchor, within the gap: extrapolated. */
+  d = tsc - c->last_tsc;
+  if (d < c->gap_ticks) {
+    if (tsc > c->extrap_max) c->extrap_max = tsc;
+    return add_sat(c->last_ns, mul_shift(d, c->ext_mult));
+  }
+  return convert_slow(c, tsc);
 }

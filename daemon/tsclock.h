@@ -44,7 +44,10 @@ typedef void (*tr_tsclock_sample_fn)(void *ctx, uint64_t *tsc, uint64_t *ns);
 typedef struct tr_tsclock {
   tr_tsc_anchor a[TR_TSCLOCK_ANCHORS]; /* a ring, oldest at `first` */
   uint32_t first, count;
-  uint32_t hint;         /* index (from first) of the last segment used */
+  uint32_t hint; /* index (from first) of the last segment used */
+  /* Fast paths: the last segment used, and the last anchor. */
+  uint64_t seg_tsc, seg_len, seg_ns, seg_mult, seg_ns_end;
+  uint64_t last_tsc, last_ns;
   uint64_t gap_ticks;    /* TR_TSCLOCK_GAP_NS in ticks */
   uint64_t extrap_max;   /* largest reading extrapolated past the last anchor */
   uint64_t ext_mult;     /* slope for readings past the last anchor: over a

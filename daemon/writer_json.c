@@ -149,24 +149,50 @@ static const char digit_pairs[201] =
     "37383940414243444546474849505152535455565758596061626364656667686970717273"
     "7475767778798081828384858687888990919293949596979899";
 
+static inline void put_pair(char *p, unsigned v) {
+  p[0] = digit_pairs[2 * v];
+  p[1] = digit_pairs[2 * v + 1];
+}
+
+/* Exactly 4 digits of v < 10000, zero-padded. */
+static inline void put_4(char *p, unsigned v) {
+  put_pair(p, v / 100);
+  put_pair(p + 2, v % 100);
+}
+
+/* v < 10^8 without leading zeros, in 32-bit arithmetic. */
+static char *put_u32_small(char *p, uint32_t v) {
+  if (v < 10000) {
+    if (v < 10) {
+      *p = (char)('0' + v);
+      return p + 1;
+    }
+    if (v < 100) {
+      put_pair(p, v);
+      return p + 2;
+    }
+    if (v < 1000) {
+      *p = (char)('0' + v / 100);
+      put_pair(p + 1, v % 100);
+      return p + 3;
+    }
+    put_4(p, v);
+    return p + 4;
+  }
+  p = put_u32_small(p, v / 10000);
+  put_4(p, v % 10000);
+  return p + 4;
+}
+
+/* Four calls per event (pid, tid, ts, dur): in chunks of 8 digits with
+ * 32-bit arithmetic, no loop over digits and no variable-length memcpy. */
 static char *put_u64(char *p, uint64_t v) {
-  char tmp[20];
-  char *t = tmp + sizeof(tmp);
-  while (v >= 100) {
-    unsigned r = (unsigned)(v % 100);
-    v /= 100;
-    t -= 2;
-    memcpy(t, digit_pairs + 2 * r, 2);
-  }
-  if (v >= 10) {
-    t -= 2;
-    memcpy(t, digit_pairs + 2 * v, 2);
-  } else {
-    *--t = (char)('0' + v);
-  }
-  size_t n = (size_t)(tmp + sizeof(tmp) - t);
-  memcpy(p, t, n);
-  return p + n;
+  if (v < 100000000u) return put_u32_small(p, (uint32_t)v);
+  p = put_u64(p, v / 100000000u);
+  uint32_t lo = (uint32_t)(v % 100000000u);
+  put_4(p, lo / 10000);
+  put_4(p + 4, lo % 10000);
+  return p + 8;
 }
 
 /* Nanoseconds as microseconds with exactly three decimals. */
