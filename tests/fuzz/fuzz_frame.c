@@ -408,8 +408,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   g_srv = calloc(1, sizeof(*g_srv));
   CHECK(g_srv != NULL);
   g_srv->loop = &g_loop;
-  g_srv->lock_fd = g_srv->listen_fd = g_srv->reserve_fd = -1;
-  tr_limits_default(&g_srv->limits);
+  g_srv->lst.lock_fd = g_srv->lst.fd = g_srv->reserve_fd = -1;
+  tr_limits_default(&g_srv->limits, false);
   tr_sessions_init(&g_srv->sessions);
   uv_timer_init(&g_loop, &g_srv->drain_timer);
   uv_timer_init(&g_loop, &g_srv->idle_timer);
