@@ -317,8 +317,18 @@ def shared(installed):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        # Whatever a failed test left running as the test users goes first
+        # (these are processes this module started), then the users.
+        uids = {pwd.getpwnam(n).pw_uid for n in made}
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and os.stat("/proc/" + entry).st_uid in uids:
+                    os.kill(int(entry), 9)
+            except OSError:
+                pass
         for n in made:
-            subprocess.run(["userdel", "-r", n], stdout=subprocess.DEVNULL,
+            subprocess.run(["userdel", "-r", "-f", n],
+                           stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL,
                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
@@ -656,6 +666,9 @@ def test_flood_hits_only_the_flooders_limits(shared):
     finally:
         if pb is not None:
             pb.communicate(b"", timeout=TIMEOUT)
+        if pa.poll() is None:
+            pa.kill()
+            pa.communicate()
     # B's connections are gone: B is served again.
     intruder = b.write("after.py", INTRUDER)
     after = b.home / "after.json"
