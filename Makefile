@@ -4,7 +4,8 @@
 #   make test       unit tests (Check) + integration tests (pytest)
 #   make demo       trace a bundled example end to end
 #   make asan       the same tests against an ASan/UBSan build
-#   make install    PREFIX=/usr/local
+#   make install    PREFIX=/usr/local (binary, library, header, .pc, man
+#                   page, systemd units)
 
 CC ?= cc
 PYTHON ?= python3
@@ -215,7 +216,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
 # The daemon without main() and the CLI; server.c is compiled into
 # fuzz_frame.c itself (its handlers are static).
 FUZZ_SRC := $(PROTO_SRC) $(filter-out daemon/main.c daemon/run.c \
-              daemon/server.c,$(DAEMON_SRC))
+              daemon/ctl.c daemon/server.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
 FUZZ_HARNESSES := frame ring
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))
@@ -256,14 +257,40 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
+# `make install PREFIX=... [DESTDIR=...]`: the daemon/CLI, libtraced
+# (static and shared), its header and pkg-config file, the man page, and
+# systemd units for a system service and a per-user service (README,
+# "Shared machine").  The Python package installs separately, into any
+# environment: `pip install ./pyshim`.
+VERSION := $(shell sed -n 's/^\#define TRACED_VERSION "\(.*\)"/\1/p' daemon/version.h)
+BINDIR := $(PREFIX)/bin
+LIBDIR := $(PREFIX)/lib
+UNITDIR := $(LIBDIR)/systemd/system
+USERUNITDIR := $(LIBDIR)/systemd/user
+MANDIR := $(PREFIX)/share/man/man1
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+            -e 's|@VERSION@|$(VERSION)|g'
+
 install: native
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	  $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/traced
-	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libtraced.a
-	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libtraced.so
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(MANDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/traced
+	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libtraced.a
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libtraced.so
 	install -m 0644 libclient/include/traced.h \
 	  $(DESTDIR)$(PREFIX)/include/traced.h
+	$(SUBST) scripts/traced.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/traced.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/traced.pc
+	install -m 0644 docs/traced.1 $(DESTDIR)$(MANDIR)/traced.1
+	$(SUBST) scripts/systemd/traced.service.in > \
+	  $(DESTDIR)$(UNITDIR)/traced.service
+	install -m 0644 scripts/systemd/traced.socket $(DESTDIR)$(UNITDIR)/
+	$(SUBST) scripts/systemd/user/traced.service.in > \
+	  $(DESTDIR)$(USERUNITDIR)/traced.service
+	install -m 0644 scripts/systemd/user/traced.socket $(DESTDIR)$(USERUNITDIR)/
+	chmod 0644 $(DESTDIR)$(UNITDIR)/traced.service \
+	  $(DESTDIR)$(USERUNITDIR)/traced.service
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) $(VENV) pyshim/build \

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -66,5 +67,33 @@ const char *tr_log_peer(char buf[TR_LOG_PEER_MAX], pid_t pid, uid_t uid,
   else
     snprintf(buf, TR_LOG_PEER_MAX, "pid=%ld uid=%lu", (long)pid,
              (unsigned long)uid);
+  return buf;
+}
+
+const char *tr_log_q(char buf[TR_LOG_VALUE_MAX], const char *s) {
+  bool plain = s[0] != '\0';
+  for (const char *c = s; *c != '\0' && plain; c++)
+    plain = (unsigned char)*c > ' ' && *c != '"' && *c != '\\' && *c != '=' &&
+            *c != 0x7f;
+  if (plain) {
+    snprintf(buf, TR_LOG_VALUE_MAX, "%s", s);
+    return buf;
+  }
+  size_t n = 0;
+  buf[n++] = '"';
+  /* Room kept for the longest escape (4), the closing quote and NUL. */
+  for (const char *c = s; *c != '\0' && n < TR_LOG_VALUE_MAX - 6; c++) {
+    unsigned char u = (unsigned char)*c;
+    if (u == '"' || u == '\\') {
+      buf[n++] = '\\';
+      buf[n++] = (char)u;
+    } else if (u < ' ' || u == 0x7f) {
+      n += (size_t)snprintf(buf + n, 5, "\\x%02x", u);
+    } else {
+      buf[n++] = (char)u;
+    }
+  }
+  buf[n++] = '"';
+  buf[n] = '\0';
   return buf;
 }

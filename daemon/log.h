@@ -1,4 +1,10 @@
-/* log.h: the daemon's one logging function, one line per call on stderr. */
+/* log.h: the daemon's one logging function, one line per call on stderr.
+ *
+ * Every message is a list of key=value pairs, starting with event=<what
+ * happened> (docs/service.md lists them): lines about a peer carry its
+ * kernel pid and uid and its session's epoch, refusals and failures carry
+ * reason="...".  Values with spaces, quotes or '=' are quoted with
+ * tr_log_q(), so `grep event=refuse` and a key=value parser both work. */
 #ifndef TRACED_LOG_H
 #define TRACED_LOG_H
 
@@ -32,5 +38,12 @@ void tr_log(int level, const char *fmt, ...)
 #define TR_LOG_PEER_MAX 64
 const char *tr_log_peer(char buf[TR_LOG_PEER_MAX], pid_t pid, uid_t uid,
                         uint64_t epoch);
+
+/* Quotes `s` for a log line: returned as is when it is non-empty and has no
+ * space, quote, backslash, '=' or control character; otherwise in double
+ * quotes with '"' and '\\' escaped and control bytes written as \\xNN.
+ * Truncated to fit the buffer.  Returns buf. */
+#define TR_LOG_VALUE_MAX 512
+const char *tr_log_q(char buf[TR_LOG_VALUE_MAX], const char *s);
 
 #endif

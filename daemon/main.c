@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,24 +15,33 @@
 #include <uv.h>
 
 #include "client.h"
+#include "ctl.h"
+#include "listen.h"
 #include "log.h"
 #include "run.h"
 #include "server.h"
 #include "traced_proto.h"
-
-#define TRACED_VERSION "0.1.0"
+#include "version.h"
 
 static void usage(FILE *f) {
   fputs(
       "usage: traced <command> [options]\n"
       "\n"
       "commands:\n"
-      "  serve [--socket PATH] [--idle-exit SECONDS] [--daemon]\n"
-      "        [--log-file PATH] [--verbose|--quiet]\n"
-      "        run the collector daemon (in the foreground, logging to\n"
-      "        stderr, unless --daemon)\n"
-      "  run [-o FILE] -- CMD [ARGS...]\n"
+      "  run [-o FILE] [--socket PATH] [-q] -- CMD [ARGS...]\n"
       "        trace CMD and every Python process it starts into FILE\n"
+      "  serve [--socket PATH] [--system [--group NAME]] [--idle-exit S]\n"
+      "        [--daemon] [--log-file PATH] [--verbose|--quiet] [limits]\n"
+      "        run the collector daemon (in the foreground, logging to\n"
+      "        stderr, unless --daemon); --system: one daemon for every\n"
+      "        user of the machine (traced serve --help for the limits)\n"
+      "  status [--socket PATH | --system] [--json]\n"
+      "        show the daemon and your sessions (root: every session)\n"
+      "  stop [--socket PATH | --system]\n"
+      "        finalise every session and stop the daemon (its user and\n"
+      "        root only)\n"
+      "\n"
+      "Each command takes --help.  The manual page is traced(1).\n"
       "\n"
       "options:\n"
       "  -h, --help     show this help and exit\n"
@@ -40,17 +50,30 @@ static void usage(FILE *f) {
       "environment:\n"
       "  TRACED_SOCKET  the daemon's socket (default:\n"
       "                 $XDG_RUNTIME_DIR/traced/traced.sock, else\n"
-      "                 /tmp/traced-$UID/traced.sock)\n",
+      "                 /tmp/traced-$UID/traced.sock); users of a system\n"
+      "                 daemon set " TR_SYSTEM_SOCKET
+      "\n"
+      "\n"
+      "exit status: run: the command's; serve: 0, 1 cannot start;\n"
+      "status/stop: 0, 1 no daemon reachable, 3 stop refused; 2 usage\n",
       f);
 }
 
 static void serve_usage(FILE *f) {
   fputs(
-      "usage: traced serve [--socket PATH] [--idle-exit SECONDS] [--daemon]\n"
-      "                    [--log-file PATH] [--verbose|--quiet]\n"
+      "usage: traced serve [--socket PATH] [--system [--group NAME]]\n"
+      "                    [--idle-exit SECONDS] [--daemon]\n"
+      "                    [--log-file PATH] [--verbose|--quiet] [limits]\n"
       "\n"
-      "  --socket PATH        listen here (default: $TRACED_SOCKET, else the\n"
+      "  --socket PATH        listen here (default: " TR_SYSTEM_SOCKET
+      "\n"
+      "                       with --system, else $TRACED_SOCKET, else the\n"
       "                       per-user socket, its directory created 0700)\n"
+      "  --system             one daemon for every local user: the socket\n"
+      "                       is 0666 in a 0755 directory; sessions stay\n"
+      "                       their creator's (kernel credentials)\n"
+      "  --group NAME         with --system: only this group may connect\n"
+      "                       (socket 0660, owned by the group)\n"
       "  --idle-exit SECONDS  exit after this long with no connection and no\n"
       "                       session (default 0: never)\n"
       "  --daemon             detach once listening; logs go to --log-file\n"
@@ -75,6 +98,13 @@ static void serve_usage(FILE *f) {
       "                             65536)\n"
       "  --hello-timeout SECONDS    drop a connection that sends no HELLO\n"
       "                             within this long (30)\n"
+      "  --max-record-rate-per-uid N ring records drained per second per\n"
+      "                             user, 0: none (system mode 4000000,\n"
+      "                             private none); beyond it the user's\n"
+      "                             producers drop and count in its trace\n"
+      "\n"
+      "Started by systemd with one listening socket (LISTEN_FDS=1), it\n"
+      "serves that socket.\n"
       "\n"
       "  --clock auto|monotonic     auto (default): producers on a host with\n"
       "                             an invariant TSC that the kernel uses as\n"
@@ -98,7 +128,7 @@ typedef struct serve_state {
 
 static void on_signal(uv_signal_t *h, int signum) {
   serve_state *st = h->data;
-  tr_log(TR_LOG_INFO, "%s received: finalising sessions",
+  tr_log(TR_LOG_INFO, "event=signal signal=%s",
          signum == SIGINT ? "SIGINT" : "SIGTERM");
   tr_server_stop(st->srv);
 }
@@ -220,13 +250,16 @@ static int cmd_serve(int argc, char **argv) {
       {"max-open-calls-per-uid", required_argument, NULL, 1008},
       {"max-frame-bytes", required_argument, NULL, 1009},
       {"hello-timeout", required_argument, NULL, 1010},
+      {"max-record-rate-per-uid", required_argument, NULL, 1011},
+      {"system", no_argument, NULL, 'S'},
+      {"group", required_argument, NULL, 'g'},
       {"clock", required_argument, NULL, 1100},
       {NULL, 0, NULL, 0},
   };
-  const char *socket_path = NULL, *log_file = NULL;
+  const char *socket_path = NULL, *log_file = NULL, *group = NULL;
   unsigned idle_exit = 0;
   tr_limits limits = {0};
-  bool detach = false, no_tsc = false;
+  bool detach = false, system_mode = false, no_tsc = false;
   int c;
   optind = 1;
   opterr = 0;
@@ -260,6 +293,27 @@ static int cmd_serve(int argc, char **argv) {
       case 'h':
         serve_usage(stdout);
         return 0;
+      case 'S':
+        system_mode = true;
+        break;
+      case 'g':
+        group = optarg;
+        break;
+      case 1011: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(optarg, &end, 10);
+        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-') {
+          fprintf(stderr,
+                  "traced serve: --max-record-rate-per-uid: '%s' is not a "
+                  "number (0: no limit)\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        limits.record_rate_per_uid = v == 0 ? UINT64_MAX : v;
+        break;
+      }
       case 1010:
         if (parse_seconds(optarg, &limits.hello_timeout_s) < 0 ||
             limits.hello_timeout_s == 0) {
@@ -333,8 +387,35 @@ static int cmd_serve(int argc, char **argv) {
     return 2;
   }
 
+  tr_server_opts so = {.limits = limits,
+                       .system = system_mode,
+                       .idle_exit_s = idle_exit,
+                       .activated_fd = -1};
+  if (group != NULL) {
+    if (!system_mode) {
+      fprintf(stderr, "traced serve: --group needs --system\n");
+      serve_usage(stderr);
+      return 2;
+    }
+    struct group *gr = getgrnam(group);
+    if (gr == NULL) {
+      fprintf(stderr, "traced serve: --group: no group named '%s'\n", group);
+      serve_usage(stderr);
+      return 2;
+    }
+    so.has_group = true;
+    so.group = gr->gr_gid;
+  }
+  /* systemd socket activation: the socket is already listening. */
+  so.activated_fd = tr_listen_activated_fd();
+  if (so.activated_fd == -EINVAL) return 1;
+
   char def[PATH_MAX];
-  if (socket_path == NULL) {
+  if (socket_path == NULL && system_mode) {
+    /* The system daemon's place is fixed; a user's $TRACED_SOCKET does
+     * not move it. */
+    socket_path = TR_SYSTEM_SOCKET;
+  } else if (socket_path == NULL) {
     if (tr_client_default_socket(def, sizeof(def)) < 0) {
       fprintf(stderr, "traced serve: the default socket path is too long\n");
       return 1;
@@ -344,8 +425,9 @@ static int cmd_serve(int argc, char **argv) {
   /* The per-user location gets its private directory however it was named
    * (`traced run` passes it with --socket when it starts a daemon). */
   char own[PATH_MAX];
-  bool make_dir =
-      per_user_socket(own, sizeof(own)) == 0 && strcmp(own, socket_path) == 0;
+  bool make_dir = !system_mode && so.activated_fd < 0 &&
+                  per_user_socket(own, sizeof(own)) == 0 &&
+                  strcmp(own, socket_path) == 0;
   char logdef[PATH_MAX + 8];
   if (detach && log_file == NULL) {
     snprintf(logdef, sizeof(logdef), "%.*s.log", PATH_MAX - 1, socket_path);
@@ -356,7 +438,7 @@ static int cmd_serve(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   int ready_fd = -1;
   /* The default directory first: the daemon's log may go there. */
-  if (make_dir && tr_server_make_dir(socket_path) < 0) return 1;
+  if (make_dir && tr_listen_make_private_dir(socket_path) < 0) return 1;
   if (detach)
     ready_fd = daemonize(log_file, socket_path);
   else if (log_file != NULL && open_log(log_file) < 0)
@@ -365,17 +447,17 @@ static int cmd_serve(int argc, char **argv) {
   uv_loop_t loop;
   int rc = uv_loop_init(&loop);
   if (rc < 0) {
-    tr_log(TR_LOG_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
+    tr_log(TR_LOG_ERROR,
+           "event=error reason=\"cannot create the event loop: %s\"",
+           uv_strerror(rc));
     report_ready(ready_fd, '1');
     return 1;
   }
   serve_state st;
   memset(&st, 0, sizeof(st));
-  tr_server_opts so = {.socket_path = socket_path,
-                       .limits = limits,
-                       .make_dir = make_dir,
-                       .idle_exit_s = idle_exit,
-                       .no_tsc = no_tsc};
+  so.socket_path = socket_path;
+  so.make_dir = make_dir;
+  so.no_tsc = no_tsc;
   rc = tr_server_start(&loop, &so, &st.srv);
   if (rc < 0) {
     if (rc == -EADDRINUSE && !detach)
@@ -404,9 +486,11 @@ static int cmd_serve(int argc, char **argv) {
   tr_server_free(st.srv);
   rc = uv_loop_close(&loop);
   if (rc < 0)
-    tr_log(TR_LOG_WARN, "event loop not closed cleanly: %s", uv_strerror(rc));
+    tr_log(TR_LOG_WARN,
+           "event=error reason=\"event loop not closed cleanly: %s\"",
+           uv_strerror(rc));
   uv_library_shutdown();
-  tr_log(TR_LOG_INFO, "exited");
+  tr_log(TR_LOG_INFO, "event=exit");
   return 0;
 }
 
@@ -434,6 +518,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "status") == 0) return tr_cmd_status(argc - 1, argv + 1);
+  if (strcmp(cmd, "stop") == 0) return tr_cmd_stop(argc - 1, argv + 1);
   fprintf(stderr, "traced: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return 2;

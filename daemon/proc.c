@@ -364,14 +364,17 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
 
 /* ---- draining ---------------------------------------------------------- */
 
-static int drain_thread(tr_proc *p, tr_thread *t) {
-  if (p->out == NULL) return tr_ringview_drain(&t->ring, 0, NULL, NULL, NULL);
+static int64_t drain_thread(tr_proc *p, tr_thread *t, uint64_t budget,
+                            bool *more) {
+  if (p->out == NULL)
+    return tr_ringview_drain_max(&t->ring, 0, NULL, NULL, NULL, budget, more);
   drain_ctx c = {p, t};
   tr_drain_stats st = {0, 0, 0};
-  int rc = tr_ringview_drain(&t->ring, p->min_ts, on_record, &c, &st);
+  int64_t n = tr_ringview_drain_max(&t->ring, p->min_ts, on_record, &c, &st,
+                                    budget, more);
   p->stats.late += st.late;
   p->stats.malformed += st.malformed;
-  return rc;
+  return n;
 }
 
 /* Calls still open when a thread's recording ends become slices ending at
@@ -396,7 +399,26 @@ static void count_drops(tr_proc *p, tr_thread *t) {
 }
 
 int tr_proc_drain(tr_proc *p) {
+  uint64_t used;
+  bool more;
+  return tr_proc_drain_some(p, UINT64_MAX, &used, &more);
+}
+
+int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
+                       bool *more) {
   int rc = 0;
+  *used = 0;
+  *more = false;
+  /* Rings take turns at the head of the budget, so one busy thread does
+   * not keep the others waiting. */
+  if (p->nthreads > 0 && budget != UINT64_MAX) {
+    uint32_t k = p->rr++ % p->nthreads;
+    if (k != 0) {
+      tr_thread *first = p->threads[0];
+      p->threads[0] = p->threads[k];
+      p->threads[k] = first;
+    }
+  }
   uint32_t i = 0;
   while (i < p->nthreads) {
     tr_thread *t = p->threads[i];
@@ -404,10 +426,16 @@ int tr_proc_drain(tr_proc *p) {
       i++;
       continue;
     }
+    if (*used >= budget) {
+      *more = true;
+      break;
+    }
     /* Read `closed` before draining: if it was set, the drain that follows
      * sees the producer's final head. */
     bool closed = tr_ringview_closed(&t->ring);
-    if (drain_thread(p, t) < 0) {
+    bool left = false;
+    int64_t n = drain_thread(p, t, budget - *used, &left);
+    if (n < 0) {
       t->broken = true;
       if (!p->failed) p->failed_tid = t->tid;
       p->failed = true;
@@ -415,7 +443,9 @@ int tr_proc_drain(tr_proc *p) {
       i++;
       continue;
     }
-    if (!closed) {
+    *used += (uint64_t)n;
+    if (left) *more = true;
+    if (!closed || left) {
       i++;
       continue;
     }
@@ -427,6 +457,16 @@ int tr_proc_drain(tr_proc *p) {
     p->threads[i] = p->threads[--p->nthreads];
   }
   return rc;
+}
+
+uint64_t tr_proc_dropped_now(const tr_proc *p) {
+  if (p->out == NULL) return 0;
+  uint64_t n = p->stats.dropped;
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    uint64_t d = tr_ringview_dropped(&p->threads[i]->ring);
+    if (d > p->threads[i]->dropped_base) n += d - p->threads[i]->dropped_base;
+  }
+  return n;
 }
 
 void tr_proc_attach(tr_proc *p, tr_json *out, tr_metaseen *seen,

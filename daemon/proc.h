@@ -73,11 +73,15 @@ typedef struct tr_name_slot {
  * uid's processes (the server owns it); limits are checked against it. */
 typedef struct tr_usage {
   uid_t uid;
-  uint32_t refs;           /* connections of this uid */
-  uint32_t rings;          /* rings mapped */
-  uint64_t ring_bytes;     /* bytes of rings mapped */
-  uint64_t open_slots;     /* open-call slots allocated */
-  uint64_t open_slots_max; /* limit for open_slots */
+  uint32_t refs;            /* connections of this uid */
+  uint32_t rings;           /* rings mapped */
+  uint64_t ring_bytes;      /* bytes of rings mapped */
+  uint64_t open_slots;      /* open-call slots allocated */
+  uint64_t open_slots_max;  /* limit for open_slots */
+  uint64_t rate_tokens;     /* records it may still drain (rate limit) */
+  uint64_t pass_used;       /* records drained in the current drain pass */
+  uint64_t throttled;       /* drain passes the rate limit cut short */
+  uint64_t limit_logged_ms; /* when the rate limit was last logged */
   struct tr_usage *next;
 } tr_usage;
 
@@ -103,6 +107,7 @@ typedef struct tr_proc {
   uint32_t nthreads;
   uint32_t threads_cap;
   uint32_t stack_slots; /* open-call slots allocated, all threads */
+  uint32_t rr;          /* which ring drains first next (fair draining) */
 
   /* Output: NULL while the process belongs to no session. */
   tr_json *out;
@@ -147,6 +152,12 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
  * set: the caller ends the connection). */
 int tr_proc_drain(tr_proc *p);
 
+/* The same within a budget of ring slots (whole records; the rings take
+ * turns at being first): *used gets the slots consumed, *more whether
+ * records were left for later.  A ring the producer closed is finished
+ * only once it is empty. */
+int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
+
 /* Starts writing into `out`: discards what the rings hold, forgets open
  * calls from before, notes each ring's drop count.  Records older than
  * min_ts are discarded as late. */
@@ -158,6 +169,10 @@ void tr_proc_attach(tr_proc *p, tr_json *out, struct tr_metaseen *seen,
  * and labels (only what p->seen says the output lacks), adds
  * this output's counters into *st. */
 void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
+
+/* Events this process dropped into its current output so far: the depth
+ * limit's and its producers' (counted by its rings, not yet collected). */
+uint64_t tr_proc_dropped_now(const tr_proc *p);
 
 /* Writes the process state word (no-op without an arena). */
 void tr_proc_set_state(tr_proc *p, uint64_t state);

@@ -99,6 +99,15 @@ uint64_t tr_ringview_dropped(const tr_ringview *v) {
 
 int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                       void *ctx, tr_drain_stats *st) {
+  bool more;
+  int rc = tr_ringview_drain_max(v, min_ts, fn, ctx, st, UINT64_MAX, &more);
+  return rc < 0 ? rc : 0;
+}
+
+int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
+                              void *ctx, tr_drain_stats *st, uint64_t max_slots,
+                              bool *more) {
+  *more = false;
   tr_ring_hdr *h = v->hdr;
   /* Clear the bell before reading head: a producer that passes the
    * watermark after this point rings again instead of being ignored. */
@@ -108,12 +117,20 @@ int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
   uint64_t t = v->tail;
   if (head < t || head - t > v->capacity) return -EPROTO;
   if (head == t) return 0;
-
+  /* The batch ends at the first record boundary at or past the budget; a
+   * record may still reach beyond it (its extra slots are checked against
+   * head), never beyond head. */
+  uint64_t end = head;
+  if (max_slots < head - t) {
+    end = t + (max_slots == 0 ? 1 : max_slots);
+    *more = true;
+  }
+  const uint64_t start = t;
   const tr_record *slots = v->slots;
   const uint32_t mask = v->mask;
   uint64_t records = 0, late = 0, malformed = 0;
   tr_record extra[TR_RECORD_MAX_EXTRA];
-  while (t < head) {
+  while (t < end) {
     tr_record r;
     /* One copy out of shared memory: validation and use see the same
      * values even if a hostile producer rewrites the slot meanwhile. */
@@ -146,7 +163,8 @@ int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
     st->late += late;
     st->malformed += malformed;
   }
-  return 0;
+  if (t >= head) *more = false;
+  return (int64_t)(t - start);
 }
 
 /* ---- string arena ----------------------------------------------------- */

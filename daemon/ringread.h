@@ -66,6 +66,14 @@ void tr_ringview_unmap(tr_ringview *v);
 int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                       void *ctx, tr_drain_stats *st);
 
+/* The same with a budget: consumes whole records until at least
+ * `max_slots` slots (at least one record) are consumed or the ring is
+ * empty.  Returns the slots consumed, or -EPROTO as above; *more says
+ * whether published records were left for a later call. */
+int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
+                              void *ctx, tr_drain_stats *st, uint64_t max_slots,
+                              bool *more);
+
 /* True once the producer marked the ring closed (acquire: a drain after
  * seeing it reads the final head). */
 bool tr_ringview_closed(const tr_ringview *v);

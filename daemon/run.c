@@ -67,11 +67,30 @@ static int autostart(const char *socket) {
   return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 0 : -ECHILD;
 }
 
+/* A private daemon is started only where it is this user's to start: never
+ * on the system socket, nor in a directory another user owns (a shared
+ * daemon's place: if it is down, the program runs untraced instead of
+ * under a daemon nobody else can reach).  docs/service.md. */
+static bool private_place(const char *socket) {
+  if (strcmp(socket, TR_SYSTEM_SOCKET) == 0) return false;
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", socket);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL) return true; /* in the current directory */
+  if (slash == dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  struct stat st;
+  return stat(dir, &st) < 0 || st.st_uid == getuid();
+}
+
 /* A control connection: HELLO as "control".  Returns the fd or -errno. */
 static int control_connect(const char *socket, bool *started) {
   int fd = tr_conn_connect(socket);
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
-  bool may_start = no_auto == NULL || strcmp(no_auto, "1") != 0;
+  bool may_start =
+      (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
   if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
     if (autostart(socket) == 0) {
       *started = true;
@@ -111,25 +130,6 @@ static int create_session(int fd, const char *path, int out_fd,
                            TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
                            err, errsz);
   if (rc == 0) rc = tr_conn_read_token(&reply.data, token);
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
-  return rc;
-}
-
-static int end_session(int fd, traced_summary *s) {
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
-  int rc = tr_conn_request(fd, TR_MSG_SESSION_END, &sb, NULL, 0,
-                           TR_MSG_SESSION_SUMMARY, &reply, TR_END_TIMEOUT_MS,
-                           NULL, 0);
-  if (rc == 0) {
-    tr_conn_read_summary(&reply.data, s);
-  }
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
   return rc;
@@ -303,7 +303,8 @@ int tr_cmd_run(int argc, char **argv) {
 
   int status = run_child(cmd, socket, token);
   traced_summary s;
-  rc = end_session(fd, &s);
+  bool stopped = false;
+  rc = tr_conn_end_session(fd, &s, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
   if (rc < 0) {
     fprintf(stderr,
@@ -311,6 +312,10 @@ int tr_cmd_run(int argc, char **argv) {
             "%s may be incomplete\n",
             strerror(-rc), abspath);
   } else if (!quiet) {
+    if (stopped)
+      fprintf(stderr,
+              "traced: the daemon was stopped during the run: the trace "
+              "ends there and the rest of the run was not traced\n");
     fprintf(stderr,
             "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
             "%llu bytes -> %s\n",

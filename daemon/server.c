@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "listen.h"
 #include "log.h"
 #include "mp.h"
 #include "mpcheck.h"
@@ -25,10 +26,11 @@
 #include "proc.h"
 #include "ringread.h"
 #include "session.h"
+#include "status.h"
 #include "traced_proto.h"
 #include "tsclock.h"
+#include "version.h"
 
-#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define ACCEPTS_PER_WAKEUP 64
 
 typedef struct client {
@@ -45,10 +47,7 @@ typedef struct client {
 
 struct tr_server {
   uv_loop_t *loop;
-  char path[SUN_PATH_MAX];
-  char lock_path[SUN_PATH_MAX + 8];
-  int lock_fd;
-  int listen_fd;
+  tr_listener lst;
   int reserve_fd; /* spare descriptor, given up to shed a connection on
                      EMFILE instead of spinning on the listening socket */
   uv_poll_t listen_poll;
@@ -59,19 +58,24 @@ struct tr_server {
   tr_usage *usage; /* one entry per uid with connections */
   client *clients;
   uint32_t nclients;
-  client *reap; /* connections to tear down once the current callback ends */
+  client *reap;   /* connections to tear down once the current callback ends */
+  client *cursor; /* drained first in the next pass (fairness) */
+  uint64_t refill_ms; /* loop time the rate tokens were last refilled */
+  uint64_t rates_ms;  /* loop time the sessions' event rates were taken */
   tr_sessions sessions;
   int depth; /* callbacks in progress: teardown waits until 0 */
   bool reaping;
   bool stopping;
   bool listening;
-  bool owns_path;      /* we bound the socket: remove it at stop */
+  bool system;         /* --system: a shared daemon */
+  uint64_t started_ns; /* CLOCK_MONOTONIC at start, for the uptime */
   tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns */
 };
 
 static void on_conn_poll(uv_poll_t *h, int status, int events);
 static void on_drain_timer(uv_timer_t *t);
 static void finish_session(tr_server *s, tr_session *sess, bool reply);
+static bool drain_client(tr_server *s, client *cl, uint64_t quantum);
 
 /* ---- logging and errors ------------------------------------------------ */
 
@@ -112,12 +116,13 @@ static void client_fail(client *cl, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void client_fail(client *cl, int code, const char *fmt, ...) {
   if (cl->conn.dead) return;
-  char reason[256], pb[TR_LOG_PEER_MAX];
+  char reason[256], pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(reason, sizeof(reason), fmt, ap);
   va_end(ap);
-  tr_log(TR_LOG_WARN, "%s: dropping connection: %s", who(cl, pb), reason);
+  tr_log(TR_LOG_WARN, "event=drop %s reason=%s", who(cl, pb),
+         tr_log_q(q, reason));
   send_error(cl, code, reason);
   queue_teardown(cl);
 }
@@ -125,8 +130,8 @@ static void client_fail(client *cl, int code, const char *fmt, ...) {
 /* Ends a connection without blame (the peer closed it, the daemon stops). */
 static void client_end(client *cl, int level, const char *why) {
   if (cl->conn.dead) return;
-  char pb[TR_LOG_PEER_MAX];
-  tr_log(level, "%s: %s", who(cl, pb), why);
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(level, "event=disconnect %s reason=%s", who(cl, pb), tr_log_q(q, why));
   queue_teardown(cl);
 }
 
@@ -306,10 +311,10 @@ static void handle_hello(client *cl, const msgpack_object *m) {
   tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
   tr_mp_kv_str(&pk.pk, "clock", p->tsc ? "tsc" : "monotonic");
   packer_send(cl, &pk, TR_MSG_WELCOME);
-  char pb[TR_LOG_PEER_MAX];
-  tr_log(TR_LOG_DEBUG, "%s: hello: %s '%s' (client pid %u, clock %s)",
-         who(cl, pb), p->producer ? "producer" : "control", p->name, p->pid,
-         p->tsc ? "tsc" : "monotonic");
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_DEBUG, "event=hello %s role=%s name=%s client_pid=%u clock=%s",
+         who(cl, pb), p->producer ? "producer" : "control",
+         tr_log_q(q, p->name), p->pid, p->tsc ? "tsc" : "monotonic");
 }
 
 static void handle_session_create(client *cl, const msgpack_object *m) {
@@ -367,9 +372,9 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
       return;
     }
   }
-  char pb[TR_LOG_PEER_MAX];
-  tr_log(TR_LOG_INFO, "%s: session created, writing '%s'", who(cl, pb),
-         sess->path);
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_INFO, "event=session_create %s output=%s", who(cl, pb),
+         tr_log_q(q, sess->path));
   /* Idle pool workers of this process (still connected from an earlier
    * session) record into the new one: see docs/sessions.md. */
   if (p->producer && was_idle) {
@@ -377,8 +382,8 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
       if (o == cl || o->conn.dead || !o->hello) continue;
       if (!tr_session_may_adopt(sess, &o->proc)) continue;
       if (tr_session_join(sess, &o->proc) == 0)
-        tr_log(TR_LOG_INFO, "%s: adopted into the session of pid %ld",
-               who(o, pb), (long)cl->conn.pid);
+        tr_log(TR_LOG_INFO, "event=adopt %s creator_pid=%ld", who(o, pb),
+               (long)cl->conn.pid);
       check_failed(o);
     }
   }
@@ -408,7 +413,8 @@ static void handle_session_join(client *cl, const msgpack_object *m) {
   }
   if (sess->owner != cl->conn.uid) {
     tr_log(TR_LOG_WARN,
-           "%s: SESSION_JOIN refused: the session belongs to uid %lu",
+           "event=refuse %s request=SESSION_JOIN reason=\"the session "
+           "belongs to uid %lu\"",
            who(cl, pb), (unsigned long)sess->owner);
     send_error(cl, EACCES, "the session belongs to another user");
     return;
@@ -434,7 +440,7 @@ static void handle_session_join(client *cl, const msgpack_object *m) {
     return;
   }
   if (cl->conn.dead) return;
-  tr_log(TR_LOG_DEBUG, "%s: joined", who(cl, pb));
+  tr_log(TR_LOG_DEBUG, "event=join %s", who(cl, pb));
   send_joined(cl, true, sess->epoch);
 }
 
@@ -523,6 +529,54 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   }
 }
 
+static void handle_status(client *cl) {
+  tr_server *s = cl->srv;
+  uid_t viewer = cl->conn.uid;
+  uint32_t conns = 0;
+  for (const client *c = s->clients; c != NULL; c = c->next)
+    if (viewer == 0 || c->conn.uid == viewer) conns++;
+  tr_status_daemon d = {.socket = s->lst.path,
+                        .system = s->system,
+                        .uptime_ns = tr_monotonic_ns() - s->started_ns,
+                        .connections = conns,
+                        .record_rate_per_uid = s->limits.record_rate_per_uid};
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  tr_status_pack(&sb, &d, &s->sessions, viewer);
+  send_reply(cl, TR_MSG_STATUS_REPLY, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_DEBUG, "event=status %s", who(cl, pb));
+}
+
+/* `traced stop`: the daemon's own user and root may stop it; the sessions
+ * end as on SIGTERM, and the requester's connection closes once they are
+ * finalised (its EOF tells `traced stop` the files are complete). */
+static void handle_stop(client *cl) {
+  tr_server *s = cl->srv;
+  char pb[TR_LOG_PEER_MAX];
+  uid_t me = geteuid();
+  if (cl->conn.uid != 0 && cl->conn.uid != me) {
+    char why[128];
+    snprintf(why, sizeof(why),
+             "only uid %lu (the daemon's user) and root may stop the daemon",
+             (unsigned long)me);
+    tr_log(TR_LOG_WARN, "event=refuse %s request=STOP reason=\"%s\"",
+           who(cl, pb), why);
+    send_error(cl, EPERM, why);
+    queue_teardown(cl);
+    return;
+  }
+  tr_log(TR_LOG_INFO, "event=stop_request %s sessions=%u", who(cl, pb),
+         s->sessions.count);
+  packer pk;
+  packer_init(&pk, 2);
+  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  tr_mp_kv_u64(&pk.pk, "sessions", s->sessions.count);
+  packer_send(cl, &pk, TR_MSG_STOPPING);
+  tr_server_stop(s);
+}
+
 static void handle_session_end(client *cl) {
   tr_proc *p = &cl->proc;
   if (p->created == NULL) {
@@ -585,7 +639,13 @@ static void on_frame(tr_peer *c, const tr_frame_hdr *h,
       handle_ring_add(cl, m);
       break;
     case TR_MSG_DOORBELL:
-      if (tr_proc_drain(&cl->proc) < 0) check_failed(cl);
+      drain_client(cl->srv, cl, UINT64_MAX);
+      break;
+    case TR_MSG_STATUS:
+      handle_status(cl);
+      break;
+    case TR_MSG_STOP:
+      handle_stop(cl);
       break;
     case TR_MSG_SESSION_END:
       handle_session_end(cl);
@@ -655,6 +715,7 @@ static void idle_check(tr_server *s);
  * unfinished, the rings are unmapped. */
 static void teardown(tr_server *s, client *cl) {
   tr_proc *p = &cl->proc;
+  if (s->cursor == cl) s->cursor = cl->next;
   if (p->created != NULL) finish_session(s, p->created, false);
   tr_session_leave(p);
   tr_proc_fini(p);
@@ -705,9 +766,9 @@ static uint32_t clients_of_uid(const tr_server *s, uid_t uid) {
 
 /* Refuses a just-accepted socket with a best-effort ERROR. */
 static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
-  char pb[TR_LOG_PEER_MAX];
-  tr_log(TR_LOG_WARN, "%s: connection refused: %s",
-         tr_log_peer(pb, pid, uid, 0), why);
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_WARN, "event=refuse %s request=connect reason=%s",
+         tr_log_peer(pb, pid, uid, 0), tr_log_q(q, why));
   msgpack_sbuffer sb;
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
@@ -727,7 +788,10 @@ static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
   close(fd);
 }
 
-void tr_limits_default(tr_limits *l) {
+void tr_limits_default(tr_limits *l, bool system) {
+  if (l->record_rate_per_uid == 0)
+    l->record_rate_per_uid =
+        system ? TR_RECORD_RATE_PER_UID_SYSTEM : UINT64_MAX;
   if (l->conns_per_uid == 0) l->conns_per_uid = TR_CONNS_PER_UID;
   if (l->conns_max == 0) l->conns_max = TR_CONNS_MAX;
   if (l->sessions_per_uid == 0) l->sessions_per_uid = TR_SESSIONS_PER_UID;
@@ -763,7 +827,8 @@ static void raise_fd_limit(tr_limits *l) {
       rl.rlim_cur > 2 * headroom ? rl.rlim_cur - headroom : rl.rlim_cur / 2;
   if (l->conns_max > usable) {
     tr_log(TR_LOG_WARN,
-           "open-file limit %llu: serving at most %llu connections",
+           "event=limit what=conns_max nofile=%llu conns_max=%llu "
+           "reason=\"the open-file limit allows no more connections\"",
            (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
     l->conns_max = (uint32_t)usable;
   }
@@ -783,6 +848,7 @@ static tr_usage *usage_get(tr_server *s, uid_t uid) {
   u->uid = uid;
   u->refs = 1;
   u->open_slots_max = s->limits.open_calls_per_uid;
+  u->rate_tokens = s->limits.record_rate_per_uid;
   u->next = s->usage;
   s->usage = u;
   return u;
@@ -803,7 +869,8 @@ static void accept_one(tr_server *s, int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    tr_log(TR_LOG_ERROR, "accept: SO_PEERCRED: %s", strerror(errno));
+    tr_log(TR_LOG_ERROR, "event=accept_error reason=\"SO_PEERCRED: %s\"",
+           strerror(errno));
     close(fd);
     return;
   }
@@ -835,7 +902,7 @@ static void accept_one(tr_server *s, int fd) {
   cl->proc.usage = usage_get(s, cl->conn.uid);
   if (cl->proc.usage == NULL) {
     tr_peer_close(&cl->conn, on_client_closed);
-    tr_log(TR_LOG_WARN, "pid=%d uid=%u: connection dropped: out of memory",
+    tr_log(TR_LOG_WARN, "event=drop pid=%d uid=%u reason=\"out of memory\"",
            (int)cred.pid, (unsigned)cred.uid);
     return;
   }
@@ -849,7 +916,7 @@ static void accept_one(tr_server *s, int fd) {
                    TR_DRAIN_INTERVAL_MS);
   }
   char pb[TR_LOG_PEER_MAX];
-  tr_log(TR_LOG_DEBUG, "%s: connected",
+  tr_log(TR_LOG_DEBUG, "event=connect %s",
          tr_log_peer(pb, cl->conn.pid, cl->conn.uid, 0));
 }
 
@@ -857,27 +924,29 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
   tr_server *s = h->data;
   (void)events;
   if (status < 0) {
-    tr_log(TR_LOG_ERROR, "listening socket: %s", uv_strerror(status));
+    tr_log(TR_LOG_ERROR, "event=accept_error reason=\"%s\"",
+           uv_strerror(status));
     return;
   }
   s->depth++;
   for (int i = 0; i < ACCEPTS_PER_WAKEUP && !s->stopping; i++) {
-    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(s->lst.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if ((errno == EMFILE || errno == ENFILE) && s->reserve_fd >= 0) {
         /* Accept and close one connection with the spare descriptor, so
          * the pending one does not keep the socket readable forever. */
-        tr_log(TR_LOG_ERROR, "accept: %s; refusing a connection",
+        tr_log(TR_LOG_ERROR,
+               "event=refuse request=connect reason=\"accept: %s\"",
                strerror(errno));
         close(s->reserve_fd);
-        fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        fd = accept4(s->lst.fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) close(fd);
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         break;
       }
-      tr_log(TR_LOG_ERROR, "accept: %s", strerror(errno));
+      tr_log(TR_LOG_ERROR, "event=accept_error reason=\"%s\"", strerror(errno));
       break;
     }
     accept_one(s, fd);
@@ -886,7 +955,95 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
   reap(s);
 }
 
+/* ---- fair draining -------------------------------------------------------
+ * One user's flood must not delay another user's session
+ * (docs/service.md, "Fairness and the record rate"): a drain pass gives
+ * every connection turns of TR_DRAIN_QUANTUM records, starting each pass
+ * at a different connection; a user gets at most TR_DRAIN_PASS_PER_UID
+ * records per pass (doorbells between passes draw from the same budget)
+ * and at most its rate-limit tokens.  What is left waits in the rings; a
+ * producer whose ring stays full drops and counts what it cannot write,
+ * so a user over the rate limit sees the loss in its own trace and
+ * summary, never anyone else. */
+
+static bool rate_limited(const tr_server *s) {
+  return s->limits.record_rate_per_uid != UINT64_MAX;
+}
+
+static uint64_t drain_allowance(const tr_server *s, const tr_usage *u) {
+  uint64_t left = u->pass_used >= TR_DRAIN_PASS_PER_UID
+                      ? 0
+                      : TR_DRAIN_PASS_PER_UID - u->pass_used;
+  if (rate_limited(s) && u->rate_tokens < left) left = u->rate_tokens;
+  return left;
+}
+
+static void note_throttled(tr_server *s, tr_usage *u) {
+  u->throttled++;
+  uint64_t now = uv_now(s->loop);
+  if (u->limit_logged_ms != 0 && now - u->limit_logged_ms < 10000) return;
+  u->limit_logged_ms = now;
+  tr_log(TR_LOG_WARN,
+         "event=limit uid=%lu what=record_rate limit=%llu reason=\"this "
+         "user's producers write more records per second than the limit; "
+         "what their rings cannot hold is dropped and counted in their "
+         "traces\"",
+         (unsigned long)u->uid,
+         (unsigned long long)s->limits.record_rate_per_uid);
+}
+
+/* Drains at most `quantum` records of cl's rings, charged to its user.
+ * Returns true when records were left. */
+static bool drain_client(tr_server *s, client *cl, uint64_t quantum) {
+  tr_usage *u = cl->proc.usage;
+  if (cl->conn.dead || cl->proc.nthreads == 0 || u == NULL) return false;
+  uint64_t allow = drain_allowance(s, u);
+  if (allow == 0) {
+    if (rate_limited(s) && u->rate_tokens == 0) note_throttled(s, u);
+    return false;
+  }
+  if (quantum > allow) quantum = allow;
+  uint64_t used;
+  bool more;
+  if (tr_proc_drain_some(&cl->proc, quantum, &used, &more) < 0)
+    check_failed(cl);
+  u->pass_used += used;
+  if (rate_limited(s)) {
+    u->rate_tokens = used < u->rate_tokens ? u->rate_tokens - used : 0;
+    if (more && u->rate_tokens == 0) note_throttled(s, u);
+  }
+  return more;
+}
+
+static void drain_pass(tr_server *s, uint64_t now) {
+  uint64_t rate = s->limits.record_rate_per_uid;
+  uint64_t dt = now - s->refill_ms;
+  s->refill_ms = now;
+  for (tr_usage *u = s->usage; u != NULL; u = u->next) {
+    u->pass_used = 0;
+    if (!rate_limited(s)) continue;
+    /* A bucket of one second's worth: bursts up to the rate pass. */
+    uint64_t add =
+        dt >= 1000 ? rate : rate / 1000 * dt + rate % 1000 * dt / 1000;
+    u->rate_tokens = rate - u->rate_tokens <= add ? rate : u->rate_tokens + add;
+  }
+  if (s->clients == NULL) return;
+  client *first = s->cursor != NULL ? s->cursor : s->clients;
+  bool more = true;
+  while (more) {
+    more = false;
+    client *cl = first;
+    do {
+      if (drain_client(s, cl, TR_DRAIN_QUANTUM)) more = true;
+      cl = cl->next != NULL ? cl->next : s->clients;
+    } while (cl != first);
+  }
+  s->cursor = first->next;
+}
+
 /* ---- timers -------------------------------------------------------------- */
+
+static void drain_pass(tr_server *s, uint64_t now);
 
 static void on_drain_timer(uv_timer_t *t) {
   tr_server *s = t->data;
@@ -896,15 +1053,16 @@ static void on_drain_timer(uv_timer_t *t) {
     /* A peer that connects and never says HELLO holds a connection of its
      * user's budget for at most --hello-timeout seconds. */
     if (!cl->hello && !cl->conn.dead &&
-        now - cl->accepted_ms > 1000u * s->limits.hello_timeout_s) {
+        now - cl->accepted_ms > 1000u * s->limits.hello_timeout_s)
       client_fail(cl, ETIMEDOUT, "no HELLO within %u s",
                   s->limits.hello_timeout_s);
-      continue;
-    }
-    if (cl->conn.dead || cl->proc.nthreads == 0) continue;
-    if (tr_proc_drain(&cl->proc) < 0) check_failed(cl);
   }
+  drain_pass(s, now);
   tr_sessions_flush(&s->sessions);
+  if (now - s->rates_ms >= 1000) {
+    tr_sessions_sample_rates(&s->sessions, tr_monotonic_ns());
+    s->rates_ms = now;
+  }
   s->depth--;
   reap(s);
 }
@@ -912,7 +1070,7 @@ static void on_drain_timer(uv_timer_t *t) {
 static void on_idle_timer(uv_timer_t *t) {
   tr_server *s = t->data;
   if (s->nclients != 0 || s->sessions.count != 0) return;
-  tr_log(TR_LOG_INFO, "idle for %u s: exiting", s->idle_exit_s);
+  tr_log(TR_LOG_INFO, "event=idle_exit seconds=%u", s->idle_exit_s);
   tr_server_stop(s);
 }
 
@@ -926,145 +1084,20 @@ static void idle_check(tr_server *s) {
                    (uint64_t)s->idle_exit_s * 1000u, 0);
 }
 
-/* ---- listening socket ---------------------------------------------------- */
-
-/* The per-user default directory: created 0700, and refused when it is not
- * a real directory owned by us (someone else could have made it first). */
-int tr_server_make_dir(const char *sock_path) {
-  char dir[SUN_PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s", sock_path);
-  char *slash = strrchr(dir, '/');
-  if (slash == NULL || slash == dir) return 0;
-  *slash = '\0';
-  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot create %s: %s", dir, strerror(err));
-    return -err;
-  }
-  struct stat st;
-  if (lstat(dir, &st) < 0) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot stat %s: %s", dir, strerror(err));
-    return -err;
-  }
-  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-    tr_log(TR_LOG_ERROR,
-           "%s is not a directory owned by uid %lu; refusing "
-           "to put the socket there",
-           dir, (unsigned long)geteuid());
-    return -EPERM;
-  }
-  if ((st.st_mode & 077) != 0 && chmod(dir, 0700) < 0) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot make %s private: %s", dir, strerror(err));
-    return -err;
-  }
-  return 0;
-}
-
-/* Another daemon owns the path when the lock is held or the socket answers;
- * a socket that refuses connections is stale and removed. */
-static int claim_path(tr_server *s) {
-  snprintf(s->lock_path, sizeof(s->lock_path), "%s.lock", s->path);
-  s->lock_fd =
-      open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (s->lock_fd < 0) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot open lock file %s: %s", s->lock_path,
-           strerror(err));
-    return -err;
-  }
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-    int err = errno;
-    if (err == EWOULDBLOCK) {
-      tr_log(TR_LOG_ERROR, "another traced daemon is serving %s (%s is locked)",
-             s->path, s->lock_path);
-      return -EADDRINUSE;
-    }
-    tr_log(TR_LOG_ERROR, "cannot lock %s: %s", s->lock_path, strerror(err));
-    return -err;
-  }
-  struct stat st;
-  if (lstat(s->path, &st) < 0) {
-    if (errno == ENOENT) return 0;
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot stat %s: %s", s->path, strerror(err));
-    return -err;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    tr_log(TR_LOG_ERROR, "%s exists and is not a socket; not replacing it",
-           s->path);
-    return -EEXIST;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  memcpy(sa.sun_path, s->path, strlen(s->path));
-  int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-  int err = errno;
-  close(fd);
-  if (rc == 0) {
-    tr_log(TR_LOG_ERROR, "another traced daemon is listening on %s", s->path);
-    return -EADDRINUSE;
-  }
-  if (err != ECONNREFUSED) {
-    tr_log(TR_LOG_ERROR, "cannot probe %s: %s", s->path, strerror(err));
-    return -err;
-  }
-  tr_log(TR_LOG_INFO, "removing stale socket %s", s->path);
-  if (unlink(s->path) < 0 && errno != ENOENT) {
-    err = errno;
-    tr_log(TR_LOG_ERROR, "cannot remove stale socket %s: %s", s->path,
-           strerror(err));
-    return -err;
-  }
-  return 0;
-}
-
-static int listen_on(tr_server *s) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  memcpy(sa.sun_path, s->path, strlen(s->path));
-  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot bind %s: %s", s->path, strerror(err));
-    close(fd);
-    return -err;
-  }
-  s->owns_path = true;
-  if (listen(fd, SOMAXCONN) < 0) {
-    int err = errno;
-    tr_log(TR_LOG_ERROR, "cannot listen on %s: %s", s->path, strerror(err));
-    close(fd);
-    return -err;
-  }
-  s->listen_fd = fd;
-  return 0;
-}
-
 int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
                     tr_server **out) {
-  size_t plen = strlen(opts->socket_path);
-  if (plen == 0 || plen >= SUN_PATH_MAX) {
-    tr_log(TR_LOG_ERROR, "socket path '%s' is empty or longer than %zu bytes",
-           opts->socket_path, SUN_PATH_MAX - 1);
-    return -ENAMETOOLONG;
-  }
   tr_server *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;
   s->loop = loop;
-  s->lock_fd = s->listen_fd = s->reserve_fd = -1;
+  s->lst.fd = s->lst.lock_fd = s->reserve_fd = -1;
   s->idle_exit_s = opts->idle_exit_s;
+  s->system = opts->system;
+  s->started_ns = tr_monotonic_ns();
+  s->refill_ms = s->rates_ms = uv_now(loop);
   s->limits = opts->limits;
-  tr_limits_default(&s->limits);
+  tr_limits_default(&s->limits, opts->system);
   raise_fd_limit(&s->limits);
   tr_peer_max_payload = s->limits.frame_bytes_max;
-  memcpy(s->path, opts->socket_path, plen + 1);
   tr_sessions_init(&s->sessions);
   int rc = 0;
   const char *why = "disabled by --clock monotonic";
@@ -1076,13 +1109,18 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
     }
     tr_tsclock_init(s->tsclock, NULL, NULL, 1000);
   } else {
-    tr_log(TR_LOG_INFO, "producers use CLOCK_MONOTONIC: %s", why);
+    tr_log(TR_LOG_INFO, "event=clock clock=monotonic reason=\"%s\"", why);
   }
-  if (opts->make_dir && (rc = tr_server_make_dir(s->path)) < 0) goto err;
-  if ((rc = claim_path(s)) < 0) goto err;
-  if ((rc = listen_on(s)) < 0) goto err;
+  tr_listen_opts lo = {.path = opts->socket_path,
+                       .make_dir = opts->make_dir,
+                       .system = opts->system,
+                       .has_group = opts->has_group,
+                       .group = opts->group,
+                       .activated_fd = opts->activated_fd};
+  rc = tr_listen_open(&s->lst, &lo);
+  if (rc < 0) goto err;
   s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if ((rc = uv_poll_init(loop, &s->listen_poll, s->listen_fd)) < 0) goto err;
+  if ((rc = uv_poll_init(loop, &s->listen_poll, s->lst.fd)) < 0) goto err;
   s->listen_poll.data = s;
   s->listening = true;
   uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
@@ -1093,14 +1131,16 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   uv_timer_start(&s->drain_timer, on_drain_timer, TR_DRAIN_INTERVAL_MS,
                  TR_DRAIN_INTERVAL_MS);
   idle_check(s);
-  tr_log(TR_LOG_INFO, "listening on %s (protocol %u)", s->path,
-         TR_PROTO_VERSION);
+  char q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_INFO,
+         "event=listen socket=%s mode=%s%s uid=%lu version=%s protocol=%u",
+         tr_log_q(q, s->lst.path), s->system ? "system" : "private",
+         s->lst.activated ? " activated=1" : "", (unsigned long)geteuid(),
+         TRACED_VERSION, TR_PROTO_VERSION);
   *out = s;
   return 0;
 err:
-  if (s->listen_fd >= 0) close(s->listen_fd);
-  if (s->owns_path) unlink(s->path);
-  if (s->lock_fd >= 0) close(s->lock_fd);
+  tr_listen_close(&s->lst);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
   free(s->tsclock);
   free(s);
@@ -1113,23 +1153,12 @@ void tr_server_stop(tr_server *s) {
   s->depth++;
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listen_poll, NULL);
-    close(s->listen_fd);
-    s->listen_fd = -1;
     s->listening = false;
   }
-  if (s->owns_path) {
-    unlink(s->path);
-    s->owns_path = false;
-  }
-  /* Released now, so a new daemon may start as soon as this one stops
-   * answering. */
-  if (s->lock_fd >= 0) {
-    close(s->lock_fd);
-    s->lock_fd = -1;
-  }
-  tr_log(TR_LOG_INFO,
-         "stopping: finalising %u session(s), closing %u "
-         "connection(s)",
+  /* The socket goes and the lock is released now, so a new daemon may
+   * start as soon as this one stops answering. */
+  tr_listen_close(&s->lst);
+  tr_log(TR_LOG_INFO, "event=stop sessions=%u connections=%u",
          s->sessions.count, s->nclients);
   while (s->sessions.head != NULL) {
     tr_session *h = s->sessions.head;
@@ -1137,7 +1166,7 @@ void tr_server_stop(tr_server *s) {
     if (s->sessions.head == h) break; /* cannot happen: ending is final */
   }
   for (client *cl = s->clients; cl != NULL; cl = cl->next)
-    client_end(cl, TR_LOG_DEBUG, "closed: the daemon is stopping");
+    client_end(cl, TR_LOG_DEBUG, "the daemon is stopping");
   s->depth--;
   reap(s);
   uv_close((uv_handle_t *)&s->drain_timer, NULL);
@@ -1148,9 +1177,7 @@ bool tr_server_stopped(const tr_server *s) { return s->stopping; }
 
 void tr_server_free(tr_server *s) {
   if (s == NULL) return;
-  if (s->owns_path) unlink(s->path);
-  if (s->listen_fd >= 0) close(s->listen_fd);
-  if (s->lock_fd >= 0) close(s->lock_fd);
+  tr_listen_close(&s->lst);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
   free(s->tsclock);
   free(s);

@@ -187,13 +187,15 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   s->stats.dropped += s->out->dropped;
   s->stats.bytes = s->out->bytes;
   if (close(s->fd) < 0)
-    tr_log(TR_LOG_ERROR, "%s: closing the trace file failed: %s", s->label,
-           strerror(errno));
+    tr_log(TR_LOG_ERROR,
+           "event=write_error %s uid=%lu reason=\"closing the trace file "
+           "failed: %s\"",
+           s->label, (unsigned long)s->owner, strerror(errno));
   tr_log(
       TR_LOG_INFO,
-      "%s: ended: %llu processes, %llu threads, %llu events, %llu "
-      "dropped, %llu bytes (late %llu, malformed %llu, unmatched %llu)",
-      s->label, (unsigned long long)s->stats.processes,
+      "event=session_end %s uid=%lu processes=%llu threads=%llu events=%llu "
+      "dropped=%llu bytes=%llu late=%llu malformed=%llu unmatched=%llu",
+      s->label, (unsigned long)s->owner, (unsigned long long)s->stats.processes,
       (unsigned long long)s->stats.threads, (unsigned long long)s->stats.events,
       (unsigned long long)s->stats.dropped, (unsigned long long)s->stats.bytes,
       (unsigned long long)s->stats.late, (unsigned long long)s->stats.malformed,
@@ -211,6 +213,39 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   tr_metaseen_free(&s->seen);
   free(s->members);
   free(s);
+}
+
+void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
+                           tr_session_live *out) {
+  memset(out, 0, sizeof(*out));
+  out->processes = s->stats.processes;
+  out->members = s->nmembers;
+  out->threads = s->stats.threads;
+  out->dropped = s->stats.dropped + s->out->dropped;
+  for (uint32_t i = 0; i < s->nmembers; i++) {
+    out->threads += s->members[i]->stats.threads;
+    out->dropped += tr_proc_dropped_now(s->members[i]);
+  }
+  out->events = s->out->events;
+  out->bytes = s->out->bytes;
+  out->age_ns = now_ns > s->start_ts ? now_ns - s->start_ts : 0;
+  /* A session younger than its first sample: its average so far. */
+  if (s->rate_ns != 0)
+    out->events_per_s = s->events_per_s;
+  else if (out->age_ns >= 1000000)
+    out->events_per_s = out->events * 1000 / (out->age_ns / 1000000);
+}
+
+void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns) {
+  for (tr_session *s = ss->head; s != NULL; s = s->next) {
+    uint64_t since = s->rate_ns != 0 ? s->rate_ns : s->start_ts;
+    uint64_t base = s->rate_ns != 0 ? s->rate_events : 0;
+    uint64_t ms = now_ns > since ? (now_ns - since) / 1000000 : 0;
+    if (ms == 0) continue;
+    s->events_per_s = (s->out->events - base) * 1000 / ms;
+    s->rate_events = s->out->events;
+    s->rate_ns = now_ns;
+  }
 }
 
 void tr_sessions_flush(tr_sessions *ss) {

@@ -52,6 +52,9 @@ typedef struct tr_session {
   uint32_t members_cap;
   tr_session_stats stats; /* of members that already left */
   tr_metaseen seen;       /* metadata already in the output */
+  uint64_t rate_events;   /* events at the last rate sample */
+  uint64_t rate_ns;       /* CLOCK_MONOTONIC of that sample */
+  uint64_t events_per_s;  /* events written per second, last sample */
   char label[32];         /* "session=<epoch>" for log lines */
   char path[TR_SESSION_PATH_MAX];
 } tr_session;
@@ -96,6 +99,24 @@ bool tr_session_may_adopt(const tr_session *s, const tr_proc *p);
  * open calls as unfinished, writes the metadata and the closing bracket,
  * closes the file.  Fills *st (may be NULL), unlinks and frees s. */
 void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st);
+
+/* What `traced status` shows of a running session: its counters so far,
+ * members still connected included (their drops not yet collected too). */
+typedef struct tr_session_live {
+  uint64_t processes; /* processes that joined it */
+  uint64_t members;   /* processes connected and recording now */
+  uint64_t threads;
+  uint64_t events;
+  uint64_t events_per_s;
+  uint64_t dropped;
+  uint64_t bytes;
+  uint64_t age_ns; /* since it was created */
+} tr_session_live;
+void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
+                           tr_session_live *out);
+
+/* Takes each session's event rate since the last call (once a second). */
+void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns);
 
 /* Writes out every session's buffered events (called on the drain timer so
  * a trace on disk lags by at most one tick). */

@@ -70,8 +70,16 @@ const char *tr_msg_name(uint16_t type) {
       return "SESSION_SUMMARY";
     case TR_MSG_PROCESS_INFO:
       return "PROCESS_INFO";
+    case TR_MSG_STATUS:
+      return "STATUS";
+    case TR_MSG_STATUS_REPLY:
+      return "STATUS_REPLY";
+    case TR_MSG_STOP:
+      return "STOP";
     case TR_MSG_ERROR:
       return "ERROR";
+    case TR_MSG_STOPPING:
+      return "STOPPING";
     default:
       return "?";
   }

@@ -56,7 +56,11 @@ enum tr_msg_type {
   TR_MSG_SESSION_END = 9,      /* c->d  creator ends its session */
   TR_MSG_SESSION_SUMMARY = 10, /* d->c  answer to SESSION_END */
   TR_MSG_PROCESS_INFO = 11,    /* c->d  process name / ppid changed */
+  TR_MSG_STATUS = 12,          /* c->d  control: what the daemon serves */
+  TR_MSG_STATUS_REPLY = 13,    /* d->c  daemon and (visible) sessions */
+  TR_MSG_STOP = 14,            /* c->d  control: graceful daemon stop */
   TR_MSG_ERROR = 15,           /* d->c  refusal; the daemon then closes */
+  TR_MSG_STOPPING = 16,        /* d->c  STOP accepted; EOF once finalised */
 };
 
 /* ---- shared memory: common ----------------------------------------------
@@ -187,6 +191,10 @@ enum tr_rec_kind {
 #define TR_ENV_RING_SLOTS "TRACED_RING_SLOTS"
 #define TR_ENV_QUIET "TRACED_QUIET"
 #define TR_ENV_CLOCK "TRACED_CLOCK" /* "monotonic": never offer TSC */
+
+/* The system-wide daemon's socket (`traced serve --system`); clients use
+ * it when TRACED_SOCKET names it. */
+#define TR_SYSTEM_SOCKET "/run/traced/traced.sock"
 
 /* Session tokens: 128 random bits as 32 lowercase hex digits. */
 #define TR_TOKEN_HEX_LEN 32

@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# python3-dev/python3-venv: the install and two-user tests build the Python
+# package into a venv of the system's Python (every user may run it);
+# util-linux: setpriv; passwd: useradd/userdel; man-db: the man page test.
 DEBS=(gcc make pkg-config libuv1-dev libmsgpack-dev check zlib1g-dev
-      clang clang-format valgrind)
+      clang clang-format valgrind python3-dev python3-venv util-linux
+      passwd man-db)
 PY_PKGS=(pytest msgpack joblib)
 
 missing=()

@@ -422,25 +422,16 @@ int tr_client_session_join(const char *token) {
 
 int tr_client_session_end(traced_summary *out, int timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = 120000;
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
   pthread_mutex_lock(&g.io_lock);
-  int rc = request_locked(TR_MSG_SESSION_END, &sb, NULL, 0,
-                          TR_MSG_SESSION_SUMMARY, &reply, timeout_ms);
-  if (rc == 0) {
-    g.token[0] = '\0';
-    if (out != NULL) {
-      tr_conn_read_summary(&reply.data, out);
-    }
+  int rc = -ENOTCONN;
+  if (tr_client_connected()) {
+    bool stopped;
+    rc = tr_conn_end_session(g.fd, out, &stopped, timeout_ms);
+    if (rc < 0 && rc != -ETIMEDOUT) connection_lost_locked();
+    if (stopped) connection_lost_locked(); /* the daemon is gone */
   }
+  if (rc == 0) g.token[0] = '\0';
   pthread_mutex_unlock(&g.io_lock);
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
   return rc;
 }
 

@@ -254,6 +254,38 @@ void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
   tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
 }
 
+int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
+                        int timeout_ms) {
+  *stopped = false;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = tr_conn_send(fd, TR_MSG_SESSION_END, sb.data, (uint32_t)sb.size,
+                        NULL, 0, timeout_ms);
+  msgpack_sbuffer_destroy(&sb);
+  /* A daemon that stopped closed its end: what it sent before closing
+   * (the summary) can still be read. */
+  bool closed = rc == -EPIPE || rc == -ECONNRESET;
+  if (rc == 0 || closed) {
+    rc = tr_conn_recv(fd, &reply, closed ? 1000 : timeout_ms, NULL, 0);
+    if (rc == TR_MSG_SESSION_SUMMARY) {
+      if (out != NULL) tr_conn_read_summary(&reply.data, out);
+      *stopped = closed;
+      rc = 0;
+    } else if (rc >= 0) {
+      rc = -EPROTO;
+    } else if (closed) {
+      rc = -EPIPE;
+    }
+  }
+  msgpack_unpacked_destroy(&reply);
+  return rc;
+}
+
 void tr_conn_pack_session_create(msgpack_packer *pk, const char *path) {
   msgpack_pack_map(pk, 2);
   tr_mp_kv_str(pk, "path", path);

@@ -5,6 +5,7 @@
 #define TRACED_CONN_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,14 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     const int *fds, int nfds, uint16_t reply_type,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
+
+/* Ends the creator's session: SESSION_END, then its SESSION_SUMMARY into
+ * *out.  When the daemon already ended it (`traced stop`, SIGTERM: it
+ * sends the creator its summary, then closes the connection), the summary
+ * waiting on the socket is taken instead and *stopped is set.  Returns 0
+ * or a negative errno. */
+int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
+                        int timeout_ms);
 
 /* Packs the SESSION_CREATE map for an output named `path` (display only). */
 void tr_conn_pack_session_create(msgpack_packer *pk, const char *path);

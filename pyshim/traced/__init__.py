@@ -121,9 +121,28 @@ def _daemon_binary() -> Optional[str]:
     return TRACED_BIN if os.access(TRACED_BIN, os.X_OK) else None
 
 
+# The system daemon's socket (`traced serve --system`).
+SYSTEM_SOCKET = "/run/traced/traced.sock"
+
+
+def _private_place(socket: str) -> bool:
+    """A private daemon is started only where it is this user's to start:
+    never on the system socket, nor in a directory another user owns (a
+    shared daemon's place: when it is down the program runs untraced)."""
+    if socket == SYSTEM_SOCKET:
+        return False
+    directory = os.path.dirname(socket) or "."
+    try:
+        return os.stat(directory).st_uid == os.getuid()
+    except OSError:
+        return True
+
+
 def _autostart(socket: Optional[str]) -> bool:
     """Start a private daemon that detaches and exits when idle."""
     if os.environ.get("TRACED_NO_AUTOSTART") == "1":
+        return False
+    if not _private_place(socket or _traced.default_socket()):
         return False
     binary = _daemon_binary()
     if binary is None:

@@ -261,7 +261,7 @@ static void check_replies(int fd, uint8_t **acc, size_t *len, bool final) {
     if (total == 0) break;
     CHECK(h.type == TR_MSG_WELCOME || h.type == TR_MSG_SESSION_CREATED ||
           h.type == TR_MSG_SESSION_JOINED || h.type == TR_MSG_SESSION_SUMMARY ||
-          h.type == TR_MSG_ERROR);
+          h.type == TR_MSG_STATUS_REPLY || h.type == TR_MSG_ERROR);
     const uint8_t *p = *acc + off + sizeof(tr_frame_hdr);
     CHECK(h.len > 0 && tr_mpcheck_size(p, h.len) == (long)h.len);
     msgpack_unpacked up;
@@ -370,6 +370,13 @@ static void serve(const uint8_t *data, size_t size) {
     tr_frame_hdr h;
     int64_t total = tr_frame_parse(data + off, size - off, &h);
     size_t n = total > 0 ? (size_t)total : size - off;
+    /* STOP from the daemon's own uid stops the whole server, which this
+     * harness shares between inputs: it is tested end to end instead
+     * (test_service.py), and left out here. */
+    if (total > 0 && h.type == TR_MSG_STOP) {
+      off += n;
+      continue;
+    }
     int pass = total > 0 ? fd_for(h.type) : -1;
     if (!send_piece(sv[1], data + off, n, pass, cl, sv[0], &acc, &acc_len))
       break;
@@ -408,8 +415,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   g_srv = calloc(1, sizeof(*g_srv));
   CHECK(g_srv != NULL);
   g_srv->loop = &g_loop;
-  g_srv->lock_fd = g_srv->listen_fd = g_srv->reserve_fd = -1;
-  tr_limits_default(&g_srv->limits);
+  g_srv->lst.lock_fd = g_srv->lst.fd = g_srv->reserve_fd = -1;
+  tr_limits_default(&g_srv->limits, false);
   tr_sessions_init(&g_srv->sessions);
   uv_timer_init(&g_loop, &g_srv->drain_timer);
   uv_timer_init(&g_loop, &g_srv->idle_timer);

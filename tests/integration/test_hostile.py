@@ -542,8 +542,8 @@ BAD_INPUTS = [
      EPROTO, "HELLO: " + NOT_A_MAP),
     ("payload-garbage-after-hello", after_hello(rp.PROCESS_INFO, b"\x93\x01"),
      EPROTO, "PROCESS_INFO: " + NOT_A_MAP),
-    ("unknown-type", after_hello(12, {}),
-     EPROTO, r"unexpected message type 12 \(\?\)"),
+    ("unknown-type", after_hello(30, {}),
+     EPROTO, r"unexpected message type 30 \(\?\)"),
     ("daemon-type-from-client", after_hello(WELCOME, {"version": 1}),
      EPROTO, r"unexpected message type 2 \(WELCOME\)"),
     ("error-type-from-client", after_hello(rp.ERROR, {"code": 1}),
@@ -966,8 +966,8 @@ def test_idle_connection_flood(daemon, tmp_path):
         lines = log.naming()
         assert len(lines) == len(refused), "\n".join(lines[:5])
         assert all(" WARN " in l and l.endswith(
-            "connection refused: too many connections for this user")
-            for l in lines), lines[:3]
+            "event=refuse %s request=connect reason=\"too many connections "
+            "for this user\"" % peer_tag()) for l in lines), lines[:3]
         alive(daemon)
         if os.getuid() == 0:
             assert other_user_session(daemon) == [20, 20]
@@ -1077,8 +1077,9 @@ def test_join_another_users_session(daemon):
     assert after == SESSION_JOINED
     lines = log.naming(pid=pid, uid=65534)
     assert len(lines) == 1 and " WARN " in lines[0], log.lines()
-    assert "SESSION_JOIN refused: the session belongs to uid %d" % MY_UID \
-        in lines[0]
+    assert ("event=refuse pid=%d uid=65534 request=SESSION_JOIN "
+            "reason=\"the session belongs to uid %d\"" % (pid, MY_UID)
+            in lines[0]), lines[0]
     assert creator.request(SESSION_END, {})[0] == rp.SESSION_SUMMARY
     creator.close()
     os.close(out)
@@ -1090,7 +1091,7 @@ def test_join_another_users_session(daemon):
 
 def ended_line(daemon, epoch):
     lines = [l for l in daemon.log().splitlines()
-             if "session=%d: ended:" % epoch in l]
+             if "event=session_end session=%d " % epoch in l]
     assert len(lines) == 1, daemon.log()
     return lines[0]
 
@@ -1165,7 +1166,7 @@ def test_string_ids_and_extras_are_checked(daemon):
     assert summary["events"] == len(want)
     # 8 bad instants + the call with a bad id + the counter without its
     # slot + the bad thread name + the two resyncs.
-    assert "malformed 13, unmatched 0" in ended_line(daemon, epoch)
+    assert "malformed=13 unmatched=0" in ended_line(daemon, epoch)
     c.close()
     alive(daemon)
     assert_serves(daemon)
@@ -1287,7 +1288,7 @@ def test_garbage_stays_out_of_other_sessions(daemon, tmp_path):
     data = json.loads(os.pread(out, os.fstat(out).st_size, 0).decode("utf-8"))
     assert summary["events"] == len(
         [e for e in data["traceEvents"] if e["ph"] != "M"])
-    assert "malformed 0" not in ended_line(daemon, hostile_epoch)
+    assert "malformed=0 " not in ended_line(daemon, hostile_epoch)
     # Nobody was dropped: garbage in valid positions is only counted.
     assert log.complaints() == [], log.lines()
     assert idle.is_open() and hostile.is_open()

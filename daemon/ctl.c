@@ -1,0 +1,407 @@
+/* ctl.c: `traced status` and `traced stop`, the operator's commands: ask a
+ * running daemon what it serves, or make it finalise every session and
+ * exit. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "conn.h"
+#include "mp.h"
+#include "traced_proto.h"
+
+/* `traced stop` waits this long for the sessions to be finalised (the
+ * same bound as `traced run` gives SESSION_END). */
+#define TR_STOP_TIMEOUT_MS (10 * 60 * 1000)
+
+typedef struct ctl_opts {
+  char socket[108];
+  bool json;
+} ctl_opts;
+
+static void status_usage(FILE *f) {
+  fputs(
+      "usage: traced status [--socket PATH | --system] [--json]\n"
+      "\n"
+      "Show the daemon listening on the socket: version, pid, user, mode,\n"
+      "uptime, and the sessions you own (root: every session) with their\n"
+      "owner, processes, threads, events, events/s, drops, bytes and file.\n"
+      "\n"
+      "  --socket PATH  the daemon's socket (default: $TRACED_SOCKET, else\n"
+      "                 the per-user socket)\n"
+      "  --system       the system daemon's socket, " TR_SYSTEM_SOCKET
+      "\n"
+      "  --json         one JSON object instead of text\n"
+      "\n"
+      "exit status: 0 shown, 1 no daemon reachable, 2 usage\n",
+      f);
+}
+
+static void stop_usage(FILE *f) {
+  fputs(
+      "usage: traced stop [--socket PATH | --system]\n"
+      "\n"
+      "Stop the daemon gracefully: every open session is finalised (its\n"
+      "file complete, its creator answered), then the daemon exits.  Traced\n"
+      "programs keep running, untraced.  Only the daemon's own user and\n"
+      "root may stop it.\n"
+      "\n"
+      "  --socket PATH  the daemon's socket (default: $TRACED_SOCKET, else\n"
+      "                 the per-user socket)\n"
+      "  --system       the system daemon's socket, " TR_SYSTEM_SOCKET
+      "\n"
+      "\n"
+      "exit status: 0 stopped, 1 no daemon reachable, 2 usage, 3 refused\n",
+      f);
+}
+
+/* Parses the options both commands share; returns -1 after printing
+ * usage (exit 2), 1 for --help (exit 0), 0 to go on. */
+static int parse(int argc, char **argv, const char *cmd, bool allow_json,
+                 void (*usage)(FILE *), ctl_opts *o) {
+  static const struct option opts[] = {
+      {"socket", required_argument, NULL, 's'},
+      {"system", no_argument, NULL, 'S'},
+      {"json", no_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  memset(o, 0, sizeof(*o));
+  bool sock = false, sys = false;
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    switch (c) {
+      case 's':
+        if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(o->socket)) {
+          fprintf(stderr, "traced %s: --socket: bad path '%s'\n", cmd, optarg);
+          usage(stderr);
+          return -1;
+        }
+        snprintf(o->socket, sizeof(o->socket), "%s", optarg);
+        sock = true;
+        break;
+      case 'S':
+        snprintf(o->socket, sizeof(o->socket), "%s", TR_SYSTEM_SOCKET);
+        sys = true;
+        break;
+      case 'j':
+        if (!allow_json) goto bad;
+        o->json = true;
+        break;
+      case 'h':
+        usage(stdout);
+        return 1;
+      default:
+        goto bad;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "traced %s: unexpected argument '%s'\n", cmd, argv[optind]);
+    usage(stderr);
+    return -1;
+  }
+  if (sock && sys) {
+    fprintf(stderr, "traced %s: --socket and --system exclude each other\n",
+            cmd);
+    usage(stderr);
+    return -1;
+  }
+  if (!sock && !sys &&
+      tr_client_default_socket(o->socket, sizeof(o->socket)) < 0) {
+    fprintf(stderr, "traced %s: the socket path is too long\n", cmd);
+    return -1;
+  }
+  return 0;
+bad:
+  fprintf(stderr, "traced %s: bad option '%s'\n", cmd, argv[optind - 1]);
+  usage(stderr);
+  return -1;
+}
+
+/* Connects and says HELLO as a control client; prints why not and returns
+ * -1 when the daemon cannot be reached. */
+static int ctl_connect(const char *cmd, const char *socket) {
+  int fd = tr_conn_connect(socket);
+  if (fd < 0) {
+    fprintf(stderr, "traced %s: no traced daemon reachable at %s (%s)\n", cmd,
+            socket, strerror(-fd));
+    return -1;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_conn_pack_hello(&pk, "control", 0, "traced");
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  char err[256] = "";
+  int rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, NULL, 0, TR_MSG_WELCOME,
+                           &reply, TR_CONN_TIMEOUT_MS, err, sizeof(err));
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  if (rc < 0) {
+    fprintf(stderr, "traced %s: the daemon at %s did not answer (%s)\n", cmd,
+            socket, err[0] ? err : strerror(-rc));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+static const char *user_name(uint64_t uid, char *buf, size_t size) {
+  struct passwd *pw = getpwuid((uid_t)uid);
+  if (pw != NULL && pw->pw_name != NULL)
+    snprintf(buf, size, "%s", pw->pw_name);
+  else
+    snprintf(buf, size, "%" PRIu64, uid);
+  return buf;
+}
+
+static uint64_t get_u64(const msgpack_object *m, const char *key) {
+  uint64_t v = 0;
+  tr_mp_get_u64(m, key, &v);
+  return v;
+}
+
+static void json_str(const char *s, size_t n) {
+  putchar('"');
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      printf("\\%c", c);
+    else if (c < 0x20)
+      printf("\\u%04x", c);
+    else
+      putchar(c);
+  }
+  putchar('"');
+}
+
+/* Writes a decoded reply as JSON (maps with string keys, arrays, strings,
+ * integers and booleans are all a STATUS_REPLY holds); a session's owner
+ * gets its user name next to the uid. */
+static void json_value(const msgpack_object *o) {
+  switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+      printf("%" PRIu64, o->via.u64);
+      break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+      printf("%" PRId64, o->via.i64);
+      break;
+    case MSGPACK_OBJECT_BOOLEAN:
+      fputs(o->via.boolean ? "true" : "false", stdout);
+      break;
+    case MSGPACK_OBJECT_STR:
+      json_str(o->via.str.ptr, o->via.str.size);
+      break;
+    case MSGPACK_OBJECT_ARRAY:
+      putchar('[');
+      for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (i > 0) putchar(',');
+        json_value(&o->via.array.ptr[i]);
+      }
+      putchar(']');
+      break;
+    case MSGPACK_OBJECT_MAP:
+      putchar('{');
+      for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (i > 0) putchar(',');
+        if (kv->key.type == MSGPACK_OBJECT_STR)
+          json_str(kv->key.via.str.ptr, kv->key.via.str.size);
+        else
+          fputs("\"?\"", stdout);
+        putchar(':');
+        json_value(&kv->val);
+        if (kv->key.type == MSGPACK_OBJECT_STR &&
+            ((kv->key.via.str.size == 5 &&
+              memcmp(kv->key.via.str.ptr, "owner", 5) == 0) ||
+             (kv->key.via.str.size == 10 &&
+              memcmp(kv->key.via.str.ptr, "daemon_uid", 10) == 0)) &&
+            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+          char name[64];
+          printf(",\"%s_name\":",
+                 kv->key.via.str.size == 5 ? "owner" : "daemon_user");
+          user_name(kv->val.via.u64, name, sizeof(name));
+          json_str(name, strlen(name));
+        }
+      }
+      putchar('}');
+      break;
+    default:
+      fputs("null", stdout);
+  }
+}
+
+static void print_duration(uint64_t ns) {
+  uint64_t s = ns / 1000000000u;
+  if (s < 60)
+    printf("%" PRIu64 "s", s);
+  else if (s < 3600)
+    printf("%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+  else
+    printf("%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", s / 3600, s / 60 % 60,
+           s % 60);
+}
+
+static void print_status(const msgpack_object *m) {
+  char ver[32] = "?", sock[128] = "?", mode[16] = "?", name[64];
+  tr_mp_get_strcpy(m, "version", ver, sizeof(ver));
+  tr_mp_get_strcpy(m, "socket", sock, sizeof(sock));
+  tr_mp_get_strcpy(m, "mode", mode, sizeof(mode));
+  uint64_t rate = get_u64(m, "record_rate_per_uid");
+  printf("traced %s (protocol %" PRIu64 "): pid %" PRIu64
+         ", user %s, %s mode, up ",
+         ver, get_u64(m, "protocol"), get_u64(m, "daemon_pid"),
+         user_name(get_u64(m, "daemon_uid"), name, sizeof(name)), mode);
+  print_duration(get_u64(m, "uptime_ns"));
+  printf("\nsocket: %s\n", sock);
+  printf("connections: %" PRIu64 "%s\n", get_u64(m, "connections"),
+         get_u64(m, "viewer_uid") == 0 ? "" : " (yours)");
+  if (rate > 0)
+    printf("record rate limit: %" PRIu64 " per second per user\n", rate);
+  const msgpack_object *list = tr_mp_get(m, "sessions");
+  uint32_t n = list != NULL && list->type == MSGPACK_OBJECT_ARRAY
+                   ? list->via.array.size
+                   : 0;
+  uint64_t total = get_u64(m, "sessions_total");
+  printf("sessions: %" PRIu64 " running, %u shown", total, n);
+  if (get_u64(m, "viewer_uid") != 0 && total > n)
+    printf(" (the others belong to other users)");
+  if (get_u64(m, "sessions_omitted") > 0)
+    printf(" (%" PRIu64 " more did not fit)", get_u64(m, "sessions_omitted"));
+  putchar('\n');
+  for (uint32_t i = 0; i < n; i++) {
+    const msgpack_object *s = &list->via.array.ptr[i];
+    char path[1024] = "";
+    tr_mp_get_strcpy(s, "path", path, sizeof(path));
+    uint64_t owner = get_u64(s, "owner");
+    printf(
+        "  session %" PRIu64 ": owner %s (uid %" PRIu64 "), %" PRIu64
+        " processes (%" PRIu64 " connected), %" PRIu64 " threads, %" PRIu64
+        " events (%" PRIu64 "/s), %" PRIu64 " dropped, %" PRIu64 " bytes, age ",
+        get_u64(s, "id"), user_name(owner, name, sizeof(name)), owner,
+        get_u64(s, "processes"), get_u64(s, "members"), get_u64(s, "threads"),
+        get_u64(s, "events"), get_u64(s, "events_per_s"), get_u64(s, "dropped"),
+        get_u64(s, "bytes"));
+    print_duration(get_u64(s, "age_ns"));
+    printf(", %s\n", path[0] ? path : "(no path)");
+  }
+}
+
+int tr_cmd_status(int argc, char **argv) {
+  ctl_opts o;
+  int rc = parse(argc, argv, "status", true, status_usage, &o);
+  if (rc != 0) return rc < 0 ? 2 : 0;
+  int fd = ctl_connect("status", o.socket);
+  if (fd < 0) return 1;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  char err[256] = "";
+  rc = tr_conn_request(fd, TR_MSG_STATUS, &sb, NULL, 0, TR_MSG_STATUS_REPLY,
+                       &reply, TR_CONN_TIMEOUT_MS, err, sizeof(err));
+  msgpack_sbuffer_destroy(&sb);
+  close(fd);
+  if (rc < 0 || reply.data.type != MSGPACK_OBJECT_MAP) {
+    fprintf(stderr, "traced status: the daemon at %s did not answer (%s)\n",
+            o.socket, err[0] ? err : strerror(rc < 0 ? -rc : EPROTO));
+    msgpack_unpacked_destroy(&reply);
+    return 1;
+  }
+  if (o.json) {
+    json_value(&reply.data);
+    putchar('\n');
+  } else {
+    print_status(&reply.data);
+  }
+  msgpack_unpacked_destroy(&reply);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---- stop ---------------------------------------------------------------- */
+
+/* Whether pid has exited (gone, or a zombie its parent has not reaped). */
+static bool exited(long pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return true;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *rp = strrchr(buf, ')');
+  return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+int tr_cmd_stop(int argc, char **argv) {
+  ctl_opts o;
+  int rc = parse(argc, argv, "stop", false, stop_usage, &o);
+  if (rc != 0) return rc < 0 ? 2 : 0;
+  int fd = ctl_connect("stop", o.socket);
+  if (fd < 0) return 1;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  char err[256] = "";
+  rc = tr_conn_request(fd, TR_MSG_STOP, &sb, NULL, 0, TR_MSG_STOPPING, &reply,
+                       TR_CONN_TIMEOUT_MS, err, sizeof(err));
+  msgpack_sbuffer_destroy(&sb);
+  if (rc < 0) {
+    close(fd);
+    msgpack_unpacked_destroy(&reply);
+    if (rc == -EPERM) {
+      fprintf(stderr, "traced stop: refused: %s\n", err[0] ? err : "EPERM");
+      return 3;
+    }
+    fprintf(stderr, "traced stop: the daemon at %s did not answer (%s)\n",
+            o.socket, err[0] ? err : strerror(-rc));
+    return 1;
+  }
+  uint64_t pid = get_u64(&reply.data, "daemon_pid");
+  uint64_t sessions = get_u64(&reply.data, "sessions");
+  msgpack_unpacked_destroy(&reply);
+  /* The daemon closes this connection once every session is finalised. */
+  msgpack_unpacked_init(&reply);
+  rc = tr_conn_recv(fd, &reply, TR_STOP_TIMEOUT_MS, NULL, 0);
+  msgpack_unpacked_destroy(&reply);
+  close(fd);
+  if (rc != -ECONNRESET) {
+    fprintf(stderr,
+            "traced stop: the daemon (pid %" PRIu64
+            ") did not finish stopping (%s)\n",
+            pid, rc < 0 ? strerror(-rc) : "unexpected message");
+    return 1;
+  }
+  /* Then it closes its loop and exits; give it a moment to be gone, so a
+   * new daemon can start on the socket right after we return. */
+  for (int i = 0; i < 1000 && pid > 0 && !exited((long)pid); i++) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  printf("traced: stopped the daemon (pid %" PRIu64 ") on %s; %" PRIu64
+         " session(s) finalised\n",
+         pid, o.socket, sessions);
+  return 0;
+}
