@@ -971,6 +971,9 @@ static bool rate_limited(const tr_server *s) {
 }
 
 static uint64_t drain_allowance(const tr_server *s, const tr_usage *u) {
+  /* With one user connected there is nobody to be fair to: the per-pass
+   * share would only cap how fast that user's rings are emptied. */
+  if (s->usage == u && u->next == NULL && !rate_limited(s)) return UINT64_MAX;
   uint64_t left = u->pass_used >= TR_DRAIN_PASS_PER_UID
                       ? 0
                       : TR_DRAIN_PASS_PER_UID - u->pass_used;
