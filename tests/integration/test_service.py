@@ -452,7 +452,7 @@ def test_record_rate_limit_drops_are_counted(daemon_with, tmp_path):
     event is counted: in the summary, in the process label and thread
     name, with one log line naming the user.  Nothing is lost silently:
     calls kept plus calls dropped is what the program made."""
-    d = daemon_with("--max-record-rate-per-uid", 50000)
+    d = daemon_with("--max-record-rate-per-uid", 5000)
     script = write_program(tmp_path, RATE)
     out = tmp_path / "rate.json"
     r = run([sys.executable, script, out],
@@ -477,7 +477,7 @@ def test_record_rate_limit_drops_are_counted(daemon_with, tmp_path):
     assert any("traced: %d events dropped" % dropped in l for l in labels)
     lines = [l for l in d.log().splitlines() if "what=record_rate" in l]
     assert lines and all(" WARN event=limit uid=%d what=record_rate "
-                         "limit=50000 " % os.getuid() in l for l in lines)
+                         "limit=5000 " % os.getuid() in l for l in lines)
 
 
 def r_pid(events):
