@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "report.h"
 #include "run.h"
 #include "server.h"
 #include "traced_proto.h"
@@ -30,8 +31,11 @@ static void usage(FILE *f) {
       "        [--log-file PATH] [--verbose|--quiet]\n"
       "        run the collector daemon (in the foreground, logging to\n"
       "        stderr, unless --daemon)\n"
-      "  run [-o FILE] -- CMD [ARGS...]\n"
+      "  run [-o FILE] [--report] -- CMD [ARGS...]\n"
       "        trace CMD and every Python process it starts into FILE\n"
+      "  report [--sort KEY] [--top N] [--pid PID] [--json] FILE\n"
+      "        print a trace's profile: per process and overall, each\n"
+      "        function's calls, self and total time (like cProfile)\n"
       "\n"
       "options:\n"
       "  -h, --help     show this help and exit\n"
@@ -414,6 +418,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "report") == 0) return tr_cmd_report(argc - 1, argv + 1);
   fprintf(stderr, "traced: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return 2;
