@@ -998,8 +998,6 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
   size_t selected = 0;
   for (size_t i = 0; i < r->nprocs; i++)
     if (!o->has_pid || r->procs[i].pid == o->pid) selected++;
-  if (o->has_pid && selected == 0)
-    fprintf(f, "\nno process with pid %" PRId64 " in this trace\n", o->pid);
   int rc = 0;
   if (selected > 1) {
     fprintf(f, "\n== all %zu processes\n", selected);
@@ -1267,7 +1265,8 @@ int tr_cmd_report(int argc, char **argv) {
         return 0;
       default:
         if (optopt != 0 && strchr("snp", optopt) != NULL)
-          fprintf(stderr, "traced report: -%c needs a value\n", optopt);
+          fprintf(stderr, "traced report: option '%s' needs a value\n",
+                  argv[optind - 1]);
         else
           fprintf(stderr, "traced report: bad option '%s'\n", argv[optind - 1]);
         report_usage(stderr);
@@ -1288,6 +1287,12 @@ int tr_cmd_report(int argc, char **argv) {
   if (json && !top_given) o.top = 0;
   tr_report *r;
   if (load(argv[optind], stderr, "traced report", &r) < 0) return 1;
+  if (o.has_pid && idmap_get(&r->procmap, (uint64_t)o.pid, 0) < 0) {
+    fprintf(stderr, "traced report: %s: no process with pid %" PRId64 "\n",
+            argv[optind], o.pid);
+    tr_report_free(r);
+    return 1;
+  }
   int rc = json ? tr_report_print_json(r, stdout, &o)
                 : tr_report_print_text(r, stdout, &o);
   tr_report_free(r);

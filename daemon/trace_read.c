@@ -124,6 +124,19 @@ static int sniff(tr_trace *t, char *err, size_t errsz) {
              t->gz_cut ? " (a gzip stream cut short before any data)" : "");
     return -ENODATA;
   }
+  /* A Perfetto trace is a protobuf `Trace`: field 1 (packet), length-
+   * delimited, so its first byte is the tag 0x0a, which is also JSON's
+   * newline.  JSON text has no other control characters: a head that
+   * starts with 0x0a and holds one is a Perfetto trace. */
+  bool text = true;
+  for (size_t k = t->head_pos; k < t->head_len; k++) {
+    uint8_t b = t->head[k];
+    if (b < 0x20 && b != '\t' && b != '\r' && b != '\n') text = false;
+  }
+  if (t->head_pos == 0 && t->head[0] == 0x0a && !text) {
+    t->format = TR_TRACE_PERFETTO;
+    return 0;
+  }
   if (i == t->head_len) {
     snprintf(err, errsz, "not a trace: the file holds only whitespace");
     return -EBADMSG;
@@ -131,12 +144,6 @@ static int sniff(tr_trace *t, char *err, size_t errsz) {
   uint8_t c = t->head[i];
   if (c == '{' || c == '[') {
     t->format = TR_TRACE_JSON;
-    return 0;
-  }
-  /* A Perfetto trace is a protobuf `Trace`: field 1 (packet), length-
-   * delimited, so its first byte is the tag 0x0a. */
-  if (t->head_pos == 0 && c == 0x0a && i == 0) {
-    t->format = TR_TRACE_PERFETTO;
     return 0;
   }
   snprintf(err, errsz,
@@ -257,9 +264,12 @@ static int bad(tr_trace *t, const char *what) {
   return -EBADMSG;
 }
 
-/* The next token; a tokenizer error keeps its message. */
+/* The next token; a tokenizer error keeps its message.  The end of the
+ * input is -ENODATA: every caller is inside the trace, where the end means
+ * the file was cut short. */
 static int next_tok(tr_trace *t) {
   int tok = tr_jsontok_next(&t->tok);
+  if (tok == TR_TOK_EOF) return -ENODATA;
   if (tok < 0 && tok != -ENODATA)
     snprintf(t->err, sizeof(t->err), "%s", t->tok.err);
   return tok;
@@ -602,7 +612,7 @@ static int json_next(tr_trace *t, tr_trace_event *ev) {
   for (;;) {
     if (t->st == ST_DONE) return 0;
     int tok = next_tok(t);
-    if (tok == TR_TOK_EOF || tok == -ENODATA) return json_eof(t);
+    if (tok == -ENODATA) return json_eof(t);
     if (tok < 0) return tok;
     switch (t->st) {
       case ST_BEGIN:
@@ -625,7 +635,7 @@ static int json_next(tr_trace *t, tr_trace_event *ev) {
         if (tok != TR_TOK_COMMA)
           return bad(t, "expected ',' or '}' in the trace object");
         tok = next_tok(t);
-        if (tok == TR_TOK_EOF || tok == -ENODATA) return json_eof(t);
+        if (tok == -ENODATA) return json_eof(t);
         if (tok < 0) return tok;
         if (tok != TR_TOK_STRING)
           return bad(t, "expected a string key in the trace object");
@@ -638,11 +648,11 @@ static int json_next(tr_trace *t, tr_trace_event *ev) {
       key : {
         bool events = key_is(&t->tok, "traceEvents");
         tok = next_tok(t);
-        if (tok == TR_TOK_EOF || tok == -ENODATA) return json_eof(t);
+        if (tok == -ENODATA) return json_eof(t);
         if (tok < 0) return tok;
         if (tok != TR_TOK_COLON) return bad(t, "expected ':' after a key");
         tok = next_tok(t);
-        if (tok == TR_TOK_EOF || tok == -ENODATA) return json_eof(t);
+        if (tok == -ENODATA) return json_eof(t);
         if (tok < 0) return tok;
         if (events) {
           if (t->saw_events) return bad(t, "a second traceEvents array");
@@ -661,7 +671,7 @@ static int json_next(tr_trace *t, tr_trace_event *ev) {
       case ST_ARRAY_NEXT:
         if (tok == TR_TOK_COMMA) {
           tok = next_tok(t);
-          if (tok == TR_TOK_EOF || tok == -ENODATA) return json_eof(t);
+          if (tok == -ENODATA) return json_eof(t);
           if (tok < 0) return tok;
           if (tok != TR_TOK_LBRACE)
             return bad(t, "expected an event (a JSON object) after ','");
