@@ -33,15 +33,26 @@ void tr_jsontok_fini(tr_jsontok *t) {
 
 uint64_t tr_jsontok_offset(const tr_jsontok *t) { return t->consumed + t->pos; }
 
-void tr_jsontok_errorf(tr_jsontok *t, const char *fmt, ...) {
-  uint64_t off = tr_jsontok_offset(t);
+static void verrorf(tr_jsontok *t, uint64_t line, uint64_t col, const char *fmt,
+                    va_list ap) {
   int n = snprintf(t->err, sizeof(t->err),
-                   "line %llu, column %llu: ", (unsigned long long)t->line,
-                   (unsigned long long)(off - t->line_at + 1));
+                   "line %llu, column %llu: ", (unsigned long long)line,
+                   (unsigned long long)col);
   if (n < 0 || (size_t)n >= sizeof(t->err)) return;
+  vsnprintf(t->err + n, sizeof(t->err) - (size_t)n, fmt, ap);
+}
+
+void tr_jsontok_errorf(tr_jsontok *t, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(t->err + n, sizeof(t->err) - (size_t)n, fmt, ap);
+  verrorf(t, t->line, tr_jsontok_offset(t) - t->line_at + 1, fmt, ap);
+  va_end(ap);
+}
+
+void tr_jsontok_token_errorf(tr_jsontok *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verrorf(t, t->tok_line, t->tok_col, fmt, ap);
   va_end(ap);
 }
 
@@ -359,6 +370,8 @@ static int lex_literal(tr_jsontok *t, const char *word, int tok) {
 
 int tr_jsontok_next(tr_jsontok *t) {
   int c = tr_jsontok_peek_byte(t);
+  t->tok_line = t->line;
+  t->tok_col = tr_jsontok_offset(t) - t->line_at + 1;
   if (c == -1) return TR_TOK_EOF;
   if (c < -1) return c;
   switch (c) {

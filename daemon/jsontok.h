@@ -53,10 +53,11 @@ typedef struct tr_jsontok {
   uint8_t *buf; /* owned, TR_JSONTOK_BUF_SIZE bytes */
   size_t pos, len;
   bool eof;
-  uint64_t consumed; /* input bytes before buf[0] */
-  uint64_t line;     /* 1-based line of the next byte */
-  uint64_t line_at;  /* input offset where that line starts */
-  char *str;         /* owned: the current string or number token */
+  uint64_t consumed;          /* input bytes before buf[0] */
+  uint64_t line;              /* 1-based line of the next byte */
+  uint64_t line_at;           /* input offset where that line starts */
+  uint64_t tok_line, tok_col; /* where the last token started (1-based) */
+  char *str;                  /* owned: the current string or number token */
   size_t slen, scap;
   bool truncated; /* the current string was longer than TR_JSONTOK_STR_MAX */
   char err[192];  /* why the last call failed */
@@ -83,8 +84,13 @@ uint64_t tr_jsontok_offset(const tr_jsontok *t);
 int tr_jsontok_peek_byte(tr_jsontok *t);
 
 /* Sets t->err to "line L, column C: " followed by the formatted message,
- * for errors found by the caller at the tokenizer's current position. */
+ * for errors found at the tokenizer's current position. */
 void tr_jsontok_errorf(tr_jsontok *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The same at the start of the last token returned: for a caller that
+ * did not expect that token there. */
+void tr_jsontok_token_errorf(tr_jsontok *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Converts a number token's text to an integer: its value times 10^scale,

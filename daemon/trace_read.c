@@ -257,9 +257,9 @@ uint64_t tr_trace_skipped(const tr_trace *t) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* Records a structural error at the current position. */
+/* Records a structural error at the token that broke the structure. */
 static int bad(tr_trace *t, const char *what) {
-  tr_jsontok_errorf(&t->tok, "%s", what);
+  tr_jsontok_token_errorf(&t->tok, "%s", what);
   snprintf(t->err, sizeof(t->err), "%s", t->tok.err);
   return -EBADMSG;
 }
@@ -553,6 +553,7 @@ static bool classify(tr_trace *t, const raw_event *e, tr_trace_event *ev) {
     case 'E':
       if (!e->has_ts) return false;
       ev->kind = e->ph == 'B' ? TR_EV_BEGIN : TR_EV_END;
+      ev->unfinished = e->unfinished;
       return true;
     case 'i':
     case 'I':

@@ -395,7 +395,7 @@ START_TEST(test_report_read_errors) {
   ck_assert_int_eq(l->rc, -EBADMSG);
   ck_assert_int_eq(l->n, 1);
   ck_assert_str_eq(l->err,
-                   "line 1, column 21: expected ',' or ']' after an event");
+                   "line 1, column 20: expected ',' or ']' after an event");
   l = READ("[{\"ph\":\"i\",\"ts\":1},]");
   ck_assert_int_eq(l->rc, -EBADMSG);
   l = READ("[{\"ph\" \"i\"}]");
