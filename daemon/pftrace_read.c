@@ -334,7 +334,7 @@ static int seq_add_name(seq *s, uint64_t iid, const uint8_t *name, size_t n) {
     s->lens = l;
     s->capnames = cap;
   }
-  if (s->alen + n > s->acap) {
+  if (s->arena == NULL || s->alen + n > s->acap) {
     size_t cap = s->acap ? s->acap : 4096;
     while (s->alen + n > cap) cap *= 2;
     char *a = realloc(s->arena, cap);
@@ -749,7 +749,7 @@ static int read_packet(tr_pftrace *p) {
     if (rc == -ENODATA) goto cut;
     return rc < 0 ? rc : 1;
   }
-  if (n > p->pcap) {
+  if (p->pkt == NULL || n > p->pcap) {
     size_t cap = p->pcap ? p->pcap : 4096;
     while (cap < n) cap *= 2;
     uint8_t *b = realloc(p->pkt, cap);

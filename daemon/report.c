@@ -84,7 +84,8 @@ static int64_t names_intern(names *t, const char *s, size_t n) {
     t->hash = hs;
     t->idcap = cap;
   }
-  if (t->len + n > t->cap) {
+  /* Allocated even for an empty name: names are read as bytes + offset. */
+  if (t->bytes == NULL || t->len + n > t->cap) {
     size_t cap = t->cap ? t->cap : 64 * 1024;
     while (t->len + n > cap) cap *= 2;
     char *b = realloc(t->bytes, cap);
