@@ -959,40 +959,41 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
   fprintf(f, " (%s%s)\n", format_name(r), r->cut_short ? ", cut short" : "");
   if (r->cut_short)
     fputs(
-        "  the file ends before the end of the trace (was its writer "
-        "stopped?): every complete event before the cut is counted\n",
+        "  the file ends before the trace does (was its writer stopped?);\n"
+        "  every complete event before the cut is counted\n",
         f);
   fputs("  ", f);
   put_ms(f, 0, r->any_ts ? r->last_ts - r->first_ts : 0);
   fprintf(f,
-          " ms from the first event to the last; %zu process%s, %" PRIu64
+          " ms, first event to last; %zu process%s, %" PRIu64
           " thread%s, %" PRIu64 " events, %" PRIu64 " dropped\n",
           r->nprocs, r->nprocs == 1 ? "" : "es", threads,
           threads == 1 ? "" : "s", r->events, dropped);
   if (r->unfinished)
     fprintf(f,
             "  %" PRIu64
-            " unfinished call%s (still running when %s thread's recording "
-            "ended): counted with the duration recorded\n",
+            " unfinished call%s (still running when %s thread's recording\n"
+            "  ended) counted with the duration recorded\n",
             r->unfinished, r->unfinished == 1 ? "" : "s",
             r->unfinished == 1 ? "its" : "their");
   if (r->misnested)
     fprintf(f,
             "  %" PRIu64
-            " call%s did not nest within the others on its thread: the self "
-            "times around %s may be overstated\n",
+            " call%s did not nest within the others on %s thread: the self\n"
+            "  times around %s may be overstated\n",
             r->misnested, r->misnested == 1 ? "" : "s",
+            r->misnested == 1 ? "its" : "their",
             r->misnested == 1 ? "it" : "them");
   if (r->skipped)
     fprintf(f,
             "  %" PRIu64
-            " event%s skipped (a field the report needs is missing or not "
-            "a number)\n",
+            " event%s skipped: a field the report needs is missing or not a\n"
+            "  number\n",
             r->skipped, r->skipped == 1 ? "" : "s");
   fputs(
-      "  times in milliseconds; tottime: self time (callees excluded); "
-      "cumtime: total time, a recursive function's outermost calls only; "
-      "ncalls: calls/outermost calls when they differ\n",
+      "  times in milliseconds; tottime: self time (callees excluded);\n"
+      "  cumtime: total time (a recursive function's outermost calls only);\n"
+      "  ncalls: calls, or calls/outermost calls when they differ\n",
       f);
   uint32_t *ord = proc_order(r);
   if (ord == NULL) return -ENOMEM;

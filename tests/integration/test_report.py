@@ -332,8 +332,8 @@ def test_report_text_tables(mp_traces):
     rep = report_json(t.output, cwd=t.output.parent)
     lines = text.splitlines()
     assert lines[0] == "traced report: %s (Chrome JSON)" % t.output
-    assert ("%s ms from the first event to the last; 3 processes, %d "
-            "threads, %d events, 0 dropped" %
+    assert ("%s ms, first event to last; 3 processes, %d threads, %d "
+            "events, 0 dropped" %
             (ms(rep["duration_ns"]), rep["threads"], rep["events"])) in text
     header = ("  ncalls     tottime     percall     cumtime     percall  "
               "function")
