@@ -15,6 +15,17 @@
  * field, so a child's end may pass its parent's by one nanosecond. */
 #define END_SLACK_NS 1
 
+/* Sums of durations wrap instead of overflowing (undefined behaviour): a
+ * hostile file may hold durations near 2^63; real ones never get close. */
+#define WADD(a, b) ((int64_t)((uint64_t)(a) + (uint64_t)(b)))
+#define WSUB(a, b) ((int64_t)((uint64_t)(a) - (uint64_t)(b)))
+
+/* e - s for e >= s, at most INT64_MAX. */
+static int64_t span(int64_t s, int64_t e) {
+  uint64_t d = (uint64_t)e - (uint64_t)s;
+  return d > INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
 /* ---- interned function names --------------------------------------------
  */
 
@@ -405,12 +416,17 @@ static int64_t stat_get(tr_report *r, uint32_t proc, uint32_t fn) {
  * an event that fits neither is counted as misnested and the thread's
  * nesting starts afresh from it. */
 
+/* a <= b + END_SLACK_NS, without overflowing near INT64_MAX. */
+static bool ends_by(int64_t a, int64_t b) {
+  return a <= b || (uint64_t)a - (uint64_t)b <= END_SLACK_NS;
+}
+
 static bool contains(int64_t s, int64_t e, const entry *in) {
-  return s <= in->start && in->end <= e + END_SLACK_NS;
+  return s <= in->start && ends_by(in->end, e);
 }
 
 static bool inside(int64_t s, int64_t e, const entry *out) {
-  return out->start <= s && e <= out->end + END_SLACK_NS;
+  return out->start <= s && ends_by(e, out->end);
 }
 
 static void misnest(tr_report *r, thread *t) {
@@ -436,20 +452,20 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
   int64_t callees = 0;
   while (t->n > 0 && t->v[t->n - 1].start >= s) {
     entry *c = &t->v[t->n - 1];
-    if (c->end > e + END_SLACK_NS) {
+    if (!ends_by(c->end, e)) {
       free(acc);
       misnest(r, t);
       return push(t, s, e, fn, stat, NULL);
     }
-    int64_t dur = c->end - c->start;
-    callees += dur;
+    int64_t dur = span(c->start, c->end);
+    callees = WADD(callees, dur);
     t->n--;
     if (c->map == NULL && acc != NULL) {
       /* A leaf: its subtree is itself. */
       topent *d = top_get(&acc, c->fn);
       if (d == NULL) return -ENOMEM;
       d->count++;
-      d->dur += dur;
+      d->dur = WADD(d->dur, dur);
       continue;
     }
     /* The callee's subtree: what lies below it, with the callee itself as
@@ -481,16 +497,16 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
           return -ENOMEM;
         }
         d->count += m->e[i].count;
-        d->dur += m->e[i].dur;
+        d->dur = WADD(d->dur, m->e[i].dur);
       }
       free(m);
     }
   }
   tr_report_fn *st = &r->stats[stat].s;
-  st->self_ns -= callees;
+  st->self_ns = WSUB(st->self_ns, callees);
   topent *inner = top_find(acc, fn);
   if (inner != NULL) {
-    st->total_ns -= inner->dur;
+    st->total_ns = WSUB(st->total_ns, inner->dur);
     st->primitive -= inner->count;
   }
   /* What remains must end before this call starts. */
@@ -518,13 +534,16 @@ static int open_call(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
     misnest(r, t);
     break;
   }
-  int64_t dur = e - s;
-  if (t->n > 0) r->stats[t->v[t->n - 1].stat].s.self_ns -= dur;
+  int64_t dur = span(s, e);
+  if (t->n > 0) {
+    tr_report_fn *caller = &r->stats[t->v[t->n - 1].stat].s;
+    caller->self_ns = WSUB(caller->self_ns, dur);
+  }
   topent *a = top_get(&t->active, fn);
   if (a == NULL) return -ENOMEM;
   if (a->count > 0) {
     tr_report_fn *st = &r->stats[stat].s;
-    st->total_ns -= dur;
+    st->total_ns = WSUB(st->total_ns, dur);
     st->primitive--;
   }
   a->count++;
@@ -539,8 +558,8 @@ static int add_call(tr_report *r, thread *t, uint32_t fn, int64_t s, int64_t e,
   tr_report_fn *st = &r->stats[si].s;
   st->calls++;
   st->primitive++;
-  st->self_ns += e - s;
-  st->total_ns += e - s;
+  st->self_ns = WADD(st->self_ns, span(s, e));
+  st->total_ns = WADD(st->total_ns, span(s, e));
   if (unfinished) {
     st->unfinished++;
     r->procs[t->proc].unfinished++;
@@ -693,8 +712,8 @@ bool tr_report_lookup(const tr_report *r, bool overall, int64_t pid,
     out->calls += s->s.calls;
     out->primitive += s->s.primitive;
     out->unfinished += s->s.unfinished;
-    out->self_ns += s->s.self_ns;
-    out->total_ns += s->s.total_ns;
+    out->self_ns = WADD(out->self_ns, s->s.self_ns);
+    out->total_ns = WADD(out->total_ns, s->s.total_ns);
     found = true;
   }
   return found;
@@ -771,8 +790,8 @@ static int64_t collect(const tr_report *r, int64_t pi, const tr_report_opts *o,
       d->s.calls += s->s.calls;
       d->s.primitive += s->s.primitive;
       d->s.unfinished += s->s.unfinished;
-      d->s.self_ns += s->s.self_ns;
-      d->s.total_ns += s->s.total_ns;
+      d->s.self_ns = WADD(d->s.self_ns, s->s.self_ns);
+      d->s.total_ns = WADD(d->s.total_ns, s->s.total_ns);
     }
     for (uint32_t f = 0; f < r->fns.n; f++)
       if (rows[f].s.calls > 0) {
@@ -963,7 +982,7 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
         "  every complete event before the cut is counted\n",
         f);
   fputs("  ", f);
-  put_ms(f, 0, r->any_ts ? r->last_ts - r->first_ts : 0);
+  put_ms(f, 0, r->any_ts ? span(r->first_ts, r->last_ts) : 0);
   fprintf(f,
           " ms, first event to last; %zu process%s, %" PRIu64
           " thread%s, %" PRIu64 " events, %" PRIu64 " dropped\n",
@@ -1084,7 +1103,7 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
           r->format == TR_TRACE_PERFETTO ? "perfetto" : "json",
           r->compressed ? "true" : "false", r->cut_short ? "true" : "false",
           r->any_ts ? r->first_ts : 0, r->any_ts ? r->last_ts : 0,
-          r->any_ts ? r->last_ts - r->first_ts : 0, r->nprocs, r->nthreads,
+          r->any_ts ? span(r->first_ts, r->last_ts) : 0, r->nprocs, r->nthreads,
           r->events, dropped, r->unfinished, r->misnested, r->skipped,
           sorts[o->sort >= 0 && o->sort <= TR_SORT_NAME ? o->sort : 0], o->top);
   fputs(" \"overall\":", f);

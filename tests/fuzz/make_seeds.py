@@ -389,6 +389,14 @@ def report_seeds():
         b"\"name\":\"\"}, {\"ph\":\"M\",\"name\":\"process_name\","
         b"\"pid\":-1,\"args\":{\"name\":\"\\ud83d\\ude00\"}} ]")
 
+    seeds["extreme-times"] = (
+        b'[{"ph":"X","name":"a","ts":-9223372036854775.808,'
+        b'"dur":9223372036854775.807},'
+        b'{"ph":"X","name":"a","ts":9223372036854775.807,'
+        b'"dur":9223372036854775.807},'
+        b'{"ph":"B","name":"d","ts":9223372036854775.807},'
+        b'{"ph":"E","ts":-9223372036854775.808}]')
+
     # Perfetto: a process and a thread track, interned names, nested
     # slices, an instant, a counter, an unfinished end, a lost marker.
     pkts = [pb_bytes(60, pb_int(1, 10) + pb_bytes(3, pb_int(1, 42) +

@@ -486,6 +486,17 @@ static tr_report *report_of(const char *text) {
   return r;
 }
 
+static char *print_json_all(tr_report *r) {
+  char *out;
+  size_t len;
+  FILE *f = open_memstream(&out, &len);
+  tr_report_opts o = {.sort = TR_SORT_BOTH};
+  ck_assert_int_eq(tr_report_print_json(r, f, &o), 0);
+  ck_assert_int_eq(tr_report_print_text(r, f, &o), 0);
+  fclose(f);
+  return out;
+}
+
 /* Asserts a function's numbers in process `pid` (-1: overall). */
 static void expect(tr_report *r, int64_t pid, const char *name, uint64_t calls,
                    uint64_t prim, int64_t self, int64_t total) {
@@ -627,6 +638,30 @@ START_TEST(test_report_misnested_counted) {
   fclose(f);
   ck_assert_ptr_nonnull(strstr(out, "\"misnested\":1,"));
   free(out);
+  tr_report_free(r);
+}
+END_TEST
+
+START_TEST(test_report_extreme_times) {
+  /* Times at the ends of int64_t: durations are clamped and sums wrap
+   * instead of overflowing (UBSan builds abort on signed overflow). */
+  tr_report *r = report_of(
+      "[{\"ph\":\"X\",\"name\":\"a\",\"ts\":-9223372036854775.808,"
+      "\"dur\":9223372036854775.807},"
+      "{\"ph\":\"X\",\"name\":\"a\",\"ts\":9223372036854775.807,"
+      "\"dur\":9223372036854775.807},"
+      "{\"ph\":\"X\",\"name\":\"b\",\"ts\":0,"
+      "\"dur\":9223372036854775.807},"
+      "{\"ph\":\"X\",\"name\":\"c\",\"ts\":-9223372036854775.808,"
+      "\"dur\":9223372036854775.807},"
+      "{\"ph\":\"B\",\"name\":\"d\",\"ts\":9223372036854775.807},"
+      "{\"ph\":\"E\",\"ts\":-9223372036854775.808}]");
+  tr_report_fn f;
+  ck_assert(tr_report_lookup(r, false, 0, "a", &f));
+  ck_assert_uint_eq(f.calls, 2);
+  ck_assert(tr_report_lookup(r, false, 0, "d", &f));
+  ck_assert_int_eq(f.total_ns, 0); /* an end before its begin: 0 long */
+  free(print_json_all(r));
   tr_report_free(r);
 }
 END_TEST
@@ -956,6 +991,7 @@ static Suite *report_suite(void) {
   tcase_add_test(agg, test_report_threads_interleaved);
   tcase_add_test(agg, test_report_unfinished_and_begin_end);
   tcase_add_test(agg, test_report_misnested_counted);
+  tcase_add_test(agg, test_report_extreme_times);
   tcase_add_test(agg, test_report_processes_and_output);
   tcase_add_test(agg, test_report_percall_and_recursive_ncalls_text);
   suite_add_tcase(s, agg);
