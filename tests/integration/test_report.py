@@ -535,7 +535,13 @@ def to_perfetto(events):
               if e.get("ph") == "M" and e.get("name") == "thread_name"}
     threads = sorted({(e["pid"], e["tid"]) for e in events
                       if e.get("ph") != "M"} | set(tnames))
-    for pid in sorted({p for p, _ in threads} | set(pnames)):
+    # Process tracks in the JSON's process_sort_index order: a Perfetto
+    # trace has no sort index, and the report then lists processes in the
+    # order they appear.
+    order = {e["pid"]: e["args"]["sort_index"] for e in events
+             if e.get("ph") == "M" and e.get("name") == "process_sort_index"}
+    pids = {p for p, _ in threads} | set(pnames)
+    for pid in sorted(pids, key=lambda p: (order.get(p, 1 << 62), p)):
         proc = field_varint(1, pid)
         if pid in pnames:
             proc += field_bytes(6, pnames[pid])
