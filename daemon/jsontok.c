@@ -31,7 +31,8 @@ void tr_jsontok_fini(tr_jsontok *t) {
   t->str = NULL;
 }
 
-uint64_t tr_jsontok_offset(const tr_jsontok *t) { return t->consumed + t->pos; }
+/* The byte offset (0-based) of the next unread byte. */
+static uint64_t offset_of(const tr_jsontok *t) { return t->consumed + t->pos; }
 
 static void verrorf(tr_jsontok *t, uint64_t line, uint64_t col, const char *fmt,
                     va_list ap) {
@@ -45,7 +46,7 @@ static void verrorf(tr_jsontok *t, uint64_t line, uint64_t col, const char *fmt,
 void tr_jsontok_errorf(tr_jsontok *t, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  verrorf(t, t->line, tr_jsontok_offset(t) - t->line_at + 1, fmt, ap);
+  verrorf(t, t->line, offset_of(t) - t->line_at + 1, fmt, ap);
   va_end(ap);
 }
 
@@ -90,7 +91,9 @@ static inline int peek(tr_jsontok *t) {
   return rc == 0 ? -1 : t->buf[t->pos];
 }
 
-int tr_jsontok_peek_byte(tr_jsontok *t) {
+/* Skips whitespace and returns the next byte without consuming it: 0..255,
+ * -1 at the end of the input, or a source error below -1. */
+static int skip_ws(tr_jsontok *t) {
   for (;;) {
     int c = peek(t);
     if (c == ' ' || c == '\t' || c == '\r') {
@@ -98,7 +101,7 @@ int tr_jsontok_peek_byte(tr_jsontok *t) {
     } else if (c == '\n') {
       t->pos++;
       t->line++;
-      t->line_at = tr_jsontok_offset(t);
+      t->line_at = offset_of(t);
     } else {
       return c;
     }
@@ -369,9 +372,9 @@ static int lex_literal(tr_jsontok *t, const char *word, int tok) {
 }
 
 int tr_jsontok_next(tr_jsontok *t) {
-  int c = tr_jsontok_peek_byte(t);
+  int c = skip_ws(t);
   t->tok_line = t->line;
-  t->tok_col = tr_jsontok_offset(t) - t->line_at + 1;
+  t->tok_col = offset_of(t) - t->line_at + 1;
   if (c == -1) return TR_TOK_EOF;
   if (c < -1) return c;
   switch (c) {
@@ -413,7 +416,7 @@ int tr_jsontok_next(tr_jsontok *t) {
   }
 }
 
-/* ---- numbers ------------------------------------------------------------ */
+/* ---- numbers ------------------------------------------------------------- */
 
 int tr_json_number_scaled(const char *s, size_t n, int scale, int64_t *out) {
   const char *p = s, *end = s + n;

@@ -75,14 +75,6 @@ void tr_jsontok_fini(tr_jsontok *t);
  * String and number contents are valid until the next call. */
 int tr_jsontok_next(tr_jsontok *t);
 
-/* The byte offset (0-based) of the next unread byte. */
-uint64_t tr_jsontok_offset(const tr_jsontok *t);
-
-/* Peeks at the first byte that is not JSON whitespace without consuming
- * it: returns it (0..255), -1 at the end of the input, or a negative errno
- * below -1 from the source. */
-int tr_jsontok_peek_byte(tr_jsontok *t);
-
 /* Sets t->err to "line L, column C: " followed by the formatted message,
  * for errors found at the tokenizer's current position. */
 void tr_jsontok_errorf(tr_jsontok *t, const char *fmt, ...)

@@ -25,8 +25,7 @@ enum { TYPE_SLICE_BEGIN = 1, TYPE_SLICE_END = 2, TYPE_INSTANT = 3 };
 enum { TYPE_COUNTER = 4 };
 #define SEQ_INCREMENTAL_STATE_CLEARED 1u
 
-/* ---- a u64 -> u32 map ------------------------------------------------------
- */
+/* ---- a u64 -> u32 map ---------------------------------------------------- */
 
 typedef struct kslot {
   uint64_t key;
@@ -81,8 +80,7 @@ static void kmap_clear(kmap *m) {
   m->n = 0;
 }
 
-/* ---- state ----------------------------------------------------------------
- */
+/* ---- state --------------------------------------------------------------- */
 
 /* One packet sequence's incremental state. */
 typedef struct seq {
@@ -177,8 +175,7 @@ const char *tr_pftrace_error(const tr_pftrace *p) { return p->err; }
 bool tr_pftrace_cut_short(const tr_pftrace *p) { return p->cut_short; }
 uint64_t tr_pftrace_skipped(const tr_pftrace *p) { return p->skipped; }
 
-/* ---- input ------------------------------------------------------------------
- */
+/* ---- input --------------------------------------------------------------- */
 
 /* Makes in[pos] readable: 1, 0 at the end, or a negative errno. */
 static int fill(tr_pftrace *p) {
@@ -238,8 +235,7 @@ static int in_bytes(tr_pftrace *p, uint8_t *dst, uint64_t n) {
   return 0;
 }
 
-/* ---- protobuf in memory ---------------------------------------------------
- */
+/* ---- protobuf in memory -------------------------------------------------- */
 
 typedef struct pb {
   const uint8_t *p, *end;
@@ -302,8 +298,7 @@ static int pb_next(pb *b, pbfield *f) {
 
 static pb pb_of(const pbfield *f) { return (pb){f->data, f->data + f->len}; }
 
-/* ---- sequences and tracks ------------------------------------------------
- */
+/* ---- sequences and tracks ------------------------------------------------ */
 
 static seq *seq_get(tr_pftrace *p, uint32_t id) {
   int64_t i = kmap_get(&p->seqmap, id);
@@ -394,8 +389,7 @@ static void resolve(tr_pftrace *p, uint64_t uuid, bool slice, int64_t *pid,
   }
 }
 
-/* ---- packets ----------------------------------------------------------------
- */
+/* ---- packets ------------------------------------------------------------- */
 
 static tr_trace_event *enqueue(tr_pftrace *p) {
   tr_trace_event *e = &p->queue[(p->qhead + p->qlen++) % QUEUE_MAX];

@@ -26,8 +26,7 @@ static int64_t span(int64_t s, int64_t e) {
   return d > INT64_MAX ? INT64_MAX : (int64_t)d;
 }
 
-/* ---- interned function names --------------------------------------------
- */
+/* ---- interned function names --------------------------------------------- */
 
 typedef struct names {
   char *bytes; /* every name, back to back */
@@ -116,8 +115,7 @@ static int64_t names_intern(names *t, const char *s, size_t n) {
   return id;
 }
 
-/* ---- a map from two 64-bit keys to an index ------------------------------
- */
+/* ---- a map from two 64-bit keys to an index ------------------------------ */
 
 typedef struct idslot {
   uint64_t a, b;
@@ -176,8 +174,9 @@ static int idmap_put(idmap *m, uint64_t a, uint64_t b, uint32_t v) {
   return 0;
 }
 
-/* ---- per-function counts below a call -------------------------------------
- * A topmap holds, for a finished call's subtree, each function's topmost
+/* ---- per-function counts below a call ----------------------------------- */
+
+/* A topmap holds, for a finished call's subtree, each function's topmost
  * calls there (the ones with no call of the same function above them in
  * the subtree): how many, and their summed duration.  When a call of f
  * claims its callees, the topmost f calls below it stop being outermost.
@@ -235,8 +234,7 @@ static topent *top_get(topmap **mp, uint32_t fn) {
   return e;
 }
 
-/* ---- processes, threads, statistics ----------------------------------------
- */
+/* ---- processes, threads, statistics -------------------------------------- */
 
 typedef struct proc {
   int64_t pid;
@@ -399,12 +397,13 @@ static int64_t stat_get(tr_report *r, uint32_t proc, uint32_t fn) {
   return (int64_t)r->nstats++;
 }
 
-/* ---- nesting calls
- * ----------------------------------------------------------- Each call is
- * counted when its event arrives (calls, self = total = its duration, one
- * primitive call) and corrected when its place in the call tree becomes known:
- * a caller's self time loses each direct callee's duration, and a call below a
- * call of the same function loses its total time and its primitive count.
+/* ---- nesting calls ------------------------------------------------------- */
+
+/* Each call is counted when its event arrives (calls, self = total = its
+ * duration, one primitive call) and corrected when its place in the call
+ * tree becomes known: a caller's self time loses each direct callee's
+ * duration, and a call below a call of the same function loses its total
+ * time and its primitive count.
  *
  * traced writes a call's X event when the call returns, so a thread's
  * events arrive in end order: callees before their caller.  A thread's
@@ -463,7 +462,10 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
     if (c->map == NULL && acc != NULL) {
       /* A leaf: its subtree is itself. */
       topent *d = top_get(&acc, c->fn);
-      if (d == NULL) return -ENOMEM;
+      if (d == NULL) {
+        free(acc);
+        return -ENOMEM;
+      }
       d->count++;
       d->dur = WADD(d->dur, dur);
       continue;
@@ -690,8 +692,7 @@ int tr_report_finish(tr_report *r) {
   return 0;
 }
 
-/* ---- queries ---------------------------------------------------------------
- */
+/* ---- queries ------------------------------------------------------------- */
 
 static uint64_t proc_dropped(const proc *p) {
   return p->has_meta_dropped && p->meta_dropped > p->lost ? p->meta_dropped
@@ -719,9 +720,7 @@ bool tr_report_lookup(const tr_report *r, bool overall, int64_t pid,
   return found;
 }
 
-/* ---- printing
- * ----------------------------------------------------------------
- */
+/* ---- printing ------------------------------------------------------------ */
 
 typedef struct row {
   uint32_t fn;
@@ -1041,8 +1040,7 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
   return rc;
 }
 
-/* ---- JSON ------------------------------------------------------------------
- */
+/* ---- JSON ---------------------------------------------------------------- */
 
 static int put_json_str(FILE *f, const char *s, size_t n) {
   char small[1536];
@@ -1191,7 +1189,7 @@ int tr_report_file(const char *path, FILE *out, FILE *err, const char *who) {
   return rc;
 }
 
-/* ---- the command -------------------------------------------------------- */
+/* ---- the command --------------------------------------------------------- */
 
 static void report_usage(FILE *f) {
   fputs(

@@ -62,8 +62,7 @@ struct tr_trace {
   tr_pftrace *pf;
 };
 
-/* ---- the source ----------------------------------------------------------
- */
+/* ---- the source ---------------------------------------------------------- */
 
 static ssize_t raw_read(tr_trace *t, void *buf, size_t n) {
   if (t->gz != NULL) {
@@ -412,7 +411,6 @@ static int parse_args(tr_trace *t, raw_event *e) {
     tok = next_tok(t);
     if (tok < 0) return tok;
     int rc = 0;
-    bool ignored = false;
     switch (which) {
       case 1:
         e->unfinished = tok == TR_TOK_TRUE;
@@ -436,10 +434,8 @@ static int parse_args(tr_trace *t, raw_event *e) {
         rc = num_field(t, tok, 0, &e->sort_index, &e->has_sort, e);
         break;
       default:
-        ignored = true;
         rc = skip_value(t, tok);
     }
-    (void)ignored;
     if (rc < 0) return rc;
     tok = next_tok(t);
     if (tok < 0) return tok;

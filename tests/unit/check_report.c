@@ -13,7 +13,7 @@
 #include "report.h"
 #include "trace_read.h"
 
-/* ---- a source that hands out `chunk` bytes per read --------------------- */
+/* ---- a source that hands out `chunk` bytes per read ---------------------- */
 
 typedef struct src {
   const char *p;
@@ -196,7 +196,7 @@ START_TEST(test_report_numbers) {
 }
 END_TEST
 
-/* ---- the JSON trace reader --------------------------------------------- */
+/* ---- the JSON trace reader ----------------------------------------------- */
 
 typedef struct evlist {
   tr_trace_event ev[64];
@@ -765,7 +765,7 @@ START_TEST(test_report_percall_and_recursive_ncalls_text) {
 }
 END_TEST
 
-/* ---- Perfetto protobuf -------------------------------------------------- */
+/* ---- Perfetto protobuf --------------------------------------------------- */
 
 typedef struct pbuf {
   uint8_t b[2048];
