@@ -79,7 +79,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BIN): $(DAEMON_OBJ) $(PROTO_OBJ) $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) -lpthread
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) -lpthread -lz
 
 $(LIB_A): $(CLIENT_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -103,7 +103,7 @@ $(BUILD)/tests/check_%: tests/unit/check_%.c $(DAEMON_LIB_OBJ) $(PROTO_OBJ) \
                         $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ \
-	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) -lpthread
+	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) -lpthread -lz
 
 # The Python shim is built by pip from pyshim/ (it compiles libclient's
 # sources into the extension) into a fresh virtual environment.
@@ -218,7 +218,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
 FUZZ_SRC := $(PROTO_SRC) $(filter-out daemon/main.c daemon/run.c \
               daemon/ctl.c daemon/server.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
-FUZZ_HARNESSES := frame ring
+FUZZ_HARNESSES := frame ring report
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))
 
 $(FUZZ_BUILD)/obj/%.o: %.c
@@ -228,7 +228,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
-	  $(UV_LIBS) $(MP_LIBS) -lpthread
+	  $(UV_LIBS) $(MP_LIBS) -lpthread -lz
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "listen.h"
 #include "log.h"
+#include "report.h"
 #include "run.h"
 #include "server.h"
 #include "traced_proto.h"
@@ -28,8 +29,11 @@ static void usage(FILE *f) {
       "usage: traced <command> [options]\n"
       "\n"
       "commands:\n"
-      "  run [-o FILE] [--socket PATH] [-q] -- CMD [ARGS...]\n"
+      "  run [-o FILE] [--socket PATH] [-q] [--report] -- CMD [ARGS...]\n"
       "        trace CMD and every Python process it starts into FILE\n"
+      "  report [--sort KEY] [--top N] [--pid PID] [--json] FILE\n"
+      "        print a trace's profile: per process and overall, each\n"
+      "        function's calls, self and total time (like cProfile)\n"
       "  serve [--socket PATH] [--system [--group NAME]] [--idle-exit S]\n"
       "        [--daemon] [--log-file PATH] [--verbose|--quiet] [limits]\n"
       "        run the collector daemon (in the foreground, logging to\n"
@@ -520,6 +524,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "status") == 0) return tr_cmd_status(argc - 1, argv + 1);
   if (strcmp(cmd, "stop") == 0) return tr_cmd_stop(argc - 1, argv + 1);
+  if (strcmp(cmd, "report") == 0) return tr_cmd_report(argc - 1, argv + 1);
   fprintf(stderr, "traced: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return 2;

@@ -19,6 +19,7 @@
 
 #include "client.h"
 #include "conn.h"
+#include "report.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
@@ -27,7 +28,8 @@
 
 static void run_usage(FILE *out) {
   fprintf(out,
-          "usage: traced run [-o FILE] [--socket PATH] [--] CMD [ARGS...]\n"
+          "usage: traced run [-o FILE] [--socket PATH] [--report] [--] CMD "
+          "[ARGS...]\n"
           "\n"
           "Run CMD with every Python process it starts traced into FILE\n"
           "(default: traced-YYYYmmdd-HHMMSS.json in the current directory).\n"
@@ -38,7 +40,9 @@ static void run_usage(FILE *out) {
           "      --socket PATH   daemon socket (default: $TRACED_SOCKET,\n"
           "                      $XDG_RUNTIME_DIR/traced/traced.sock or\n"
           "                      /tmp/traced-$UID/traced.sock)\n"
-          "  -q, --quiet         no summary line\n");
+          "  -q, --quiet         no summary line\n"
+          "      --report        when the trace is complete, print its\n"
+          "                      profile (traced report FILE) on stderr\n");
 }
 
 /* Starts `traced serve --daemon` on `socket` and waits until it is ready
@@ -194,11 +198,12 @@ static int exit_code(int status) {
 int tr_cmd_run(int argc, char **argv) {
   const char *output = NULL;
   char socket[108] = "";
-  bool quiet = false;
+  bool quiet = false, report = false;
   static const struct option opts[] = {
       {"output", required_argument, NULL, 'o'},
       {"socket", required_argument, NULL, 's'},
       {"quiet", no_argument, NULL, 'q'},
+      {"report", no_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -219,6 +224,9 @@ int tr_cmd_run(int argc, char **argv) {
         break;
       case 'q':
         quiet = true;
+        break;
+      case 'r':
+        report = true;
         break;
       case 'h':
         run_usage(stdout);
@@ -323,5 +331,8 @@ int tr_cmd_run(int argc, char **argv) {
             (unsigned long long)s.events, (unsigned long long)s.dropped,
             (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
   }
+  /* On stderr: stdout belongs to the program.  A report that fails says
+   * why and changes nothing else, the exit status included. */
+  if (report) tr_report_file(abspath, stderr, stderr, "traced run");
   return exit_code(status);
 }

@@ -10,11 +10,16 @@
                             describes the layout): real records of every
                             kind, wrap-around, unfinished calls, and
                             records the daemon must refuse.
+  tests/fuzz/corpus/report/ trace files for `traced report`
+                            (fuzz_report.c): traced's JSON in both forms,
+                            cut short, other producers' layouts (B/E,
+                            start order), and small Perfetto traces.
 
 Deterministic: running it again rewrites the same files.  Needs msgpack
 (make's .venv has it):  .venv/bin/python tests/fuzz/make_seeds.py
 """
 
+import json
 import os
 import struct
 import sys
@@ -293,6 +298,141 @@ def ring_seeds():
     return seeds
 
 
+# ---- trace files (fuzz_report.c) -------------------------------------------
+
+
+def x(name, ts, dur, pid=1, tid=1):
+    return {"ph": "X", "cat": "python", "name": name, "pid": pid, "tid": tid,
+            "ts": ts, "dur": dur}
+
+
+def pb_varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def pb_int(num, v):
+    return pb_varint(num << 3) + pb_varint(v)
+
+
+def pb_bytes(num, data):
+    data = data.encode() if isinstance(data, str) else data
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+
+
+def report_seeds():
+    seeds = {}
+    # traced's own lines (daemon/writer_json.c), microseconds with three
+    # decimals.
+    body = ",\n".join([
+        '{"ph":"X","cat":"python","name":"g (p.py:5)","pid":1,"tid":1,'
+        '"ts":10.250,"dur":1.000}',
+        '{"ph":"X","cat":"python","name":"f (p.py:1)","pid":1,"tid":1,'
+        '"ts":10.000,"dur":3.000}',
+        '{"ph":"X","cat":"python","name":"f (p.py:1)","pid":1,"tid":1,'
+        '"ts":9.000,"dur":5.500}',
+        '{"ph":"X","cat":"c","name":"builtins.len","pid":1,"tid":2,'
+        '"ts":20.000,"dur":0.125}',
+        '{"ph":"X","cat":"python","name":"main (p.py:9)","pid":1,"tid":1,'
+        '"ts":8.000,"dur":20.000,"args":{"unfinished":true}}',
+        '{"ph":"i","s":"t","cat":"api","name":"tick","pid":1,"tid":1,'
+        '"ts":12.000}',
+        '{"ph":"C","cat":"api","name":"q","pid":1,"tid":1,"ts":13.000,'
+        '"args":{"value":4}}',
+        '{"ph":"i","s":"t","cat":"traced","name":"traced: events lost (ring '
+        'full)","pid":1,"tid":2,"ts":21.000,"args":{"count":17}}',
+        '{"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":'
+        '"MainThread","dropped":0}}',
+        '{"ph":"M","name":"process_name","pid":1,"tid":0,"args":{"name":'
+        '"MainProcess","dropped":17}}',
+        '{"ph":"M","name":"process_sort_index","pid":1,"tid":0,"args":'
+        '{"sort_index":1}}',
+        '{"ph":"M","name":"process_labels","pid":1,"tid":0,"args":{"labels":'
+        '"ppid 0, traced: 17 events dropped"}}'])
+    seeds["traced-object"] = ('{"traceEvents":[\n' + body +
+                              "\n]}\n").encode()
+    array = "[" + " " * 15 + "\n" + body
+    seeds["traced-array-cut-short"] = array.encode()
+    seeds["traced-array-cut-in-event"] = array[:len(array) * 2 // 3].encode()
+    seeds["traced-array-finished"] = (array + "\n]\n").encode()
+
+    names = ["evil\x1b[31m\n\"quoted\"", "caf\u00e9 \U0001d11e",
+             "\ud800 lone"]
+    be = [{"name": names[0], "ph": "B", "ts": 1, "pid": 3, "tid": 4,
+           "args": {"nested": [1, {"a": [None, True, False, -1.5e-3]}]}},
+          {"ph": "B", "name": names[1], "ts": 2.5, "pid": 3, "tid": 4},
+          {"ph": "E", "ts": 3.25e0, "pid": 3, "tid": 4},
+          {"ph": "B", "name": names[0], "ts": 4, "pid": 3, "tid": 4},
+          {"ph": "E", "ts": 5, "pid": 3, "tid": 4},
+          {"ph": "E", "ts": 6, "pid": 3, "tid": 4},
+          {"ph": "E", "ts": 7, "pid": 3, "tid": 4},
+          {"ph": "B", "name": "open", "ts": 8, "pid": 3, "tid": 5},
+          {"ph": "b", "name": "async", "id": "0x1", "ts": 9, "pid": 3,
+           "tid": 5},
+          {"ph": "X", "name": "no ts", "pid": 3, "tid": 5}]
+    seeds["begin-end"] = json.dumps(
+        {"displayTimeUnit": "ns", "traceEvents": be,
+         "otherData": {"version": "x"}}).encode()
+    start = [x("f", 1, 10), x("f", 2, 6), x("g", 3, 2), x("f", 4, 1),
+             x("h", 20, 1), x("f", 30, 2, tid=7), x("f", 30, 2, tid=7),
+             x("partial", 25, 10)]
+    seeds["start-ordered"] = json.dumps(start).encode()
+    seeds["odd-json"] = (
+        b"\xef\xbb\xbf  [ {\"ph\" : \"X\", \"ts\" : 1E3, \"dur\": 0.0005,"
+        b" \"name\": \"\\u0041\\/\\b\\f\\t\", \"pid\": -1, \"tid\": "
+        b"9223372036854775807},\r\n {\"ph\":\"X\",\"ts\":-0.5,\"dur\":1e-2,"
+        b"\"name\":\"\"}, {\"ph\":\"M\",\"name\":\"process_name\","
+        b"\"pid\":-1,\"args\":{\"name\":\"\\ud83d\\ude00\"}} ]")
+
+    seeds["extreme-times"] = (
+        b'[{"ph":"X","name":"a","ts":-9223372036854775.808,'
+        b'"dur":9223372036854775.807},'
+        b'{"ph":"X","name":"a","ts":9223372036854775.807,'
+        b'"dur":9223372036854775.807},'
+        b'{"ph":"B","name":"d","ts":9223372036854775.807},'
+        b'{"ph":"E","ts":-9223372036854775.808}]')
+
+    # Perfetto: a process and a thread track, interned names, nested
+    # slices, an instant, a counter, an unfinished end, a lost marker.
+    pkts = [pb_bytes(60, pb_int(1, 10) + pb_bytes(3, pb_int(1, 42) +
+                                                  pb_bytes(6, "Main"))),
+            pb_bytes(60, pb_int(1, 11) + pb_int(5, 10) +
+                     pb_bytes(4, pb_int(1, 42) + pb_int(2, 43) +
+                              pb_bytes(5, "T")))]
+    interned = pb_bytes(12, pb_bytes(2, pb_int(1, 1) + pb_bytes(2, "f")) +
+                        pb_bytes(2, pb_int(1, 2) + pb_bytes(2, "g")) +
+                        pb_bytes(3, pb_int(1, 1) + pb_bytes(2, "count")))
+    pkts.append(pb_int(8, 100) + pb_int(10, 1) + pb_int(13, 1) +
+                pb_bytes(59, pb_bytes(11, pb_int(11, 11))) + interned +
+                pb_bytes(11, pb_int(9, 1) + pb_int(10, 1)))
+    pkts.append(pb_int(8, 150) + pb_int(10, 1) +
+                pb_bytes(11, pb_int(9, 1) + pb_int(10, 2)))
+    pkts.append(pb_int(8, 160) + pb_int(10, 1) +
+                pb_bytes(11, pb_int(9, 3) + pb_bytes(23, LOST_MARKER) +
+                         pb_bytes(4, pb_int(1, 1) + pb_int(3, 5))))
+    pkts.append(pb_int(8, 170) + pb_int(10, 1) +
+                pb_bytes(11, pb_int(9, 4) + pb_int(30, 7)))
+    pkts.append(pb_int(8, 200) + pb_int(10, 1) + pb_bytes(11, pb_int(9, 2)))
+    pkts.append(pb_int(8, 300) + pb_int(10, 1) +
+                pb_bytes(11, pb_int(9, 2) + pb_bytes(
+                    4, pb_bytes(10, "unfinished") + pb_int(2, 1))))
+    pkts.append(pb_int(8, 400) + pb_int(10, 2) +
+                pb_bytes(11, pb_int(9, 1) + pb_int(11, 99) +
+                         pb_int(10, 5)))
+    trace = b"".join(pb_bytes(1, p) for p in pkts)
+    seeds["perfetto"] = trace
+    seeds["perfetto-cut-short"] = trace[:len(trace) - 5]
+    return seeds
+
+
+LOST_MARKER = "traced: events lost (ring full)"
+
+
 def write(directory, seeds):
     os.makedirs(directory, exist_ok=True)
     for name, data in seeds.items():
@@ -303,6 +443,7 @@ def write(directory, seeds):
 def main():
     write(os.path.join(HERE, "corpus", "frame"), frame_seeds())
     write(os.path.join(HERE, "corpus", "ring"), ring_seeds())
+    write(os.path.join(HERE, "corpus", "report"), report_seeds())
     return 0
 
 
