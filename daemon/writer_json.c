@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "traced_proto.h"
+#include "utf8.h"
 
 /* Room for everything but the name in the largest event (a counter with a
  * 20-digit pid, tid and timestamp and a 24-character number). */
@@ -44,44 +45,6 @@ static const uint8_t esc_class[256] = {
 /* clang-format on */
 
 static const char hex_digits[] = "0123456789abcdef";
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629, table 3-7 of
- * Unicode), or minus the length of its maximal ill-formed prefix, which is
- * replaced by one U+FFFD (the Unicode "maximal subpart" practice). */
-static int utf8_seq(const uint8_t *s, size_t avail) {
-  uint8_t c = s[0];
-  int need;
-  uint8_t lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    need = 1;
-  } else if (c == 0xe0) {
-    need = 2;
-    lo = 0xa0; /* overlong below U+0800 */
-  } else if (c == 0xed) {
-    need = 2;
-    hi = 0x9f; /* surrogates U+D800..U+DFFF */
-  } else if (c >= 0xe1 && c <= 0xef) {
-    need = 2;
-  } else if (c == 0xf0) {
-    need = 3;
-    lo = 0x90; /* overlong below U+10000 */
-  } else if (c >= 0xf1 && c <= 0xf3) {
-    need = 3;
-  } else if (c == 0xf4) {
-    need = 3;
-    hi = 0x8f; /* above U+10FFFF */
-  } else {
-    return -1; /* continuation byte, C0/C1 overlong lead, F5..FF */
-  }
-  for (int i = 1; i <= need; i++) {
-    if ((size_t)i >= avail) return -i;
-    uint8_t b = s[i];
-    if (b < lo || b > hi) return -i;
-    lo = 0x80;
-    hi = 0xbf;
-  }
-  return need + 1;
-}
 
 size_t tr_json_escape(char *dst, const char *src, size_t n) {
   const uint8_t *s = (const uint8_t *)src;
@@ -128,7 +91,7 @@ size_t tr_json_escape(char *dst, const char *src, size_t n) {
       s++;
       continue;
     }
-    int k = utf8_seq(s, (size_t)(end - s));
+    int k = tr_utf8_seq(s, (size_t)(end - s));
     if (k > 0) {
       memcpy(d, s, (size_t)k);
       d += k;
