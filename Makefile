@@ -29,6 +29,8 @@ UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null)
 MP_LIBS := $(shell pkg-config --libs msgpack 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# zlib: the daemon's .json.gz writer (only the daemon links it).
+Z_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
@@ -78,7 +80,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BIN): $(DAEMON_OBJ) $(PROTO_OBJ) $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) -lpthread
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 $(LIB_A): $(CLIENT_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -102,7 +104,7 @@ $(BUILD)/tests/check_%: tests/unit/check_%.c $(DAEMON_LIB_OBJ) $(PROTO_OBJ) \
                         $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ \
-	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) -lpthread
+	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 # The Python shim is built by pip from pyshim/ (it compiles libclient's
 # sources into the extension) into a fresh virtual environment.
@@ -227,7 +229,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
-	  $(UV_LIBS) $(MP_LIBS) -lpthread
+	  $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -686,8 +686,12 @@ BAD_INPUTS = [
      EINVAL, r"the output is not a regular file or device"),
     ("output-format",
      create_with(lambda ctx: out_memfd(),
-                 {"path": "x", "format": "perfetto"}),
-     EINVAL, r"format 'perfetto' is not supported"),
+                 {"path": "x", "format": "xml"}),
+     EINVAL, r"format 'xml' is not supported \(use 'json', 'json.gz' or "
+             r"'perfetto'\)"),
+    ("output-format-not-a-string",
+     create_with(lambda ctx: out_memfd(), {"path": "x", "format": 3}),
+     EINVAL, r"SESSION_CREATE: format is not a string"),
     ("session-create-twice", create_twice,
      EBUSY, r"SESSION_CREATE while this connection's session is open"),
     # -- sessions
