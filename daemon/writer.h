@@ -143,8 +143,10 @@ static inline int tr_wstream_enter(tr_wstream *s, uint32_t tid, int cat,
 }
 
 /* A call [ts, ts + dur] on thread tid; `unfinished`: still open when its
- * thread's recording ended.  Every slice follows a tr_wstream_enter for
- * the same call, on the same thread, innermost calls first. */
+ * thread's recording ended.  Every slice follows a successful
+ * tr_wstream_enter for the same call, on the same thread, innermost calls
+ * first (a backend that wrote the begin at the enter resolved the name
+ * there, and does not look at it again). */
 static inline int tr_wstream_slice(tr_wstream *s, uint32_t tid, int cat,
                                    uint32_t name, uint64_t ts, uint64_t dur,
                                    bool unfinished, const tr_arg *args,
