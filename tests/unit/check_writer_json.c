@@ -228,6 +228,46 @@ START_TEST(test_writer_json_events_exact) {
 }
 END_TEST
 
+START_TEST(test_writer_json_args_every_type) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  tr_arg args[] = {
+      {.key = "s", .klen = 1, .type = TR_ARG_STR, .v.s = {"x\"\n\xff", 4}},
+      {.key = "i", .klen = 1, .type = TR_ARG_INT, .v.i = INT64_MIN},
+      {.key = "u", .klen = 1, .type = TR_ARG_UINT, .v.u = UINT64_MAX},
+      {.key = "d", .klen = 1, .type = TR_ARG_DOUBLE, .v.d = 0.5},
+      {.key = "nan", .klen = 3, .type = TR_ARG_DOUBLE, .v.d = NAN},
+      {.key = "inf", .klen = 3, .type = TR_ARG_DOUBLE, .v.d = -INFINITY},
+      {.key = "b", .klen = 1, .type = TR_ARG_BOOL, .v.b = true},
+      {.key = "k\"\x01", .klen = 3, .type = TR_ARG_BOOL, .v.b = false},
+  };
+  uint32_t n = sizeof(args) / sizeof(args[0]);
+  tr_json_slice(w, TR_CAT_API, "s", 1, 1, 2, 1000, 10, false, args, n);
+  tr_json_slice(w, TR_CAT_API, "t", 1, 1, 2, 1000, 10, true, args, 1);
+  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 3000, args + 6, 1);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char *s = slurp(fd, NULL);
+  const char *want =
+      "{\"traceEvents\":[\n"
+      "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"s\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"dur\":0.010,\"args\":{\"s\":\"x\\\"\\n\\ufffd\","
+      "\"i\":-9223372036854775808,\"u\":18446744073709551615,\"d\":0.5,"
+      "\"nan\":null,\"inf\":null,\"b\":true,\"k\\\"\\u0001\":false}},\n"
+      "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"t\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"dur\":0.010,\"args\":{\"unfinished\":true,"
+      "\"s\":\"x\\\"\\n\\ufffd\"}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"i\",\"pid\":1,"
+      "\"tid\":2,\"ts\":3.000,\"args\":{\"b\":true}}\n"
+      "]}\n";
+  ck_assert_str_eq(s, want);
+  ck_assert_uint_eq(w->base.events, 3);
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
 START_TEST(test_writer_json_hostile_name_roundtrip) {
   int fd = out_fd();
   tr_json *w;
@@ -317,6 +357,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(core, test_writer_json_empty_trace);
   tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
+  tcase_add_test(core, test_writer_json_args_every_type);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
   tcase_add_test(core, test_writer_json_many_events_flush);
   suite_add_tcase(s, core);
