@@ -24,6 +24,7 @@ enum {
 
   F_PKT_CLOCK_SNAPSHOT = 6,
   F_PKT_TIMESTAMP = 8,
+  F_PKT_TIMESTAMP_CLOCK_ID = 58,
   F_PKT_SEQUENCE_ID = 10, /* trusted_packet_sequence_id */
   F_PKT_TRACK_EVENT = 11,
   F_PKT_INTERNED_DATA = 12,
@@ -34,12 +35,14 @@ enum {
   SEQ_INCREMENTAL_STATE_CLEARED = 1,
   SEQ_NEEDS_INCREMENTAL_STATE = 2,
 
-  F_DEFAULTS_CLOCK_ID = 58, /* TracePacketDefaults.timestamp_clock_id */
+  F_DEFAULTS_CLOCK_ID = 58,    /* TracePacketDefaults.timestamp_clock_id */
+  F_DEFAULTS_TRACK_EVENT = 11, /* TracePacketDefaults.track_event_defaults */
 
   F_SNAPSHOT_CLOCKS = 1, /* ClockSnapshot.clocks */
   F_SNAPSHOT_PRIMARY = 2,
   F_CLOCK_ID = 1,
   F_CLOCK_TIMESTAMP = 2,
+  F_CLOCK_INCREMENTAL = 3,
   BUILTIN_CLOCK_MONOTONIC = 3,
   BUILTIN_CLOCK_BOOTTIME = 6,
 
@@ -80,8 +83,8 @@ enum {
   F_DA_NAME = 10,
 };
 
-/* Packet sequence 1 carries the writer's own packets (the clock
- * snapshot); streams get 2, 3, ... */
+/* Packet sequence 1 carries the writer's own packets (the clock snapshot,
+ * track descriptors); each thread of each stream gets one of 2, 3, ... */
 #define WRITER_SEQ 1u
 
 /* Room for everything in a packet but its strings: timestamp, sequence id
@@ -125,10 +128,12 @@ uint64_t tr_pf_counter_uuid(uint32_t pid, const char *name, size_t len) {
 }
 
 /* ---- per-stream state ---------------------------------------------------
- * What this sequence has already emitted, in one open-addressing map:
- * interned event names (KEY_NAME | id), thread descriptors (KEY_THREAD |
- * tid) and counter tracks (KEY_COUNTER | id, valued by the track's uuid).
- * It grows with the distinct names and threads of the process only. */
+ * A process's stream remembers, in open-addressing maps, which of its
+ * threads have a packet sequence (KEY_THREAD | tid -> pf_thread) and which
+ * counter tracks it described (KEY_COUNTER | id -> uuid); each thread's
+ * sequence remembers the names it interned (KEY_NAME | id).  They grow
+ * with the distinct threads, counters and names of the process, never
+ * with its events. */
 
 #define KEY_NAME (1ull << 62)
 #define KEY_THREAD (2ull << 62)
@@ -139,49 +144,60 @@ typedef struct map_slot {
   uint64_t value;
 } map_slot;
 
-typedef struct pf_stream {
-  uint32_t seq;
-  bool started; /* the sequence's first packet has been written */
+typedef struct map {
   map_slot *slots;
   size_t cap, len;
+} map;
+
+/* One thread's packet sequence: its track is the sequence's default track
+ * and its timestamps are deltas on the sequence's incremental clock. */
+typedef struct pf_thread {
+  uint32_t tid;
+  uint32_t seq;
+  uint64_t clock; /* the incremental clock's value: the last timestamp */
+  map names;
+} pf_thread;
+
+typedef struct pf_stream {
+  bool described; /* the process track's descriptor is written */
+  map m;
 } pf_stream;
 
 static size_t slot_of(uint64_t key, size_t cap) {
   return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
 }
 
-static map_slot *map_find(const pf_stream *ps, uint64_t key) {
-  if (ps->cap == 0) return NULL;
-  for (size_t i = slot_of(key, ps->cap);; i = (i + 1) & (ps->cap - 1)) {
-    if (ps->slots[i].key == key) return &ps->slots[i];
-    if (ps->slots[i].key == 0) return NULL;
+static map_slot *map_find(const map *mp, uint64_t key) {
+  if (mp->cap == 0) return NULL;
+  for (size_t i = slot_of(key, mp->cap);; i = (i + 1) & (mp->cap - 1)) {
+    if (mp->slots[i].key == key) return &mp->slots[i];
+    if (mp->slots[i].key == 0) return NULL;
   }
 }
 
-/* Remembers key -> value.  Out of memory it remembers nothing: the caller
- * then emits the same definition again next time, which is still a
- * correct trace, only a larger one. */
-static void map_put(pf_stream *ps, uint64_t key, uint64_t value) {
-  if (2 * (ps->len + 1) > ps->cap) {
-    size_t cap = ps->cap ? 2 * ps->cap : 64;
+/* Remembers key -> value; false when out of memory (nothing remembered). */
+static bool map_put(map *mp, uint64_t key, uint64_t value) {
+  if (2 * (mp->len + 1) > mp->cap) {
+    size_t cap = mp->cap ? 2 * mp->cap : 16;
     map_slot *s = calloc(cap, sizeof(*s));
-    if (s == NULL) return;
-    for (size_t i = 0; i < ps->cap; i++) {
-      if (ps->slots[i].key == 0) continue;
-      size_t j = slot_of(ps->slots[i].key, cap);
+    if (s == NULL) return false;
+    for (size_t i = 0; i < mp->cap; i++) {
+      if (mp->slots[i].key == 0) continue;
+      size_t j = slot_of(mp->slots[i].key, cap);
       while (s[j].key != 0) j = (j + 1) & (cap - 1);
-      s[j] = ps->slots[i];
+      s[j] = mp->slots[i];
     }
-    free(ps->slots);
-    ps->slots = s;
-    ps->cap = cap;
+    free(mp->slots);
+    mp->slots = s;
+    mp->cap = cap;
   }
-  size_t i = slot_of(key, ps->cap);
-  while (ps->slots[i].key != 0 && ps->slots[i].key != key)
-    i = (i + 1) & (ps->cap - 1);
-  if (ps->slots[i].key == 0) ps->len++;
-  ps->slots[i].key = key;
-  ps->slots[i].value = value;
+  size_t i = slot_of(key, mp->cap);
+  while (mp->slots[i].key != 0 && mp->slots[i].key != key)
+    i = (i + 1) & (mp->cap - 1);
+  if (mp->slots[i].key == 0) mp->len++;
+  mp->slots[i].key = key;
+  mp->slots[i].value = value;
+  return true;
 }
 
 /* ---- the output buffer -------------------------------------------------- */
@@ -275,13 +291,17 @@ int tr_pftrace_open(tr_pftrace **out, int fd, const char *label) {
   return 0;
 }
 
-/* ---- packets of a stream ------------------------------------------------ */
+/* ---- packets of a stream ------------------------------------------------
+ * Descriptors are written on the writer's own sequence (1): they need no
+ * incremental state.  Each thread's events are on a sequence of its own,
+ * whose first packet clears incremental state, defaults every event to
+ * the thread's track and to the sequence clock SEQ_CLOCK, and declares
+ * that clock incremental and equal to CLOCK_MONOTONIC at the thread's
+ * first timestamp: an event's timestamp is then the few bytes of its
+ * distance from the thread's previous one. */
 
-/* The sequence fields every packet of a stream carries. */
-static void put_seq(tr_pb *pb, const pf_stream *ps, uint32_t flags) {
-  tr_pb_uint(pb, F_PKT_SEQUENCE_ID, ps->seq);
-  tr_pb_uint(pb, F_PKT_SEQUENCE_FLAGS, flags);
-}
+/* Sequence-scoped clock ids are 64..127 (clock_snapshot.proto). */
+#define SEQ_CLOCK 64u
 
 static void put_process_descriptor(tr_pb *pb, uint32_t pid, const char *name,
                                    size_t len) {
@@ -307,19 +327,70 @@ static void put_thread_descriptor(tr_pb *pb, uint32_t pid, uint32_t tid,
   tr_pb_end(pb, td);
 }
 
-/* The sequence's first packets: incremental state cleared, the clock and
- * category defaults, and the (still nameless) process track.  Returns
- * false when nothing can be written. */
-static bool stream_start(tr_wstream *s) {
+/* Writes a descriptor packet (on sequence 1) for the process of stream s,
+ * or for its thread tid (tid_given), with a name or none. */
+static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
+                     size_t len) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  if (ps->started) return true;
   tr_pb pb;
   size_t m;
-  if (!packet_begin(w, 2 * PACKET_OVERHEAD, &pb, &m)) return false;
-  put_seq(&pb, ps, SEQ_INCREMENTAL_STATE_CLEARED);
+  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+  if (!ps->described) {
+    /* The process track comes before any of its threads' tracks. */
+    if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
+    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+    put_process_descriptor(&pb, s->pid, NULL, 0);
+    if (!packet_end(w, &pb, m, false)) return false;
+    ps->described = true;
+    if (!thread && name == NULL) return true;
+  }
+  if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
+    return false;
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+  if (thread)
+    put_thread_descriptor(&pb, s->pid, tid, name, len);
+  else
+    put_process_descriptor(&pb, s->pid, name, len);
+  return packet_end(w, &pb, m, false);
+}
+
+static void put_snapshot_clock(tr_pb *pb, uint32_t id, uint64_t ts,
+                               bool incremental) {
+  size_t m = tr_pb_begin(pb, F_SNAPSHOT_CLOCKS);
+  tr_pb_uint(pb, F_CLOCK_ID, id);
+  tr_pb_uint(pb, F_CLOCK_TIMESTAMP, ts);
+  if (incremental) tr_pb_bool(pb, F_CLOCK_INCREMENTAL, true);
+  tr_pb_end(pb, m);
+}
+
+/* Thread tid's sequence, started (and its track described) at timestamp
+ * ts if this is its first event.  NULL when nothing can be written. */
+static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
+  if (known != NULL) return (pf_thread *)(uintptr_t)known->value;
+  pf_thread *t = calloc(1, sizeof(*t));
+  if (t == NULL) return NULL;
+  t->tid = tid;
+  t->seq = w->next_seq++;
+  if (w->next_seq == 0) w->next_seq = WRITER_SEQ + 1; /* 0 is invalid */
+  t->clock = ts;
+  tr_pb pb;
+  size_t m;
+  if (!describe(s, true, tid, NULL, 0) ||
+      !packet_begin(w, 2 * PACKET_OVERHEAD, &pb, &m)) {
+    free(t);
+    return NULL;
+  }
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, t->seq);
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED);
   size_t d = tr_pb_begin(&pb, F_PKT_DEFAULTS);
-  tr_pb_uint(&pb, F_DEFAULTS_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+  tr_pb_uint(&pb, F_DEFAULTS_CLOCK_ID, SEQ_CLOCK);
+  size_t te = tr_pb_begin(&pb, F_DEFAULTS_TRACK_EVENT);
+  tr_pb_uint(&pb, F_TE_TRACK_UUID, tr_pf_thread_uuid(s->pid, tid));
+  tr_pb_end(&pb, te);
   tr_pb_end(&pb, d);
   size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
   for (unsigned c = 0; c < TR_CAT_COUNT; c++) {
@@ -329,44 +400,48 @@ static bool stream_start(tr_wstream *s) {
     tr_pb_end(&pb, e);
   }
   tr_pb_end(&pb, in);
-  if (!packet_end(w, &pb, m, false)) return false;
-  ps->started = true;
-
-  if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
-  put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
-  put_process_descriptor(&pb, s->pid, NULL, 0);
-  packet_end(w, &pb, m, false);
-  return true;
+  size_t cs = tr_pb_begin(&pb, F_PKT_CLOCK_SNAPSHOT);
+  put_snapshot_clock(&pb, SEQ_CLOCK, ts, true);
+  put_snapshot_clock(&pb, BUILTIN_CLOCK_MONOTONIC, ts, false);
+  tr_pb_end(&pb, cs);
+  /* Out of memory the thread is forgotten: its next event starts another
+   * sequence, which is still a correct trace. */
+  if (!packet_end(w, &pb, m, false) ||
+      !map_put(&ps->m, KEY_THREAD | tid, (uint64_t)(uintptr_t)t)) {
+    free(t);
+    return NULL;
+  }
+  return t;
 }
 
-/* Makes sure the stream is started and thread tid's track is described
- * on it. */
-static bool thread_ready(tr_wstream *s, uint32_t tid) {
-  pf_stream *ps = s->impl;
-  if (!stream_start(s)) return false;
-  if (map_find(ps, KEY_THREAD | tid) != NULL) return true;
-  tr_pftrace *w = (tr_pftrace *)s->w;
-  tr_pb pb;
-  size_t m;
-  if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
-  put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
-  put_thread_descriptor(&pb, s->pid, tid, NULL, 0);
-  if (!packet_end(w, &pb, m, false)) return false;
-  map_put(ps, KEY_THREAD | tid, 0);
-  return true;
+/* A packet's timestamp and sequence fields.  A timestamp is a delta on the
+ * thread's clock; one earlier than the thread's previous (only a broken
+ * producer writes that) is written absolute, in CLOCK_MONOTONIC, and
+ * leaves the delta chain alone. */
+static void put_head(tr_pb *pb, pf_thread *t, uint64_t ts) {
+  if (ts >= t->clock) {
+    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts - t->clock);
+    t->clock = ts;
+  } else {
+    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts);
+    tr_pb_uint(pb, F_PKT_TIMESTAMP_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+  }
+  tr_pb_uint(pb, F_PKT_SEQUENCE_ID, t->seq);
+  tr_pb_uint(pb, F_PKT_SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
 }
 
 /* Interned-name iids are the process's string ids (4-aligned offsets)
  * divided by 4, plus 1: small varints, never 0. */
 static uint64_t name_iid(uint32_t id) { return (uint64_t)(id >> 2) + 1; }
 
-/* Resolves name `id` when this sequence has not interned it yet: *raw is
- * then set (else NULL).  Returns false for an id that names no string. */
-static bool name_needed(tr_wstream *s, uint32_t id, const char **raw,
-                        uint32_t *len) {
+/* Resolves name `id` when thread t's sequence has not interned it yet:
+ * *raw is then set (else NULL).  Returns false for an id that names no
+ * string. */
+static bool name_needed(tr_wstream *s, const pf_thread *t, uint32_t id,
+                        const char **raw, uint32_t *len) {
   *raw = NULL;
   *len = 0;
-  if (map_find(s->impl, KEY_NAME | id) != NULL) return true;
+  if (t != NULL && map_find(&t->names, KEY_NAME | id) != NULL) return true;
   if (!s->name(s->name_ctx, id, raw, len)) return false;
   if (*len > TR_STRING_MAX_LEN) *len = TR_STRING_MAX_LEN;
   return true;
@@ -411,29 +486,32 @@ static void put_annotations(tr_pb *pb, const tr_arg *args, uint32_t nargs) {
   }
 }
 
-/* A track event on thread tid: BEGIN and INSTANT carry a category and a
- * name (interned, or literal when `literal` is set), END neither. */
+/* A track event on thread tid's track: BEGIN and INSTANT carry a category
+ * and a name (interned, or `literal`), END neither. */
 static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
                         uint32_t id, const char *literal, uint64_t ts,
                         bool unfinished, const tr_arg *args, uint32_t nargs,
                         bool counted) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
+  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
+  pf_thread *t = known ? (pf_thread *)(uintptr_t)known->value : NULL;
   const char *raw = NULL;
   uint32_t rlen = 0;
   bool named = type != TYPE_SLICE_END;
-  if (named && literal == NULL && !name_needed(s, id, &raw, &rlen))
+  if (named && literal == NULL && !name_needed(s, t, id, &raw, &rlen))
     return -EINVAL;
   size_t need = PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(rlen) +
                 args_need(args, nargs) + (literal ? sizeof(lost_name) : 0);
   tr_pb pb;
   size_t m;
-  if (!thread_ready(s, tid) || !packet_begin(w, need, &pb, &m)) {
+  if (t == NULL) t = thread_ready(s, tid, ts);
+  if (t == NULL || !packet_begin(w, need, &pb, &m)) {
     if (counted) w->base.dropped++;
     return 0;
   }
-  tr_pb_uint(&pb, F_PKT_TIMESTAMP, ts);
-  put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
+  uint64_t clock = t->clock;
+  put_head(&pb, t, ts);
   if (raw != NULL) {
     size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
     size_t e = tr_pb_begin(&pb, F_INTERNED_NAMES);
@@ -444,7 +522,6 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
   }
   size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
   tr_pb_uint(&pb, F_TE_TYPE, (uint64_t)type);
-  tr_pb_uint(&pb, F_TE_TRACK_UUID, tr_pf_thread_uuid(s->pid, tid));
   if (named) {
     tr_pb_uint(&pb, F_TE_CATEGORY_IIDS, ((unsigned)cat % TR_CAT_COUNT) + 1);
     if (literal != NULL)
@@ -461,28 +538,32 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
   put_annotations(&pb, args, nargs);
   tr_pb_end(&pb, te);
   if (!packet_end(w, &pb, m, counted)) {
+    t->clock = clock; /* the packet was not kept: nor was its delta */
     if (counted) w->base.dropped++;
     return 0;
   }
-  if (raw != NULL) map_put(ps, KEY_NAME | id, 0);
+  /* Out of memory, the name is not remembered and is interned again. */
+  if (raw != NULL) map_put(&t->names, KEY_NAME | id, 0);
   return 0;
 }
 
 /* ---- the backend -------------------------------------------------------- */
 
 static int pf_stream_open(tr_wstream *s) {
-  tr_pftrace *w = (tr_pftrace *)s->w;
-  pf_stream *ps = calloc(1, sizeof(*ps));
-  if (ps == NULL) return -ENOMEM;
-  ps->seq = w->next_seq++;
-  if (w->next_seq == 0) w->next_seq = WRITER_SEQ + 1; /* 0 is invalid */
-  s->impl = ps;
-  return 0;
+  s->impl = calloc(1, sizeof(pf_stream));
+  return s->impl != NULL ? 0 : -ENOMEM;
 }
 
 static void pf_stream_close(tr_wstream *s) {
   pf_stream *ps = s->impl;
-  free(ps->slots);
+  for (size_t i = 0; i < ps->m.cap; i++) {
+    map_slot *e = &ps->m.slots[i];
+    if ((e->key & KEY_COUNTER) != KEY_THREAD) continue;
+    pf_thread *t = (pf_thread *)(uintptr_t)e->value;
+    free(t->names.slots);
+    free(t);
+  }
+  free(ps->m.slots);
   free(ps);
 }
 
@@ -514,13 +595,13 @@ static void pf_lost(tr_wstream *s, uint32_t tid, uint64_t ts, uint64_t count) {
 }
 
 /* Counters live on a counter track under the process track, one per
- * process and name, described on first use on each sequence. */
+ * process and name (described once per stream); their values are written
+ * on the recording thread's sequence. */
 static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
                       double value) {
-  (void)tid;
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  map_slot *known = map_find(ps, KEY_COUNTER | name);
+  map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
   uint64_t uuid;
   tr_pb pb;
   size_t m;
@@ -532,13 +613,17 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
     if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
     if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
     uuid = tr_pf_counter_uuid(s->pid, raw, len);
-    if (!stream_start(s) ||
-        !packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb,
+    /* The process track first: the counter's parent. */
+    if (!ps->described && !describe(s, false, 0, NULL, 0)) {
+      w->base.dropped++;
+      return 0;
+    }
+    if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb,
                       &m)) {
       w->base.dropped++;
       return 0;
     }
-    put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
+    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
     size_t td = tr_pb_begin(&pb, F_PKT_TRACK_DESCRIPTOR);
     tr_pb_uint(&pb, F_TD_UUID, uuid);
     tr_pb_uint(&pb, F_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
@@ -550,20 +635,26 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
       w->base.dropped++;
       return 0;
     }
-    map_put(ps, KEY_COUNTER | name, uuid);
+    map_put(&ps->m, KEY_COUNTER | name, uuid);
   }
-  if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
+  known = map_find(&ps->m, KEY_THREAD | tid);
+  pf_thread *t =
+      known ? (pf_thread *)(uintptr_t)known->value : thread_ready(s, tid, ts);
+  if (t == NULL || !packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
     w->base.dropped++;
     return 0;
   }
-  tr_pb_uint(&pb, F_PKT_TIMESTAMP, ts);
-  put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
+  uint64_t clock = t->clock;
+  put_head(&pb, t, ts);
   size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
   tr_pb_uint(&pb, F_TE_TYPE, TYPE_COUNTER);
-  tr_pb_uint(&pb, F_TE_TRACK_UUID, uuid);
+  tr_pb_uint(&pb, F_TE_TRACK_UUID, uuid); /* not the thread's: its own */
   tr_pb_double(&pb, F_TE_DOUBLE_COUNTER_VALUE, value);
   tr_pb_end(&pb, te);
-  if (!packet_end(w, &pb, m, true)) w->base.dropped++;
+  if (!packet_end(w, &pb, m, true)) {
+    t->clock = clock;
+    w->base.dropped++;
+  }
   return 0;
 }
 
@@ -575,32 +666,13 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
 static void pf_process_name(tr_wstream *s, const char *name, size_t len,
                             uint64_t dropped) {
   (void)dropped; /* in the lost-event markers and the summary */
-  tr_pftrace *w = (tr_pftrace *)s->w;
-  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
-  tr_pb pb;
-  size_t m;
-  if (!stream_start(s) ||
-      !packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
-    return;
-  put_seq(&pb, s->impl, SEQ_NEEDS_INCREMENTAL_STATE);
-  put_process_descriptor(&pb, s->pid, name, len);
-  packet_end(w, &pb, m, false);
+  describe(s, false, 0, name, len);
 }
 
 static void pf_thread_name(tr_wstream *s, uint32_t tid, const char *name,
                            size_t len, uint64_t dropped) {
   (void)dropped;
-  tr_pftrace *w = (tr_pftrace *)s->w;
-  pf_stream *ps = s->impl;
-  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
-  tr_pb pb;
-  size_t m;
-  if (!stream_start(s) ||
-      !packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
-    return;
-  put_seq(&pb, ps, SEQ_NEEDS_INCREMENTAL_STATE);
-  put_thread_descriptor(&pb, s->pid, tid, name, len);
-  if (packet_end(w, &pb, m, false)) map_put(ps, KEY_THREAD | tid, 0);
+  describe(s, true, tid, name, len);
 }
 
 /* A Perfetto trace has no place for JSON's process_sort_index (the UI

@@ -5,15 +5,16 @@
  * The file is a sequence of TracePacket fields (field 1 of Trace), so any
  * prefix that ends on a packet boundary is itself a valid trace: packets
  * are only ever written whole, from one fixed buffer (TR_PF_BUF_SIZE).
- * Each process's membership of the session is one packet sequence
- * (trusted_packet_sequence_id): its names are interned on that sequence by
- * its own string ids, and its process, thread and counter tracks are
- * described by TrackDescriptors emitted before their first event and
- * again, named, when its recording ends.  Calls are TYPE_SLICE_BEGIN
- * packets written when the call enters and TYPE_SLICE_END packets when it
- * returns, so on each thread the packets come in the order the calls
- * nest.  Timestamps are CLOCK_MONOTONIC nanoseconds, declared by a
- * ClockSnapshot at the start of the file. */
+ * Each thread of each process recording into the session writes one
+ * packet sequence (trusted_packet_sequence_id): names are interned on it
+ * by the process's own string ids, its events default to the thread's
+ * track, and their timestamps are deltas on an incremental clock.
+ * Process, thread and counter tracks are described by TrackDescriptors
+ * emitted before their first event and again, named, when recording ends.
+ * Calls are TYPE_SLICE_BEGIN packets written when the call enters and
+ * TYPE_SLICE_END packets when it returns, so on each thread the packets
+ * come in the order the calls nest.  Timestamps are CLOCK_MONOTONIC
+ * nanoseconds, declared by a ClockSnapshot at the start of the file. */
 #ifndef TRACED_WRITER_PFTRACE_H
 #define TRACED_WRITER_PFTRACE_H
 
@@ -33,7 +34,7 @@ typedef struct tr_pftrace {
   size_t len;          /* bytes in buf */
   uint64_t buf_events; /* events in buf (lost with it if the write fails) */
   uint8_t *buf;
-  uint32_t next_seq; /* the next stream's packet sequence id */
+  uint32_t next_seq; /* the next thread's packet sequence id */
 } tr_pftrace;
 
 /* Allocates a writer over fd (not owned) and buffers the clock snapshot

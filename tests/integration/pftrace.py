@@ -5,10 +5,12 @@ messages traced uses, with their field numbers from Perfetto's public
 protos (protos/perfetto/trace/...).
 
 decode(data) replays the trace the way Perfetto's trace_processor does:
-interned names per packet sequence (reset by SEQ_INCREMENTAL_STATE_CLEARED),
-track descriptors (the latest name wins), then every track event sorted by
-timestamp (file order breaking ties, as trace_processor's sorter does) and
-begin/end pairs matched per track.  Anything a viewer would reject or
+per packet sequence, interned names, packet defaults (clock, track) and
+sequence-scoped clocks, incremental ones included (all reset by
+SEQ_INCREMENTAL_STATE_CLEARED); timestamps converted to CLOCK_MONOTONIC
+through the clock snapshots; track descriptors (the latest name wins); then
+every track event sorted by timestamp (file order breaking ties, as
+trace_processor's sorter does) and begin/end pairs matched per track.  Anything a viewer would reject or
 silently drop (an END with no open slice, an unknown interned id or track, a
 packet needing incremental state on a sequence that never cleared it) is
 collected in Trace.errors.
@@ -160,16 +162,18 @@ def decode(data):
         seq = one(p, PKT_SEQ_ID, 0)
         flags = one(p, PKT_SEQ_FLAGS, 0)
         tr.sequences.add(seq)
-        st = seq_state.setdefault(
-            seq, {"valid": False, "names": {}, "cats": {}, "clock": None})
+        st = seq_state.setdefault(seq, new_state())
         if flags & SEQ_INCREMENTAL_STATE_CLEARED:
-            st.update(valid=True, names={}, cats={}, clock=None)
+            st.update(new_state(), valid=True)
         if flags & SEQ_NEEDS_INCREMENTAL_STATE and not st["valid"]:
             tr.errors.append("packet %d needs incremental state on sequence "
                              "%d, which never cleared it" % (tr.packets, seq))
             continue
         if PKT_DEFAULTS in p:
-            st["clock"] = one(message(one(p, PKT_DEFAULTS)), 58)
+            d = message(one(p, PKT_DEFAULTS))
+            st["clock"] = one(d, 58)
+            if 11 in d:
+                st["track"] = one(message(one(d, 11)), 11)
         if PKT_INTERNED in p:
             interned = message(one(p, PKT_INTERNED))
             for key, table in ((1, "cats"), (2, "names")):
@@ -181,7 +185,14 @@ def decode(data):
             clocks = {}
             for c in cs.get(1, []):
                 c = message(c)
-                clocks[one(c, 1)] = one(c, 2)
+                cid, value = one(c, 1), one(c, 2)
+                clocks[cid] = value
+                if cid >= 64:  # sequence-scoped
+                    st["clocks"][cid] = {"incremental": bool(one(c, 3, 0)),
+                                         "last": value, "ref": value}
+            for cid, c in st["clocks"].items():
+                if BUILTIN_CLOCK_MONOTONIC in clocks and cid in clocks:
+                    c["mono"] = clocks[BUILTIN_CLOCK_MONOTONIC]
             tr.clock_snapshots.append((clocks, one(cs, 2)))
         if PKT_TRACK_DESCRIPTOR in p:
             describe(tr, message(one(p, PKT_TRACK_DESCRIPTOR)))
@@ -189,9 +200,16 @@ def decode(data):
             if PKT_TIMESTAMP not in p:
                 tr.errors.append("track event without a timestamp")
                 continue
-            tr.timestamp_clocks.add(one(p, 58, st["clock"]))
+            try:
+                ts = monotonic(st, one(p, 58, st["clock"]),
+                               one(p, PKT_TIMESTAMP), tr)
+            except DecodeError as e:
+                tr.errors.append(str(e))
+                continue
             te = message(one(p, PKT_TRACK_EVENT))
-            events.append((one(p, PKT_TIMESTAMP), len(events), dict(st), te))
+            if 11 not in te and st["track"] is not None:
+                te[11] = [st["track"]]
+            events.append((ts, len(events), dict(st), te))
     # trace_processor sorts every event by timestamp; ties keep file order.
     events.sort(key=lambda e: (e[0], e[1]))
     open_slices = {}  # track uuid -> stack of slices
@@ -246,6 +264,31 @@ def decode(data):
         else:
             tr.errors.append("track event of type %r" % kind)
     return tr
+
+
+def new_state():
+    """A packet sequence's incremental state."""
+    return {"valid": False, "names": {}, "cats": {}, "clock": None,
+            "track": None, "clocks": {}}
+
+
+def monotonic(st, clock, ts, tr):
+    """A packet timestamp in CLOCK_MONOTONIC ns: in that clock already, in
+    the trace clock (no clock id: the first snapshot made MONOTONIC the
+    trace clock), or in a sequence clock declared by a snapshot on the
+    sequence (incremental: a delta on its last value)."""
+    if clock is None or clock == BUILTIN_CLOCK_MONOTONIC:
+        tr.timestamp_clocks.add(BUILTIN_CLOCK_MONOTONIC if clock else None)
+        return ts
+    c = st["clocks"].get(clock)
+    if c is None or "mono" not in c:
+        raise DecodeError("timestamp in clock %r, never related to "
+                          "CLOCK_MONOTONIC on its sequence" % clock)
+    if c["incremental"]:
+        ts += c["last"]
+        c["last"] = ts
+    tr.timestamp_clocks.add(BUILTIN_CLOCK_MONOTONIC)
+    return c["mono"] + (ts - c["ref"])
 
 
 def describe(tr, td):
