@@ -148,6 +148,11 @@ def record_b(arena, main, base):
     for rel in (100, 120, 140):
         main.put(base + rel, fid, rp.PY_CALL)
         main.put(base + rel + 10, fid, rp.PY_RETURN)
+    # A broken producer's clock going backwards: kept as recorded (the
+    # Perfetto writer cannot write it as a delta and writes it absolute).
+    bid = arena.intern("backwards")
+    main.put(base + 50, bid, rp.PY_CALL)
+    main.put(base + 60, bid, rp.PY_RETURN)
     main.publish()
 
 
@@ -166,6 +171,7 @@ EXPECTED_SLICES = sorted([
     (PB, TB, "python", "child_work", 100, 10, False),
     (PB, TB, "python", "child_work", 120, 10, False),
     (PB, TB, "python", "child_work", 140, 10, False),
+    (PB, TB, "python", "backwards", 50, 10, False),
 ])
 EXPECTED_INSTANTS = sorted([
     (PA, TA, "api", "mark", 250, ()),
@@ -199,7 +205,7 @@ def test_formats_hold_the_same_events(daemon, tmp_path):
         assert model.process_names == EXPECTED_PROCESSES, fmt
         assert model.thread_names == EXPECTED_THREADS, fmt
         # The summary counts what the file holds, in its own bytes.
-        assert summary["events"] == model.events == 18, fmt
+        assert summary["events"] == model.events == 19, fmt
         assert summary["bytes"] == os.path.getsize(path), fmt
         assert (summary["processes"], summary["threads"]) == (2, 3), fmt
         assert summary["malformed"] == 0 and summary["late"] == 0, fmt
@@ -220,7 +226,7 @@ def test_format_key_absent_means_json(daemon, tmp_path):
     assert file_kind(path) == "json"
     model = tracefile.parse_json(path.read_text(), "json")
     assert relative(model, base)[0] == EXPECTED_SLICES
-    assert summary["events"] == 18
+    assert summary["events"] == 19
 
 
 @pytest.mark.parametrize("fmt,message", [
