@@ -546,7 +546,8 @@ static bool json_name(tr_wstream *s, uint32_t id, const char **out,
   name_slot *slot = NULL;
   if (js->names != NULL) {
     slot = &js->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
-    if (slot->key == id + 1) {
+    /* id 0xffffffff must not match an empty slot (key 0 = id + 1). */
+    if (slot->key != 0 && slot->key == id + 1) {
       *out = slot->buf;
       *len = slot->len;
       return true;

@@ -328,7 +328,8 @@ static void put_thread_descriptor(tr_pb *pb, uint32_t pid, uint32_t tid,
 }
 
 /* Writes a descriptor packet (on sequence 1) for the process of stream s,
- * or for its thread tid (tid_given), with a name or none. */
+ * or (`thread`) for its thread tid, with a name or none; the process's own
+ * descriptor first if it has none yet. */
 static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
                      size_t len) {
   tr_pftrace *w = (tr_pftrace *)s->w;
