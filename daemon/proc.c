@@ -55,17 +55,12 @@ void tr_proc_fini(tr_proc *p) {
   for (uint32_t i = 0; i < p->nthreads; i++) thread_free(p, p->threads[i]);
   free(p->threads);
   p->stack_slots = 0;
-  if (p->names != NULL) {
-    for (uint32_t i = 0; i < TR_NAME_CACHE_SLOTS; i++) free(p->names[i].buf);
-    free(p->names);
-  }
-  free(p->scratch);
+  tr_wstream_close(p->out); /* detached already, unless in a unit test */
+  p->out = NULL;
   free(p->raw);
   if (p->has_arena) tr_arena_unmap(&p->arena);
   p->threads = NULL;
   p->nthreads = 0;
-  p->names = NULL;
-  p->scratch = NULL;
   p->raw = NULL;
   p->has_arena = false;
 }
@@ -84,16 +79,14 @@ static void write_process_meta(tr_proc *p, tr_metaseen *seen) {
   if (p->out == NULL) return;
   if (p->name_len > 0 &&
       (seen == NULL || tr_metaseen_name(seen, p->pid, 0, p->name, p->name_len)))
-    tr_json_meta_name(p->out, "process_name", p->pid, 0, p->name, p->name_len,
-                      p->stats.dropped);
+    tr_wstream_process_name(p->out, p->name, p->name_len, p->stats.dropped);
 }
 
 static void write_thread_name(tr_proc *p, tr_thread *t, tr_metaseen *seen) {
   if (p->out != NULL && t->name_len > 0 &&
       (seen == NULL ||
        tr_metaseen_name(seen, p->pid, t->tid, t->name, t->name_len)))
-    tr_json_meta_name(p->out, "thread_name", p->pid, t->tid, t->name,
-                      t->name_len, t->dropped);
+    tr_wstream_thread_name(p->out, t->tid, t->name, t->name_len, t->dropped);
 }
 
 void tr_proc_set_name(tr_proc *p, const char *name, size_t n) {
@@ -137,74 +130,22 @@ nomem:
 /* ---- names ----------------------------------------------------------------
  */
 
-static bool name_buffers(tr_proc *p) {
-  if (p->names != NULL) return true;
-  p->names = calloc(TR_NAME_CACHE_SLOTS, sizeof(*p->names));
-  p->scratch = malloc(TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN));
-  p->raw = malloc(TR_STRING_MAX_LEN);
-  if (p->names && p->scratch && p->raw) return true;
-  free(p->names);
-  free(p->scratch);
-  free(p->raw);
-  p->names = NULL;
-  p->scratch = NULL;
-  p->raw = NULL;
-  return false;
-}
-
 /* Reads string `id` out of the arena into p->raw (a private copy: the
  * producer may rewrite shared memory at any time). */
 static bool name_raw(tr_proc *p, uint32_t id, uint32_t *len) {
   const char *src;
   if (!p->has_arena || tr_arena_get(&p->arena, id, &src, len) < 0) return false;
-  if (!name_buffers(p)) return false;
+  if (p->raw == NULL && (p->raw = malloc(TR_STRING_MAX_LEN)) == NULL)
+    return false;
   memcpy(p->raw, src, *len);
   return true;
 }
 
-/* The escaped name for `id`, from the cache or escaped now.  The result is
- * valid until the next lookup.  Arena entries never change once committed,
- * so a cached id stays right for the life of the arena. */
-static bool name_escaped(tr_proc *p, uint32_t id, const char **out,
-                         size_t *len) {
-  tr_name_slot *s = NULL;
-  if (p->names != NULL) {
-    s = &p->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
-    if (s->key == id + 1) {
-      *out = s->buf;
-      *len = s->len;
-      return true;
-    }
-  }
-  uint32_t n;
-  if (!name_raw(p, id, &n)) return false;
-  size_t el = tr_json_escape(p->scratch, p->raw, n);
-  if (el == 0) { /* an empty name: nothing to cache or copy */
-    *out = "";
-    *len = 0;
-    return true;
-  }
-  s = &p->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
-  if (el <= TR_NAME_CACHE_MAX_LEN) {
-    if (s->cap < el) {
-      size_t cap = el < 64 ? 64 : TR_NAME_CACHE_MAX_LEN;
-      char *b = realloc(s->buf, cap);
-      if (b != NULL) {
-        s->buf = b;
-        s->cap = (uint16_t)cap;
-      }
-    }
-    if (s->cap >= el) {
-      memcpy(s->buf, p->scratch, el);
-      s->len = (uint16_t)el;
-      s->key = id + 1;
-      *out = s->buf;
-      *len = el;
-      return true;
-    }
-  }
-  *out = p->scratch;
-  *len = el;
+/* The writer's view of this process's strings (tr_name_fn). */
+static bool proc_name(void *ctx, uint32_t id, const char **s, uint32_t *len) {
+  tr_proc *p = ctx;
+  if (!name_raw(p, id, len)) return false;
+  *s = p->raw;
   return true;
 }
 
@@ -224,15 +165,11 @@ static int cat_of(uint16_t kind) {
 
 static void emit_slice(tr_proc *p, tr_thread *t, const tr_open_call *c,
                        uint64_t end, bool unfinished) {
-  const char *name;
-  size_t n;
-  if (!name_escaped(p, c->id, &name, &n)) {
-    p->stats.malformed++;
-    return;
-  }
+  if (c->flags & TR_CALL_NO_BEGIN) return; /* counted at its enter */
   uint64_t dur = end >= c->ts ? end - c->ts : 0;
-  tr_json_slice(p->out, cat_of(c->kind), name, n, p->pid, t->tid, c->ts, dur,
-                unfinished);
+  if (tr_wstream_slice(p->out, t->tid, cat_of(c->kind), c->id, c->ts, dur,
+                       unfinished, NULL, 0) < 0)
+    p->stats.malformed++;
 }
 
 /* Doubles a thread's stack, within the per-thread depth limit and the
@@ -265,7 +202,13 @@ static void pair_enter(tr_proc *p, tr_thread *t, const tr_record *r) {
   c->ts = r->ts;
   c->id = r->id;
   c->kind = r->kind;
-  c->pad = 0;
+  c->flags = 0;
+  /* Writers that stream begin/end pairs write the begin now, so each
+   * thread's calls reach them in nesting order. */
+  if (tr_wstream_enter(p->out, t->tid, cat_of(r->kind), r->id, r->ts) < 0) {
+    c->flags = TR_CALL_NO_BEGIN;
+    p->stats.malformed++;
+  }
 }
 
 /* An exit pops the innermost open call when the ids agree.  Otherwise the
@@ -328,26 +271,20 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
     case TR_REC_END:
       pair_exit(p, t, r);
       break;
-    case TR_REC_INSTANT: {
-      const char *name;
-      size_t n;
-      if (!name_escaped(p, r->id, &name, &n)) {
+    case TR_REC_INSTANT:
+      if (tr_wstream_instant(p->out, t->tid, TR_CAT_API, r->id, r->ts, NULL,
+                             0) < 0)
         p->stats.malformed++;
-        break;
-      }
-      tr_json_instant(p->out, TR_CAT_API, name, n, p->pid, t->tid, r->ts);
       break;
-    }
     case TR_REC_COUNTER: {
-      const char *name;
-      size_t n;
-      if (r->extra < 1 || !name_escaped(p, r->id, &name, &n)) {
+      if (r->extra < 1) {
         p->stats.malformed++;
         break;
       }
       double v;
       memcpy(&v, &extra[0], sizeof(v));
-      tr_json_counter(p->out, name, n, p->pid, t->tid, r->ts, v);
+      if (tr_wstream_counter(p->out, t->tid, r->id, r->ts, v) < 0)
+        p->stats.malformed++;
       break;
     }
     case TR_REC_THREAD_NAME:
@@ -355,7 +292,7 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
       break;
     case TR_REC_LOST:
       p->stats.lost += r->id;
-      tr_json_lost(p->out, p->pid, t->tid, r->ts, r->id);
+      tr_wstream_lost(p->out, t->tid, r->ts, r->id);
       break;
     default:
       break; /* a newer kind: skipped (ringread already skipped `extra`) */
@@ -469,13 +406,17 @@ uint64_t tr_proc_dropped_now(const tr_proc *p) {
   return n;
 }
 
-void tr_proc_attach(tr_proc *p, tr_json *out, tr_metaseen *seen,
-                    uint64_t min_ts) {
+int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
+                   uint64_t min_ts) {
+  tr_wstream *s;
+  int rc = tr_wstream_open(out, p->pid, proc_name, p, &s);
+  if (rc < 0) return rc;
   p->seen = seen;
   /* Whatever the rings hold now was recorded before this output began. */
+  tr_wstream_close(p->out);
   p->out = NULL;
   tr_proc_drain(p);
-  p->out = out;
+  p->out = s;
   p->min_ts = min_ts;
   memset(&p->stats, 0, sizeof(p->stats));
   p->stats.threads = p->nthreads;
@@ -486,6 +427,7 @@ void tr_proc_attach(tr_proc *p, tr_json *out, tr_metaseen *seen,
     t->dropped_base = tr_ringview_dropped(&t->ring);
     t->dropped = 0;
   }
+  return 0;
 }
 
 void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
@@ -508,8 +450,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
       p->stats.malformed > 0 ||
       (p->has_arena && atomic_load_explicit(&p->arena.hdr->dropped,
                                             memory_order_relaxed) > 0)) {
-    tr_json_meta_u64(p->out, "process_sort_index", p->pid, 0, "sort_index",
-                     p->sort_index);
+    tr_wstream_sort_index(p->out, p->sort_index);
     char label[256];
     int n = snprintf(label, sizeof(label), "ppid %u", p->ppid);
     if (p->stats.dropped > 0)
@@ -532,8 +473,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
       n += snprintf(label + n, sizeof(label) - (size_t)n,
                     ", traced: %u names lost (string table full)", lost_names);
     if (n < 0 || (size_t)n >= sizeof(label)) n = (int)strlen(label);
-    tr_json_meta(p->out, "process_labels", p->pid, 0, "labels", label,
-                 (size_t)n);
+    tr_wstream_labels(p->out, label, (size_t)n);
   }
   if (st != NULL) {
     st->threads += p->stats.threads;
@@ -543,5 +483,6 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
     st->malformed += p->stats.malformed;
     st->unmatched += p->stats.unmatched;
   }
+  tr_wstream_close(p->out);
   p->out = NULL;
 }

@@ -16,15 +16,13 @@
 #include <sys/types.h>
 
 #include "ringread.h"
-#include "writer_json.h"
+#include "writer.h"
 
 #define TR_NAME_MAX 256              /* process and thread display names */
 #define TR_PROC_MAX_THREADS 4096     /* rings open at once per process */
 #define TR_PAIR_MAX_DEPTH (1u << 20) /* open calls tracked per thread */
 #define TR_PAIR_SEARCH 256           /* frames searched below a mismatch */
 #define TR_PROC_MAX_OPEN (1u << 22)  /* open-call slots per process (64 MiB) */
-#define TR_NAME_CACHE_SLOTS 2048     /* escaped-name cache entries */
-#define TR_NAME_CACHE_MAX_LEN 512    /* longer escaped names are not cached */
 
 struct tr_session;
 
@@ -33,8 +31,12 @@ typedef struct tr_open_call {
   uint64_t ts;
   uint32_t id;
   uint16_t kind;
-  uint16_t pad;
+  uint16_t flags; /* TR_CALL_* */
 } tr_open_call;
+
+/* The writer refused the call's enter (its name does not resolve): its
+ * exit writes nothing either. */
+#define TR_CALL_NO_BEGIN 1u
 
 typedef struct tr_thread {
   tr_ringview ring;
@@ -61,13 +63,6 @@ typedef struct tr_proc_stats {
   uint64_t malformed; /* bad records, bad string ids */
   uint64_t unmatched; /* exits without an open call */
 } tr_proc_stats;
-
-typedef struct tr_name_slot {
-  uint32_t key; /* string id + 1; 0: empty */
-  uint16_t len;
-  uint16_t cap;
-  char *buf; /* escaped name */
-} tr_name_slot;
 
 /* What one user's connections hold in the daemon, shared by all of that
  * uid's processes (the server owns it); limits are checked against it. */
@@ -109,14 +104,13 @@ typedef struct tr_proc {
   uint32_t stack_slots; /* open-call slots allocated, all threads */
   uint32_t rr;          /* which ring drains first next (fair draining) */
 
-  /* Output: NULL while the process belongs to no session. */
-  tr_json *out;
+  /* Output: this process's stream into its session's writer, NULL while
+   * the process belongs to no session. */
+  tr_wstream *out;
   struct tr_metaseen *seen; /* the output's metadata so far (borrowed) */
   uint64_t min_ts; /* records older than this belong to no session of ours */
   tr_proc_stats stats;
-  tr_name_slot *names; /* allocated on first use */
-  char *scratch;       /* escape buffer for names too long to cache */
-  char *raw;           /* private copy of a string read from the arena */
+  char *raw; /* private copy of a string read from the arena */
 
   /* Owned by session.c. */
   struct tr_session *session; /* the session this process records into */
@@ -158,16 +152,17 @@ int tr_proc_drain(tr_proc *p);
  * only once it is empty. */
 int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
 
-/* Starts writing into `out`: discards what the rings hold, forgets open
- * calls from before, notes each ring's drop count.  Records older than
- * min_ts are discarded as late. */
-void tr_proc_attach(tr_proc *p, tr_json *out, struct tr_metaseen *seen,
-                    uint64_t min_ts);
+/* Starts writing into `out` through a stream of its own: discards what the
+ * rings hold, forgets open calls from before, notes each ring's drop
+ * count.  Records older than min_ts are discarded as late.  Returns 0 or
+ * -ENOMEM (the process then stays detached). */
+int tr_proc_attach(tr_proc *p, tr_writer *out, struct tr_metaseen *seen,
+                   uint64_t min_ts);
 
 /* Stops writing: drains, closes open calls as unfinished slices at each
  * thread's last timestamp, writes the process and thread names, sort index
- * and labels (only what p->seen says the output lacks), adds
- * this output's counters into *st. */
+ * and labels (only what p->seen says the output lacks), closes the
+ * stream, adds this output's counters into *st. */
 void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
 
 /* Events this process dropped into its current output so far: the depth

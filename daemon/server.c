@@ -333,11 +333,19 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
                 "SESSION_CREATE while this connection's session is open");
     return;
   }
-  if (tr_mp_get_str(m, "format", &str, &n) == 0 &&
-      !(n == 4 && memcmp(str, "json", 4) == 0)) {
+  /* A client that predates the key writes JSON. */
+  tr_format format = TR_FORMAT_JSON;
+  int frc = tr_mp_get_str(m, "format", &str, &n);
+  if (frc == -EINVAL || (frc == 0 && tr_format_parse(str, n, &format) < 0)) {
     close(fd);
-    client_fail(cl, EINVAL, "SESSION_CREATE: format '%.*s' is not supported",
-                (int)(n > 32 ? 32 : n), str);
+    if (frc == -EINVAL)
+      client_fail(cl, EINVAL, "SESSION_CREATE: format is not a string");
+    else
+      client_fail(cl, EINVAL,
+                  "SESSION_CREATE: format '%.*s' is not supported (use "
+                  "'" TR_FORMAT_NAME_JSON "', '" TR_FORMAT_NAME_JSON_GZ
+                  "' or '" TR_FORMAT_NAME_PERFETTO "')",
+                  (int)(n > 32 ? 32 : n), str);
     return;
   }
   if (tr_mp_get_str(m, "path", &str, &n) < 0) {
@@ -353,7 +361,7 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     return;
   }
   tr_session *sess;
-  int rc = tr_session_create(&s->sessions, p, fd, str, n,
+  int rc = tr_session_create(&s->sessions, p, fd, format, str, n,
                              s->limits.sessions_per_uid, &sess);
   if (rc < 0) {
     close(fd);
@@ -373,8 +381,8 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     }
   }
   char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
-  tr_log(TR_LOG_INFO, "event=session_create %s output=%s", who(cl, pb),
-         tr_log_q(q, sess->path));
+  tr_log(TR_LOG_INFO, "event=session_create %s output=%s format=%s",
+         who(cl, pb), tr_log_q(q, sess->path), tr_format_name(format));
   /* Idle pool workers of this process (still connected from an earlier
    * session) record into the new one: see docs/sessions.md. */
   if (p->producer && was_idle) {

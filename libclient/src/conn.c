@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -286,10 +287,23 @@ int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
   return rc;
 }
 
+/* Whether `path` ends with `ext`, ignoring ASCII case. */
+static bool has_ext(const char *path, const char *ext) {
+  size_t n = strlen(path), k = strlen(ext);
+  return n > k && strncasecmp(path + n - k, ext, k) == 0;
+}
+
+const char *tr_conn_format_for_path(const char *path) {
+  if (has_ext(path, ".json.gz")) return TR_FORMAT_NAME_JSON_GZ;
+  if (has_ext(path, ".pftrace") || has_ext(path, ".perfetto-trace"))
+    return TR_FORMAT_NAME_PERFETTO;
+  return TR_FORMAT_NAME_JSON;
+}
+
 void tr_conn_pack_session_create(msgpack_packer *pk, const char *path) {
   msgpack_pack_map(pk, 2);
   tr_mp_kv_str(pk, "path", path);
-  tr_mp_kv_str(pk, "format", "json");
+  tr_mp_kv_str(pk, "format", tr_conn_format_for_path(path));
 }
 
 int tr_conn_read_token(const msgpack_object *map,

@@ -46,7 +46,14 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
 int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
                         int timeout_ms);
 
-/* Packs the SESSION_CREATE map for an output named `path` (display only). */
+/* The SESSION_CREATE format for an output named `path`, by its extension
+ * (ASCII case ignored): ".json.gz" is gzip-compressed JSON, ".pftrace" and
+ * ".perfetto-trace" a Perfetto protobuf trace, anything else (no
+ * extension, /dev/null, ".json") JSON. */
+const char *tr_conn_format_for_path(const char *path);
+
+/* Packs the SESSION_CREATE map for an output named `path`: the path (for
+ * display only) and the format its extension asks for. */
 void tr_conn_pack_session_create(msgpack_packer *pk, const char *path);
 
 /* Copies the token of a SESSION_CREATED payload; -EPROTO if it is missing

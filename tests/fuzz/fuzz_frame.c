@@ -224,12 +224,14 @@ static void start_sessions(void) {
   tr_proc_init(&g_owner_other, 2, getuid() + 1, getgid());
   tr_session *s;
   int fd = dup(g_null_fd);
-  CHECK(tr_session_create(&g_srv->sessions, &g_owner_mine, fd, "mine", 4, 64,
-                          &s) == 0);
+  /* Members joining "mine" write through the Perfetto writer; sessions
+   * created by the input write JSON, gzip or Perfetto as they ask. */
+  CHECK(tr_session_create(&g_srv->sessions, &g_owner_mine, fd,
+                          TR_FORMAT_PERFETTO, "mine", 4, 64, &s) == 0);
   memcpy(s->token, TOKEN_MINE, TR_TOKEN_HEX_LEN);
   fd = dup(g_null_fd);
-  CHECK(tr_session_create(&g_srv->sessions, &g_owner_other, fd, "other", 5, 64,
-                          &s) == 0);
+  CHECK(tr_session_create(&g_srv->sessions, &g_owner_other, fd, TR_FORMAT_JSON,
+                          "other", 5, 64, &s) == 0);
   memcpy(s->token, TOKEN_OTHER, TR_TOKEN_HEX_LEN);
 }
 

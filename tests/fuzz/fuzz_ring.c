@@ -1,7 +1,9 @@
 /* fuzz_ring.c: libFuzzer harness for the daemon's consumer of shared
  * memory: ring positions and records (daemon/ringread.c), string-arena
  * lookups, and the decoding of records into trace events with enter/exit
- * pairing (daemon/proc.c) written by the JSON writer (daemon/writer_json.c).
+ * pairing (daemon/proc.c), written by the JSON writer (daemon/writer_json.c)
+ * and, from the same input again, by the Perfetto writer
+ * (daemon/writer_pftrace.c).
  *
  * The input is a producer's shared memory plus a script of what the
  * producer does between the daemon's drains (make_seeds.py writes it):
@@ -24,9 +26,12 @@
  * process without that ring or arena; the rest still runs.
  *
  * The output goes to a memfd; when the process is detached and the file
- * finished, it must be valid UTF-8 and valid JSON of the object form
- * {"traceEvents":[...]}.  Crashes, sanitizer reports and invalid output
- * abort.  FUZZ_DUMP=1 prints each output (to see what a seed does). */
+ * finished, JSON must be valid UTF-8 and valid JSON of the object form
+ * {"traceEvents":[...]}; a Perfetto trace must be a sequence of whole
+ * TracePackets whose messages (down to the descriptors, events and
+ * interned entries traced writes) are well-formed protobuf with valid
+ * UTF-8 strings.  Crashes, sanitizer reports and invalid output abort.
+ * FUZZ_DUMP=1 prints each JSON output (to see what a seed does). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,9 +42,11 @@
 
 #include "log.h"
 #include "metaseen.h"
+#include "pb.h"
 #include "proc.h"
 #include "ringread.h"
 #include "traced_proto.h"
+#include "writer.h"
 #include "writer_json.h"
 
 #define HDR_BYTES 136 /* both headers up to their last field's end */
@@ -215,7 +222,8 @@ static bool jvalue(jp *p, int depth) {
   return jnumber(p);
 }
 
-static void check_output(void) {
+/* Reads the finished output into g_file; returns its length. */
+static size_t read_output(void) {
   off_t end = lseek(g_out_fd, 0, SEEK_END);
   CHECK(end > 0);
   if ((size_t)end > g_file_cap) {
@@ -224,20 +232,108 @@ static void check_output(void) {
     g_file_cap = (size_t)end;
   }
   CHECK(pread(g_out_fd, g_file, (size_t)end, 0) == end);
+  return (size_t)end;
+}
+
+/* ---- a Perfetto trace: well-formed protobuf ------------------------------ */
+
+static bool pb_varint(const uint8_t *b, size_t n, size_t *i, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+    uint8_t c = b[(*i)++];
+    *v |= (uint64_t)(c & 0x7f) << shift;
+    if (c < 0x80) return true;
+  }
+  return false;
+}
+
+/* Walks one message.  Length-delimited fields listed in `nested` are
+ * walked as messages (one level further down, by the same rule with the
+ * table of their own field), those in `strings` must be valid UTF-8. */
+typedef struct pb_rule {
+  uint32_t field;
+  const struct pb_rule *nested; /* NULL: a string or bytes field */
+  bool utf8;
+} pb_rule;
+
+static bool pb_message(const uint8_t *b, size_t n, const pb_rule *rules) {
+  size_t i = 0;
+  while (i < n) {
+    uint64_t key, v;
+    if (!pb_varint(b, n, &i, &key) || (key >> 3) == 0) return false;
+    switch (key & 7) {
+      case TR_PB_VARINT:
+        if (!pb_varint(b, n, &i, &v)) return false;
+        break;
+      case TR_PB_FIXED64:
+        if (n - i < 8) return false;
+        i += 8;
+        break;
+      case TR_PB_LEN: {
+        if (!pb_varint(b, n, &i, &v) || v > n - i) return false;
+        for (const pb_rule *r = rules; r != NULL && r->field != 0; r++) {
+          if (r->field != (key >> 3)) continue;
+          if (r->nested != NULL && !pb_message(b + i, v, r->nested))
+            return false;
+          if (r->utf8 && !utf8_valid(b + i, v)) return false;
+        }
+        i += v;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+static const pb_rule kName[] = {{2, NULL, true}, {0, NULL, false}};
+static const pb_rule kInterned[] = {
+    {1, kName, false}, {2, kName, false}, {0, NULL, false}};
+static const pb_rule kProcess[] = {{6, NULL, true}, {0, NULL, false}};
+static const pb_rule kThread[] = {{5, NULL, true}, {0, NULL, false}};
+static const pb_rule kEmpty[] = {{0, NULL, false}};
+static const pb_rule kDescriptor[] = {{2, NULL, true},
+                                      {3, kProcess, false},
+                                      {4, kThread, false},
+                                      {8, kEmpty, false},
+                                      {0, NULL, false}};
+static const pb_rule kAnnotation[] = {
+    {6, NULL, true}, {10, NULL, true}, {0, NULL, false}};
+static const pb_rule kEvent[] = {
+    {4, kAnnotation, false}, {23, NULL, true}, {0, NULL, false}};
+static const pb_rule kSnapshot[] = {{1, kEmpty, false}, {0, NULL, false}};
+static const pb_rule kPacket[] = {{6, kSnapshot, false},    {11, kEvent, false},
+                                  {12, kInterned, false},   {59, kEmpty, false},
+                                  {60, kDescriptor, false}, {0, NULL, false}};
+
+static void check_pftrace(void) {
+  size_t n = read_output();
+  const uint8_t *b = (const uint8_t *)g_file;
+  size_t i = 0;
+  while (i < n) {
+    uint64_t key, len;
+    CHECK(pb_varint(b, n, &i, &key) && key == ((1u << 3) | TR_PB_LEN));
+    CHECK(pb_varint(b, n, &i, &len) && len <= n - i);
+    CHECK(pb_message(b + i, len, kPacket));
+    i += len;
+  }
+}
+
+static void check_output(void) {
+  size_t end = read_output();
   CHECK(utf8_valid((const unsigned char *)g_file, (size_t)end));
   static const char head[] = TR_JSON_OBJECT_HEAD;
-  CHECK((size_t)end > sizeof(head) &&
-        memcmp(g_file, head, sizeof(head) - 1) == 0);
-  jp p = {g_file, (size_t)end, 0};
+  CHECK(end > sizeof(head) && memcmp(g_file, head, sizeof(head) - 1) == 0);
+  jp p = {g_file, end, 0};
   if (!jvalue(&p, 0)) {
     fprintf(stderr, "fuzz_ring: invalid JSON at byte %zu: %.*s\n", p.i,
-            (int)((size_t)end - p.i < 80 ? (size_t)end - p.i : 80),
-            g_file + p.i);
+            (int)(end - p.i < 80 ? end - p.i : 80), g_file + p.i);
     abort();
   }
   ws(&p);
-  CHECK(p.i == (size_t)end);
-  if (getenv("FUZZ_DUMP")) fwrite(g_file, 1, (size_t)end, stderr);
+  CHECK(p.i == end);
+  if (getenv("FUZZ_DUMP")) fwrite(g_file, 1, end, stderr);
 }
 
 /* ---- the input --------------------------------------------------------- */
@@ -270,7 +366,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+/* Runs the input's producer against a writer of `format`, then checks the
+ * file. */
+static void run(const uint8_t *data, size_t size, tr_format format) {
   reader in = {data, size};
   uint64_t min_ts = 0;
   uint8_t rhdr[HDR_BYTES], ahdr[HDR_BYTES];
@@ -321,8 +419,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   CHECK(ftruncate(g_out_fd, 0) == 0);
   CHECK(lseek(g_out_fd, 0, SEEK_SET) == 0);
-  tr_json *out = NULL;
-  CHECK(tr_json_open(&out, g_out_fd, "fuzz") == 0);
+  tr_writer *out = NULL;
+  CHECK(tr_writer_open(&out, g_out_fd, format, "fuzz") == 0);
   tr_metaseen seen;
   tr_metaseen_init(&seen);
 
@@ -339,7 +437,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (have_ring) CHECK(tr_proc_add_thread(&p, &rv, "main", 4) == 0);
   int views = have_ring ? 1 : 0;
 
-  tr_proc_attach(&p, out, &seen, min_ts);
+  CHECK(tr_proc_attach(&p, out, &seen, min_ts) == 0);
   atomic_store(&rhp->head, want_head);
 
   tr_proc_stats st;
@@ -377,7 +475,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       case OP_REATTACH:
         tr_proc_detach(&p, &st);
-        tr_proc_attach(&p, out, &seen, min_ts);
+        CHECK(tr_proc_attach(&p, out, &seen, min_ts) == 0);
         break;
       case OP_DROPPED: {
         uint64_t v;
@@ -424,12 +522,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 done:
   tr_proc_drain(&p);
   tr_proc_detach(&p, &st);
-  CHECK(tr_json_finish(out) == 0);
-  check_output();
+  CHECK(tr_writer_finish(out) == 0);
+  if (format == TR_FORMAT_PERFETTO)
+    check_pftrace();
+  else
+    check_output();
   tr_proc_fini(&p);
-  tr_json_free(out);
+  tr_writer_free(out);
   tr_metaseen_free(&seen);
   free(ring);
   free(arena);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  run(data, size, TR_FORMAT_JSON);
+  run(data, size, TR_FORMAT_PERFETTO);
   return 0;
 }

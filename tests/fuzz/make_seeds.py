@@ -82,6 +82,19 @@ def frame_seeds():
             frame(SESSION_JOIN, {"token": "f" * 32}),
         "control-creates-and-ends":
             hello("control") + create + frame(SESSION_END, {}),
+        "producer-creates-gzip-records-ends":
+            hello() + frame(SESSION_CREATE, {"path": "/tmp/t.json.gz",
+                                             "format": "json.gz"}) +
+            ring_add() + frame(DOORBELL) + frame(SESSION_END, {}),
+        "producer-creates-perfetto-records-ends":
+            hello() + frame(SESSION_CREATE, {"path": "/tmp/t.pftrace",
+                                             "format": "perfetto"}) +
+            ring_add(name="w\u00e9") + frame(DOORBELL) +
+            frame(PROCESS_INFO, {"name": "renamed"}) + frame(SESSION_END, {}),
+        "create-without-format-and-bad-format":
+            hello("control") + frame(SESSION_CREATE, {"path": "/tmp/x"}) +
+            frame(SESSION_END, {}) +
+            frame(SESSION_CREATE, {"path": "/tmp/x", "format": "xml"}),
         "producer-creates-records-ends":
             hello() + create + ring_add(name="t\u00e9") + frame(DOORBELL) +
             frame(SESSION_END, {}),

@@ -686,8 +686,12 @@ BAD_INPUTS = [
      EINVAL, r"the output is not a regular file or device"),
     ("output-format",
      create_with(lambda ctx: out_memfd(),
-                 {"path": "x", "format": "perfetto"}),
-     EINVAL, r"format 'perfetto' is not supported"),
+                 {"path": "x", "format": "xml"}),
+     EINVAL, r"format 'xml' is not supported \(use 'json', 'json.gz' or "
+             r"'perfetto'\)"),
+    ("output-format-not-a-string",
+     create_with(lambda ctx: out_memfd(), {"path": "x", "format": 3}),
+     EINVAL, r"SESSION_CREATE: format is not a string"),
     ("session-create-twice", create_twice,
      EBUSY, r"SESSION_CREATE while this connection's session is open"),
     # -- sessions
@@ -1539,5 +1543,44 @@ def test_empty_string_names(daemon):
     assert got == ["C", "X", "X", "X", "i"], data
     c.close()
     os.close(out)
+    alive(daemon)
+    assert_serves(daemon)
+
+
+@pytest.mark.parametrize("fmt", ["json", "json.gz", "perfetto"])
+def test_name_id_all_ones(daemon, tmp_path, fmt):
+    """Regression (found by fuzz_ring,
+    tests/fuzz/regressions/ring-name-id-all-ones-matched-empty-cache-slot):
+    string id 0xffffffff, once names were cached, matched an empty cache
+    slot (key id + 1 wrapped to 0) and handed memcpy a NULL name, undefined
+    behaviour that aborts the ASan/UBSan daemon.  In every format the
+    events naming it are counted malformed and the others written."""
+    c = Conn(daemon.socket)
+    arena = Arena()
+    assert c.hello("producer", arena)[0] == WELCOME
+    path = tmp_path / "trace"
+    out = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    t, p = c.request(rp.SESSION_CREATE, {"path": "t", "format": fmt}, [out])
+    assert t == rp.SESSION_CREATED, (t, p)
+    ring = Ring()
+    c.add_ring(ring)
+    assert c.sync()[0] == SESSION_JOINED
+    f = arena.intern("f")
+    ts = time.monotonic_ns() + 1000000
+    ring.put(ts, f, rp.PY_CALL)          # caches the name
+    ring.put(ts + 1, f, rp.PY_RETURN)
+    for i, kind in enumerate((rp.INSTANT, rp.PY_CALL, rp.PY_RETURN)):
+        ring.put(ts + 2 + i, 0xFFFFFFFF, kind)
+    ring.put(ts + 5, 0xFFFFFFFF, rp.COUNTER, 1,
+             [struct.pack("<dQ", 1.0, 0)])
+    ring.put(ts + 6, f, rp.PY_CALL)
+    ring.put(ts + 7, f, rp.PY_RETURN)
+    ring.publish()
+    t, summary = c.request(SESSION_END, {})
+    assert t == rp.SESSION_SUMMARY, (t, summary)
+    c.close()
+    os.close(out)
+    # The instant, the call and the counter: malformed, not written.
+    assert (summary["events"], summary["malformed"]) == (2, 3), summary
     alive(daemon)
     assert_serves(daemon)

@@ -12,6 +12,7 @@
 #include "proc.h"
 #include "ringread.h"
 #include "traced_proto.h"
+#include "writer.h"
 #include "writer_json.h"
 
 typedef struct fixture {
@@ -23,7 +24,7 @@ typedef struct fixture {
   tr_record *slots;
   uint64_t head;
   tr_proc proc;
-  tr_json *out;
+  tr_writer *out;
   int fd;
 } fixture;
 
@@ -85,12 +86,12 @@ static void setup(void) {
 
   F.fd = memfd_create("check_proc", MFD_CLOEXEC);
   ck_assert_int_ge(F.fd, 0);
-  ck_assert_int_eq(tr_json_open(&F.out, F.fd, "test"), 0);
+  ck_assert_int_eq(tr_writer_open(&F.out, F.fd, TR_FORMAT_JSON, "test"), 0);
 }
 
 static void teardown(void) {
   tr_proc_fini(&F.proc);
-  tr_json_free(F.out);
+  tr_writer_free(F.out);
   close(F.fd);
   free(F.arena_mem);
   free(F.ring_mem);
@@ -101,7 +102,7 @@ static void teardown(void) {
 static char *events(tr_proc_stats *st) {
   memset(st, 0, sizeof(*st));
   tr_proc_detach(&F.proc, st);
-  tr_json_finish(F.out);
+  tr_writer_finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
   ck_assert_int_eq(pread(F.fd, buf, (size_t)end, 0), end);
@@ -130,7 +131,7 @@ static char *events(tr_proc_stats *st) {
 
 START_TEST(test_proc_pairs_nested_calls) {
   uint32_t f = intern("f"), g = intern("g"), len = intern("builtins.len");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(2500, len, TR_REC_C_CALL);
@@ -151,7 +152,7 @@ END_TEST
 
 START_TEST(test_proc_mismatch_closes_inner_unfinished) {
   uint32_t f = intern("f"), g = intern("g"), h = intern("h");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(3000, h, TR_REC_PY_CALL);
@@ -169,7 +170,7 @@ END_TEST
 
 START_TEST(test_proc_unmatched_exit_ignored) {
   uint32_t f = intern("f"), g = intern("g");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, f, TR_REC_PY_RETURN); /* nothing open */
   put(2000, g, TR_REC_PY_CALL);
   put(3000, f, TR_REC_PY_RETURN); /* g open, f never entered */
@@ -185,7 +186,7 @@ END_TEST
 
 START_TEST(test_proc_open_calls_unfinished_at_detach) {
   uint32_t f = intern("f"), g = intern("g"), s = intern("span");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, s, TR_REC_BEGIN);
   put(2500, f, TR_REC_PY_CALL);
@@ -206,7 +207,7 @@ END_TEST
 
 START_TEST(test_proc_closed_ring_is_finished_and_freed) {
   uint32_t g = intern("g");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, g, TR_REC_PY_CALL);
   put(1500, g, TR_REC_INSTANT);
   atomic_store(&F.ring_hdr->closed, 1);
@@ -223,7 +224,7 @@ END_TEST
 
 START_TEST(test_proc_bad_ids_and_late_records) {
   uint32_t g = intern("g");
-  tr_proc_attach(&F.proc, F.out, NULL, 500);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 500), 0);
   put(100, g, TR_REC_PY_CALL);      /* late */
   put(1000, 2, TR_REC_INSTANT);     /* misaligned id */
   put(1000, 60000, TR_REC_INSTANT); /* beyond committed */
@@ -246,7 +247,7 @@ START_TEST(test_proc_detached_discards) {
   put(1000, g, TR_REC_PY_CALL); /* recorded while no session is attached */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   ck_assert_uint_eq(atomic_load(&F.ring_hdr->tail), 1);
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(2000, g, TR_REC_PY_RETURN); /* its exit: nothing open here */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   tr_proc_stats st;
@@ -258,7 +259,7 @@ START_TEST(test_proc_detached_discards) {
 END_TEST
 
 START_TEST(test_proc_broken_ring_fails) {
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   atomic_store(&F.ring_hdr->head, 5000);
   ck_assert_int_eq(tr_proc_drain(&F.proc), -EPROTO);
   ck_assert(F.proc.failed);
@@ -271,7 +272,7 @@ END_TEST
 START_TEST(test_proc_thread_name_and_escaping) {
   uint32_t tn = intern("worker \"1\"");
   uint32_t bad = intern("bad\xff\n");
-  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, NULL, 0), 0);
   put(1000, tn, TR_REC_THREAD_NAME);
   put(2000, bad, TR_REC_INSTANT);
   put(2001, bad, TR_REC_INSTANT); /* from the name cache */
@@ -280,7 +281,7 @@ START_TEST(test_proc_thread_name_and_escaping) {
   tr_proc_stats st;
   memset(&st, 0, sizeof(st));
   tr_proc_detach(&F.proc, &st);
-  tr_json_finish(F.out);
+  tr_writer_finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
   ck_assert_int_eq(pread(F.fd, buf, (size_t)end, 0), end);

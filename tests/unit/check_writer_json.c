@@ -134,13 +134,13 @@ static char *slurp(int fd, size_t *len) {
 START_TEST(test_writer_json_empty_trace) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   ck_assert_int_eq(tr_json_finish(w), 0); /* idempotent */
   char *s = slurp(fd, NULL);
   ck_assert_str_eq(s, "{\"traceEvents\":[\n\n]}\n");
-  ck_assert_uint_eq(w->bytes, strlen(s));
-  ck_assert_uint_eq(w->events, 0);
+  ck_assert_uint_eq(w->base.bytes, strlen(s));
+  ck_assert_uint_eq(w->base.events, 0);
   free(s);
   tr_json_free(w);
   close(fd);
@@ -152,8 +152,8 @@ END_TEST
 START_TEST(test_writer_json_array_form_until_finished) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, NULL, 0);
   ck_assert_int_eq(tr_json_flush(w), 0);
   char *s = slurp(fd, NULL);
   ck_assert_str_eq(s,
@@ -166,10 +166,10 @@ START_TEST(test_writer_json_array_form_until_finished) {
 
   int p[2];
   ck_assert_int_eq(pipe(p), 0);
-  ck_assert_int_eq(tr_json_open(&w, p[1], "test"), 0);
+  ck_assert_int_eq(tr_json_open(&w, p[1], "test", false), 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   char buf[64] = "";
-  ck_assert_int_eq(read(p[0], buf, sizeof(buf) - 1), (ssize_t)w->bytes);
+  ck_assert_int_eq(read(p[0], buf, sizeof(buf) - 1), (ssize_t)w->base.bytes);
   ck_assert_str_eq(buf, "[               \n\n]\n");
   tr_json_free(w);
   close(p[0]);
@@ -180,19 +180,19 @@ END_TEST
 START_TEST(test_writer_json_events_exact) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
   tr_json_meta(w, "process_name", 42, 0, "name", "py\"thon", 7);
   tr_json_slice(w, TR_CAT_PYTHON, "f (x.py:1)", 10, 42, 43, 123456789, 7890,
-                false);
-  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true);
-  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000);
+                false, NULL, 0);
+  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true, NULL, 0);
+  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000, NULL, 0);
   tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25);
   tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1);
   tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN);
   tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300);
   tr_json_lost(w, 42, 43, 3000, 17);
   tr_json_slice(w, TR_CAT_API, "span", 4, 4294967295u, 4294967295u, UINT64_MAX,
-                999, false);
+                999, false, NULL, 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   char *s = slurp(fd, NULL);
   const char *want =
@@ -220,8 +220,48 @@ START_TEST(test_writer_json_events_exact) {
       "\"tid\":4294967295,\"ts\":18446744073709551.615,\"dur\":0.999}\n"
       "]}\n";
   ck_assert_str_eq(s, want);
-  ck_assert_uint_eq(w->events, 9); /* metadata is not counted */
-  ck_assert_uint_eq(w->bytes, strlen(want));
+  ck_assert_uint_eq(w->base.events, 9); /* metadata is not counted */
+  ck_assert_uint_eq(w->base.bytes, strlen(want));
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_json_args_every_type) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  tr_arg args[] = {
+      {.key = "s", .klen = 1, .type = TR_ARG_STR, .v.s = {"x\"\n\xff", 4}},
+      {.key = "i", .klen = 1, .type = TR_ARG_INT, .v.i = INT64_MIN},
+      {.key = "u", .klen = 1, .type = TR_ARG_UINT, .v.u = UINT64_MAX},
+      {.key = "d", .klen = 1, .type = TR_ARG_DOUBLE, .v.d = 0.5},
+      {.key = "nan", .klen = 3, .type = TR_ARG_DOUBLE, .v.d = NAN},
+      {.key = "inf", .klen = 3, .type = TR_ARG_DOUBLE, .v.d = -INFINITY},
+      {.key = "b", .klen = 1, .type = TR_ARG_BOOL, .v.b = true},
+      {.key = "k\"\x01", .klen = 3, .type = TR_ARG_BOOL, .v.b = false},
+  };
+  uint32_t n = sizeof(args) / sizeof(args[0]);
+  tr_json_slice(w, TR_CAT_API, "s", 1, 1, 2, 1000, 10, false, args, n);
+  tr_json_slice(w, TR_CAT_API, "t", 1, 1, 2, 1000, 10, true, args, 1);
+  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 3000, args + 6, 1);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char *s = slurp(fd, NULL);
+  const char *want =
+      "{\"traceEvents\":[\n"
+      "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"s\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"dur\":0.010,\"args\":{\"s\":\"x\\\"\\n\\ufffd\","
+      "\"i\":-9223372036854775808,\"u\":18446744073709551615,\"d\":0.5,"
+      "\"nan\":null,\"inf\":null,\"b\":true,\"k\\\"\\u0001\":false}},\n"
+      "{\"ph\":\"X\",\"cat\":\"api\",\"name\":\"t\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"dur\":0.010,\"args\":{\"unfinished\":true,"
+      "\"s\":\"x\\\"\\n\\ufffd\"}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"i\",\"pid\":1,"
+      "\"tid\":2,\"ts\":3.000,\"args\":{\"b\":true}}\n"
+      "]}\n";
+  ck_assert_str_eq(s, want);
+  ck_assert_uint_eq(w->base.events, 3);
   free(s);
   tr_json_free(w);
   close(fd);
@@ -231,11 +271,11 @@ END_TEST
 START_TEST(test_writer_json_hostile_name_roundtrip) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
   const char raw[] = "q\"\\\n\x01\xff\xed\xa0\x80\xc3\xa9";
   char esc[TR_JSON_ESCAPED_MAX(sizeof(raw))];
   size_t n = tr_json_escape(esc, raw, sizeof(raw) - 1);
-  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false);
+  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false, NULL, 0);
   tr_json_meta(w, "thread_name", 1, 2, "name", raw, sizeof(raw) - 1);
   tr_json_finish(w);
   char *s = slurp(fd, NULL);
@@ -256,17 +296,17 @@ START_TEST(test_writer_json_many_events_flush) {
   /* Far more than one buffer: every event reaches the file in order. */
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
   const int n = 20000;
   for (int i = 0; i < n; i++)
     tr_json_slice(w, TR_CAT_PYTHON, "some_function (module.py:123)", 29, 100,
-                  101, (uint64_t)i * 1000, 500, false);
+                  101, (uint64_t)i * 1000, 500, false, NULL, 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   size_t len;
   char *s = slurp(fd, &len);
-  ck_assert_uint_eq(len, w->bytes);
+  ck_assert_uint_eq(len, w->base.bytes);
   ck_assert_uint_gt(len, 2 * TR_JSON_BUF_SIZE);
-  ck_assert_uint_eq(w->events, (uint64_t)n);
+  ck_assert_uint_eq(w->base.events, (uint64_t)n);
   int lines = 0;
   for (size_t i = 0; i < len; i++) lines += s[i] == '\n';
   ck_assert_int_eq(lines, n + 2);
@@ -284,18 +324,18 @@ START_TEST(test_writer_json_write_error_counts_dropped) {
   int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ck_assert_int_ge(fd, 0);
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false);
-  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false, NULL, 0);
   ck_assert_int_lt(tr_json_flush(w), 0);
   ck_assert(w->failed);
-  ck_assert_uint_eq(w->dropped, 2);
-  ck_assert_uint_eq(w->events, 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false);
-  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1);
-  ck_assert_uint_eq(w->dropped, 4);
+  ck_assert_uint_eq(w->base.dropped, 2);
+  ck_assert_uint_eq(w->base.events, 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1, NULL, 0);
+  ck_assert_uint_eq(w->base.dropped, 4);
   ck_assert_int_lt(tr_json_finish(w), 0);
-  ck_assert_uint_eq(w->bytes, 0);
+  ck_assert_uint_eq(w->base.bytes, 0);
   tr_json_free(w);
   close(fd);
 }
@@ -317,6 +357,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(core, test_writer_json_empty_trace);
   tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
+  tcase_add_test(core, test_writer_json_args_every_type);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
   tcase_add_test(core, test_writer_json_many_events_flush);
   suite_add_tcase(s, core);

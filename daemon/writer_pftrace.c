@@ -1,0 +1,728 @@
+/* writer_pftrace.c: writes a session's events as a Perfetto protobuf trace
+ * (TracePackets with interned names, track descriptors and TrackEvents). */
+#include "writer_pftrace.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "pb.h"
+#include "traced_proto.h"
+#include "utf8.h"
+
+/* ---- field numbers ------------------------------------------------------
+ * From Perfetto's public protos (github.com/google/perfetto, protos/
+ * perfetto/trace/...); checked against trace_packet.proto,
+ * clock_snapshot.proto, trace_packet_defaults.proto, interned_data/
+ * interned_data.proto and track_event/{track_event,track_descriptor,
+ * process_descriptor,thread_descriptor,counter_descriptor,
+ * debug_annotation}.proto. */
+enum {
+  F_TRACE_PACKET = 1, /* Trace.packet */
+
+  F_PKT_CLOCK_SNAPSHOT = 6,
+  F_PKT_TIMESTAMP = 8,
+  F_PKT_TIMESTAMP_CLOCK_ID = 58,
+  F_PKT_SEQUENCE_ID = 10, /* trusted_packet_sequence_id */
+  F_PKT_TRACK_EVENT = 11,
+  F_PKT_INTERNED_DATA = 12,
+  F_PKT_SEQUENCE_FLAGS = 13,
+  F_PKT_DEFAULTS = 59, /* trace_packet_defaults */
+  F_PKT_TRACK_DESCRIPTOR = 60,
+
+  SEQ_INCREMENTAL_STATE_CLEARED = 1,
+  SEQ_NEEDS_INCREMENTAL_STATE = 2,
+
+  F_DEFAULTS_CLOCK_ID = 58,    /* TracePacketDefaults.timestamp_clock_id */
+  F_DEFAULTS_TRACK_EVENT = 11, /* TracePacketDefaults.track_event_defaults */
+
+  F_SNAPSHOT_CLOCKS = 1, /* ClockSnapshot.clocks */
+  F_SNAPSHOT_PRIMARY = 2,
+  F_CLOCK_ID = 1,
+  F_CLOCK_TIMESTAMP = 2,
+  F_CLOCK_INCREMENTAL = 3,
+  BUILTIN_CLOCK_MONOTONIC = 3,
+  BUILTIN_CLOCK_BOOTTIME = 6,
+
+  F_INTERNED_CATEGORIES = 1, /* InternedData.event_categories */
+  F_INTERNED_NAMES = 2,      /* InternedData.event_names */
+  F_INTERNED_IID = 1,        /* EventCategory / EventName */
+  F_INTERNED_NAME = 2,
+
+  F_TD_UUID = 1, /* TrackDescriptor */
+  F_TD_NAME = 2,
+  F_TD_PROCESS = 3,
+  F_TD_THREAD = 4,
+  F_TD_PARENT_UUID = 5,
+  F_TD_COUNTER = 8,
+  F_PROCESS_PID = 1, /* ProcessDescriptor */
+  F_PROCESS_NAME = 6,
+  F_THREAD_PID = 1, /* ThreadDescriptor */
+  F_THREAD_TID = 2,
+  F_THREAD_NAME = 5,
+
+  F_TE_CATEGORY_IIDS = 3, /* TrackEvent */
+  F_TE_DEBUG_ANNOTATIONS = 4,
+  F_TE_TYPE = 9,
+  F_TE_NAME_IID = 10,
+  F_TE_TRACK_UUID = 11,
+  F_TE_NAME = 23,
+  F_TE_DOUBLE_COUNTER_VALUE = 44,
+  TYPE_SLICE_BEGIN = 1,
+  TYPE_SLICE_END = 2,
+  TYPE_INSTANT = 3,
+  TYPE_COUNTER = 4,
+
+  F_DA_BOOL = 2, /* DebugAnnotation */
+  F_DA_UINT = 3,
+  F_DA_INT = 4,
+  F_DA_DOUBLE = 5,
+  F_DA_STRING = 6,
+  F_DA_NAME = 10,
+};
+
+/* Packet sequence 1 carries the writer's own packets (the clock snapshot,
+ * track descriptors); each thread of each stream gets one of 2, 3, ... */
+#define WRITER_SEQ 1u
+
+/* Room for everything in a packet but its strings: timestamp, sequence id
+ * and flags, the track event's type, track, category and name iid, the
+ * nesting headers. */
+#define PACKET_OVERHEAD 128u
+
+static const char *const cat_names[TR_CAT_COUNT] = {
+    [TR_CAT_PYTHON] = "python",
+    [TR_CAT_C] = "c",
+    [TR_CAT_API] = "api",
+    [TR_CAT_TRACED] = "traced",
+};
+
+static const char lost_name[] = "traced: events lost (ring full)";
+
+/* ---- uuids ----------------------------------------------------------------
+ * The low two bits say what a uuid names: 01 a process, 10 a thread, 11 a
+ * counter.  Process and thread uuids hold 22 bits of pid and tid (Linux
+ * keeps both below 2^22, PID_MAX_LIMIT), so a thread's uuid is a 7-byte
+ * varint on every one of its events rather than a 10-byte one. */
+
+#define ID22(x) ((uint64_t)((x)&0x3fffffu))
+
+uint64_t tr_pf_process_uuid(uint32_t pid) { return (ID22(pid) << 2) | 1u; }
+
+uint64_t tr_pf_thread_uuid(uint32_t pid, uint32_t tid) {
+  return (ID22(pid) << 24) | (ID22(tid) << 2) | 2u;
+}
+
+/* FNV-1a of the name, mixed with the pid: counters are per process and
+ * name, as in JSON (a "C" event belongs to its pid). */
+uint64_t tr_pf_counter_uuid(uint32_t pid, const char *name, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < len; i++) {
+    h ^= (uint8_t)name[i];
+    h *= 0x100000001b3ull;
+  }
+  h ^= (uint64_t)pid * 0x9e3779b97f4a7c15ull;
+  return (h << 2) | 3u;
+}
+
+/* ---- per-stream state ---------------------------------------------------
+ * A process's stream remembers, in open-addressing maps, which of its
+ * threads have a packet sequence (KEY_THREAD | tid -> pf_thread) and which
+ * counter tracks it described (KEY_COUNTER | id -> uuid); each thread's
+ * sequence remembers the names it interned (KEY_NAME | id).  They grow
+ * with the distinct threads, counters and names of the process, never
+ * with its events. */
+
+#define KEY_NAME (1ull << 62)
+#define KEY_THREAD (2ull << 62)
+#define KEY_COUNTER (3ull << 62)
+
+typedef struct map_slot {
+  uint64_t key; /* 0: empty */
+  uint64_t value;
+} map_slot;
+
+typedef struct map {
+  map_slot *slots;
+  size_t cap, len;
+} map;
+
+/* One thread's packet sequence: its track is the sequence's default track
+ * and its timestamps are deltas on the sequence's incremental clock. */
+typedef struct pf_thread {
+  uint32_t tid;
+  uint32_t seq;
+  uint64_t clock; /* the incremental clock's value: the last timestamp */
+  map names;
+} pf_thread;
+
+typedef struct pf_stream {
+  bool described; /* the process track's descriptor is written */
+  map m;
+} pf_stream;
+
+static size_t slot_of(uint64_t key, size_t cap) {
+  return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static map_slot *map_find(const map *mp, uint64_t key) {
+  if (mp->cap == 0) return NULL;
+  for (size_t i = slot_of(key, mp->cap);; i = (i + 1) & (mp->cap - 1)) {
+    if (mp->slots[i].key == key) return &mp->slots[i];
+    if (mp->slots[i].key == 0) return NULL;
+  }
+}
+
+/* Remembers key -> value; false when out of memory (nothing remembered). */
+static bool map_put(map *mp, uint64_t key, uint64_t value) {
+  if (2 * (mp->len + 1) > mp->cap) {
+    size_t cap = mp->cap ? 2 * mp->cap : 16;
+    map_slot *s = calloc(cap, sizeof(*s));
+    if (s == NULL) return false;
+    for (size_t i = 0; i < mp->cap; i++) {
+      if (mp->slots[i].key == 0) continue;
+      size_t j = slot_of(mp->slots[i].key, cap);
+      while (s[j].key != 0) j = (j + 1) & (cap - 1);
+      s[j] = mp->slots[i];
+    }
+    free(mp->slots);
+    mp->slots = s;
+    mp->cap = cap;
+  }
+  size_t i = slot_of(key, mp->cap);
+  while (mp->slots[i].key != 0 && mp->slots[i].key != key)
+    i = (i + 1) & (mp->cap - 1);
+  if (mp->slots[i].key == 0) mp->len++;
+  mp->slots[i].key = key;
+  mp->slots[i].value = value;
+  return true;
+}
+
+/* ---- the output buffer -------------------------------------------------- */
+
+static const tr_writer_ops pf_ops;
+
+static int fail(tr_pftrace *w, int err) {
+  tr_log(TR_LOG_ERROR,
+         "%s: writing the trace failed: %s; the rest of this session's "
+         "events are dropped",
+         w->base.label ? w->base.label : "trace", strerror(-err));
+  w->failed = true;
+  w->base.dropped += w->buf_events;
+  w->base.events -= w->buf_events;
+  w->buf_events = 0;
+  w->len = 0;
+  return err;
+}
+
+static int pf_flush(tr_pftrace *w) {
+  if (w->failed) return -EIO;
+  if (w->len == 0) return 0;
+  int rc = tr_writer_write_all(&w->base, w->fd, w->buf, w->len);
+  if (rc < 0) return fail(w, rc);
+  w->len = 0;
+  w->buf_events = 0;
+  return 0;
+}
+
+/* Makes room for a packet of at most `need` bytes and starts it: *pb
+ * writes into the buffer's free space and *mark closes the packet.
+ * Returns false when the writer has failed or the packet cannot fit. */
+static bool packet_begin(tr_pftrace *w, size_t need, tr_pb *pb, size_t *mark) {
+  if (w->failed || w->finished || need > TR_PF_BUF_SIZE / 2) return false;
+  if (w->len + need > TR_PF_BUF_SIZE && pf_flush(w) < 0) return false;
+  tr_pb_init(pb, w->buf + w->len, TR_PF_BUF_SIZE - w->len);
+  *mark = tr_pb_begin(pb, F_TRACE_PACKET);
+  return true;
+}
+
+/* Closes the packet and keeps it, unless it overflowed its estimate (then
+ * it is discarded whole: the file only ever holds whole packets). */
+static bool packet_end(tr_pftrace *w, tr_pb *pb, size_t mark, bool event) {
+  tr_pb_end(pb, mark);
+  if (pb->overflow) return false;
+  w->len += pb->len;
+  if (event) {
+    w->base.events++;
+    w->buf_events++;
+  }
+  return true;
+}
+
+static void put_clock(tr_pb *pb, uint32_t id, clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  size_t m = tr_pb_begin(pb, F_SNAPSHOT_CLOCKS);
+  tr_pb_uint(pb, F_CLOCK_ID, id);
+  tr_pb_uint(pb, F_CLOCK_TIMESTAMP,
+             (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+  tr_pb_end(pb, m);
+}
+
+int tr_pftrace_open(tr_pftrace **out, int fd, const char *label) {
+  tr_pftrace *w = calloc(1, sizeof(*w));
+  if (w == NULL) return -ENOMEM;
+  w->buf = malloc(TR_PF_BUF_SIZE);
+  if (w->buf == NULL) {
+    free(w);
+    return -ENOMEM;
+  }
+  w->base.ops = &pf_ops;
+  w->base.format = TR_FORMAT_PERFETTO;
+  w->base.label = label;
+  w->fd = fd;
+  w->next_seq = WRITER_SEQ + 1;
+  /* Our timestamps are the producers' CLOCK_MONOTONIC: make it the trace's
+   * clock, and relate it to BOOTTIME (Perfetto's default) so this trace
+   * can be merged with a system trace. */
+  tr_pb pb;
+  size_t m;
+  packet_begin(w, PACKET_OVERHEAD, &pb, &m);
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+  size_t cs = tr_pb_begin(&pb, F_PKT_CLOCK_SNAPSHOT);
+  put_clock(&pb, BUILTIN_CLOCK_BOOTTIME, CLOCK_BOOTTIME);
+  put_clock(&pb, BUILTIN_CLOCK_MONOTONIC, CLOCK_MONOTONIC);
+  tr_pb_uint(&pb, F_SNAPSHOT_PRIMARY, BUILTIN_CLOCK_MONOTONIC);
+  tr_pb_end(&pb, cs);
+  packet_end(w, &pb, m, false);
+  *out = w;
+  return 0;
+}
+
+/* ---- packets of a stream ------------------------------------------------
+ * Descriptors are written on the writer's own sequence (1): they need no
+ * incremental state.  Each thread's events are on a sequence of its own,
+ * whose first packet clears incremental state, defaults every event to
+ * the thread's track and to the sequence clock SEQ_CLOCK, and declares
+ * that clock incremental and equal to CLOCK_MONOTONIC at the thread's
+ * first timestamp: an event's timestamp is then the few bytes of its
+ * distance from the thread's previous one. */
+
+/* Sequence-scoped clock ids are 64..127 (clock_snapshot.proto). */
+#define SEQ_CLOCK 64u
+
+static void put_process_descriptor(tr_pb *pb, uint32_t pid, const char *name,
+                                   size_t len) {
+  size_t td = tr_pb_begin(pb, F_PKT_TRACK_DESCRIPTOR);
+  tr_pb_uint(pb, F_TD_UUID, tr_pf_process_uuid(pid));
+  size_t pd = tr_pb_begin(pb, F_TD_PROCESS);
+  tr_pb_int(pb, F_PROCESS_PID, (int32_t)pid);
+  if (name != NULL) tr_pb_utf8(pb, F_PROCESS_NAME, name, len);
+  tr_pb_end(pb, pd);
+  tr_pb_end(pb, td);
+}
+
+static void put_thread_descriptor(tr_pb *pb, uint32_t pid, uint32_t tid,
+                                  const char *name, size_t len) {
+  size_t td = tr_pb_begin(pb, F_PKT_TRACK_DESCRIPTOR);
+  tr_pb_uint(pb, F_TD_UUID, tr_pf_thread_uuid(pid, tid));
+  tr_pb_uint(pb, F_TD_PARENT_UUID, tr_pf_process_uuid(pid));
+  size_t th = tr_pb_begin(pb, F_TD_THREAD);
+  tr_pb_int(pb, F_THREAD_PID, (int32_t)pid);
+  tr_pb_int(pb, F_THREAD_TID, (int32_t)tid);
+  if (name != NULL) tr_pb_utf8(pb, F_THREAD_NAME, name, len);
+  tr_pb_end(pb, th);
+  tr_pb_end(pb, td);
+}
+
+/* Writes a descriptor packet (on sequence 1) for the process of stream s,
+ * or (`thread`) for its thread tid, with a name or none; the process's own
+ * descriptor first if it has none yet. */
+static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
+                     size_t len) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  tr_pb pb;
+  size_t m;
+  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+  if (!ps->described) {
+    /* The process track comes before any of its threads' tracks. */
+    if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
+    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+    put_process_descriptor(&pb, s->pid, NULL, 0);
+    if (!packet_end(w, &pb, m, false)) return false;
+    ps->described = true;
+    if (!thread && name == NULL) return true;
+  }
+  if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
+    return false;
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+  if (thread)
+    put_thread_descriptor(&pb, s->pid, tid, name, len);
+  else
+    put_process_descriptor(&pb, s->pid, name, len);
+  return packet_end(w, &pb, m, false);
+}
+
+static void put_snapshot_clock(tr_pb *pb, uint32_t id, uint64_t ts,
+                               bool incremental) {
+  size_t m = tr_pb_begin(pb, F_SNAPSHOT_CLOCKS);
+  tr_pb_uint(pb, F_CLOCK_ID, id);
+  tr_pb_uint(pb, F_CLOCK_TIMESTAMP, ts);
+  if (incremental) tr_pb_bool(pb, F_CLOCK_INCREMENTAL, true);
+  tr_pb_end(pb, m);
+}
+
+/* Thread tid's sequence, started (and its track described) at timestamp
+ * ts if this is its first event.  NULL when nothing can be written. */
+static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
+  if (known != NULL) return (pf_thread *)(uintptr_t)known->value;
+  pf_thread *t = calloc(1, sizeof(*t));
+  if (t == NULL) return NULL;
+  t->tid = tid;
+  t->seq = w->next_seq++;
+  if (w->next_seq == 0) w->next_seq = WRITER_SEQ + 1; /* 0 is invalid */
+  t->clock = ts;
+  tr_pb pb;
+  size_t m;
+  if (!describe(s, true, tid, NULL, 0) ||
+      !packet_begin(w, 2 * PACKET_OVERHEAD, &pb, &m)) {
+    free(t);
+    return NULL;
+  }
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, t->seq);
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED);
+  size_t d = tr_pb_begin(&pb, F_PKT_DEFAULTS);
+  tr_pb_uint(&pb, F_DEFAULTS_CLOCK_ID, SEQ_CLOCK);
+  size_t te = tr_pb_begin(&pb, F_DEFAULTS_TRACK_EVENT);
+  tr_pb_uint(&pb, F_TE_TRACK_UUID, tr_pf_thread_uuid(s->pid, tid));
+  tr_pb_end(&pb, te);
+  tr_pb_end(&pb, d);
+  size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
+  for (unsigned c = 0; c < TR_CAT_COUNT; c++) {
+    size_t e = tr_pb_begin(&pb, F_INTERNED_CATEGORIES);
+    tr_pb_uint(&pb, F_INTERNED_IID, c + 1);
+    tr_pb_bytes(&pb, F_INTERNED_NAME, cat_names[c], strlen(cat_names[c]));
+    tr_pb_end(&pb, e);
+  }
+  tr_pb_end(&pb, in);
+  size_t cs = tr_pb_begin(&pb, F_PKT_CLOCK_SNAPSHOT);
+  put_snapshot_clock(&pb, SEQ_CLOCK, ts, true);
+  put_snapshot_clock(&pb, BUILTIN_CLOCK_MONOTONIC, ts, false);
+  tr_pb_end(&pb, cs);
+  /* Out of memory the thread is forgotten: its next event starts another
+   * sequence, which is still a correct trace. */
+  if (!packet_end(w, &pb, m, false) ||
+      !map_put(&ps->m, KEY_THREAD | tid, (uint64_t)(uintptr_t)t)) {
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+/* A packet's timestamp and sequence fields.  A timestamp is a delta on the
+ * thread's clock; one earlier than the thread's previous (only a broken
+ * producer writes that) is written absolute, in CLOCK_MONOTONIC, and
+ * leaves the delta chain alone. */
+static void put_head(tr_pb *pb, pf_thread *t, uint64_t ts) {
+  if (ts >= t->clock) {
+    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts - t->clock);
+    t->clock = ts;
+  } else {
+    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts);
+    tr_pb_uint(pb, F_PKT_TIMESTAMP_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+  }
+  tr_pb_uint(pb, F_PKT_SEQUENCE_ID, t->seq);
+  tr_pb_uint(pb, F_PKT_SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
+}
+
+/* Interned-name iids are the process's string ids (4-aligned offsets)
+ * divided by 4, plus 1: small varints, never 0. */
+static uint64_t name_iid(uint32_t id) { return (uint64_t)(id >> 2) + 1; }
+
+/* Resolves name `id` when thread t's sequence has not interned it yet:
+ * *raw is then set (else NULL).  Returns false for an id that names no
+ * string. */
+static bool name_needed(tr_wstream *s, const pf_thread *t, uint32_t id,
+                        const char **raw, uint32_t *len) {
+  *raw = NULL;
+  *len = 0;
+  if (t != NULL && map_find(&t->names, KEY_NAME | id) != NULL) return true;
+  if (!s->name(s->name_ctx, id, raw, len)) return false;
+  if (*len > TR_STRING_MAX_LEN) *len = TR_STRING_MAX_LEN;
+  return true;
+}
+
+/* Room the debug annotations of these arguments can take. */
+static size_t args_need(const tr_arg *args, uint32_t nargs) {
+  size_t need = 0;
+  for (uint32_t i = 0; i < nargs; i++) {
+    need += 24 + TR_UTF8_SANITIZED_MAX(args[i].klen);
+    if (args[i].type == TR_ARG_STR)
+      need += TR_UTF8_SANITIZED_MAX(args[i].v.s.len);
+  }
+  return need;
+}
+
+static void put_annotations(tr_pb *pb, const tr_arg *args, uint32_t nargs) {
+  for (uint32_t i = 0; i < nargs; i++) {
+    const tr_arg *a = &args[i];
+    size_t m = tr_pb_begin(pb, F_TE_DEBUG_ANNOTATIONS);
+    tr_pb_utf8(pb, F_DA_NAME, a->key, a->klen);
+    switch (a->type) {
+      case TR_ARG_STR:
+        tr_pb_utf8(pb, F_DA_STRING, a->v.s.ptr, a->v.s.len);
+        break;
+      case TR_ARG_INT:
+        tr_pb_int(pb, F_DA_INT, a->v.i);
+        break;
+      case TR_ARG_UINT:
+        tr_pb_uint(pb, F_DA_UINT, a->v.u);
+        break;
+      case TR_ARG_DOUBLE:
+        tr_pb_double(pb, F_DA_DOUBLE, a->v.d);
+        break;
+      case TR_ARG_BOOL:
+        tr_pb_bool(pb, F_DA_BOOL, a->v.b);
+        break;
+      default:
+        break; /* a type this writer does not know: the name alone */
+    }
+    tr_pb_end(pb, m);
+  }
+}
+
+/* A track event on thread tid's track: BEGIN and INSTANT carry a category
+ * and a name (interned, or `literal`), END neither. */
+static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
+                        uint32_t id, const char *literal, uint64_t ts,
+                        bool unfinished, const tr_arg *args, uint32_t nargs,
+                        bool counted) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
+  pf_thread *t = known ? (pf_thread *)(uintptr_t)known->value : NULL;
+  const char *raw = NULL;
+  uint32_t rlen = 0;
+  bool named = type != TYPE_SLICE_END;
+  if (named && literal == NULL && !name_needed(s, t, id, &raw, &rlen))
+    return -EINVAL;
+  size_t need = PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(rlen) +
+                args_need(args, nargs) + (literal ? sizeof(lost_name) : 0);
+  tr_pb pb;
+  size_t m;
+  if (t == NULL) t = thread_ready(s, tid, ts);
+  if (t == NULL || !packet_begin(w, need, &pb, &m)) {
+    if (counted) w->base.dropped++;
+    return 0;
+  }
+  uint64_t clock = t->clock;
+  put_head(&pb, t, ts);
+  if (raw != NULL) {
+    size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
+    size_t e = tr_pb_begin(&pb, F_INTERNED_NAMES);
+    tr_pb_uint(&pb, F_INTERNED_IID, name_iid(id));
+    tr_pb_utf8(&pb, F_INTERNED_NAME, raw, rlen);
+    tr_pb_end(&pb, e);
+    tr_pb_end(&pb, in);
+  }
+  size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
+  tr_pb_uint(&pb, F_TE_TYPE, (uint64_t)type);
+  if (named) {
+    tr_pb_uint(&pb, F_TE_CATEGORY_IIDS, ((unsigned)cat % TR_CAT_COUNT) + 1);
+    if (literal != NULL)
+      tr_pb_bytes(&pb, F_TE_NAME, literal, strlen(literal));
+    else
+      tr_pb_uint(&pb, F_TE_NAME_IID, name_iid(id));
+  }
+  if (unfinished) {
+    size_t a = tr_pb_begin(&pb, F_TE_DEBUG_ANNOTATIONS);
+    tr_pb_bytes(&pb, F_DA_NAME, "unfinished", 10);
+    tr_pb_bool(&pb, F_DA_BOOL, true);
+    tr_pb_end(&pb, a);
+  }
+  put_annotations(&pb, args, nargs);
+  tr_pb_end(&pb, te);
+  if (!packet_end(w, &pb, m, counted)) {
+    t->clock = clock; /* the packet was not kept: nor was its delta */
+    if (counted) w->base.dropped++;
+    return 0;
+  }
+  /* Out of memory, the name is not remembered and is interned again. */
+  if (raw != NULL) map_put(&t->names, KEY_NAME | id, 0);
+  return 0;
+}
+
+/* ---- the backend -------------------------------------------------------- */
+
+static int pf_stream_open(tr_wstream *s) {
+  s->impl = calloc(1, sizeof(pf_stream));
+  return s->impl != NULL ? 0 : -ENOMEM;
+}
+
+static void pf_stream_close(tr_wstream *s) {
+  pf_stream *ps = s->impl;
+  for (size_t i = 0; i < ps->m.cap; i++) {
+    map_slot *e = &ps->m.slots[i];
+    if ((e->key & KEY_COUNTER) != KEY_THREAD) continue;
+    pf_thread *t = (pf_thread *)(uintptr_t)e->value;
+    free(t->names.slots);
+    free(t);
+  }
+  free(ps->m.slots);
+  free(ps);
+}
+
+static int pf_enter(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
+                    uint64_t ts) {
+  return thread_event(s, tid, TYPE_SLICE_BEGIN, cat, name, NULL, ts, false,
+                      NULL, 0, false);
+}
+
+/* The BEGIN was written by pf_enter when the call entered; its arguments
+ * go on the END, which Perfetto merges into the slice. */
+static int pf_slice(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
+                    uint64_t ts, uint64_t dur, bool unfinished,
+                    const tr_arg *args, uint32_t nargs) {
+  return thread_event(s, tid, TYPE_SLICE_END, cat, name, NULL, ts + dur,
+                      unfinished, args, nargs, true);
+}
+
+static int pf_instant(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
+                      uint64_t ts, const tr_arg *args, uint32_t nargs) {
+  return thread_event(s, tid, TYPE_INSTANT, cat, name, NULL, ts, false, args,
+                      nargs, true);
+}
+
+static void pf_lost(tr_wstream *s, uint32_t tid, uint64_t ts, uint64_t count) {
+  tr_arg a = {.key = "count", .klen = 5, .type = TR_ARG_UINT, .v.u = count};
+  thread_event(s, tid, TYPE_INSTANT, TR_CAT_TRACED, 0, lost_name, ts, false, &a,
+               1, true);
+}
+
+/* Counters live on a counter track under the process track, one per
+ * process and name (described once per stream); their values are written
+ * on the recording thread's sequence. */
+static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
+                      double value) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
+  uint64_t uuid;
+  tr_pb pb;
+  size_t m;
+  if (known != NULL) {
+    uuid = known->value;
+  } else {
+    const char *raw;
+    uint32_t len;
+    if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
+    if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+    uuid = tr_pf_counter_uuid(s->pid, raw, len);
+    /* The process track first: the counter's parent. */
+    if (!ps->described && !describe(s, false, 0, NULL, 0)) {
+      w->base.dropped++;
+      return 0;
+    }
+    if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb,
+                      &m)) {
+      w->base.dropped++;
+      return 0;
+    }
+    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+    size_t td = tr_pb_begin(&pb, F_PKT_TRACK_DESCRIPTOR);
+    tr_pb_uint(&pb, F_TD_UUID, uuid);
+    tr_pb_uint(&pb, F_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
+    tr_pb_utf8(&pb, F_TD_NAME, raw, len);
+    size_t cd = tr_pb_begin(&pb, F_TD_COUNTER);
+    tr_pb_end(&pb, cd);
+    tr_pb_end(&pb, td);
+    if (!packet_end(w, &pb, m, false)) {
+      w->base.dropped++;
+      return 0;
+    }
+    map_put(&ps->m, KEY_COUNTER | name, uuid);
+  }
+  known = map_find(&ps->m, KEY_THREAD | tid);
+  pf_thread *t =
+      known ? (pf_thread *)(uintptr_t)known->value : thread_ready(s, tid, ts);
+  if (t == NULL || !packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
+    w->base.dropped++;
+    return 0;
+  }
+  uint64_t clock = t->clock;
+  put_head(&pb, t, ts);
+  size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
+  tr_pb_uint(&pb, F_TE_TYPE, TYPE_COUNTER);
+  tr_pb_uint(&pb, F_TE_TRACK_UUID, uuid); /* not the thread's: its own */
+  tr_pb_double(&pb, F_TE_DOUBLE_COUNTER_VALUE, value);
+  tr_pb_end(&pb, te);
+  if (!packet_end(w, &pb, m, true)) {
+    t->clock = clock;
+    w->base.dropped++;
+  }
+  return 0;
+}
+
+/* Names are final only when recording ends: the descriptor is emitted
+ * again with the same uuid and the name.  Perfetto keeps a track's first
+ * descriptor for its identity (pid, tid, parent) and takes the process or
+ * thread name from the latest one (trace_processor's
+ * TrackEventParser::ParseTrackDescriptor). */
+static void pf_process_name(tr_wstream *s, const char *name, size_t len,
+                            uint64_t dropped) {
+  (void)dropped; /* in the lost-event markers and the summary */
+  describe(s, false, 0, name, len);
+}
+
+static void pf_thread_name(tr_wstream *s, uint32_t tid, const char *name,
+                           size_t len, uint64_t dropped) {
+  (void)dropped;
+  describe(s, true, tid, name, len);
+}
+
+/* A Perfetto trace has no place for JSON's process_sort_index (the UI
+ * orders processes itself) or process_labels; the drop counts they carry
+ * are in the lost-event markers and the session summary. */
+static void pf_sort_index(tr_wstream *s, uint32_t index) {
+  (void)s;
+  (void)index;
+}
+
+static void pf_labels(tr_wstream *s, const char *labels, size_t len) {
+  (void)s;
+  (void)labels;
+  (void)len;
+}
+
+static int pf_tick(tr_writer *base) {
+  tr_pftrace *w = (tr_pftrace *)base;
+  if (w->finished) return w->failed ? -EIO : 0;
+  return pf_flush(w);
+}
+
+static int pf_finish(tr_writer *base) {
+  tr_pftrace *w = (tr_pftrace *)base;
+  if (w->finished) return w->failed ? -EIO : 0;
+  int rc = pf_flush(w); /* a Trace needs no footer */
+  w->finished = true;
+  return rc;
+}
+
+static void pf_free(tr_writer *base) {
+  tr_pftrace *w = (tr_pftrace *)base;
+  free(w->buf);
+  free(w);
+}
+
+static const tr_writer_ops pf_ops = {
+    .stream_open = pf_stream_open,
+    .stream_close = pf_stream_close,
+    .enter = pf_enter,
+    .slice = pf_slice,
+    .instant = pf_instant,
+    .counter = pf_counter,
+    .lost = pf_lost,
+    .process_name = pf_process_name,
+    .thread_name = pf_thread_name,
+    .sort_index = pf_sort_index,
+    .labels = pf_labels,
+    .flush = pf_tick,
+    .finish = pf_finish,
+    .free = pf_free,
+};

@@ -1,0 +1,262 @@
+/* check_writer.c: unit tests of the writer interface (daemon/writer.c) and
+ * its gzip and Perfetto backends: gzip holds exactly the JSON, Perfetto
+ * interns each name once per stream, unresolvable names write nothing,
+ * write errors count every event as dropped. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "writer.h"
+#include "writer_json.h"
+#include "writer_pftrace.h"
+
+/* A fake string table: id i (4-aligned) names names[i / 4]. */
+static const char *const names[] = {"<unknown>", "f (x.py:1)", "g", "q\"\xff"};
+
+static bool resolve(void *ctx, uint32_t id, const char **s, uint32_t *len) {
+  (void)ctx;
+  if (id % 4 != 0 || id / 4 >= sizeof(names) / sizeof(names[0])) return false;
+  *s = names[id / 4];
+  *len = (uint32_t)strlen(names[id / 4]);
+  return true;
+}
+
+static int out_fd(void) {
+  int fd = memfd_create("check_writer", MFD_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  return fd;
+}
+
+static char *slurp(int fd, size_t *len) {
+  off_t end = lseek(fd, 0, SEEK_END);
+  char *buf = malloc((size_t)end + 1);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_int_eq(pread(fd, buf, (size_t)end, 0), end);
+  buf[end] = '\0';
+  *len = (size_t)end;
+  return buf;
+}
+
+static size_t count(const char *hay, size_t n, const char *needle) {
+  size_t k = strlen(needle), c = 0;
+  for (size_t i = 0; i + k <= n; i++)
+    if (memcmp(hay + i, needle, k) == 0) c++;
+  return c;
+}
+
+/* The same events into any writer: two processes, one of which writes
+ * slices, an instant, a counter, a lost marker and names. */
+static void write_events(tr_writer *w) {
+  tr_wstream *a, *b;
+  ck_assert_int_eq(tr_wstream_open(w, 10, resolve, NULL, &a), 0);
+  ck_assert_int_eq(tr_wstream_open(w, 20, resolve, NULL, &b), 0);
+  tr_arg args[2] = {
+      {.key = "n", .klen = 1, .type = TR_ARG_INT, .v.i = -3},
+      {.key = "s", .klen = 1, .type = TR_ARG_STR, .v.s = {"a\"b", 3}},
+  };
+  for (int i = 0; i < 3; i++) {
+    uint64_t ts = 1000 + 100 * (uint64_t)i;
+    ck_assert_int_eq(tr_wstream_enter(a, 11, TR_CAT_PYTHON, 4, ts), 0);
+    ck_assert_int_eq(tr_wstream_slice(a, 11, TR_CAT_PYTHON, 4, ts, 50, i == 2,
+                                      i == 1 ? args : NULL, i == 1 ? 2 : 0),
+                     0);
+  }
+  ck_assert_int_eq(tr_wstream_instant(a, 11, TR_CAT_API, 8, 1500, NULL, 0), 0);
+  ck_assert_int_eq(tr_wstream_counter(a, 11, 8, 1600, 2.5), 0);
+  tr_wstream_lost(a, 11, 1700, 4);
+  ck_assert_int_eq(tr_wstream_enter(b, 21, TR_CAT_C, 12, 2000), 0);
+  ck_assert_int_eq(
+      tr_wstream_slice(b, 21, TR_CAT_C, 12, 2000, 5, false, NULL, 0), 0);
+  tr_wstream_thread_name(a, 11, "main", 4, 0);
+  tr_wstream_process_name(a, "proc-a", 6, 0);
+  tr_wstream_sort_index(a, 1);
+  tr_wstream_labels(a, "ppid 1", 6);
+  tr_wstream_process_name(b, "proc-b", 6, 0);
+  tr_wstream_close(a);
+  tr_wstream_close(b);
+}
+
+START_TEST(test_writer_format_names) {
+  tr_format f;
+  ck_assert_int_eq(tr_format_parse("json", 4, &f), 0);
+  ck_assert_int_eq(f, TR_FORMAT_JSON);
+  ck_assert_int_eq(tr_format_parse("json.gz", 7, &f), 0);
+  ck_assert_int_eq(f, TR_FORMAT_JSON_GZ);
+  ck_assert_int_eq(tr_format_parse("perfetto", 8, &f), 0);
+  ck_assert_int_eq(f, TR_FORMAT_PERFETTO);
+  ck_assert_int_eq(tr_format_parse("JSON", 4, &f), -EINVAL);
+  ck_assert_int_eq(tr_format_parse("json", 3, &f), -EINVAL);
+  ck_assert_int_eq(tr_format_parse("", 0, &f), -EINVAL);
+  ck_assert_str_eq(tr_format_name(TR_FORMAT_JSON_GZ), "json.gz");
+}
+END_TEST
+
+START_TEST(test_writer_gzip_holds_the_json) {
+  int jfd = out_fd(), gfd = out_fd();
+  tr_writer *j, *g;
+  ck_assert_int_eq(tr_writer_open(&j, jfd, TR_FORMAT_JSON, "test"), 0);
+  ck_assert_int_eq(tr_writer_open(&g, gfd, TR_FORMAT_JSON_GZ, "test"), 0);
+  write_events(j);
+  write_events(g);
+  ck_assert_int_eq(tr_writer_flush(g), 0); /* mid-stream: no sync yet */
+  ck_assert_int_eq(tr_writer_finish(j), 0);
+  ck_assert_int_eq(tr_writer_finish(g), 0);
+  ck_assert_int_eq(tr_writer_finish(g), 0); /* idempotent */
+  ck_assert_uint_eq(j->events, 7);
+  ck_assert_uint_eq(g->events, 7);
+
+  size_t jn, gn;
+  char *js = slurp(jfd, &jn), *gz = slurp(gfd, &gn);
+  ck_assert_uint_eq(g->bytes, gn);
+  ck_assert_int_eq((uint8_t)gz[0], 0x1f);
+  ck_assert_int_eq((uint8_t)gz[1], 0x8b);
+  char *plain = malloc(jn + 1);
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef *)gz;
+  zs.avail_in = (uInt)gn;
+  zs.next_out = (Bytef *)plain;
+  zs.avail_out = (uInt)jn + 1;
+  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END); /* one member */
+  ck_assert_uint_eq(zs.total_out, jn);
+  ck_assert_uint_eq(zs.avail_in, 0);
+  inflateEnd(&zs);
+  ck_assert_int_eq(memcmp(plain, js, jn), 0);
+  ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"n\":-3,\"s\":\"a\\\"b\"}},\n"));
+  ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"unfinished\":true}},\n"));
+  free(plain);
+  free(js);
+  free(gz);
+  tr_writer_free(j);
+  tr_writer_free(g);
+  close(jfd);
+  close(gfd);
+}
+END_TEST
+
+START_TEST(test_writer_pftrace_interns_once_per_stream) {
+  int fd = out_fd();
+  tr_writer *w;
+  ck_assert_int_eq(tr_writer_open(&w, fd, TR_FORMAT_PERFETTO, "test"), 0);
+  write_events(w);
+  ck_assert_int_eq(tr_writer_finish(w), 0);
+  ck_assert_uint_eq(w->events, 7); /* a slice is one event, two packets */
+  size_t n;
+  char *s = slurp(fd, &n);
+  ck_assert_uint_eq(w->bytes, n);
+  /* Stream a uses name id 4 three times, interning it once; stream b
+   * never uses it. */
+  ck_assert_uint_eq(count(s, n, "f (x.py:1)"), 1);
+  ck_assert_uint_eq(count(s, n, "python"), 2); /* categories, per stream */
+  /* An invalid UTF-8 name is written with U+FFFD, as JSON writes it. */
+  ck_assert_uint_eq(count(s, n, "q\"\xef\xbf\xbd"), 1);
+  ck_assert_uint_eq(count(s, n, "unfinished"), 1);
+  ck_assert_uint_eq(count(s, n, "traced: events lost (ring full)"), 1);
+  ck_assert_uint_eq(count(s, n, "proc-a"), 1);
+  ck_assert_uint_eq(count(s, n, "proc-b"), 1);
+  ck_assert_uint_eq(count(s, n, "ppid 1"), 0); /* labels: JSON only */
+  /* The first packet is sequence 1's clock snapshot. */
+  ck_assert_int_eq((uint8_t)s[0], 0x0a);
+  ck_assert_int_eq((uint8_t)s[2], 0x50); /* field 10, varint */
+  ck_assert_int_eq((uint8_t)s[3], 1);
+  ck_assert_int_eq((uint8_t)s[4], 0x32); /* field 6, length-delimited */
+  free(s);
+  tr_writer_free(w);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_writer_unresolvable_name_writes_nothing) {
+  for (int f = TR_FORMAT_JSON; f <= TR_FORMAT_PERFETTO; f++) {
+    int fd = out_fd();
+    tr_writer *w;
+    tr_wstream *s;
+    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test"), 0);
+    ck_assert_int_eq(tr_wstream_open(w, 1, resolve, NULL, &s), 0);
+    /* Perfetto resolves a call's name when it enters (its BEGIN); the
+     * caller writes no slice for a call whose enter failed. */
+    if (f == TR_FORMAT_PERFETTO)
+      ck_assert_int_eq(tr_wstream_enter(s, 1, TR_CAT_PYTHON, 400, 1), -EINVAL);
+    else
+      ck_assert_int_eq(
+          tr_wstream_slice(s, 1, TR_CAT_PYTHON, 400, 1, 1, false, NULL, 0),
+          -EINVAL);
+    ck_assert_int_eq(tr_wstream_instant(s, 1, TR_CAT_API, 5, 1, NULL, 0),
+                     -EINVAL);
+    ck_assert_int_eq(tr_wstream_counter(s, 1, 4000, 1, 1.0), -EINVAL);
+    ck_assert_uint_eq(w->events, 0);
+    ck_assert_uint_eq(w->dropped, 0);
+    tr_wstream_close(s);
+    tr_writer_finish(w);
+    tr_writer_free(w);
+    close(fd);
+  }
+}
+END_TEST
+
+START_TEST(test_writer_write_error_counts_dropped) {
+  for (int f = TR_FORMAT_JSON; f <= TR_FORMAT_PERFETTO; f++) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    tr_writer *w;
+    tr_wstream *s;
+    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test"), 0);
+    ck_assert_int_eq(tr_wstream_open(w, 1, resolve, NULL, &s), 0);
+    ck_assert_int_eq(tr_wstream_enter(s, 1, TR_CAT_PYTHON, 4, 1), 0);
+    ck_assert_int_eq(
+        tr_wstream_slice(s, 1, TR_CAT_PYTHON, 4, 1, 1, false, NULL, 0), 0);
+    ck_assert_uint_eq(w->events, 1);
+    ck_assert_int_lt(tr_writer_flush(w), 0);
+    ck_assert_uint_eq(w->events, 0);
+    ck_assert_uint_eq(w->dropped, 1);
+    ck_assert_int_eq(tr_wstream_counter(s, 1, 8, 2, 1.0), 0);
+    ck_assert_uint_eq(w->dropped, 2);
+    tr_wstream_close(s);
+    ck_assert_int_lt(tr_writer_finish(w), 0);
+    ck_assert_uint_eq(w->bytes, 0);
+    tr_writer_free(w);
+    close(fd);
+  }
+}
+END_TEST
+
+START_TEST(test_writer_pftrace_uuids) {
+  ck_assert_uint_eq(tr_pf_process_uuid(5), (5u << 2) | 1);
+  ck_assert_uint_eq(tr_pf_thread_uuid(5, 7), (5ull << 24) | (7u << 2) | 2);
+  ck_assert_uint_eq(tr_pf_counter_uuid(5, "c", 1) & 3, 3);
+  ck_assert_uint_ne(tr_pf_counter_uuid(5, "c", 1),
+                    tr_pf_counter_uuid(6, "c", 1));
+  ck_assert_uint_eq(tr_pf_counter_uuid(5, "c", 1),
+                    tr_pf_counter_uuid(5, "c", 1));
+}
+END_TEST
+
+static Suite *writer_suite(void) {
+  Suite *s = suite_create("writer");
+  TCase *core = tcase_create("core");
+  tcase_add_test(core, test_writer_format_names);
+  tcase_add_test(core, test_writer_gzip_holds_the_json);
+  tcase_add_test(core, test_writer_pftrace_interns_once_per_stream);
+  tcase_add_test(core, test_writer_pftrace_uuids);
+  suite_add_tcase(s, core);
+  TCase *errors = tcase_create("errors");
+  tcase_add_test(errors, test_writer_unresolvable_name_writes_nothing);
+  tcase_add_test(errors, test_writer_write_error_counts_dropped);
+  suite_add_tcase(s, errors);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(writer_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
