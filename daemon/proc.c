@@ -224,13 +224,21 @@ static int cat_of(uint16_t kind) {
 
 static void emit_slice(tr_proc *p, tr_thread *t, const tr_open_call *c,
                        uint64_t end, bool unfinished) {
+  uint64_t dur = end >= c->ts ? end - c->ts : 0;
+  /* The minimum duration shapes which calls are written; spans and other
+   * events the program asked for are always written, and so are calls
+   * cut short (their duration is not known). */
+  if (dur < p->min_duration_ns && !unfinished &&
+      (c->kind == TR_REC_PY_CALL || c->kind == TR_REC_C_CALL)) {
+    p->stats.filtered++;
+    return;
+  }
   const char *name;
   size_t n;
   if (!name_escaped(p, c->id, &name, &n)) {
     p->stats.malformed++;
     return;
   }
-  uint64_t dur = end >= c->ts ? end - c->ts : 0;
   tr_json_slice(p->out, cat_of(c->kind), name, n, p->pid, t->tid, c->ts, dur,
                 unfinished);
 }
@@ -502,6 +510,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
     st->late += p->stats.late;
     st->malformed += p->stats.malformed;
     st->unmatched += p->stats.unmatched;
+    st->filtered += p->stats.filtered;
   }
   p->out = NULL;
 }

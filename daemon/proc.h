@@ -60,6 +60,7 @@ typedef struct tr_proc_stats {
   uint64_t late;      /* records older than the output's start */
   uint64_t malformed; /* bad records, bad string ids */
   uint64_t unmatched; /* exits without an open call */
+  uint64_t filtered;  /* calls shorter than min_duration_ns, not written */
 } tr_proc_stats;
 
 typedef struct tr_name_slot {
@@ -107,6 +108,8 @@ typedef struct tr_proc {
   tr_json *out;
   struct tr_metaseen *seen; /* the output's metadata so far (borrowed) */
   uint64_t min_ts; /* records older than this belong to no session of ours */
+  uint64_t min_duration_ns; /* Python and C calls shorter than this are not
+                               written (0: every call is) */
   tr_proc_stats stats;
   tr_name_slot *names; /* allocated on first use */
   char *scratch;       /* escape buffer for names too long to cache */

@@ -19,6 +19,7 @@
 
 #include "client.h"
 #include "conn.h"
+#include "runopts.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
@@ -27,7 +28,9 @@
 
 static void run_usage(FILE *out) {
   fprintf(out,
-          "usage: traced run [-o FILE] [--socket PATH] [--] CMD [ARGS...]\n"
+          "usage: traced run [-o FILE] [--socket PATH] [RECORDING OPTIONS] "
+          "[--]\n"
+          "                  CMD [ARGS...]\n"
           "\n"
           "Run CMD with every Python process it starts traced into FILE\n"
           "(default: traced-YYYYmmdd-HHMMSS.json in the current directory).\n"
@@ -38,7 +41,17 @@ static void run_usage(FILE *out) {
           "      --socket PATH   daemon socket (default: $TRACED_SOCKET,\n"
           "                      $XDG_RUNTIME_DIR/traced/traced.sock or\n"
           "                      /tmp/traced-$UID/traced.sock)\n"
-          "  -q, --quiet         no summary line\n");
+          "  -q, --quiet         no summary line\n"
+          "\n"
+          "Recording options (docs/options.md); each sets the environment\n"
+          "variable shown, which every traced process reads, so they reach\n"
+          "child processes too:\n");
+  tr_runopts_usage(out);
+  fprintf(out,
+          "\nDUR is 500ns, 10us, 2ms, 1s... (a plain number is in us).\n"
+          "--include-files and --exclude-files may be repeated or hold a\n"
+          "':'-separated list; relative paths start at the current\n"
+          "directory.\n");
 }
 
 /* Starts `traced serve --daemon` on `socket` and waits until it is ready
@@ -98,13 +111,14 @@ static int control_connect(const char *socket, bool *started) {
 }
 
 static int create_session(int fd, const char *path, int out_fd,
+                          uint64_t min_duration_ns,
                           char token[TR_TOKEN_HEX_LEN + 1], char *err,
                           size_t errsz) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, path);
+  tr_conn_pack_session_create(&pk, path, min_duration_ns);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
@@ -116,7 +130,7 @@ static int create_session(int fd, const char *path, int out_fd,
   return rc;
 }
 
-static int end_session(int fd, traced_summary *s) {
+static int end_session(int fd, traced_summary *s, uint64_t *filtered) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
@@ -128,7 +142,7 @@ static int end_session(int fd, traced_summary *s) {
                            TR_MSG_SESSION_SUMMARY, &reply, TR_END_TIMEOUT_MS,
                            NULL, 0);
   if (rc == 0) {
-    tr_conn_read_summary(&reply.data, s);
+    tr_conn_read_summary(&reply.data, s, filtered);
   }
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
@@ -191,21 +205,22 @@ static int exit_code(int status) {
   return 1;
 }
 
-int tr_cmd_run(int argc, char **argv) {
+static int run_main(int argc, char **argv, const struct option *opts,
+                    tr_runopts *ro) {
   const char *output = NULL;
   char socket[108] = "";
   bool quiet = false;
-  static const struct option opts[] = {
-      {"output", required_argument, NULL, 'o'},
-      {"socket", required_argument, NULL, 's'},
-      {"quiet", no_argument, NULL, 'q'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
   optind = 1;
   int c;
   /* "+": stop at the first non-option, which starts the command. */
   while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+    if (c >= TR_RUNOPT_BASE) {
+      if (tr_runopts_take(ro, c, optarg) < 0) {
+        run_usage(stderr);
+        return 2;
+      }
+      continue;
+    }
     switch (c) {
       case 'o':
         output = optarg;
@@ -272,6 +287,8 @@ int tr_cmd_run(int argc, char **argv) {
     }
   }
 
+  /* The command's processes read the options from their environment. */
+  tr_runopts_apply(ro);
   bool started = false;
   int fd = control_connect(socket, &started);
   char token[TR_TOKEN_HEX_LEN + 1] = "";
@@ -290,7 +307,8 @@ int tr_cmd_run(int argc, char **argv) {
     return 2;
   }
   char err[256] = "";
-  int rc = create_session(fd, abspath, out_fd, token, err, sizeof(err));
+  int rc = create_session(fd, abspath, out_fd, ro->min_duration_ns, token, err,
+                          sizeof(err));
   close(out_fd);
   if (rc < 0) {
     fprintf(stderr,
@@ -303,7 +321,8 @@ int tr_cmd_run(int argc, char **argv) {
 
   int status = run_child(cmd, socket, token);
   traced_summary s;
-  rc = end_session(fd, &s);
+  uint64_t filtered = 0;
+  rc = end_session(fd, &s, &filtered);
   close(fd);
   if (rc < 0) {
     fprintf(stderr,
@@ -311,12 +330,31 @@ int tr_cmd_run(int argc, char **argv) {
             "%s may be incomplete\n",
             strerror(-rc), abspath);
   } else if (!quiet) {
+    char shorter[80] = "";
+    if (ro->min_duration_ns > 0)
+      snprintf(shorter, sizeof(shorter), ", %llu calls under --min-duration",
+               (unsigned long long)filtered);
     fprintf(stderr,
-            "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
-            "%llu bytes -> %s\n",
+            "traced: %llu processes, %llu threads, %llu events, %llu dropped"
+            "%s, %llu bytes -> %s\n",
             (unsigned long long)s.processes, (unsigned long long)s.threads,
             (unsigned long long)s.events, (unsigned long long)s.dropped,
-            (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
+            shorter, (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
   }
   return exit_code(status);
+}
+
+int tr_cmd_run(int argc, char **argv) {
+  struct option opts[8 + TR_OPTION_COUNT] = {
+      {"output", required_argument, NULL, 'o'},
+      {"socket", required_argument, NULL, 's'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+  };
+  tr_runopts_longopts(opts, 4, sizeof(opts) / sizeof(opts[0]));
+  tr_runopts ro;
+  memset(&ro, 0, sizeof(ro));
+  int rc = run_main(argc, argv, opts, &ro);
+  tr_runopts_free(&ro);
+  return rc;
 }

@@ -124,6 +124,7 @@ int tr_session_join(tr_session *s, tr_proc *p) {
    * adopted worker's leftovers from a previous one). */
   uint64_t now = tr_monotonic_ns();
   tr_proc_attach(p, s->out, &s->seen, now > s->start_ts ? now : s->start_ts);
+  p->min_duration_ns = s->min_duration_ns;
   p->session = s;
   p->last_epoch = s->epoch;
   /* Viewers list processes by this index: the first to join (the program's
@@ -148,6 +149,7 @@ static void detach_member(tr_session *s, tr_proc *p) {
   s->stats.late += ps.late;
   s->stats.malformed += ps.malformed;
   s->stats.unmatched += ps.unmatched;
+  s->stats.filtered += ps.filtered;
 }
 
 void tr_session_leave(tr_proc *p) {
@@ -192,12 +194,14 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   tr_log(
       TR_LOG_INFO,
       "%s: ended: %llu processes, %llu threads, %llu events, %llu "
-      "dropped, %llu bytes (late %llu, malformed %llu, unmatched %llu)",
+      "dropped, %llu bytes (late %llu, malformed %llu, unmatched %llu, "
+      "filtered %llu)",
       s->label, (unsigned long long)s->stats.processes,
       (unsigned long long)s->stats.threads, (unsigned long long)s->stats.events,
       (unsigned long long)s->stats.dropped, (unsigned long long)s->stats.bytes,
       (unsigned long long)s->stats.late, (unsigned long long)s->stats.malformed,
-      (unsigned long long)s->stats.unmatched);
+      (unsigned long long)s->stats.unmatched,
+      (unsigned long long)s->stats.filtered);
   if (st != NULL) *st = s->stats;
 
   for (tr_session **pp = &ss->head; *pp != NULL; pp = &(*pp)->next) {

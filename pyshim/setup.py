@@ -31,7 +31,7 @@ class build_py_with_pth(build_py):
 
 sources = ["src/module.c", "src/hook.c"]
 sources += [rel("libclient", "src", n) for n in
-            ("client.c", "conn.c", "producer.c", "api.c")]
+            ("client.c", "conn.c", "producer.c", "api.c", "options.c")]
 sources += [rel("proto", n) for n in ("frame.c", "mp.c")]
 
 ext = Extension(

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "options.h"
 #include "traced.h"
 
 /* ---- per-thread producer ----------------------------------------------- */
@@ -164,20 +165,32 @@ static int export_session(void) {
   return 0;
 }
 
+/* TRACED_MIN_DURATION for a session this process creates; an invalid
+ * value is ignored here (the library prints nothing; `traced run` and the
+ * Python package report it). */
+static uint64_t env_min_duration(void) {
+  const tr_option *o = &tr_options[TR_OPTION_MIN_DURATION];
+  const char *s = getenv(o->env);
+  uint64_t ns;
+  if (s == NULL || *s == '\0' || tr_option_parse(o, s, &ns, NULL, 0) < 0)
+    return 0;
+  return ns;
+}
+
 int traced_session_start(const char *output_path) {
   if (output_path == NULL || *output_path == '\0') return -EINVAL;
   int rc = tr_client_connect(NULL);
   if (rc < 0) return rc;
   int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) return -errno;
-  rc = tr_client_session_create(output_path, fd, NULL);
+  rc = tr_client_session_create(output_path, fd, env_min_duration(), NULL);
   close(fd);
   if (rc < 0) return rc;
   return export_session();
 }
 
 int traced_session_stop(traced_summary *out, int timeout_ms) {
-  return tr_client_session_end(out, timeout_ms);
+  return tr_client_session_end(out, NULL, timeout_ms);
 }
 
 int traced_attach(void) {

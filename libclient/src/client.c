@@ -340,12 +340,13 @@ static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
 }
 
 int tr_client_session_create(const char *display_path, int fd,
+                             uint64_t min_duration_ns,
                              char token[TR_TOKEN_HEX_LEN + 1]) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, display_path);
+  tr_conn_pack_session_create(&pk, display_path, min_duration_ns);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   pthread_mutex_lock(&g.io_lock);
@@ -390,7 +391,8 @@ int tr_client_session_join(const char *token) {
   return rc;
 }
 
-int tr_client_session_end(traced_summary *out, int timeout_ms) {
+int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+                          int timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = 120000;
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -405,7 +407,7 @@ int tr_client_session_end(traced_summary *out, int timeout_ms) {
   if (rc == 0) {
     g.token[0] = '\0';
     if (out != NULL) {
-      tr_conn_read_summary(&reply.data, out);
+      tr_conn_read_summary(&reply.data, out, filtered);
     }
   }
   pthread_mutex_unlock(&g.io_lock);

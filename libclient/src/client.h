@@ -29,9 +29,13 @@ void tr_client_disconnect(void);
  * to the daemon (the caller keeps and closes its own copy).  The token of
  * the current session is exported as TRACED_SESSION by the callers. */
 int tr_client_session_create(const char *display_path, int fd,
+                             uint64_t min_duration_ns,
                              char token[TR_TOKEN_HEX_LEN + 1]);
 int tr_client_session_join(const char *token);
-int tr_client_session_end(traced_summary *out, int timeout_ms);
+/* `filtered` (may be NULL): calls not written for being shorter than the
+ * session's minimum duration. */
+int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+                          int timeout_ms);
 /* The token this process created or joined ("" when none). */
 const char *tr_client_token(void);
 const char *tr_client_socket_path(void);

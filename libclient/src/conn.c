@@ -238,7 +238,8 @@ void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
   if (producer) tr_mp_kv_u64(pk, "arena_size", arena_size);
 }
 
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
+                          uint64_t *filtered) {
   memset(out, 0, sizeof(*out));
   tr_mp_get_u64(map, "processes", &out->processes);
   tr_mp_get_u64(map, "threads", &out->threads);
@@ -248,13 +249,19 @@ void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
   tr_mp_get_u64(map, "malformed", &out->malformed);
   tr_mp_get_u64(map, "unmatched", &out->unmatched);
   tr_mp_get_u64(map, "bytes", &out->bytes);
+  if (filtered != NULL) {
+    *filtered = 0;
+    tr_mp_get_u64(map, "filtered", filtered);
+  }
   tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
 }
 
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path) {
-  msgpack_pack_map(pk, 2);
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
+                                 uint64_t min_duration_ns) {
+  msgpack_pack_map(pk, min_duration_ns > 0 ? 3 : 2);
   tr_mp_kv_str(pk, "path", path);
   tr_mp_kv_str(pk, "format", "json");
+  if (min_duration_ns > 0) tr_mp_kv_u64(pk, "min_duration_ns", min_duration_ns);
 }
 
 int tr_conn_read_token(const msgpack_object *map,

@@ -37,16 +37,22 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
 
-/* Packs the SESSION_CREATE map for an output named `path` (display only). */
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path);
+/* Packs the SESSION_CREATE map for an output named `path` (display only);
+ * calls shorter than min_duration_ns (0: none) are not written. */
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
+                                 uint64_t min_duration_ns);
 
 /* Copies the token of a SESSION_CREATED payload; -EPROTO if it is missing
  * or not TR_TOKEN_HEX_LEN characters. */
 int tr_conn_read_token(const msgpack_object *map,
                        char token[TR_TOKEN_HEX_LEN + 1]);
 
-/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0). */
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out);
+/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0), and
+ * *filtered (when not NULL) with the calls left out for being shorter
+ * than the session's minimum duration: a count traced_summary has no room
+ * for without changing its size, which would break binary compatibility. */
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
+                          uint64_t *filtered);
 
 /* Packs the HELLO map (the caller adds nothing after it).  `name` is the
  * process's display name; NULL or "" means the program's short name. */

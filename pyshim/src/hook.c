@@ -234,7 +234,12 @@ static inline uint32_t cfunc_id(PyObject *func) {
 
 /* ---- the hook ----------------------------------------------------------- */
 
+tr_hook_opts tr_hook_options = {.trace_c = true};
+
 int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+  /* With C functions ignored, their events cost this one test (a profile
+   * function cannot ask CPython not to deliver them). */
+  if (what >= PyTrace_C_CALL && !tr_hook_options.trace_c) return 0;
   tr_producer *p = &((TracedThread *)obj)->p;
   if (!tr_producer_ready(p)) return 0;
   uint64_t ts = tr_now_ns();
@@ -246,13 +251,11 @@ int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
       tr_producer_exit(p, ts, TR_REC_PY_RETURN);
       break;
     case PyTrace_C_CALL:
-      if (((TracedThread *)obj)->trace_c)
-        tr_producer_enter(p, ts, cfunc_id(arg), TR_REC_C_CALL);
+      tr_producer_enter(p, ts, cfunc_id(arg), TR_REC_C_CALL);
       break;
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
-      if (((TracedThread *)obj)->trace_c)
-        tr_producer_exit(p, ts, TR_REC_C_RETURN);
+      tr_producer_exit(p, ts, TR_REC_C_RETURN);
       break;
     default:
       break;
@@ -283,13 +286,11 @@ PyType_Spec tr_thread_spec = {
     .slots = thread_slots,
 };
 
-TracedThread *tr_thread_new(PyTypeObject *type, const char *name,
-                            bool trace_c) {
+TracedThread *tr_thread_new(PyTypeObject *type, const char *name) {
   TracedThread *t = PyObject_New(TracedThread, type);
   if (t == NULL) return NULL;
   tr_client_thread_init(&t->p);
   snprintf(t->p.name, sizeof(t->p.name), "%s", name ? name : "");
-  t->trace_c = trace_c;
   return t;
 }
 

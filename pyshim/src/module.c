@@ -3,11 +3,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "options.h"
 #include "shim.h"
 
 typedef struct module_state {
   PyTypeObject *thread_type;
-  bool trace_c;
 } module_state;
 
 static module_state *get_state(PyObject *module) {
@@ -56,15 +56,17 @@ static PyObject *m_disconnect(PyObject *module, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* create(display_path, fd) -> token */
+/* create(display_path, fd, min_duration_ns=0) -> token */
 static PyObject *m_create(PyObject *module, PyObject *args) {
   (void)module;
   const char *path;
   int fd;
-  if (!PyArg_ParseTuple(args, "si", &path, &fd)) return NULL;
+  unsigned long long min_duration = 0;
+  if (!PyArg_ParseTuple(args, "si|K", &path, &fd, &min_duration)) return NULL;
   char token[TR_TOKEN_HEX_LEN + 1];
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_create(path, fd, token);
+  Py_BEGIN_ALLOW_THREADS rc =
+      tr_client_session_create(path, fd, (uint64_t)min_duration, token);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "create session");
   return PyUnicode_FromString(token);
 }
@@ -86,17 +88,18 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   int timeout_ms = 0;
   if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
   traced_summary s;
+  uint64_t filtered = 0;
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, timeout_ms);
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, &filtered, timeout_ms);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
       (unsigned long long)s.processes, "threads", (unsigned long long)s.threads,
       "events", (unsigned long long)s.events, "dropped",
       (unsigned long long)s.dropped, "late", (unsigned long long)s.late,
       "malformed", (unsigned long long)s.malformed, "unmatched",
-      (unsigned long long)s.unmatched, "bytes", (unsigned long long)s.bytes,
-      "path", s.path);
+      (unsigned long long)s.unmatched, "filtered", (unsigned long long)filtered,
+      "bytes", (unsigned long long)s.bytes, "path", s.path);
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {
@@ -148,19 +151,17 @@ static PyObject *m_warn(PyObject *module, PyObject *args) {
  * Returns a borrowed reference (the thread state owns the object). */
 static TracedThread *install_current(PyObject *module, const char *name) {
   module_state *st = get_state(module);
-  TracedThread *t = tr_thread_new(st->thread_type, name, st->trace_c);
+  TracedThread *t = tr_thread_new(st->thread_type, name);
   if (t == NULL) return NULL;
   PyEval_SetProfile(tr_hook, (PyObject *)t);
   Py_DECREF(t);
   return t;
 }
 
-/* install(thread_name, trace_c=True) */
+/* install(thread_name) */
 static PyObject *m_install(PyObject *module, PyObject *args) {
   const char *name;
-  int trace_c = 1;
-  if (!PyArg_ParseTuple(args, "s|p", &name, &trace_c)) return NULL;
-  get_state(module)->trace_c = trace_c != 0;
+  if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
   if (install_current(module, name) == NULL) return NULL;
   Py_RETURN_NONE;
 }
@@ -209,7 +210,67 @@ static PyObject *m_set_skip_prefix(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* options() -> [(env, flag, kwarg, kind, lo, hi, default)]: the table of
+ * recording options (libclient/src/options.c). */
+static PyObject *m_options(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  PyObject *list = PyList_New(TR_OPTION_COUNT);
+  if (list == NULL) return NULL;
+  for (Py_ssize_t i = 0; i < TR_OPTION_COUNT; i++) {
+    const tr_option *o = &tr_options[i];
+    PyObject *row =
+        Py_BuildValue("(sssiKKK)", o->env, o->flag, o->kwarg, (int)o->kind,
+                      (unsigned long long)o->lo, (unsigned long long)o->hi,
+                      (unsigned long long)o->def);
+    if (row == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, i, row);
+  }
+  return list;
+}
+
+/* parse_option(name, text) -> int: the value of an option given as text,
+ * as every traced process parses its environment; ValueError says why a
+ * value is invalid. */
+static PyObject *m_parse_option(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *name, *text;
+  if (!PyArg_ParseTuple(args, "ss", &name, &text)) return NULL;
+  const tr_option *o = tr_option_find(name);
+  if (o == NULL) return PyErr_Format(PyExc_KeyError, "no option %s", name);
+  uint64_t v;
+  char why[160];
+  if (tr_option_parse(o, text, &v, why, sizeof(why)) < 0) {
+    PyErr_SetString(PyExc_ValueError, why);
+    return NULL;
+  }
+  return PyLong_FromUnsignedLongLong(v);
+}
+
+/* configure(trace_c): the hook's options for sessions started from now
+ * on (docs/options.md). */
+static PyObject *m_configure(PyObject *module, PyObject *args,
+                             PyObject *kwargs) {
+  (void)module;
+  static char *kwlist[] = {"trace_c", NULL};
+  int trace_c = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p", kwlist, &trace_c))
+    return NULL;
+  tr_hook_options.trace_c = trace_c != 0;
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"options", m_options, METH_NOARGS,
+     "options() -> [(env, flag, kwarg, kind, lo, hi, default)]."},
+    {"parse_option", m_parse_option, METH_VARARGS,
+     "parse_option(name, text) -> int: parse an option's value."},
+    {"configure", (PyCFunction)(void (*)(void))m_configure,
+     METH_VARARGS | METH_KEYWORDS,
+     "configure(**options): the profile hook's recording options."},
     {"set_skip_prefix", m_set_skip_prefix, METH_VARARGS,
      "set_skip_prefix(path): do not record code from files under path."},
     {"connect", m_connect, METH_VARARGS,
@@ -232,7 +293,7 @@ static PyMethodDef methods[] = {
      "The socket path used when none is given."},
     {"warn", m_warn, METH_VARARGS, "Print traced's one warning line."},
     {"install", m_install, METH_VARARGS,
-     "install(thread_name, trace_c=True): trace the calling thread."},
+     "install(thread_name): trace the calling thread."},
     {"uninstall", m_uninstall, METH_NOARGS, "Stop tracing the calling thread."},
     {"thread_bootstrap", m_thread_bootstrap, METH_VARARGS,
      "For threading.setprofile(): installs the hook in new threads."},
@@ -245,7 +306,6 @@ static int module_exec(PyObject *module) {
     return -1;
   }
   module_state *st = get_state(module);
-  st->trace_c = true;
   st->thread_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &tr_thread_spec, NULL);
   if (st->thread_type == NULL) return -1;

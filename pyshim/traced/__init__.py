@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from . import _traced
+from . import _options, _traced
 
 __all__ = ["session", "start", "stop", "Summary", "last_summary"]
 __version__ = "0.1.0"
@@ -39,17 +39,19 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 # `typing` would add ~10 ms to every traced process's start-up.
 _SummaryBase = collections.namedtuple(
     "_SummaryBase",
-    "processes threads events dropped bytes path late malformed unmatched",
-    defaults=(0, 0, 0))
+    "processes threads events dropped bytes path late malformed unmatched "
+    "filtered",
+    defaults=(0, 0, 0, 0))
 
 
 class Summary(_SummaryBase):
     """What the daemon reports when a session ends: processes, threads,
-    events, dropped, bytes, path, late, malformed, unmatched.  `dropped`
-    counts events that could not be kept (full rings, depth limit, write
-    errors); `late`, `malformed` and `unmatched` count records the daemon
-    discarded or ignored (made after the session ended, undecodable, exits
-    without a recorded call)."""
+    events, dropped, bytes, path, late, malformed, unmatched, filtered.
+    `dropped` counts events that could not be kept (full rings, depth limit,
+    write errors); `late`, `malformed` and `unmatched` count records the
+    daemon discarded or ignored (made after the session ended, undecodable,
+    exits without a recorded call); `filtered` counts calls not written for
+    being shorter than the session's min_duration."""
 
     __slots__ = ()
 
@@ -80,16 +82,17 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def _install(trace_c: bool = True) -> None:
-    """Starts recording this thread and threads started later.  Callers
-    call it last: the calls it records begin once it returns, and traced's
-    own frames still on the stack (entered before the hook existed) are not
-    known to be traced's."""
+def _install(opts: _options.Options) -> None:
+    """Starts recording this thread and threads started later, as `opts`
+    say.  Callers call it last: the calls it records begin once it returns,
+    and traced's own frames still on the stack (entered before the hook
+    existed) are not known to be traced's."""
     import threading
 
+    _traced.configure(trace_c=not opts.ignore_c_functions)
     threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
-    _traced.install(_thread_name(), trace_c)
+    _traced.install(_thread_name())
 
 
 def _uninstall() -> None:
@@ -157,10 +160,17 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
     return False
 
 
-def _export(token: str) -> None:
-    _state.saved_env = {k: os.environ.get(k) for k in (ENV_SESSION, ENV_SOCKET)}
-    os.environ[ENV_SESSION] = token
-    os.environ[ENV_SOCKET] = _traced.socket_path()
+def _export(token: str, opts: _options.Options) -> None:
+    """Child processes join the session, with the session's options."""
+    new = _options.to_env(opts)
+    new[ENV_SESSION] = token
+    new[ENV_SOCKET] = _traced.socket_path()
+    _state.saved_env = {k: os.environ.get(k) for k in new}
+    for key, value in new.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _restore_env() -> None:
@@ -172,15 +182,30 @@ def _restore_env() -> None:
     _state.saved_env = {}
 
 
+def _options_of(trace_c, options):
+    if trace_c is not None and options.get("ignore_c_functions") is None:
+        options = dict(options, ignore_c_functions=not trace_c)
+    return options
+
+
 def start(output: Optional[str] = None, *, socket: Optional[str] = None,
-          trace_c: bool = True) -> bool:
+          trace_c: Optional[bool] = None, **options) -> bool:
     """Create a session writing `output` and trace this process (the calling
     thread and threads started later) and every process it starts.
 
+    Recording options (docs/options.md) are keyword arguments:
+    include_files, exclude_files, max_depth, ignore_c_functions,
+    min_duration, log_args, log_return, repr_limit, log_print, log_gc.  An
+    option not given (or None) takes its TRACED_* environment variable's
+    value; child processes get the session's options in theirs.
+    `trace_c=False` is the older spelling of `ignore_c_functions=True`.
+
     Returns True when tracing, False when the daemon could not be reached
     (one warning is printed and the program goes on untraced).  Raises
-    OSError if `output` cannot be opened for writing, RuntimeError if this
-    process already has a session open."""
+    ValueError (TypeError) for an invalid (unknown) option, before anything
+    starts; OSError if `output` cannot be opened for writing; RuntimeError
+    if this process already has a session open."""
+    opts = _options.resolve(_options_of(trace_c, options))
     if _state.creator:
         raise RuntimeError("traced: this process already has a session open")
     output = output or default_output()
@@ -191,16 +216,17 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                  0o666)
     try:
-        token = _traced.create(os.path.abspath(output), fd)
+        token = _traced.create(os.path.abspath(output), fd,
+                               opts.min_duration)
     except OSError as e:
         _traced.warn(f"could not create a session: {e}; running untraced")
         return False
     finally:
         os.close(fd)
     _state.creator = True
-    _export(token)
+    _export(token, opts)
     _name_process(root=True)
-    _install(trace_c)
+    _install(opts)
     return True
 
 
@@ -230,16 +256,20 @@ class session:
     """
 
     def __init__(self, output: Optional[str] = None, *,
-                 socket: Optional[str] = None, trace_c: bool = True):
+                 socket: Optional[str] = None, trace_c: Optional[bool] = None,
+                 **options):
+        # Invalid options fail here, where the session is written.
+        _options.check(_options_of(trace_c, options))
         self.output = output
         self.socket = socket
         self.trace_c = trace_c
+        self.options = options
         self.summary: Optional[Summary] = None
         self.active = False
 
     def __enter__(self) -> "session":
         self.active = start(self.output, socket=self.socket,
-                            trace_c=self.trace_c)
+                            trace_c=self.trace_c, **self.options)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -255,7 +285,7 @@ class session:
         @functools.wraps(func)
         def _traced_call_through(*args, **kwargs):
             with session(self.output, socket=self.socket,
-                         trace_c=self.trace_c):
+                         trace_c=self.trace_c, **self.options):
                 return func(*args, **kwargs)
 
         return _traced_call_through
@@ -277,7 +307,7 @@ def _attach_from_env() -> None:
                          "untraced")
             return
         _name_process(os.environ.get(ENV_ROOT_PID) == str(os.getpid()))
-        _install()
+        _install(_options.from_env())
     elif output:
         import atexit
 
