@@ -25,6 +25,8 @@
 #define TR_PROC_MAX_OPEN (1u << 22)  /* open-call slots per process (64 MiB) */
 #define TR_NAME_CACHE_SLOTS 2048     /* escaped-name cache entries */
 #define TR_NAME_CACHE_MAX_LEN 512    /* longer escaped names are not cached */
+/* Argument payloads of open calls kept per process (all threads). */
+#define TR_PROC_MAX_ARGS_BYTES (64u * 1024u * 1024u)
 
 struct tr_session;
 
@@ -33,8 +35,10 @@ typedef struct tr_open_call {
   uint64_t ts;
   uint32_t id;
   uint16_t kind;
-  uint16_t pad;
+  uint16_t flags; /* TR_CALL_ARGS: its arguments are on the thread's
+                     argument stack */
 } tr_open_call;
+#define TR_CALL_ARGS 1u
 
 typedef struct tr_thread {
   tr_ringview ring;
@@ -43,8 +47,12 @@ typedef struct tr_thread {
   tr_open_call *stack; /* grows by doubling up to TR_PAIR_MAX_DEPTH */
   uint32_t depth;
   uint32_t cap;
-  uint32_t overflow;     /* enters beyond the depth limit, not kept */
-  uint64_t last_ts;      /* latest timestamp seen: unfinished calls end here */
+  uint32_t overflow; /* enters beyond the depth limit, not kept */
+  uint64_t last_ts;  /* latest timestamp seen: unfinished calls end here */
+  /* Argument payloads of the open calls that have some, innermost last:
+   * each is its bytes followed by their u32 length. */
+  uint8_t *argstack;
+  uint32_t arglen, argcap;
   uint64_t dropped_base; /* ring `dropped` when this output began */
   uint16_t name_len;
   char name[TR_NAME_MAX];
@@ -53,14 +61,15 @@ typedef struct tr_thread {
 
 /* Counters since the last tr_proc_attach. */
 typedef struct tr_proc_stats {
-  uint64_t threads;   /* rings that wrote into this output */
-  uint64_t dropped;   /* events the producer refused (ring full) + enters
-                         beyond the depth limit */
-  uint64_t lost;      /* sum of LOST records (informational) */
-  uint64_t late;      /* records older than the output's start */
-  uint64_t malformed; /* bad records, bad string ids */
-  uint64_t unmatched; /* exits without an open call */
-  uint64_t filtered;  /* calls shorter than min_duration_ns, not written */
+  uint64_t threads;      /* rings that wrote into this output */
+  uint64_t dropped;      /* events the producer refused (ring full) + enters
+                            beyond the depth limit */
+  uint64_t lost;         /* sum of LOST records (informational) */
+  uint64_t late;         /* records older than the output's start */
+  uint64_t malformed;    /* bad records, bad string ids */
+  uint64_t unmatched;    /* exits without an open call */
+  uint64_t filtered;     /* calls shorter than min_duration_ns, not written */
+  uint64_t args_dropped; /* argument sets not kept: memory limit */
 } tr_proc_stats;
 
 typedef struct tr_name_slot {
@@ -114,6 +123,12 @@ typedef struct tr_proc {
   tr_name_slot *names; /* allocated on first use */
   char *scratch;       /* escape buffer for names too long to cache */
   char *raw;           /* private copy of a string read from the arena */
+  /* The arguments of an ARGS record, for the record that follows it in
+   * the same ring (valid during one ring's drain only). */
+  uint8_t *pending;
+  uint32_t pending_len;
+  bool has_pending;
+  uint64_t args_bytes; /* argument stacks allocated, all threads */
 
   /* Owned by session.c. */
   struct tr_session *session; /* the session this process records into */

@@ -294,9 +294,12 @@ static void handle_hello(client *cl, const msgpack_object *m) {
   cl->hello = true;
 
   packer pk;
-  packer_init(&pk, 2);
+  packer_init(&pk, 3);
   tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
   tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  /* Producers write records with more payload slots than version 1's
+   * first daemons took (4) only when told so (ARGS records). */
+  tr_mp_kv_u64(&pk.pk, "max_extra", TR_RECORD_MAX_EXTRA);
   packer_send(cl, &pk, TR_MSG_WELCOME);
   char pb[TR_LOG_PEER_MAX];
   tr_log(TR_LOG_DEBUG, "%s: hello: %s '%s' (client pid %u)", who(cl, pb),

@@ -169,6 +169,12 @@ static char *put_u64(char *p, uint64_t v) {
   return p + n;
 }
 
+static char *put_i64(char *p, int64_t v) {
+  if (v >= 0) return put_u64(p, (uint64_t)v);
+  *p++ = '-';
+  return put_u64(p, (uint64_t)0 - (uint64_t)v);
+}
+
 /* Nanoseconds as microseconds with exactly three decimals. */
 static char *put_us(char *p, uint64_t ns) {
   p = put_u64(p, ns / 1000);
@@ -190,6 +196,50 @@ static char *put_double(char *p, double v) {
   size_t n = strlen(tmp);
   memcpy(p, tmp, n);
   return p + n;
+}
+
+/* ---- arguments ----------------------------------------------------------- */
+
+/* Bytes an event's "args" object may take at most. */
+static size_t args_room(const tr_arg *args, uint32_t nargs) {
+  size_t n = 16;
+  for (uint32_t i = 0; i < nargs; i++) {
+    n += TR_JSON_ESCAPED_MAX(args[i].klen) + 48;
+    if (args[i].type == TR_ARG_STR) n += TR_JSON_ESCAPED_MAX(args[i].v.s.len);
+  }
+  return n;
+}
+
+/* Writes "key":value,... for each argument (no braces). */
+static char *put_arg_list(char *p, const tr_arg *args, uint32_t nargs) {
+  for (uint32_t i = 0; i < nargs; i++) {
+    const tr_arg *a = &args[i];
+    if (i > 0) *p++ = ',';
+    *p++ = '"';
+    p += tr_json_escape(p, a->key, a->klen);
+    p = PUT_LIT(p, "\":");
+    switch (a->type) {
+      case TR_ARG_STR:
+        *p++ = '"';
+        p += tr_json_escape(p, a->v.s.ptr, a->v.s.len);
+        *p++ = '"';
+        break;
+      case TR_ARG_INT:
+        p = put_i64(p, a->v.i);
+        break;
+      case TR_ARG_UINT:
+        p = put_u64(p, a->v.u);
+        break;
+      case TR_ARG_DOUBLE:
+        p = put_double(p, a->v.d);
+        break;
+      case TR_ARG_BOOL:
+      default:
+        p = a->v.b ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
+        break;
+    }
+  }
+  return p;
 }
 
 /* ---- buffer ------------------------------------------------------------ */
@@ -324,8 +374,8 @@ static const char *const cat_instant_prefix[] = {
 
 void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
                    uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
-                   bool unfinished) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                   bool unfinished, const tr_arg *args, uint32_t nargs) {
+  char *p = event_begin(w, EVENT_OVERHEAD + nlen + args_room(args, nargs));
   if (p == NULL) {
     w->dropped++;
     return;
@@ -335,14 +385,22 @@ void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
   p = put_ids_ts(p, pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"dur\":");
   p = put_us(p, dur_ns);
-  if (unfinished) p = PUT_LIT(p, ",\"args\":{\"unfinished\":true}");
+  if (nargs > 0 || unfinished) {
+    p = PUT_LIT(p, ",\"args\":{");
+    p = put_arg_list(p, args, nargs);
+    if (unfinished)
+      p = nargs > 0 ? PUT_LIT(p, ",\"unfinished\":true")
+                    : PUT_LIT(p, "\"unfinished\":true");
+    *p++ = '}';
+  }
   *p++ = '}';
   event_end(w, p, true);
 }
 
 void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
-                     uint32_t pid, uint32_t tid, uint64_t ts_ns) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                     const tr_arg *args, uint32_t nargs) {
+  char *p = event_begin(w, EVENT_OVERHEAD + nlen + args_room(args, nargs));
   if (p == NULL) {
     w->dropped++;
     return;
@@ -350,13 +408,19 @@ void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
   const char *pre = cat_instant_prefix[(unsigned)cat & 3u];
   p = put_head(p, pre, strlen(pre), name, nlen);
   p = put_ids_ts(p, pid, tid, ts_ns);
+  if (nargs > 0) {
+    p = PUT_LIT(p, ",\"args\":{");
+    p = put_arg_list(p, args, nargs);
+    *p++ = '}';
+  }
   *p++ = '}';
   event_end(w, p, true);
 }
 
 void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
-                     uint32_t tid, uint64_t ts_ns, double value) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                     uint32_t tid, uint64_t ts_ns, double value,
+                     const tr_arg *args, uint32_t nargs) {
+  char *p = event_begin(w, EVENT_OVERHEAD + nlen + args_room(args, nargs));
   if (p == NULL) {
     w->dropped++;
     return;
@@ -364,8 +428,13 @@ void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
   p = put_head(p, pre, sizeof(pre) - 1, name, nlen);
   p = put_ids_ts(p, pid, tid, ts_ns);
-  p = PUT_LIT(p, ",\"args\":{\"value\":");
-  p = put_double(p, value);
+  if (nargs > 0) {
+    p = PUT_LIT(p, ",\"args\":{");
+    p = put_arg_list(p, args, nargs);
+  } else {
+    p = PUT_LIT(p, ",\"args\":{\"value\":");
+    p = put_double(p, value);
+  }
   p = PUT_LIT(p, "}}");
   event_end(w, p, true);
 }

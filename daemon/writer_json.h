@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_args.h"
+
 #define TR_JSON_BUF_SIZE (256u * 1024u)
 
 /* Worst-case escaped size of n input bytes ("\u001f" or "\ufffd" for each). */
@@ -80,22 +82,30 @@ void tr_json_free(tr_json *w);
 size_t tr_json_escape(char *dst, const char *src, size_t n);
 
 /* Events.  `name` is already escaped (tr_json_escape) and nlen long; its
- * length must not exceed TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN). */
+ * length must not exceed TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN).  `args`
+ * (nargs of them, raw: escaped here) become the event's "args" object in
+ * their order; with nargs == 0 an event is written exactly as without
+ * arguments.  Their escaped size must stay well below TR_JSON_BUF_SIZE / 2
+ * (the daemon's are at most two ARGS payloads, 8 KiB raw). */
 
 /* {"ph":"X","cat":..,"name":..,"pid":..,"tid":..,"ts":..,"dur":..} with
- * "args":{"unfinished":true} for calls still open at the end. */
+ * "args":{...,"unfinished":true} for calls still open at the end. */
 void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
                    uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
-                   bool unfinished);
+                   bool unfinished, const tr_arg *args, uint32_t nargs);
 
 /* {"ph":"i","s":"t",...}: a thread-scoped instant. */
 void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
-                     uint32_t pid, uint32_t tid, uint64_t ts_ns);
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                     const tr_arg *args, uint32_t nargs);
 
-/* {"ph":"C",...,"args":{"value":v}}; NaN and infinities are written as
- * null (JSON has no spelling for them). */
+/* {"ph":"C",...,"args":{"value":v}}, or with nargs > 0 the args as the
+ * counter's series ({"depth":3,"bytes":10}; `value` is then unused).
+ * NaN and infinities are written as null (JSON has no spelling for
+ * them). */
 void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
-                     uint32_t tid, uint64_t ts_ns, double value);
+                     uint32_t tid, uint64_t ts_ns, double value,
+                     const tr_arg *args, uint32_t nargs);
 
 /* A marker where a producer dropped `count` events (ring full). */
 void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,

@@ -47,8 +47,12 @@ static struct {
 };
 
 static uint64_t g_full_wait_ns = 10u * 1000u * 1000u;
+/* Payload slots per record the daemon reads (WELCOME `max_extra`). */
+static uint32_t g_max_extra = TR_RECORD_MAX_EXTRA_V1;
 
 uint64_t tr_client_full_wait_ns(void) { return g_full_wait_ns; }
+
+uint32_t tr_client_max_extra(void) { return g_max_extra; }
 
 /* What producers read while the process is not attached. */
 static _Atomic uint64_t g_disabled_state = 0;
@@ -286,6 +290,13 @@ static int connect_locked(const char *path) {
   msgpack_unpacked_init(&reply);
   rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
                        TR_CONN_TIMEOUT_MS, NULL, 0);
+  if (rc == 0) {
+    uint64_t max_extra;
+    if (tr_mp_get_u64(&reply.data, "max_extra", &max_extra) < 0)
+      max_extra = TR_RECORD_MAX_EXTRA_V1;
+    g_max_extra = max_extra < TR_RECORD_MAX_EXTRA ? (uint32_t)max_extra
+                                                  : TR_RECORD_MAX_EXTRA;
+  }
   msgpack_sbuffer_destroy(&sb);
   msgpack_unpacked_destroy(&reply);
   if (rc < 0) {

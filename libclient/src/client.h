@@ -78,6 +78,11 @@ int tr_client_reattach_thread(tr_producer *p);
  * TRACED_FULL_WAIT_MS (0..60000) read at connect, default 10 ms. */
 uint64_t tr_client_full_wait_ns(void);
 
+/* The most payload slots one record may carry for this daemon (its
+ * WELCOME `max_extra`; TR_RECORD_MAX_EXTRA_V1 for daemons that do not
+ * say). */
+uint32_t tr_client_max_extra(void);
+
 /* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
 void tr_client_doorbell(tr_producer *p);
 

@@ -250,16 +250,30 @@ static PyObject *m_parse_option(PyObject *module, PyObject *args) {
   return PyLong_FromUnsignedLongLong(v);
 }
 
-/* configure(trace_c): the hook's options for sessions started from now
- * on (docs/options.md). */
+/* configure(trace_c, include, exclude, max_depth, log_args, log_return,
+ * repr_limit): the hook's options for sessions started from now on
+ * (docs/options.md; traced/_options.py has checked the values). */
 static PyObject *m_configure(PyObject *module, PyObject *args,
                              PyObject *kwargs) {
   (void)module;
-  static char *kwlist[] = {"trace_c", NULL};
-  int trace_c = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p", kwlist, &trace_c))
+  static char *kwlist[] = {"trace_c",  "include",    "exclude",    "max_depth",
+                           "log_args", "log_return", "repr_limit", NULL};
+  int trace_c = 1, log_args = 0, log_return = 0;
+  PyObject *include = Py_None, *exclude = Py_None;
+  unsigned int max_depth = 0, repr_limit = TR_REPR_LIMIT_DEFAULT;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$pOOIppI", kwlist, &trace_c,
+                                   &include, &exclude, &max_depth, &log_args,
+                                   &log_return, &repr_limit))
     return NULL;
+  if (repr_limit < TR_REPR_LIMIT_MIN || repr_limit > TR_REPR_LIMIT_MAX ||
+      max_depth > TR_STACK_MAX)
+    return PyErr_Format(PyExc_ValueError, "option out of range");
+  if (tr_hook_set_file_filters(include, exclude) < 0) return NULL;
   tr_hook_options.trace_c = trace_c != 0;
+  tr_hook_options.max_depth = max_depth;
+  tr_hook_options.log_args = log_args != 0;
+  tr_hook_options.log_return = log_return != 0;
+  tr_hook_options.repr_limit = repr_limit;
   Py_RETURN_NONE;
 }
 

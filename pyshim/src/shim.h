@@ -13,15 +13,27 @@
 /* The profile hook's argument: one per traced thread.  Owned by the
  * thread state (PyEval_SetProfile keeps a reference); its dealloc closes
  * the ring. */
+struct tr_argbuf;
+
 typedef struct TracedThread {
   PyObject_HEAD tr_producer p;
+  /* Set while the hook runs Python code (repr() of arguments): traced's
+   * API then records nothing on this thread, so that the shadow stack and
+   * the half-built record stay consistent. */
+  bool busy;
+  struct tr_argbuf *args; /* argument payload scratch, allocated on use */
 } TracedThread;
 
 /* The hook's recording options, the same for every thread of the process
  * (set by traced._traced.configure() before a session's hook is
- * installed; docs/options.md). */
+ * installed; docs/options.md).  File filters are kept in hook.c. */
 typedef struct tr_hook_opts {
-  bool trace_c; /* record C function calls */
+  bool trace_c;        /* record C function calls */
+  bool log_args;       /* arguments of Python calls */
+  bool log_return;     /* return values of Python calls */
+  bool file_filters;   /* include/exclude lists are set */
+  uint32_t max_depth;  /* recorded levels per thread, 0: unlimited */
+  uint32_t repr_limit; /* bytes of each repr() */
 } tr_hook_opts;
 
 extern tr_hook_opts tr_hook_options;
@@ -30,6 +42,13 @@ extern PyType_Spec tr_thread_spec;
 int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 int tr_hook_init(void);
 int tr_hook_set_skip_prefix(PyObject *prefix);
+/* Sets the include and exclude path prefixes (tuples of str, or None). */
+int tr_hook_set_file_filters(PyObject *include, PyObject *exclude);
 TracedThread *tr_thread_new(PyTypeObject *type, const char *name);
+/* The calling thread's hook object when the profile hook is installed on
+ * it (borrowed), else NULL. */
+TracedThread *tr_thread_current(void);
+/* The thread's argument scratch buffer, or NULL (out of memory). */
+struct tr_argbuf *tr_thread_argbuf(TracedThread *t);
 
 #endif

@@ -89,7 +89,10 @@ def _install(opts: _options.Options) -> None:
     existed) are not known to be traced's."""
     import threading
 
-    _traced.configure(trace_c=not opts.ignore_c_functions)
+    _traced.configure(trace_c=not opts.ignore_c_functions,
+                      include=opts.include_files, exclude=opts.exclude_files,
+                      max_depth=opts.max_depth, log_args=opts.log_args,
+                      log_return=opts.log_return, repr_limit=opts.repr_limit)
     threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
     _traced.install(_thread_name())

@@ -153,7 +153,7 @@ START_TEST(test_writer_json_array_form_until_finished) {
   int fd = out_fd();
   tr_json *w;
   ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false);
+  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, NULL, 0);
   ck_assert_int_eq(tr_json_flush(w), 0);
   char *s = slurp(fd, NULL);
   ck_assert_str_eq(s,
@@ -183,16 +183,16 @@ START_TEST(test_writer_json_events_exact) {
   ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
   tr_json_meta(w, "process_name", 42, 0, "name", "py\"thon", 7);
   tr_json_slice(w, TR_CAT_PYTHON, "f (x.py:1)", 10, 42, 43, 123456789, 7890,
-                false);
-  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true);
-  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000);
-  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25);
-  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1);
-  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN);
-  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300);
+                false, NULL, 0);
+  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true, NULL, 0);
+  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300, NULL, 0);
   tr_json_lost(w, 42, 43, 3000, 17);
   tr_json_slice(w, TR_CAT_API, "span", 4, 4294967295u, 4294967295u, UINT64_MAX,
-                999, false);
+                999, false, NULL, 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   char *s = slurp(fd, NULL);
   const char *want =
@@ -228,6 +228,56 @@ START_TEST(test_writer_json_events_exact) {
 }
 END_TEST
 
+static tr_arg str_arg(const char *k, const char *v, uint32_t vlen) {
+  tr_arg a = {.key = k, .klen = (uint32_t)strlen(k), .type = TR_ARG_STR};
+  a.v.s.ptr = v;
+  a.v.s.len = vlen;
+  return a;
+}
+
+START_TEST(test_writer_json_args_exact) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
+  tr_arg a[6];
+  a[0] = str_arg("a", "'x\"y'", 5);
+  a[1] = (tr_arg){.key = "n", .klen = 1, .type = TR_ARG_INT, .v.i = -42};
+  a[2] =
+      (tr_arg){.key = "u", .klen = 1, .type = TR_ARG_UINT, .v.u = UINT64_MAX};
+  a[3] = (tr_arg){.key = "d", .klen = 1, .type = TR_ARG_DOUBLE, .v.d = 0.5};
+  a[4] = (tr_arg){.key = "b", .klen = 1, .type = TR_ARG_BOOL, .v.b = true};
+  a[5] = str_arg("k\n\xff", "\xe2\x80\xa6", 3);
+  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, a, 6);
+  tr_json_slice(w, TR_CAT_PYTHON, "g", 1, 1, 2, 1000, 10, true, a, 1);
+  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 1000, a + 4, 1);
+  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, a + 1, 3);
+  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, NULL, 0);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char *s = slurp(fd, NULL);
+  const char *want =
+      "{\"traceEvents\":[\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"dur\":0.010,\"args\":{\"a\":\"'x\\\"y'\","
+      "\"n\":-42,\"u\":18446744073709551615,\"d\":0.5,\"b\":true,"
+      "\"k\\n\\ufffd\":\"\xe2\x80\xa6\"}},\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"g\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"dur\":0.010,\"args\":{\"a\":\"'x\\\"y'\","
+      "\"unfinished\":true}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"i\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"args\":{\"b\":true}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"c\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"args\":{\"n\":-42,\"u\":18446744073709551615,"
+      "\"d\":0.5}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"c\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"args\":{\"value\":99}}\n"
+      "]}\n";
+  ck_assert_str_eq(s, want);
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
 START_TEST(test_writer_json_hostile_name_roundtrip) {
   int fd = out_fd();
   tr_json *w;
@@ -235,7 +285,7 @@ START_TEST(test_writer_json_hostile_name_roundtrip) {
   const char raw[] = "q\"\\\n\x01\xff\xed\xa0\x80\xc3\xa9";
   char esc[TR_JSON_ESCAPED_MAX(sizeof(raw))];
   size_t n = tr_json_escape(esc, raw, sizeof(raw) - 1);
-  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false);
+  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false, NULL, 0);
   tr_json_meta(w, "thread_name", 1, 2, "name", raw, sizeof(raw) - 1);
   tr_json_finish(w);
   char *s = slurp(fd, NULL);
@@ -260,7 +310,7 @@ START_TEST(test_writer_json_many_events_flush) {
   const int n = 20000;
   for (int i = 0; i < n; i++)
     tr_json_slice(w, TR_CAT_PYTHON, "some_function (module.py:123)", 29, 100,
-                  101, (uint64_t)i * 1000, 500, false);
+                  101, (uint64_t)i * 1000, 500, false, NULL, 0);
   ck_assert_int_eq(tr_json_finish(w), 0);
   size_t len;
   char *s = slurp(fd, &len);
@@ -285,14 +335,14 @@ START_TEST(test_writer_json_write_error_counts_dropped) {
   ck_assert_int_ge(fd, 0);
   tr_json *w;
   ck_assert_int_eq(tr_json_open(&w, fd, "test"), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false);
-  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false);
+  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false, NULL, 0);
   ck_assert_int_lt(tr_json_flush(w), 0);
   ck_assert(w->failed);
   ck_assert_uint_eq(w->dropped, 2);
   ck_assert_uint_eq(w->events, 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false);
-  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1);
+  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1, NULL, 0);
   ck_assert_uint_eq(w->dropped, 4);
   ck_assert_int_lt(tr_json_finish(w), 0);
   ck_assert_uint_eq(w->bytes, 0);
@@ -317,6 +367,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(core, test_writer_json_empty_trace);
   tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
+  tcase_add_test(core, test_writer_json_args_exact);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
   tcase_add_test(core, test_writer_json_many_events_flush);
   suite_add_tcase(s, core);
