@@ -122,6 +122,19 @@ uint32_t tr_producer_deep(tr_producer *p, uint32_t id) {
   return id;
 }
 
+/* Remembers a call that is not recorded (out of line: filtered calls are
+ * the exception, and the fast path stays small enough to inline). */
+void tr_producer_push_skip(tr_producer *p, uint32_t id) {
+  /* Inside a skipped tree every call is part of that tree. */
+  uint32_t tree =
+      (id == TR_ID_SKIP_TREE || id == TR_ID_OWN || p->skip != 0) ? 1u : 0u;
+  p->stack[p->depth++] =
+      TR_STACK_SKIP | tree | (id == TR_ID_OWN ? TR_STACK_OWN : 0u);
+  p->skip += tree;
+  p->nskip++;
+  tr_producer_set_limit(p);
+}
+
 /* A span entry leaves the stack: its END is written unless it was not
  * recorded. */
 static void span_close(tr_producer *p, uint64_t ts, uint32_t e,
@@ -316,5 +329,6 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
     p->max_depth = *p->max_depth_src;
   tr_producer_set_limit(p);
   p->last_state = state;
+  if (p->on_session != NULL && !p->on_session(p)) return false;
   return true;
 }

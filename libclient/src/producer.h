@@ -61,6 +61,12 @@ typedef struct tr_producer {
   /* Where max_depth comes from at each session start (NULL: unlimited):
    * the Python hook's option; C API spans are never limited. */
   const uint32_t *max_depth_src;
+  /* Called when the thread starts recording into a session (NULL: no
+   * call); returning false leaves the event that found the new session
+   * unrecorded by the caller, which is then expected to record it itself
+   * (the Python hook switches its profile function to match the
+   * session's options). */
+  bool (*on_session)(struct tr_producer *p);
   /* Cold fields. */
   uint32_t overflow;       /* enters past TR_STACK_MAX, not on the stack */
   uint32_t capacity;       /* slots */
@@ -80,6 +86,7 @@ bool tr_producer_room(tr_producer *p, uint32_t n);
 bool tr_producer_stack_grow(tr_producer *p);
 void tr_producer_drop(tr_producer *p, uint32_t n);
 uint32_t tr_producer_deep(tr_producer *p, uint32_t id);
+void tr_producer_push_skip(tr_producer *p, uint32_t id);
 void tr_producer_exit_slow(tr_producer *p, uint64_t ts, uint16_t kind,
                            uint32_t e);
 
@@ -144,18 +151,6 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
 #define TR_ID_OWN 0xfffffffdu
 /* Returned by tr_producer_deep(): the shadow stack is full. */
 #define TR_ID_OVERFLOW 0xfffffffcu
-
-/* Remembers a call that is not recorded. */
-static inline void tr_producer_push_skip(tr_producer *p, uint32_t id) {
-  /* Inside a skipped tree every call is part of that tree. */
-  uint32_t tree =
-      (id == TR_ID_SKIP_TREE || id == TR_ID_OWN || p->skip != 0) ? 1u : 0u;
-  p->stack[p->depth++] =
-      TR_STACK_SKIP | tree | (id == TR_ID_OWN ? TR_STACK_OWN : 0u);
-  p->skip += tree;
-  p->nskip++;
-  tr_producer_set_limit(p);
-}
 
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,

@@ -266,6 +266,7 @@ int tr_hook_set_file_filters(PyObject *include, PyObject *exclude) {
   g_include = inc;
   g_exclude = exc;
   tr_hook_options.file_filters = inc.n > 0 || exc.n > 0;
+  tr_hook_options_changed();
   /* Every code object decides again on its next call. */
   g_extra_tag =
       (g_extra_tag + ((uintptr_t)1 << TR_EXTRA_GEN_SHIFT)) & TR_EXTRA_GEN_MASK;
@@ -375,6 +376,12 @@ static inline uint32_t cfunc_id(PyObject *func) {
 tr_hook_opts tr_hook_options = {.trace_c = true,
                                 .repr_limit = TR_REPR_LIMIT_DEFAULT};
 
+void tr_hook_options_changed(void) {
+  tr_hook_options.any = !tr_hook_options.trace_c || tr_hook_options.log_args ||
+                        tr_hook_options.log_return ||
+                        tr_hook_options.file_filters;
+}
+
 struct tr_argbuf *tr_thread_argbuf(TracedThread *t) {
   if (t->args == NULL) t->args = PyMem_RawMalloc(sizeof(*t->args));
   return t->args;
@@ -421,37 +428,39 @@ filter_cfunc(PyFrameObject *caller, uint32_t id) {
   return caller != NULL && code_id(caller) == TR_ID_SKIP ? TR_ID_SKIP : id;
 }
 
-int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+/* Two profile functions: tr_hook when no per-event option is on, which
+ * pays for none of them, and tr_hook_full, where each option on costs its
+ * own test.  A thread switches between them itself, when it starts
+ * recording into a session (hook_on_session), so a session's options
+ * reach threads that were already running. */
+int tr_hook_full(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
   /* With C functions ignored, their events cost this one test (a profile
    * function cannot ask CPython not to deliver them). */
   if (what >= PyTrace_C_CALL && !tr_hook_options.trace_c) return 0;
-  tr_producer *p = &((TracedThread *)obj)->p;
+  TracedThread *t = (TracedThread *)obj;
+  tr_producer *p = &t->p;
   if (!tr_producer_ready(p)) return 0;
   uint64_t ts = tr_now_ns();
   switch (what) {
     case PyTrace_CALL: {
       uint32_t id = code_id(frame);
-      if (__builtin_expect(tr_hook_options.log_args, 0) &&
-          tr_producer_would_record(p, id)) {
-        enter_with_args((TracedThread *)obj, ts, id, frame);
-        break;
-      }
-      tr_producer_enter(p, ts, id, TR_REC_PY_CALL);
+      if (tr_hook_options.log_args && tr_producer_would_record(p, id))
+        enter_with_args(t, ts, id, frame);
+      else
+        tr_producer_enter(p, ts, id, TR_REC_PY_CALL);
       break;
     }
     case PyTrace_RETURN:
       /* arg is NULL when the call ends by an exception. */
-      if (__builtin_expect(tr_hook_options.log_return, 0) && arg != NULL &&
-          tr_producer_top_recorded(p)) {
-        exit_with_return((TracedThread *)obj, ts, arg);
-        break;
-      }
-      tr_producer_exit(p, ts, TR_REC_PY_RETURN);
+      if (tr_hook_options.log_return && arg != NULL &&
+          tr_producer_top_recorded(p))
+        exit_with_return(t, ts, arg);
+      else
+        tr_producer_exit(p, ts, TR_REC_PY_RETURN);
       break;
     case PyTrace_C_CALL: {
       uint32_t id = cfunc_id(arg);
-      if (__builtin_expect(tr_hook_options.file_filters, 0))
-        id = filter_cfunc(frame, id);
+      if (tr_hook_options.file_filters) id = filter_cfunc(frame, id);
       tr_producer_enter(p, ts, id, TR_REC_C_CALL);
       break;
     }
@@ -463,6 +472,60 @@ int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
       break;
   }
   return 0;
+}
+
+int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+  TracedThread *t = (TracedThread *)obj;
+  tr_producer *p = &t->p;
+  if (!tr_producer_ready(p)) {
+    /* The session just begun wants the other profile function, which
+     * this thread now has: this event is its first. */
+    if (__builtin_expect(t->redispatch, 0)) {
+      t->redispatch = false;
+      return tr_hook_full(obj, frame, what, arg);
+    }
+    return 0;
+  }
+  uint64_t ts = tr_now_ns();
+  switch (what) {
+    case PyTrace_CALL:
+      tr_producer_enter(p, ts, code_id(frame), TR_REC_PY_CALL);
+      break;
+    case PyTrace_RETURN:
+      tr_producer_exit(p, ts, TR_REC_PY_RETURN);
+      break;
+    case PyTrace_C_CALL:
+      tr_producer_enter(p, ts, cfunc_id(arg), TR_REC_C_CALL);
+      break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+      tr_producer_exit(p, ts, TR_REC_C_RETURN);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+Py_tracefunc tr_hook_func(void) {
+  return tr_hook_options.any ? tr_hook_full : tr_hook;
+}
+
+/* A thread starts recording into a session: it takes the profile
+ * function the options need.  Runs in that thread, with the GIL, so
+ * changing its own thread state is safe (the profile stays set, so
+ * nothing else of CPython's tracing state changes). */
+static bool hook_on_session(tr_producer *p) {
+  TracedThread *t = (TracedThread *)((char *)p - offsetof(TracedThread, p));
+  PyThreadState *ts = PyThreadState_Get();
+  Py_tracefunc want = tr_hook_func();
+  if (ts->c_profileobj != (PyObject *)t || ts->c_profilefunc == want ||
+      (ts->c_profilefunc != tr_hook && ts->c_profilefunc != tr_hook_full))
+    return true;
+  ts->c_profilefunc = want;
+  if (want != tr_hook_full) return true;
+  t->redispatch = true;
+  return false;
 }
 
 /* ---- per-thread object ----------------------------------------------------
@@ -494,6 +557,8 @@ TracedThread *tr_thread_new(PyTypeObject *type, const char *name) {
   if (t == NULL) return NULL;
   tr_client_thread_init(&t->p);
   t->p.max_depth_src = &tr_hook_options.max_depth;
+  t->p.on_session = hook_on_session;
+  t->redispatch = false;
   snprintf(t->p.name, sizeof(t->p.name), "%s", name ? name : "");
   t->busy = false;
   t->args = NULL;
@@ -502,7 +567,9 @@ TracedThread *tr_thread_new(PyTypeObject *type, const char *name) {
 
 TracedThread *tr_thread_current(void) {
   PyThreadState *ts = PyThreadState_Get();
-  if (ts->c_profilefunc != tr_hook || ts->c_profileobj == NULL) return NULL;
+  if ((ts->c_profilefunc != tr_hook && ts->c_profilefunc != tr_hook_full) ||
+      ts->c_profileobj == NULL)
+    return NULL;
   return (TracedThread *)ts->c_profileobj;
 }
 

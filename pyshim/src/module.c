@@ -153,7 +153,7 @@ static TracedThread *install_current(PyObject *module, const char *name) {
   module_state *st = get_state(module);
   TracedThread *t = tr_thread_new(st->thread_type, name);
   if (t == NULL) return NULL;
-  PyEval_SetProfile(tr_hook, (PyObject *)t);
+  PyEval_SetProfile(tr_hook_func(), (PyObject *)t);
   Py_DECREF(t);
   return t;
 }
@@ -198,7 +198,7 @@ static PyObject *m_thread_bootstrap(PyObject *module, PyObject *args) {
   /* Record the call this bootstrap was invoked for, like any other. */
   if (PyFrame_Check(frame) && PyUnicode_Check(event) &&
       PyUnicode_CompareWithASCIIString(event, "call") == 0)
-    tr_hook((PyObject *)t, (PyFrameObject *)frame, PyTrace_CALL, arg);
+    tr_hook_func()((PyObject *)t, (PyFrameObject *)frame, PyTrace_CALL, arg);
   Py_RETURN_NONE;
 }
 
@@ -274,6 +274,7 @@ static PyObject *m_configure(PyObject *module, PyObject *args,
   tr_hook_options.log_args = log_args != 0;
   tr_hook_options.log_return = log_return != 0;
   tr_hook_options.repr_limit = repr_limit;
+  tr_hook_options_changed();
   Py_RETURN_NONE;
 }
 

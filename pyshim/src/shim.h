@@ -21,6 +21,7 @@ typedef struct TracedThread {
    * API then records nothing on this thread, so that the shadow stack and
    * the half-built record stay consistent. */
   bool busy;
+  bool redispatch;        /* see tr_hook() */
   struct tr_argbuf *args; /* argument payload scratch, allocated on use */
 } TracedThread;
 
@@ -28,6 +29,7 @@ typedef struct TracedThread {
  * (set by traced._traced.configure() before a session's hook is
  * installed; docs/options.md).  File filters are kept in hook.c. */
 typedef struct tr_hook_opts {
+  bool any;            /* one of the per-event options below is on */
   bool trace_c;        /* record C function calls */
   bool log_args;       /* arguments of Python calls */
   bool log_return;     /* return values of Python calls */
@@ -40,10 +42,15 @@ extern tr_hook_opts tr_hook_options;
 extern PyType_Spec tr_thread_spec;
 
 int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+int tr_hook_full(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+/* The profile function for the current options. */
+Py_tracefunc tr_hook_func(void);
 int tr_hook_init(void);
 int tr_hook_set_skip_prefix(PyObject *prefix);
 /* Sets the include and exclude path prefixes (tuples of str, or None). */
 int tr_hook_set_file_filters(PyObject *include, PyObject *exclude);
+/* Recomputes tr_hook_options.any after options were set. */
+void tr_hook_options_changed(void);
 TracedThread *tr_thread_new(PyTypeObject *type, const char *name);
 /* The calling thread's hook object when the profile hook is installed on
  * it (borrowed), else NULL. */
