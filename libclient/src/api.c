@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "argbuf.h"
 #include "client.h"
 #include "options.h"
 #include "traced.h"
@@ -49,6 +50,8 @@ static tr_producer *self_ready(void) {
   }
   return NULL;
 }
+
+tr_producer *tr_api_producer(void) { return self_ready(); }
 
 /* ---- interning by content ---------------------------------------------- */
 
@@ -156,6 +159,107 @@ void traced_thread_name(const char *name) {
 }
 
 bool traced_enabled(void) { return self_ready() != NULL; }
+
+/* ---- events with arguments --------------------------------------------- */
+
+_Static_assert((int)TRACED_ARG_STR == (int)TR_ARGS_STR &&
+                   (int)TRACED_ARG_INT == (int)TR_ARGS_INT &&
+                   (int)TRACED_ARG_UINT == (int)TR_ARGS_UINT &&
+                   (int)TRACED_ARG_DOUBLE == (int)TR_ARGS_DOUBLE &&
+                   (int)TRACED_ARG_BOOL == (int)TR_ARGS_BOOL,
+               "public argument types are the wire's");
+
+/* Encodes args into b; `numbers` keeps only numeric ones (counters).
+ * Returns the first numeric value (a counter's value for daemons that
+ * read only one). */
+static double encode(tr_argbuf *b, const traced_arg *args, size_t n,
+                     bool numbers) {
+  tr_argbuf_init(b);
+  double first = 0;
+  bool have_first = false;
+  for (size_t i = 0; args != NULL && i < n; i++) {
+    const traced_arg *a = &args[i];
+    if (a->key == NULL) continue;
+    size_t kl = strlen(a->key);
+    double d;
+    bool ok;
+    switch (a->type) {
+      case TRACED_ARG_STR:
+        if (numbers) continue;
+        ok = a->value.s == NULL ||
+             tr_argbuf_add_str(b, a->key, kl, a->value.s, strlen(a->value.s),
+                               TR_ARGS_MAX_BYTES);
+        break;
+      case TRACED_ARG_INT:
+        d = (double)a->value.i;
+        ok = tr_argbuf_add_i64(b, a->key, kl, a->value.i);
+        goto number;
+      case TRACED_ARG_UINT:
+        d = (double)a->value.u;
+        ok = tr_argbuf_add_u64(b, a->key, kl, a->value.u);
+        goto number;
+      case TRACED_ARG_DOUBLE:
+        d = a->value.d;
+        ok = tr_argbuf_add_double(b, a->key, kl, a->value.d);
+      number:
+        if (!have_first) first = d;
+        have_first = true;
+        break;
+      case TRACED_ARG_BOOL:
+        if (numbers) continue;
+        ok = tr_argbuf_add_bool(b, a->key, kl, a->value.b);
+        break;
+      default:
+        continue;
+    }
+    if (!ok) break;
+  }
+  return first;
+}
+
+void traced_instant_add(const char *name, const traced_arg *args,
+                        size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now_ns();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_put_args(p, ts, traced_intern(name), TR_REC_INSTANT, b.data,
+                       b.len, NULL, 0);
+}
+
+void traced_span_begin(const char *name, const traced_arg *args, size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now_ns();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_enter_args(p, ts, traced_intern(name), TR_REC_BEGIN, b.data,
+                         b.len);
+}
+
+void traced_span_end(const traced_arg *args, size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now_ns();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_exit_args(p, ts, TR_REC_END, b.data, b.len);
+}
+
+void traced_counter_set(const char *name, const traced_arg *series, size_t n) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now_ns();
+  tr_argbuf b;
+  double first = encode(&b, series, n, true);
+  if (b.count == 0) return;
+  tr_record value;
+  memset(&value, 0, sizeof(value));
+  memcpy(&value, &first, sizeof(first));
+  tr_producer_put_args(p, ts, traced_intern(name), TR_REC_COUNTER, b.data,
+                       b.len, &value, 1);
+}
 
 /* ---- attach and sessions ----------------------------------------------- */
 

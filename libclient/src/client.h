@@ -83,6 +83,10 @@ uint64_t tr_client_full_wait_ns(void);
  * say). */
 uint32_t tr_client_max_extra(void);
 
+/* The calling thread's producer of the C API (api.c), ready to record, or
+ * NULL when the process records nothing now. */
+tr_producer *tr_api_producer(void);
+
 /* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
 void tr_client_doorbell(tr_producer *p);
 

@@ -221,7 +221,7 @@ void tr_producer_enter_args(tr_producer *p, uint64_t ts, uint32_t id,
     id = tr_producer_deep(p, id);
     if (id == TR_ID_OVERFLOW) return;
   }
-  if (id >= TR_ID_OWN || p->skip != 0) {
+  if (id >= TR_ID_THROUGH || p->skip != 0) {
     tr_producer_push_skip(p, id);
     return;
   }

@@ -149,8 +149,11 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
 #define TR_ID_SKIP 0xffffffffu
 #define TR_ID_SKIP_TREE 0xfffffffeu
 #define TR_ID_OWN 0xfffffffdu
+/* Like TR_ID_SKIP, for traced's wrappers around the program's functions
+ * (decorators, print()): told apart from calls the filters leave out. */
+#define TR_ID_THROUGH 0xfffffffcu
 /* Returned by tr_producer_deep(): the shadow stack is full. */
-#define TR_ID_OVERFLOW 0xfffffffcu
+#define TR_ID_OVERFLOW 0xfffffffbu
 
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
@@ -159,7 +162,7 @@ static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
     id = tr_producer_deep(p, id);
     if (id == TR_ID_OVERFLOW) return;
   }
-  if (__builtin_expect(id >= TR_ID_OWN || p->skip != 0, 0)) {
+  if (__builtin_expect(id >= TR_ID_THROUGH || p->skip != 0, 0)) {
     tr_producer_push_skip(p, id);
     return;
   }

@@ -157,7 +157,7 @@ code_slow(PyCodeObject *code, uintptr_t v) {
     bool through = pre != NULL && PyUnicode_Tailmatch(code->co_name, pre, 0,
                                                       PY_SSIZE_T_MAX, -1) == 1;
     Py_XDECREF(pre);
-    id = through ? TR_ID_SKIP : TR_ID_OWN;
+    id = through ? TR_ID_THROUGH : TR_ID_OWN;
   } else if (file_filtered(code)) {
     id = TR_ID_SKIP;
   } else if (old < TR_ID_OVERFLOW) {

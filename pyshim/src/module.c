@@ -316,6 +316,7 @@ static PyMethodDef methods[] = {
 };
 
 static int module_exec(PyObject *module) {
+  if (PyModule_AddFunctions(module, tr_event_methods) < 0) return -1;
   if (tr_hook_init() < 0) {
     PyErr_SetString(PyExc_RuntimeError, "no code-object extra slot left");
     return -1;

@@ -58,4 +58,9 @@ TracedThread *tr_thread_current(void);
 /* The thread's argument scratch buffer, or NULL (out of memory). */
 struct tr_argbuf *tr_thread_argbuf(TracedThread *t);
 
+/* events.c: the custom-event functions of traced._traced. */
+extern PyMethodDef tr_event_methods[];
+/* Names the calling thread in the trace (no-op when not recording). */
+void tr_events_thread_name(const char *name);
+
 #endif

@@ -22,7 +22,8 @@ import time
 
 from . import _options, _traced
 
-__all__ = ["session", "start", "stop", "Summary", "last_summary"]
+__all__ = ["session", "start", "stop", "Summary", "last_summary", "instant",
+           "counter", "span", "set_thread_name"]
 __version__ = "0.1.0"
 
 ENV_SOCKET = "TRACED_SOCKET"
@@ -89,6 +90,7 @@ def _install(opts: _options.Options) -> None:
     existed) are not known to be traced's."""
     import threading
 
+    _event_sources(opts.log_print, opts.log_gc)
     _traced.configure(trace_c=not opts.ignore_c_functions,
                       include=opts.include_files, exclude=opts.exclude_files,
                       max_depth=opts.max_depth, log_args=opts.log_args,
@@ -101,6 +103,7 @@ def _install(opts: _options.Options) -> None:
 def _uninstall() -> None:
     if not _state.installed:
         return
+    _event_sources(False, False)
     _traced.uninstall()
     threading = sys.modules.get("threading")
     if threading is not None:
@@ -292,6 +295,168 @@ class session:
                 return func(*args, **kwargs)
 
         return _traced_call_through
+
+
+# ---- custom events -------------------------------------------------------
+# Each records into the calling thread's trace, and does nothing (cheaply)
+# when the process is not recording.  Their own calls never appear in the
+# trace: traced's code and what it calls is not recorded.
+
+
+def instant(name: str, args: Optional[dict] = None) -> None:
+    """An instant event `name` on this thread's timeline, with `args` (a
+    dict: str, int, float and bool values are kept as they are, other
+    values by repr())."""
+    _traced.instant(name, args)
+
+
+def counter(name: str, **values) -> None:
+    """A sample of counter `name`: one series per keyword, e.g.
+    ``traced.counter("queue", depth=3, bytes=1024)``; values are numbers."""
+    _traced.counter(name, values)
+
+
+class span:
+    """A span `name` (a slice in the trace, with `args`) around a block or
+    around each call of a function:
+
+        with traced.span("load", {"file": path}):
+            ...
+
+        @traced.span("step")
+        def step(): ...
+
+    Spans nest with the calls around them; a span still open when the
+    function that began it returns (a `yield` inside the block) ends there.
+    A decorated generator or coroutine function spans only the call that
+    creates the generator or coroutine."""
+
+    __slots__ = ("name", "args")
+
+    def __init__(self, name: str, args: Optional[dict] = None):
+        if not isinstance(name, str):
+            raise TypeError("traced.span: name must be a str, not %s" %
+                            type(name).__name__)
+        if args is not None and not isinstance(args, dict):
+            raise TypeError("traced.span: args must be a dict or None, not %s"
+                            % type(args).__name__)
+        self.name = name
+        self.args = args
+
+    def __enter__(self) -> "span":
+        _traced.span_begin(self.name, self.args)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _traced.span_end(self.name)
+
+    def __call__(self, func):
+        import functools
+
+        name, args = self.name, self.args
+        begin, end = _traced.span_begin, _traced.span_end
+
+        # Not recorded itself (its name says so to the hook); `func` is.
+        @functools.wraps(func)
+        def _traced_call_through_span(*a, **k):
+            begin(name, args)
+            try:
+                return func(*a, **k)
+            finally:
+                end(name)
+
+        return _traced_call_through_span
+
+
+def set_thread_name(name: str) -> None:
+    """Names the calling thread in the trace from now on (the thread's
+    Python name is not changed; renaming a threading.Thread shows in the
+    trace by itself)."""
+    _traced.set_thread_name(name)
+
+
+# ---- print() and the garbage collector as event sources ------------------
+
+_PRINT_KEEP = 4096  # characters of one print() kept for the trace
+
+
+class _PrintTee:
+    """Stands for print()'s file: everything goes to the file as before;
+    the text is also kept (bounded) for the trace."""
+
+    __slots__ = ("file", "parts", "size")
+
+    def __init__(self, file):
+        self.file = file
+        self.parts = []
+        self.size = 0
+
+    def write(self, s):
+        n = self.file.write(s)
+        if self.size < _PRINT_KEEP and isinstance(s, str):
+            self.parts.append(s)
+            self.size += len(s)
+        return n
+
+    def flush(self):
+        return self.file.flush()
+
+    def __getattr__(self, attr):
+        return getattr(self.file, attr)
+
+
+def _print_tee(kwargs):
+    file = kwargs.get("file")
+    if file is None:
+        file = sys.stdout
+        if file is None:  # print() then prints nothing
+            return None
+    tee = _PrintTee(file)
+    kwargs["file"] = tee
+    return tee
+
+
+def _print_done(tee):
+    _traced.instant("print", {"string": "".join(tee.parts)})
+
+
+def _make_print(real):
+    # Not recorded itself; the builtins.print call in it is, where the
+    # program called print().
+    def _traced_call_through_print(*args, **kwargs):
+        tee = _print_tee(kwargs)
+        real(*args, **kwargs)
+        if tee is not None:
+            _print_done(tee)
+
+    _traced_call_through_print.__wrapped__ = real
+    _traced_call_through_print.__doc__ = real.__doc__
+    return _traced_call_through_print
+
+
+def _gc_event(phase, info):
+    if phase == "start":
+        _traced.span_begin("gc", {"generation": info["generation"]})
+    else:
+        _traced.span_end("gc", {"collected": info["collected"],
+                                "uncollectable": info["uncollectable"]})
+
+
+def _event_sources(log_print: bool, log_gc: bool) -> None:
+    """Installs (or removes) the print() and garbage-collector hooks."""
+    import builtins
+    import gc
+
+    ours = getattr(builtins.print, "__name__", "") == \
+        "_traced_call_through_print"
+    if log_print and not ours:
+        builtins.print = _make_print(builtins.print)
+    elif not log_print and ours:
+        builtins.print = builtins.print.__wrapped__
+    if log_gc and _gc_event not in gc.callbacks:
+        gc.callbacks.append(_gc_event)
+    elif not log_gc and _gc_event in gc.callbacks:
+        gc.callbacks.remove(_gc_event)
 
 
 def _attach_from_env() -> None:
