@@ -47,6 +47,9 @@ _Static_assert(sizeof(uintptr_t) == 8, "64-bit code-extra values");
 #define TR_EXTRA_GEN_SHIFT 34
 #define TR_EXTRA_GEN_MASK ((((uintptr_t)1 << 27) - 1) << TR_EXTRA_GEN_SHIFT)
 #define TR_EXTRA_NAME_PROBE ((uintptr_t)1 << 62)
+/* Calling it renames a threading.Thread (the Thread.name setter). */
+#define TR_EXTRA_THREAD_PROBE ((uintptr_t)1 << 63)
+#define TR_EXTRA_PROBES (TR_EXTRA_NAME_PROBE | TR_EXTRA_THREAD_PROBE)
 static uintptr_t g_extra_tag; /* generation << TR_EXTRA_GEN_SHIFT */
 
 /* Code from files under this prefix (traced's own package) is not
@@ -85,6 +88,44 @@ static bool is_name_probe(PyCodeObject *code) {
     return false;
   }
   return strstr(f, "/multiprocessing/") != NULL;
+}
+
+/* threading.Thread.name's setter (threading.py), not its getter. */
+static bool is_thread_name_setter(PyCodeObject *code) {
+  if (code->co_argcount != 2 ||
+      PyUnicode_CompareWithASCIIString(code->co_qualname, "Thread.name") != 0)
+    return false;
+  PyObject *suffix = PyUnicode_FromString("/threading.py");
+  int r = suffix != NULL ? (int)PyUnicode_Tailmatch(code->co_filename, suffix,
+                                                    0, PY_SSIZE_T_MAX, 1)
+                         : 0;
+  Py_XDECREF(suffix);
+  if (r < 0) PyErr_Clear();
+  return r == 1;
+}
+
+/* The program renames a thread (`thread.name = ...`): when it is the
+ * calling thread, the trace follows.  Read from the setter's arguments as
+ * it is called; another thread's ring is not ours to write. */
+static void __attribute__((noinline))
+thread_name_probe(PyFrameObject *frame, PyCodeObject *code) {
+  tr_exc saved = tr_exc_save();
+  PyObject *self = tr_frame_local(frame, code, 0);
+  PyObject *name = tr_frame_local(frame, code, 1);
+  PyObject *ident =
+      self != NULL ? PyObject_GetAttrString(self, "_ident") : NULL;
+  PyObject *str = name != NULL ? PyObject_Str(name) : NULL;
+  if (ident != NULL && str != NULL && PyLong_Check(ident) &&
+      PyLong_AsUnsignedLong(ident) == PyThread_get_thread_ident()) {
+    const char *u = PyUnicode_AsUTF8(str);
+    if (u != NULL) tr_events_thread_name(u);
+  }
+  Py_XDECREF(str);
+  Py_XDECREF(ident);
+  Py_XDECREF(name);
+  Py_XDECREF(self);
+  PyErr_Clear();
+  tr_exc_restore(saved);
 }
 
 /* Tells the daemon this process's multiprocessing name. */
@@ -134,13 +175,16 @@ static bool file_filtered(PyCodeObject *code) {
 }
 
 /* The first call of a code object (or the first under new filters, or a
- * call of a name probe): decides what it records as and caches that.
- * `v` is what the slot held (0: nothing). */
+ * call of a probe): decides what it records as and caches that.  `v` is
+ * what the slot held (0: nothing).  frame NULL: only the decision is
+ * wanted, the code object is not being called (no probe runs). */
 static uint32_t __attribute__((noinline))
-code_slow(PyCodeObject *code, uintptr_t v) {
+code_slow(PyFrameObject *frame, PyCodeObject *code, uintptr_t v) {
   if (v != 0 && (v & TR_EXTRA_GEN_MASK) == g_extra_tag) {
-    /* Decided under these filters; only the probe flag brought us here. */
-    name_probe();
+    /* Decided under these filters; only a probe flag brought us here. */
+    if (frame != NULL && (v & TR_EXTRA_NAME_PROBE)) name_probe();
+    if (frame != NULL && (v & TR_EXTRA_THREAD_PROBE))
+      thread_name_probe(frame, code);
     return (uint32_t)((v & TR_EXTRA_ID_MASK) - 1);
   }
   tr_exc saved = tr_exc_save();
@@ -174,10 +218,13 @@ code_slow(PyCodeObject *code, uintptr_t v) {
   PyErr_Clear();
   v = ((uintptr_t)id + 1) | g_extra_tag;
   if (is_name_probe(code)) v |= TR_EXTRA_NAME_PROBE;
+  if (is_thread_name_setter(code)) v |= TR_EXTRA_THREAD_PROBE;
   if (TR_CodeSetExtra((PyObject *)code, g_extra_index, (void *)v) < 0)
     PyErr_Clear();
-  if (v & TR_EXTRA_NAME_PROBE) name_probe();
   tr_exc_restore(saved);
+  if (frame != NULL && (v & TR_EXTRA_NAME_PROBE)) name_probe();
+  if (frame != NULL && (v & TR_EXTRA_THREAD_PROBE))
+    thread_name_probe(frame, code);
   return id;
 }
 
@@ -193,7 +240,7 @@ static inline uint32_t code_id(PyFrameObject *frame) {
           1))
     id = (uint32_t)(((uintptr_t)extra & TR_EXTRA_ID_MASK) - 1);
   else
-    id = code_slow(code, (uintptr_t)extra);
+    id = code_slow(frame, code, (uintptr_t)extra);
   Py_DECREF(code);
   return id;
 }
@@ -425,7 +472,16 @@ exit_with_return(TracedThread *t, uint64_t ts, PyObject *value) {
  * when its own call was never seen (entered before recording began). */
 static uint32_t __attribute__((noinline))
 filter_cfunc(PyFrameObject *caller, uint32_t id) {
-  return caller != NULL && code_id(caller) == TR_ID_SKIP ? TR_ID_SKIP : id;
+  if (caller == NULL) return id;
+  PyCodeObject *code = PyFrame_GetCode(caller); /* new ref */
+  void *extra = NULL;
+  if (TR_CodeGetExtra((PyObject *)code, g_extra_index, &extra) < 0) {
+    PyErr_Clear();
+    extra = NULL;
+  }
+  uint32_t cid = code_slow(NULL, code, (uintptr_t)extra);
+  Py_DECREF(code);
+  return cid == TR_ID_SKIP ? TR_ID_SKIP : id;
 }
 
 /* Two profile functions: tr_hook when no per-event option is on, which
