@@ -330,16 +330,19 @@ static int run_main(int argc, char **argv, const struct option *opts,
             "%s may be incomplete\n",
             strerror(-rc), abspath);
   } else if (!quiet) {
-    char shorter[80] = "";
+    /* Appended after the path, so that the line's beginning keeps the
+     * shape scripts parse. */
+    char shorter[96] = "";
     if (ro->min_duration_ns > 0)
-      snprintf(shorter, sizeof(shorter), ", %llu calls under --min-duration",
+      snprintf(shorter, sizeof(shorter),
+               " (%llu calls shorter than --min-duration left out)",
                (unsigned long long)filtered);
     fprintf(stderr,
-            "traced: %llu processes, %llu threads, %llu events, %llu dropped"
-            "%s, %llu bytes -> %s\n",
+            "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
+            "%llu bytes -> %s%s\n",
             (unsigned long long)s.processes, (unsigned long long)s.threads,
             (unsigned long long)s.events, (unsigned long long)s.dropped,
-            shorter, (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
+            (unsigned long long)s.bytes, s.path[0] ? s.path : abspath, shorter);
   }
   return exit_code(status);
 }

@@ -109,7 +109,9 @@ bool tr_producer_stack_grow(tr_producer *p) {
   return true;
 }
 
-uint32_t tr_producer_deep(tr_producer *p, uint32_t id) {
+/* Grows the stack when needed and applies the maximum depth: the id to
+ * push, or TR_ID_OVERFLOW when the stack is full (counted). */
+static uint32_t deep(tr_producer *p, uint32_t id) {
   if (p->depth >= p->stack_cap && !tr_producer_stack_grow(p)) {
     p->overflow++;
     tr_producer_drop(p, 1);
@@ -117,14 +119,13 @@ uint32_t tr_producer_deep(tr_producer *p, uint32_t id) {
   }
   /* Beyond the maximum depth: neither this call nor anything it calls
    * (traced's own code keeps its own mark). */
-  if (p->depth - p->nskip >= p->max_depth && id != TR_ID_OWN)
+  if (p->depth - p->nskip >= p->max_depth && id < TR_ID_OWN)
     return TR_ID_SKIP_TREE;
   return id;
 }
 
-/* Remembers a call that is not recorded (out of line: filtered calls are
- * the exception, and the fast path stays small enough to inline). */
-void tr_producer_push_skip(tr_producer *p, uint32_t id) {
+/* Remembers a call that is not recorded. */
+static void push_skip(tr_producer *p, uint32_t id) {
   /* Inside a skipped tree every call is part of that tree. */
   uint32_t tree =
       (id == TR_ID_SKIP_TREE || id == TR_ID_OWN || p->skip != 0) ? 1u : 0u;
@@ -133,6 +134,18 @@ void tr_producer_push_skip(tr_producer *p, uint32_t id) {
   p->skip += tree;
   p->nskip++;
   tr_producer_set_limit(p);
+}
+
+bool tr_producer_enter_slow(tr_producer *p, uint32_t id) {
+  if (p->depth >= p->depth_limit) {
+    id = deep(p, id);
+    if (id == TR_ID_OVERFLOW) return false;
+  }
+  if (id >= TR_ID_THROUGH || p->skip != 0) {
+    push_skip(p, id);
+    return false;
+  }
+  return true;
 }
 
 /* A span entry leaves the stack: its END is written unless it was not
@@ -217,14 +230,9 @@ bool tr_producer_put_args(tr_producer *p, uint64_t ts, uint32_t id,
 
 void tr_producer_enter_args(tr_producer *p, uint64_t ts, uint32_t id,
                             uint16_t kind, const void *args, uint32_t len) {
-  if (p->depth >= p->depth_limit) {
-    id = tr_producer_deep(p, id);
-    if (id == TR_ID_OVERFLOW) return;
-  }
-  if (id >= TR_ID_THROUGH || p->skip != 0) {
-    tr_producer_push_skip(p, id);
+  if ((p->depth >= p->depth_limit || id >= TR_ID_THROUGH || p->skip != 0) &&
+      !tr_producer_enter_slow(p, id))
     return;
-  }
   uint32_t e = id & TR_STACK_ID_MASK;
   if (!tr_producer_put_args(p, ts, id, kind, args, len, NULL, 0))
     e |= TR_STACK_DROPPED;

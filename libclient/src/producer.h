@@ -85,8 +85,10 @@ bool tr_producer_sync(tr_producer *p, uint64_t state);
 bool tr_producer_room(tr_producer *p, uint32_t n);
 bool tr_producer_stack_grow(tr_producer *p);
 void tr_producer_drop(tr_producer *p, uint32_t n);
-uint32_t tr_producer_deep(tr_producer *p, uint32_t id);
-void tr_producer_push_skip(tr_producer *p, uint32_t id);
+/* The unusual cases of an enter: returns true when the call is to be
+ * recorded after all (the stack just grew), false when it was remembered
+ * as skipped or could not be remembered (counted). */
+bool tr_producer_enter_slow(tr_producer *p, uint32_t id);
 void tr_producer_exit_slow(tr_producer *p, uint64_t ts, uint16_t kind,
                            uint32_t e);
 
@@ -152,19 +154,18 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
 /* Like TR_ID_SKIP, for traced's wrappers around the program's functions
  * (decorators, print()): told apart from calls the filters leave out. */
 #define TR_ID_THROUGH 0xfffffffcu
-/* Returned by tr_producer_deep(): the shadow stack is full. */
+/* Internal to the enter path: the shadow stack is full. */
 #define TR_ID_OVERFLOW 0xfffffffbu
 
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
                                      uint16_t kind) {
-  if (__builtin_expect(p->depth >= p->depth_limit, 0)) {
-    id = tr_producer_deep(p, id);
-    if (id == TR_ID_OVERFLOW) return;
-  }
-  if (__builtin_expect(id >= TR_ID_THROUGH || p->skip != 0, 0)) {
-    tr_producer_push_skip(p, id);
-    return;
+  /* One out-of-line call for everything unusual: stack growth, the
+   * maximum depth, filtered and skipped calls. */
+  if (__builtin_expect(
+          p->depth >= p->depth_limit || id >= TR_ID_THROUGH || p->skip != 0,
+          0)) {
+    if (!tr_producer_enter_slow(p, id)) return;
   }
   uint32_t e = id & TR_STACK_ID_MASK;
   if (!tr_producer_put(p, ts, id, kind)) e |= TR_STACK_DROPPED;
