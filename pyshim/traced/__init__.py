@@ -103,8 +103,9 @@ def _install(opts: _options.Options) -> None:
 def _uninstall() -> None:
     if not _state.installed:
         return
-    _event_sources(False, False)
+    # Recording stops first: what follows is not the program's.
     _traced.uninstall()
+    _event_sources(False, False)
     threading = sys.modules.get("threading")
     if threading is not None:
         threading.setprofile(None)
@@ -377,7 +378,9 @@ def set_thread_name(name: str) -> None:
 
 # ---- print() and the garbage collector as event sources ------------------
 
-_PRINT_KEEP = 4096  # characters of one print() kept for the trace
+# The hooks below may run while the interpreter shuts down (a __del__ that
+# prints, a last collection), when module globals can already be gone:
+# everything they use is bound when they are made.
 
 
 class _PrintTee:
@@ -385,6 +388,7 @@ class _PrintTee:
     the text is also kept (bounded) for the trace."""
 
     __slots__ = ("file", "parts", "size")
+    KEEP = 4096  # characters of one print() kept for the trace
 
     def __init__(self, file):
         self.file = file
@@ -393,7 +397,7 @@ class _PrintTee:
 
     def write(self, s):
         n = self.file.write(s)
-        if self.size < _PRINT_KEEP and isinstance(s, str):
+        if self.size < self.KEEP and isinstance(s, str):
             self.parts.append(s)
             self.size += len(s)
         return n
@@ -405,41 +409,39 @@ class _PrintTee:
         return getattr(self.file, attr)
 
 
-def _print_tee(kwargs):
-    file = kwargs.get("file")
-    if file is None:
-        file = sys.stdout
-        if file is None:  # print() then prints nothing
-            return None
-    tee = _PrintTee(file)
-    kwargs["file"] = tee
-    return tee
+def _make_print(real, sys=sys, tee_type=_PrintTee, instant=_traced.instant):
+    def print_tee(kwargs):
+        file = kwargs.get("file")
+        if file is None:
+            file = sys.stdout
+            if file is None:  # print() then prints nothing
+                return None
+        tee = tee_type(file)
+        kwargs["file"] = tee
+        return tee
 
+    def print_done(tee):
+        instant("print", {"string": "".join(tee.parts)})
 
-def _print_done(tee):
-    _traced.instant("print", {"string": "".join(tee.parts)})
-
-
-def _make_print(real):
     # Not recorded itself; the builtins.print call in it is, where the
     # program called print().
     def _traced_call_through_print(*args, **kwargs):
-        tee = _print_tee(kwargs)
+        tee = print_tee(kwargs)
         real(*args, **kwargs)
         if tee is not None:
-            _print_done(tee)
+            print_done(tee)
 
     _traced_call_through_print.__wrapped__ = real
     _traced_call_through_print.__doc__ = real.__doc__
     return _traced_call_through_print
 
 
-def _gc_event(phase, info):
+def _gc_event(phase, info, begin=_traced.span_begin, end=_traced.span_end):
     if phase == "start":
-        _traced.span_begin("gc", {"generation": info["generation"]})
+        begin("gc", {"generation": info["generation"]})
     else:
-        _traced.span_end("gc", {"collected": info["collected"],
-                                "uncollectable": info["uncollectable"]})
+        end("gc", {"collected": info["collected"],
+                   "uncollectable": info["uncollectable"]})
 
 
 def _event_sources(log_print: bool, log_gc: bool) -> None:

@@ -331,3 +331,47 @@ def test_options_reach_a_multiprocessing_child(daemon, tmp_path, via):
     assert work["args"] == {"x": "7"}
     prints = instants(child, "print")
     assert [e["args"]["string"] for e in prints] == ["child 7\n"]
+
+
+SHUTDOWN = """
+    import gc
+    import sys
+
+
+    class Late:
+        def __del__(self):
+            print("bye from __del__")
+
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            print("cycle collected", file=sys.stderr)
+
+
+    keep = Late()
+
+
+    def main():
+        Cycle()
+        print("hi")
+"""
+
+
+def test_print_and_gc_hooks_at_interpreter_exit(daemon, tmp_path):
+    # A __del__ that prints and a collection while the interpreter shuts
+    # down: the hooks still work (or stay out of the way) and print
+    # nothing of their own.
+    script = write_program(tmp_path,
+                           textwrap.dedent(SHUTDOWN) + "\n\nmain()\n")
+    out = tmp_path / "t.json"
+    plain = run([sys.executable, script], env=clean_env(), cwd=tmp_path)
+    r = run([TRACED_BIN, "run", "-q", "-o", out, "--log-print", "--log-gc",
+             "--", sys.executable, script], env=daemon.env, cwd=tmp_path)
+    assert r.returncode == plain.returncode == 0, r.describe()
+    assert r.stdout == plain.stdout == b"hi\nbye from __del__\n"
+    assert r.stderr == plain.stderr == b"cycle collected\n", r.describe()
+    texts = [e["args"]["string"] for e in instants(load_trace(out), "print")]
+    assert texts[0] == "hi\n"
