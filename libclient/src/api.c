@@ -169,50 +169,52 @@ _Static_assert((int)TRACED_ARG_STR == (int)TR_ARGS_STR &&
                    (int)TRACED_ARG_BOOL == (int)TR_ARGS_BOOL,
                "public argument types are the wire's");
 
-/* Encodes args into b; `numbers` keeps only numeric ones (counters).
- * Returns the first numeric value (a counter's value for daemons that
- * read only one). */
+/* Appends one argument to b (numeric ones only when `numbers`: a
+ * counter's series).  Returns false when b is full; *num is the value of
+ * a numeric argument, *is_num whether it was one. */
+static bool encode_one(tr_argbuf *b, const traced_arg *a, bool numbers,
+                       double *num, bool *is_num) {
+  size_t kl = strlen(a->key);
+  *is_num = a->type == TRACED_ARG_INT || a->type == TRACED_ARG_UINT ||
+            a->type == TRACED_ARG_DOUBLE;
+  if (numbers && !*is_num) return true;
+  switch (a->type) {
+    case TRACED_ARG_STR:
+      return a->value.s == NULL ||
+             tr_argbuf_add_str(b, a->key, kl, a->value.s, strlen(a->value.s),
+                               TR_ARGS_MAX_BYTES);
+    case TRACED_ARG_INT:
+      *num = (double)a->value.i;
+      return tr_argbuf_add_i64(b, a->key, kl, a->value.i);
+    case TRACED_ARG_UINT:
+      *num = (double)a->value.u;
+      return tr_argbuf_add_u64(b, a->key, kl, a->value.u);
+    case TRACED_ARG_DOUBLE:
+      *num = a->value.d;
+      return tr_argbuf_add_double(b, a->key, kl, a->value.d);
+    case TRACED_ARG_BOOL:
+      return tr_argbuf_add_bool(b, a->key, kl, a->value.b);
+    default:
+      return true; /* an unknown type is left out */
+  }
+}
+
+/* Encodes args into b; returns the first numeric value (a counter's
+ * value for daemons that read only one). */
 static double encode(tr_argbuf *b, const traced_arg *args, size_t n,
                      bool numbers) {
   tr_argbuf_init(b);
   double first = 0;
   bool have_first = false;
   for (size_t i = 0; args != NULL && i < n; i++) {
-    const traced_arg *a = &args[i];
-    if (a->key == NULL) continue;
-    size_t kl = strlen(a->key);
-    double d;
-    bool ok;
-    switch (a->type) {
-      case TRACED_ARG_STR:
-        if (numbers) continue;
-        ok = a->value.s == NULL ||
-             tr_argbuf_add_str(b, a->key, kl, a->value.s, strlen(a->value.s),
-                               TR_ARGS_MAX_BYTES);
-        break;
-      case TRACED_ARG_INT:
-        d = (double)a->value.i;
-        ok = tr_argbuf_add_i64(b, a->key, kl, a->value.i);
-        goto number;
-      case TRACED_ARG_UINT:
-        d = (double)a->value.u;
-        ok = tr_argbuf_add_u64(b, a->key, kl, a->value.u);
-        goto number;
-      case TRACED_ARG_DOUBLE:
-        d = a->value.d;
-        ok = tr_argbuf_add_double(b, a->key, kl, a->value.d);
-      number:
-        if (!have_first) first = d;
-        have_first = true;
-        break;
-      case TRACED_ARG_BOOL:
-        if (numbers) continue;
-        ok = tr_argbuf_add_bool(b, a->key, kl, a->value.b);
-        break;
-      default:
-        continue;
+    if (args[i].key == NULL) continue;
+    double num = 0;
+    bool is_num;
+    if (!encode_one(b, &args[i], numbers, &num, &is_num)) break;
+    if (is_num && !have_first) {
+      first = num;
+      have_first = true;
     }
-    if (!ok) break;
   }
   return first;
 }
