@@ -43,7 +43,7 @@ void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid) {
 /* Frees a thread and gives its memory back to its user's budget. */
 static void thread_free(tr_proc *p, tr_thread *t) {
   if (p->usage != NULL) {
-    p->usage->open_slots -= t->cap;
+    p->usage->open_slots -= t->cap + t->argcap / sizeof(tr_open_call);
     p->usage->rings--;
     p->usage->ring_bytes -= t->ring.map_size;
   }
@@ -216,7 +216,9 @@ static bool name_escaped(tr_proc *p, uint32_t id, const char **out,
 /* ---- arguments -------------------------------------------------------- */
 
 /* Keeps the arguments of a call that was just pushed (innermost last).
- * Returns false when the process's budget does not allow it. */
+ * Returns false when the process's budget, or its user's budget for open
+ * calls (argument bytes count as open-call slots of 16 bytes), does not
+ * allow it. */
 static bool argstack_push(tr_proc *p, tr_thread *t, const uint8_t *a,
                           uint32_t n) {
   uint64_t need = (uint64_t)t->arglen + n + 4;
@@ -224,9 +226,13 @@ static bool argstack_push(tr_proc *p, tr_thread *t, const uint8_t *a,
     uint64_t cap = t->argcap ? (uint64_t)t->argcap * 2 : 4096;
     while (cap < need) cap *= 2;
     if (p->args_bytes - t->argcap + cap > TR_PROC_MAX_ARGS_BYTES) return false;
+    uint64_t more = (cap - t->argcap) / sizeof(tr_open_call);
+    tr_usage *u = p->usage;
+    if (u != NULL && u->open_slots + more > u->open_slots_max) return false;
     uint8_t *s = realloc(t->argstack, cap);
     if (s == NULL) return false;
     p->args_bytes += cap - t->argcap;
+    if (u != NULL) u->open_slots += more;
     t->argstack = s;
     t->argcap = (uint32_t)cap;
   }
