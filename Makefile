@@ -237,7 +237,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
 # The daemon without main() and the CLI; server.c is compiled into
 # fuzz_frame.c itself (its handlers are static).
 FUZZ_SRC := $(PROTO_SRC) $(filter-out daemon/main.c daemon/run.c \
-              daemon/ctl.c daemon/server.c,$(DAEMON_SRC))
+              daemon/runopts.c daemon/ctl.c daemon/server.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
 FUZZ_HARNESSES := frame ring report
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "metaseen.h"
+#include "recargs.h"
 
 typedef struct drain_ctx {
   tr_proc *p;
@@ -42,11 +43,13 @@ void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid) {
 /* Frees a thread and gives its memory back to its user's budget. */
 static void thread_free(tr_proc *p, tr_thread *t) {
   if (p->usage != NULL) {
-    p->usage->open_slots -= t->cap;
+    p->usage->open_slots -= t->cap + t->argcap / sizeof(tr_open_call);
     p->usage->rings--;
     p->usage->ring_bytes -= t->ring.map_size;
   }
   tr_ringview_unmap(&t->ring);
+  p->args_bytes -= t->argcap;
+  free(t->argstack);
   free(t->stack);
   free(t);
 }
@@ -58,6 +61,8 @@ void tr_proc_fini(tr_proc *p) {
   tr_wstream_close(p->out); /* detached already, unless in a unit test */
   p->out = NULL;
   free(p->raw);
+  free(p->pending);
+  p->pending = NULL;
   if (p->has_arena) tr_arena_unmap(&p->arena);
   p->threads = NULL;
   p->nthreads = 0;
@@ -149,6 +154,65 @@ static bool proc_name(void *ctx, uint32_t id, const char **s, uint32_t *len) {
   return true;
 }
 
+/* ---- arguments -------------------------------------------------------- */
+
+/* Keeps the arguments of a call that was just pushed (innermost last).
+ * Returns false when the process's budget, or its user's budget for open
+ * calls (argument bytes count as open-call slots of 16 bytes), does not
+ * allow it. */
+static bool argstack_push(tr_proc *p, tr_thread *t, const uint8_t *a,
+                          uint32_t n) {
+  uint64_t need = (uint64_t)t->arglen + n + 4;
+  if (need > t->argcap) {
+    uint64_t cap = t->argcap ? (uint64_t)t->argcap * 2 : 4096;
+    while (cap < need) cap *= 2;
+    if (p->args_bytes - t->argcap + cap > TR_PROC_MAX_ARGS_BYTES) return false;
+    uint64_t more = (cap - t->argcap) / sizeof(tr_open_call);
+    tr_usage *u = p->usage;
+    if (u != NULL && u->open_slots + more > u->open_slots_max) return false;
+    uint8_t *s = realloc(t->argstack, cap);
+    if (s == NULL) return false;
+    p->args_bytes += cap - t->argcap;
+    if (u != NULL) u->open_slots += more;
+    t->argstack = s;
+    t->argcap = (uint32_t)cap;
+  }
+  memcpy(t->argstack + t->arglen, a, n);
+  memcpy(t->argstack + t->arglen + n, &n, 4);
+  t->arglen = (uint32_t)need;
+  return true;
+}
+
+static const uint8_t *argstack_top(const tr_thread *t, uint32_t *n) {
+  memcpy(n, t->argstack + t->arglen - 4, 4);
+  return t->argstack + t->arglen - 4 - *n;
+}
+
+static void argstack_pop(tr_thread *t) {
+  uint32_t n;
+  argstack_top(t, &n);
+  t->arglen -= n + 4;
+}
+
+/* Takes the pending ARGS payload for the record being handled; *n = 0
+ * when there is none. */
+static const uint8_t *take_pending(tr_proc *p, uint32_t *n) {
+  if (!p->has_pending) {
+    *n = 0;
+    return NULL;
+  }
+  p->has_pending = false;
+  *n = p->pending_len;
+  return p->pending;
+}
+
+/* Decodes a payload the daemon already validated (it is a private copy). */
+static uint32_t decode(const uint8_t *a, uint32_t n, tr_arg *out,
+                       uint32_t max) {
+  int k = a != NULL && n > 0 ? tr_args_decode(a, n, out, max) : 0;
+  return k > 0 ? (uint32_t)k : 0;
+}
+
 /* ---- pairing ----------------------------------------------------------------
  */
 
@@ -163,13 +227,39 @@ static int cat_of(uint16_t kind) {
   }
 }
 
-static void emit_slice(tr_proc *p, tr_thread *t, const tr_open_call *c,
-                       uint64_t end, bool unfinished) {
-  if (c->flags & TR_CALL_NO_BEGIN) return; /* counted at its enter */
+/* The call c (the innermost open call of t) ends at `end`: written as a
+ * slice with the arguments of its enter and those of its exit (xa, xn
+ * bytes; e.g. the return value), then its arguments leave the stack. */
+static void close_call(tr_proc *p, tr_thread *t, const tr_open_call *c,
+                       uint64_t end, bool unfinished, const uint8_t *xa,
+                       uint32_t xn) {
   uint64_t dur = end >= c->ts ? end - c->ts : 0;
-  if (tr_wstream_slice(p->out, t->tid, cat_of(c->kind), c->id, c->ts, dur,
-                       unfinished, NULL, 0) < 0)
+  if (c->flags & TR_CALL_NO_BEGIN) {
+    /* Counted at its enter. */
+  } else if (c->flags & TR_CALL_LATE_BEGIN && dur < p->min_duration_ns &&
+             !unfinished) {
+    /* The minimum duration shapes which Python and C calls are written
+     * (pair_enter); spans and other events the program asked for are
+     * always written, and so are calls cut short (their duration is not
+     * known). */
+    p->stats.filtered++;
+  } else if (c->flags & TR_CALL_LATE_BEGIN &&
+             tr_wstream_enter(p->out, t->tid, cat_of(c->kind), c->id, c->ts) <
+                 0) {
     p->stats.malformed++;
+  } else {
+    tr_arg args[2 * TR_ARGS_MAX_ENTRIES];
+    uint32_t nargs = 0, an = 0;
+    if (c->flags & TR_CALL_ARGS) {
+      const uint8_t *a = argstack_top(t, &an);
+      nargs = decode(a, an, args, TR_ARGS_MAX_ENTRIES);
+    }
+    nargs += decode(xa, xn, args + nargs, TR_ARGS_MAX_ENTRIES);
+    if (tr_wstream_slice(p->out, t->tid, cat_of(c->kind), c->id, c->ts, dur,
+                         unfinished, args, nargs) < 0)
+      p->stats.malformed++;
+  }
+  if (c->flags & TR_CALL_ARGS) argstack_pop(t);
 }
 
 /* Doubles a thread's stack, within the per-thread depth limit and the
@@ -193,6 +283,8 @@ static bool stack_grow(tr_proc *p, tr_thread *t) {
 }
 
 static void pair_enter(tr_proc *p, tr_thread *t, const tr_record *r) {
+  uint32_t an;
+  const uint8_t *a = take_pending(p, &an);
   if (__builtin_expect(t->depth == t->cap, 0) && !stack_grow(p, t)) {
     t->overflow++;
     p->stats.dropped++;
@@ -203,10 +295,23 @@ static void pair_enter(tr_proc *p, tr_thread *t, const tr_record *r) {
   c->id = r->id;
   c->kind = r->kind;
   c->flags = 0;
+  if (__builtin_expect(an != 0, 0)) {
+    if (argstack_push(p, t, a, an))
+      c->flags = TR_CALL_ARGS;
+    else
+      p->stats.args_dropped++;
+  }
+  if (p->min_duration_ns != 0 &&
+      (r->kind == TR_REC_PY_CALL || r->kind == TR_REC_C_CALL)) {
+    /* Whether it is written depends on its duration: the begin waits for
+     * the end (docs/options.md says what that means for Perfetto). */
+    c->flags |= TR_CALL_LATE_BEGIN;
+    return;
+  }
   /* Writers that stream begin/end pairs write the begin now, so each
    * thread's calls reach them in nesting order. */
   if (tr_wstream_enter(p->out, t->tid, cat_of(r->kind), r->id, r->ts) < 0) {
-    c->flags = TR_CALL_NO_BEGIN;
+    c->flags |= TR_CALL_NO_BEGIN;
     p->stats.malformed++;
   }
 }
@@ -220,10 +325,12 @@ static void pair_exit(tr_proc *p, tr_thread *t, const tr_record *r) {
     t->overflow--;
     return;
   }
+  uint32_t xn;
+  const uint8_t *xa = take_pending(p, &xn);
   uint32_t d = t->depth;
   if (__builtin_expect(d != 0 && t->stack[d - 1].id == r->id, 1)) {
     t->depth = d - 1;
-    emit_slice(p, t, &t->stack[d - 1], r->ts, false);
+    close_call(p, t, &t->stack[d - 1], r->ts, false, xa, xn);
     return;
   }
   if (d == 0) {
@@ -241,8 +348,8 @@ static void pair_exit(tr_proc *p, tr_thread *t, const tr_record *r) {
     if (t->stack[i].id == r->id) break;
   }
   for (uint32_t j = d - 1; j > i; j--)
-    emit_slice(p, t, &t->stack[j], r->ts, true);
-  emit_slice(p, t, &t->stack[i], r->ts, false);
+    close_call(p, t, &t->stack[j], r->ts, true, NULL, 0);
+  close_call(p, t, &t->stack[i], r->ts, false, xa, xn);
   t->depth = i;
 }
 
@@ -255,11 +362,36 @@ static void on_thread_name(tr_proc *p, tr_thread *t, uint32_t id) {
   t->name_len = copy_name(t->name, p->raw, n);
 }
 
+/* An ARGS record: its payload waits for the record after it.  Its length
+ * must fill exactly its extra slots and its entries must decode. */
+static void on_args(tr_proc *p, const tr_record *r, const tr_record *extra) {
+  p->has_pending = false;
+  uint32_t len = r->id;
+  tr_arg scratch[TR_ARGS_MAX_ENTRIES];
+  if (len == 0 || len > TR_ARGS_MAX_BYTES || (len + 15) / 16 != r->extra ||
+      tr_args_decode((const uint8_t *)extra, len, scratch,
+                     TR_ARGS_MAX_ENTRIES) < 0) {
+    p->stats.malformed++;
+    return;
+  }
+  if (p->pending == NULL && (p->pending = malloc(TR_ARGS_MAX_BYTES)) == NULL) {
+    p->stats.args_dropped++;
+    return;
+  }
+  memcpy(p->pending, extra, len);
+  p->pending_len = len;
+  p->has_pending = true;
+}
+
 static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
   drain_ctx *c = ctx;
   tr_proc *p = c->p;
   tr_thread *t = c->t;
   if (r->ts > t->last_ts) t->last_ts = r->ts;
+  if (__builtin_expect(r->kind == TR_REC_ARGS, 0)) {
+    on_args(p, r, extra);
+    return;
+  }
   switch (r->kind) {
     case TR_REC_PY_CALL:
     case TR_REC_C_CALL:
@@ -271,19 +403,29 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
     case TR_REC_END:
       pair_exit(p, t, r);
       break;
-    case TR_REC_INSTANT:
-      if (tr_wstream_instant(p->out, t->tid, TR_CAT_API, r->id, r->ts, NULL,
-                             0) < 0)
+    case TR_REC_INSTANT: {
+      uint32_t an;
+      const uint8_t *a = take_pending(p, &an);
+      tr_arg args[TR_ARGS_MAX_ENTRIES];
+      uint32_t nargs = decode(a, an, args, TR_ARGS_MAX_ENTRIES);
+      if (tr_wstream_instant(p->out, t->tid, TR_CAT_API, r->id, r->ts, args,
+                             nargs) < 0)
         p->stats.malformed++;
       break;
+    }
     case TR_REC_COUNTER: {
+      uint32_t an;
+      const uint8_t *a = take_pending(p, &an);
       if (r->extra < 1) {
         p->stats.malformed++;
         break;
       }
       double v;
       memcpy(&v, &extra[0], sizeof(v));
-      if (tr_wstream_counter(p->out, t->tid, r->id, r->ts, v) < 0)
+      /* With arguments, they are the counter's series. */
+      tr_arg args[TR_ARGS_MAX_ENTRIES];
+      uint32_t nargs = decode(a, an, args, TR_ARGS_MAX_ENTRIES);
+      if (tr_wstream_counter(p->out, t->tid, r->id, r->ts, v, args, nargs) < 0)
         p->stats.malformed++;
       break;
     }
@@ -297,6 +439,8 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
     default:
       break; /* a newer kind: skipped (ringread already skipped `extra`) */
   }
+  /* Arguments belong to the record right after them, whatever it was. */
+  p->has_pending = false;
 }
 
 /* ---- draining ---------------------------------------------------------- */
@@ -307,8 +451,12 @@ static int64_t drain_thread(tr_proc *p, tr_thread *t, uint64_t budget,
     return tr_ringview_drain_max(&t->ring, 0, NULL, NULL, NULL, budget, more);
   drain_ctx c = {p, t};
   tr_drain_stats st = {0, 0, 0};
+  /* ARGS never reach across rings (a producer publishes them with the
+   * record they belong to, and a batch never ends between the two). */
+  p->has_pending = false;
   int64_t n = tr_ringview_drain_max(&t->ring, p->min_ts, on_record, &c, &st,
                                     budget, more);
+  p->has_pending = false;
   p->stats.late += st.late;
   p->stats.malformed += st.malformed;
   return n;
@@ -319,9 +467,10 @@ static int64_t drain_thread(tr_proc *p, tr_thread *t, uint64_t budget,
 static void close_open_calls(tr_proc *p, tr_thread *t) {
   if (p->out != NULL)
     for (uint32_t j = t->depth; j-- > 0;)
-      emit_slice(p, t, &t->stack[j], t->last_ts, true);
+      close_call(p, t, &t->stack[j], t->last_ts, true, NULL, 0);
   t->depth = 0;
   t->overflow = 0;
+  t->arglen = 0;
 }
 
 /* Adds what the producer dropped since the last count. The counter only
@@ -424,6 +573,7 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
     tr_thread *t = p->threads[i];
     t->depth = 0;
     t->overflow = 0;
+    t->arglen = 0;
     t->dropped_base = tr_ringview_dropped(&t->ring);
     t->dropped = 0;
   }
@@ -447,7 +597,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   for (uint32_t i = 0; i < p->nthreads; i++)
     write_thread_name(p, p->threads[i], seen);
   if (!again || p->stats.dropped > 0 || p->stats.late > 0 ||
-      p->stats.malformed > 0 ||
+      p->stats.malformed > 0 || p->stats.args_dropped > 0 ||
       (p->has_arena && atomic_load_explicit(&p->arena.hdr->dropped,
                                             memory_order_relaxed) > 0)) {
     tr_wstream_sort_index(p->out, p->sort_index);
@@ -472,6 +622,12 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
     if (lost_names > 0 && n > 0 && (size_t)n < sizeof(label))
       n += snprintf(label + n, sizeof(label) - (size_t)n,
                     ", traced: %u names lost (string table full)", lost_names);
+    /* Calls whose arguments the daemon had no room for were written
+     * without them. */
+    if (p->stats.args_dropped > 0 && n > 0 && (size_t)n < sizeof(label))
+      n += snprintf(label + n, sizeof(label) - (size_t)n,
+                    ", traced: %llu argument sets dropped (memory limit)",
+                    (unsigned long long)p->stats.args_dropped);
     if (n < 0 || (size_t)n >= sizeof(label)) n = (int)strlen(label);
     tr_wstream_labels(p->out, label, (size_t)n);
   }
@@ -482,6 +638,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
     st->late += p->stats.late;
     st->malformed += p->stats.malformed;
     st->unmatched += p->stats.unmatched;
+    st->filtered += p->stats.filtered;
   }
   tr_wstream_close(p->out);
   p->out = NULL;

@@ -23,6 +23,8 @@
 #define TR_PAIR_MAX_DEPTH (1u << 20) /* open calls tracked per thread */
 #define TR_PAIR_SEARCH 256           /* frames searched below a mismatch */
 #define TR_PROC_MAX_OPEN (1u << 22)  /* open-call slots per process (64 MiB) */
+/* Argument payloads of open calls kept per process (all threads). */
+#define TR_PROC_MAX_ARGS_BYTES (64u * 1024u * 1024u)
 
 struct tr_session;
 
@@ -33,10 +35,13 @@ typedef struct tr_open_call {
   uint16_t kind;
   uint16_t flags; /* TR_CALL_* */
 } tr_open_call;
+#define TR_CALL_ARGS 1u
 
 /* The writer refused the call's enter (its name does not resolve): its
  * exit writes nothing either. */
-#define TR_CALL_NO_BEGIN 1u
+#define TR_CALL_NO_BEGIN 2u
+/* Its begin is written with its end, if at all (--min-duration). */
+#define TR_CALL_LATE_BEGIN 4u
 
 typedef struct tr_thread {
   tr_ringview ring;
@@ -45,8 +50,12 @@ typedef struct tr_thread {
   tr_open_call *stack; /* grows by doubling up to TR_PAIR_MAX_DEPTH */
   uint32_t depth;
   uint32_t cap;
-  uint32_t overflow;     /* enters beyond the depth limit, not kept */
-  uint64_t last_ts;      /* latest timestamp seen: unfinished calls end here */
+  uint32_t overflow; /* enters beyond the depth limit, not kept */
+  uint64_t last_ts;  /* latest timestamp seen: unfinished calls end here */
+  /* Argument payloads of the open calls that have some, innermost last:
+   * each is its bytes followed by their u32 length. */
+  uint8_t *argstack;
+  uint32_t arglen, argcap;
   uint64_t dropped_base; /* ring `dropped` when this output began */
   uint16_t name_len;
   char name[TR_NAME_MAX];
@@ -55,13 +64,15 @@ typedef struct tr_thread {
 
 /* Counters since the last tr_proc_attach. */
 typedef struct tr_proc_stats {
-  uint64_t threads;   /* rings that wrote into this output */
-  uint64_t dropped;   /* events the producer refused (ring full) + enters
-                         beyond the depth limit */
-  uint64_t lost;      /* sum of LOST records (informational) */
-  uint64_t late;      /* records older than the output's start */
-  uint64_t malformed; /* bad records, bad string ids */
-  uint64_t unmatched; /* exits without an open call */
+  uint64_t threads;      /* rings that wrote into this output */
+  uint64_t dropped;      /* events the producer refused (ring full) + enters
+                            beyond the depth limit */
+  uint64_t lost;         /* sum of LOST records (informational) */
+  uint64_t late;         /* records older than the output's start */
+  uint64_t malformed;    /* bad records, bad string ids */
+  uint64_t unmatched;    /* exits without an open call */
+  uint64_t filtered;     /* calls shorter than min_duration_ns, not written */
+  uint64_t args_dropped; /* argument sets not kept: memory limit */
 } tr_proc_stats;
 
 /* What one user's connections hold in the daemon, shared by all of that
@@ -109,8 +120,16 @@ typedef struct tr_proc {
   tr_wstream *out;
   struct tr_metaseen *seen; /* the output's metadata so far (borrowed) */
   uint64_t min_ts; /* records older than this belong to no session of ours */
+  uint64_t min_duration_ns; /* Python and C calls shorter than this are not
+                               written (0: every call is) */
   tr_proc_stats stats;
   char *raw; /* private copy of a string read from the arena */
+  /* The arguments of an ARGS record, for the record that follows it in
+   * the same ring (valid during one ring's drain only). */
+  uint8_t *pending;
+  uint32_t pending_len;
+  bool has_pending;
+  uint64_t args_bytes; /* argument stacks allocated, all threads */
 
   /* Owned by session.c. */
   struct tr_session *session; /* the session this process records into */

@@ -146,6 +146,10 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
         memcpy(&extra[i], &slots[(t + 1 + i) & mask], sizeof(tr_record));
     }
     t += 1 + n;
+    /* An ARGS record belongs to the record after it: a batch never ends
+     * between the two. */
+    if (__builtin_expect(r.kind == TR_REC_ARGS, 0) && t >= end && t < head)
+      end = t + 1;
     if (v->clock != NULL) r.ts = tr_tsclock_ns(v->clock, r.ts);
     if (__builtin_expect(r.ts < min_ts, 0)) {
       late++;

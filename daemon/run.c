@@ -20,6 +20,7 @@
 #include "client.h"
 #include "conn.h"
 #include "report.h"
+#include "runopts.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
@@ -28,8 +29,8 @@
 
 static void run_usage(FILE *out) {
   fprintf(out,
-          "usage: traced run [-o FILE] [--socket PATH] [--report] [--] CMD "
-          "[ARGS...]\n"
+          "usage: traced run [-o FILE] [--socket PATH] [--report]\n"
+          "                  [RECORDING OPTIONS] [--] CMD [ARGS...]\n"
           "\n"
           "Run CMD with every Python process it starts traced into FILE\n"
           "(default: traced-YYYYmmdd-HHMMSS.json in the current directory).\n"
@@ -42,7 +43,17 @@ static void run_usage(FILE *out) {
           "                      /tmp/traced-$UID/traced.sock)\n"
           "  -q, --quiet         no summary line\n"
           "      --report        when the trace is complete, print its\n"
-          "                      profile (traced report FILE) on stderr\n");
+          "                      profile (traced report FILE) on stderr\n"
+          "\n"
+          "Recording options (docs/options.md); each sets the environment\n"
+          "variable shown, which every traced process reads, so they reach\n"
+          "child processes too:\n");
+  tr_runopts_usage(out);
+  fprintf(out,
+          "\nDUR is 500ns, 10us, 2ms, 1s... (a plain number is in us).\n"
+          "--include-files and --exclude-files may be repeated or hold a\n"
+          "':'-separated list; relative paths start at the current\n"
+          "directory.\n");
 }
 
 /* Starts `traced serve --daemon` on `socket` and waits until it is ready
@@ -121,13 +132,14 @@ static int control_connect(const char *socket, bool *started) {
 }
 
 static int create_session(int fd, const char *path, int out_fd,
+                          uint64_t min_duration_ns,
                           char token[TR_TOKEN_HEX_LEN + 1], char *err,
                           size_t errsz) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, path);
+  tr_conn_pack_session_create(&pk, path, min_duration_ns);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
@@ -195,22 +207,22 @@ static int exit_code(int status) {
   return 1;
 }
 
-int tr_cmd_run(int argc, char **argv) {
+static int run_main(int argc, char **argv, const struct option *opts,
+                    tr_runopts *ro) {
   const char *output = NULL;
   char socket[108] = "";
   bool quiet = false, report = false;
-  static const struct option opts[] = {
-      {"output", required_argument, NULL, 'o'},
-      {"socket", required_argument, NULL, 's'},
-      {"quiet", no_argument, NULL, 'q'},
-      {"report", no_argument, NULL, 'r'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
   optind = 1;
   int c;
   /* "+": stop at the first non-option, which starts the command. */
   while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+    if (c >= TR_RUNOPT_BASE) {
+      if (tr_runopts_take(ro, c, optarg) < 0) {
+        run_usage(stderr);
+        return 2;
+      }
+      continue;
+    }
     switch (c) {
       case 'o':
         output = optarg;
@@ -280,6 +292,8 @@ int tr_cmd_run(int argc, char **argv) {
     }
   }
 
+  /* The command's processes read the options from their environment. */
+  tr_runopts_apply(ro);
   bool started = false;
   int fd = control_connect(socket, &started);
   char token[TR_TOKEN_HEX_LEN + 1] = "";
@@ -298,7 +312,8 @@ int tr_cmd_run(int argc, char **argv) {
     return 2;
   }
   char err[256] = "";
-  int rc = create_session(fd, abspath, out_fd, token, err, sizeof(err));
+  int rc = create_session(fd, abspath, out_fd, ro->min_duration_ns, token, err,
+                          sizeof(err));
   close(out_fd);
   if (rc < 0) {
     fprintf(stderr,
@@ -312,7 +327,8 @@ int tr_cmd_run(int argc, char **argv) {
   int status = run_child(cmd, socket, token);
   traced_summary s;
   bool stopped = false;
-  rc = tr_conn_end_session(fd, &s, &stopped, TR_END_TIMEOUT_MS);
+  uint64_t filtered = 0;
+  rc = tr_conn_end_session(fd, &s, &filtered, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
   if (rc < 0) {
     fprintf(stderr,
@@ -324,15 +340,38 @@ int tr_cmd_run(int argc, char **argv) {
       fprintf(stderr,
               "traced: the daemon was stopped during the run: the trace "
               "ends there and the rest of the run was not traced\n");
+    /* Appended after the path, so that the line's beginning keeps the
+     * shape scripts parse. */
+    char shorter[96] = "";
+    if (ro->min_duration_ns > 0)
+      snprintf(shorter, sizeof(shorter),
+               " (%llu calls shorter than --min-duration left out)",
+               (unsigned long long)filtered);
     fprintf(stderr,
             "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
-            "%llu bytes -> %s\n",
+            "%llu bytes -> %s%s\n",
             (unsigned long long)s.processes, (unsigned long long)s.threads,
             (unsigned long long)s.events, (unsigned long long)s.dropped,
-            (unsigned long long)s.bytes, s.path[0] ? s.path : abspath);
+            (unsigned long long)s.bytes, s.path[0] ? s.path : abspath, shorter);
   }
   /* On stderr: stdout belongs to the program.  A report that fails says
    * why and changes nothing else, the exit status included. */
   if (report) tr_report_file(abspath, stderr, stderr, "traced run");
   return exit_code(status);
+}
+
+int tr_cmd_run(int argc, char **argv) {
+  struct option opts[8 + TR_OPTION_COUNT] = {
+      {"output", required_argument, NULL, 'o'},
+      {"socket", required_argument, NULL, 's'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"report", no_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+  };
+  tr_runopts_longopts(opts, 5, sizeof(opts) / sizeof(opts[0]));
+  tr_runopts ro;
+  memset(&ro, 0, sizeof(ro));
+  int rc = run_main(argc, argv, opts, &ro);
+  tr_runopts_free(&ro);
+  return rc;
 }

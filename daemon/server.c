@@ -306,10 +306,13 @@ static void handle_hello(client *cl, const msgpack_object *m) {
   cl->hello = true;
 
   packer pk;
-  packer_init(&pk, 3);
+  packer_init(&pk, 4);
   tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
   tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
   tr_mp_kv_str(&pk.pk, "clock", p->tsc ? "tsc" : "monotonic");
+  /* Producers write records with more payload slots than version 1's
+   * first daemons took (4) only when told so (ARGS records). */
+  tr_mp_kv_u64(&pk.pk, "max_extra", TR_RECORD_MAX_EXTRA);
   packer_send(cl, &pk, TR_MSG_WELCOME);
   char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
   tr_log(TR_LOG_DEBUG, "event=hello %s role=%s name=%s client_pid=%u clock=%s",
@@ -352,6 +355,10 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     str = "";
     n = 0;
   }
+  /* Calls shorter than this are not written (docs/options.md). */
+  uint64_t min_duration_ns = 0;
+  if (tr_mp_get_u64(m, "min_duration_ns", &min_duration_ns) < 0)
+    min_duration_ns = 0;
   bool was_idle = p->session == NULL;
   /* A member of another session switches to the one it creates. */
   tr_session_leave(p);
@@ -372,6 +379,7 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
                                 : strerror(-rc));
     return;
   }
+  sess->min_duration_ns = min_duration_ns;
   if (p->producer) {
     rc = tr_session_join(sess, p);
     check_failed(cl);
@@ -696,7 +704,7 @@ static void finish_session(tr_server *s, tr_session *sess, bool reply) {
   free(snap);
   if (reply && creator != NULL && !creator->conn.dead) {
     packer pk;
-    packer_init(&pk, 9);
+    packer_init(&pk, 10);
     tr_mp_kv_u64(&pk.pk, "processes", st.processes);
     tr_mp_kv_u64(&pk.pk, "threads", st.threads);
     tr_mp_kv_u64(&pk.pk, "events", st.events);
@@ -704,6 +712,7 @@ static void finish_session(tr_server *s, tr_session *sess, bool reply) {
     tr_mp_kv_u64(&pk.pk, "late", st.late);
     tr_mp_kv_u64(&pk.pk, "malformed", st.malformed);
     tr_mp_kv_u64(&pk.pk, "unmatched", st.unmatched);
+    tr_mp_kv_u64(&pk.pk, "filtered", st.filtered);
     tr_mp_kv_u64(&pk.pk, "bytes", st.bytes);
     tr_mp_kv_str(&pk.pk, "path", path);
     packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);

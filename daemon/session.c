@@ -129,6 +129,7 @@ int tr_session_join(tr_session *s, tr_proc *p) {
     s->nmembers--;
     return rc;
   }
+  p->min_duration_ns = s->min_duration_ns;
   p->session = s;
   p->last_epoch = s->epoch;
   /* Viewers list processes by this index: the first to join (the program's
@@ -153,6 +154,7 @@ static void detach_member(tr_session *s, tr_proc *p) {
   s->stats.late += ps.late;
   s->stats.malformed += ps.malformed;
   s->stats.unmatched += ps.unmatched;
+  s->stats.filtered += ps.filtered;
 }
 
 void tr_session_leave(tr_proc *p) {
@@ -199,12 +201,14 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   tr_log(
       TR_LOG_INFO,
       "event=session_end %s uid=%lu processes=%llu threads=%llu events=%llu "
-      "dropped=%llu bytes=%llu late=%llu malformed=%llu unmatched=%llu",
+      "dropped=%llu bytes=%llu late=%llu malformed=%llu unmatched=%llu "
+      "filtered=%llu",
       s->label, (unsigned long)s->owner, (unsigned long long)s->stats.processes,
       (unsigned long long)s->stats.threads, (unsigned long long)s->stats.events,
       (unsigned long long)s->stats.dropped, (unsigned long long)s->stats.bytes,
       (unsigned long long)s->stats.late, (unsigned long long)s->stats.malformed,
-      (unsigned long long)s->stats.unmatched);
+      (unsigned long long)s->stats.unmatched,
+      (unsigned long long)s->stats.filtered);
   if (st != NULL) *st = s->stats;
 
   for (tr_session **pp = &ss->head; *pp != NULL; pp = &(*pp)->next) {

@@ -35,16 +35,18 @@ typedef struct tr_session_stats {
   uint64_t late;      /* records older than their member's start */
   uint64_t malformed; /* records or string ids that made no sense */
   uint64_t unmatched; /* exits without an open call */
+  uint64_t filtered;  /* calls not written: shorter than min_duration_ns */
 } tr_session_stats;
 
 typedef struct tr_session {
   struct tr_session *next;
   char token[TR_TOKEN_HEX_LEN + 1];
   uid_t owner;
-  uint64_t epoch;    /* unique per session in this daemon, from 1 */
-  uint64_t start_ts; /* CLOCK_MONOTONIC ns at creation */
-  tr_proc *creator;  /* the creating connection's process */
-  int fd;            /* the output, owned */
+  uint64_t epoch;           /* unique per session in this daemon, from 1 */
+  uint64_t start_ts;        /* CLOCK_MONOTONIC ns at creation */
+  uint64_t min_duration_ns; /* shorter calls are not written (0: all are) */
+  tr_proc *creator;         /* the creating connection's process */
+  int fd;                   /* the output, owned */
   tr_writer *out;
   bool ending; /* SESSION_END is being carried out */
   tr_proc **members;

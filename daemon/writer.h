@@ -78,7 +78,7 @@ typedef struct tr_writer_ops {
   int (*instant)(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
                  uint64_t ts, const tr_arg *args, uint32_t nargs);
   int (*counter)(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
-                 double value);
+                 double value, const tr_arg *args, uint32_t nargs);
   void (*lost)(tr_wstream *s, uint32_t tid, uint64_t ts, uint64_t count);
   void (*process_name)(tr_wstream *s, const char *name, size_t len,
                        uint64_t dropped);
@@ -161,10 +161,15 @@ static inline int tr_wstream_instant(tr_wstream *s, uint32_t tid, int cat,
 }
 
 /* A counter's new value; NaN and infinities are kept where the format can
- * hold them (JSON writes null). */
+ * hold them (JSON writes null).  With nargs > 0 the numeric args are the
+ * counter's series (traced.counter("queue", depth=3, bytes=10)) and
+ * `value` is unused: one JSON event with those args, one Perfetto counter
+ * track per series, named "<name> <key>" as Perfetto names the series of
+ * a JSON counter. */
 static inline int tr_wstream_counter(tr_wstream *s, uint32_t tid, uint32_t name,
-                                     uint64_t ts, double value) {
-  return s->w->ops->counter(s, tid, name, ts, value);
+                                     uint64_t ts, double value,
+                                     const tr_arg *args, uint32_t nargs) {
+  return s->w->ops->counter(s, tid, name, ts, value, args, nargs);
 }
 
 /* A marker where a producer dropped `count` events (ring full). */

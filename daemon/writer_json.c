@@ -158,6 +158,12 @@ static char *put_u64(char *p, uint64_t v) {
   return p + 8;
 }
 
+static char *put_i64(char *p, int64_t v) {
+  if (v >= 0) return put_u64(p, (uint64_t)v);
+  *p++ = '-';
+  return put_u64(p, (uint64_t)0 - (uint64_t)v);
+}
+
 /* Nanoseconds as microseconds with exactly three decimals. */
 static char *put_us(char *p, uint64_t ns) {
   p = put_u64(p, ns / 1000);
@@ -179,14 +185,6 @@ static char *put_double(char *p, double v) {
   size_t n = strlen(tmp);
   memcpy(p, tmp, n);
   return p + n;
-}
-
-static char *put_i64(char *p, int64_t v) {
-  if (v < 0) {
-    *p++ = '-';
-    return put_u64(p, (uint64_t)0 - (uint64_t)v);
-  }
-  return put_u64(p, (uint64_t)v);
 }
 
 /* ---- buffer ------------------------------------------------------------ */
@@ -447,8 +445,11 @@ void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
 }
 
 void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
-                     uint32_t tid, uint64_t ts_ns, double value) {
-  char *p = event_begin(w, EVENT_OVERHEAD + nlen);
+                     uint32_t tid, uint64_t ts_ns, double value,
+                     const tr_arg *args, uint32_t nargs) {
+  size_t need = EVENT_OVERHEAD + nlen;
+  if (nargs > 0) need += args_need(args, nargs);
+  char *p = event_begin(w, need);
   if (p == NULL) {
     w->base.dropped++;
     return;
@@ -456,8 +457,13 @@ void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
   p = put_head(p, pre, sizeof(pre) - 1, name, nlen);
   p = put_ids_ts(p, pid, tid, ts_ns);
-  p = PUT_LIT(p, ",\"args\":{\"value\":");
-  p = put_double(p, value);
+  if (nargs > 0) {
+    p = PUT_LIT(p, ",\"args\":{");
+    p = put_args(p, args, nargs, true);
+  } else {
+    p = PUT_LIT(p, ",\"args\":{\"value\":");
+    p = put_double(p, value);
+  }
   p = PUT_LIT(p, "}}");
   event_end(w, p, true);
 }
@@ -645,11 +651,12 @@ static int json_op_instant(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
 }
 
 static int json_op_counter(tr_wstream *s, uint32_t tid, uint32_t name,
-                           uint64_t ts, double value) {
+                           uint64_t ts, double value, const tr_arg *args,
+                           uint32_t nargs) {
   const char *n;
   size_t len;
   if (!json_name(s, name, &n, &len)) return -EINVAL;
-  tr_json_counter((tr_json *)s->w, n, len, s->pid, tid, ts, value);
+  tr_json_counter((tr_json *)s->w, n, len, s->pid, tid, ts, value, args, nargs);
   return 0;
 }
 

@@ -98,9 +98,13 @@ void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
                      uint32_t pid, uint32_t tid, uint64_t ts_ns,
                      const tr_arg *args, uint32_t nargs);
 
-/* {"ph":"C",...,"args":{"value":v}}. */
+/* {"ph":"C",...,"args":{"value":v}}, or with nargs > 0 the args as the
+ * counter's series ({"depth":3,"bytes":10}; `value` is then unused).
+ * NaN and infinities are written as null (JSON has no spelling for
+ * them). */
 void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
-                     uint32_t tid, uint64_t ts_ns, double value);
+                     uint32_t tid, uint64_t ts_ns, double value,
+                     const tr_arg *args, uint32_t nargs);
 
 /* A marker where a producer dropped `count` events (ring full). */
 void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,

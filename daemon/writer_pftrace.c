@@ -595,55 +595,49 @@ static void pf_lost(tr_wstream *s, uint32_t tid, uint64_t ts, uint64_t count) {
                1, true);
 }
 
-/* Counters live on a counter track under the process track, one per
- * process and name (described once per stream); their values are written
- * on the recording thread's sequence. */
-static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
-                      double value) {
+/* Counters live on counter tracks under the process track, one per
+ * process and name, or per name and series (described once per stream,
+ * `key` in the stream's map); their values are written on the recording
+ * thread's sequence.  Returns the track's uuid, or 0 when its descriptor
+ * could not be written (the event is then dropped). */
+static uint64_t counter_track(tr_wstream *s, uint64_t key, const char *raw,
+                              uint32_t len) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
-  uint64_t uuid;
+  map_slot *known = map_find(&ps->m, key);
+  if (known != NULL) return known->value;
+  uint64_t uuid = tr_pf_counter_uuid(s->pid, raw, len);
   tr_pb pb;
   size_t m;
-  if (known != NULL) {
-    uuid = known->value;
-  } else {
-    const char *raw;
-    uint32_t len;
-    if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
-    if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
-    uuid = tr_pf_counter_uuid(s->pid, raw, len);
-    /* The process track first: the counter's parent. */
-    if (!ps->described && !describe(s, false, 0, NULL, 0)) {
-      w->base.dropped++;
-      return 0;
-    }
-    if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb,
-                      &m)) {
-      w->base.dropped++;
-      return 0;
-    }
-    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
-    size_t td = tr_pb_begin(&pb, F_PKT_TRACK_DESCRIPTOR);
-    tr_pb_uint(&pb, F_TD_UUID, uuid);
-    tr_pb_uint(&pb, F_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
-    tr_pb_utf8(&pb, F_TD_NAME, raw, len);
-    size_t cd = tr_pb_begin(&pb, F_TD_COUNTER);
-    tr_pb_end(&pb, cd);
-    tr_pb_end(&pb, td);
-    if (!packet_end(w, &pb, m, false)) {
-      w->base.dropped++;
-      return 0;
-    }
-    map_put(&ps->m, KEY_COUNTER | name, uuid);
-  }
-  known = map_find(&ps->m, KEY_THREAD | tid);
+  /* The process track first: the counter's parent. */
+  if (!ps->described && !describe(s, false, 0, NULL, 0)) return 0;
+  if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
+    return 0;
+  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+  size_t td = tr_pb_begin(&pb, F_PKT_TRACK_DESCRIPTOR);
+  tr_pb_uint(&pb, F_TD_UUID, uuid);
+  tr_pb_uint(&pb, F_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
+  tr_pb_utf8(&pb, F_TD_NAME, raw, len);
+  size_t cd = tr_pb_begin(&pb, F_TD_COUNTER);
+  tr_pb_end(&pb, cd);
+  tr_pb_end(&pb, td);
+  if (!packet_end(w, &pb, m, false)) return 0;
+  map_put(&ps->m, key, uuid);
+  return uuid;
+}
+
+static void counter_value(tr_wstream *s, uint32_t tid, uint64_t ts,
+                          uint64_t uuid, double value) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  tr_pb pb;
+  size_t m;
+  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
   pf_thread *t =
       known ? (pf_thread *)(uintptr_t)known->value : thread_ready(s, tid, ts);
   if (t == NULL || !packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
     w->base.dropped++;
-    return 0;
+    return;
   }
   uint64_t clock = t->clock;
   put_head(&pb, t, ts);
@@ -655,6 +649,93 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
   if (!packet_end(w, &pb, m, true)) {
     t->clock = clock;
     w->base.dropped++;
+  }
+}
+
+/* Series keys: the counter namespace with bit 61 set (a plain counter's
+ * key is its name id, below 2^32), then a hash of (name id, series key). */
+static uint64_t series_key(uint32_t name, const char *key, uint32_t klen) {
+  uint64_t h = 1469598103934665603ull ^ name;
+  h *= 1099511628211ull;
+  for (uint32_t i = 0; i < klen; i++) {
+    h ^= (uint8_t)key[i];
+    h *= 1099511628211ull;
+  }
+  return KEY_COUNTER | (1ull << 61) | (h & ((1ull << 61) - 1));
+}
+
+static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
+                      double value, const tr_arg *args, uint32_t nargs) {
+  tr_pftrace *w = (tr_pftrace *)s->w;
+  pf_stream *ps = s->impl;
+  const char *raw;
+  uint32_t len;
+  /* A single series named "value" is what JSON writes for a plain counter:
+   * the same track, so the formats agree. */
+  if (nargs == 1 && args[0].klen == 5 && memcmp(args[0].key, "value", 5) == 0 &&
+      args[0].type != TR_ARG_STR) {
+    const tr_arg *a = &args[0];
+    value = a->type == TR_ARG_INT      ? (double)a->v.i
+            : a->type == TR_ARG_UINT   ? (double)a->v.u
+            : a->type == TR_ARG_DOUBLE ? a->v.d
+                                       : (a->v.b ? 1.0 : 0.0);
+    nargs = 0;
+  }
+  if (nargs == 0) {
+    map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
+    uint64_t uuid;
+    if (known != NULL) {
+      uuid = known->value;
+    } else {
+      if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
+      if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+      uuid = counter_track(s, KEY_COUNTER | name, raw, len);
+    }
+    if (uuid == 0)
+      w->base.dropped++;
+    else
+      counter_value(s, tid, ts, uuid, value);
+    return 0;
+  }
+  if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
+  if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
+  /* One track per numeric series, "<name> <key>". */
+  for (uint32_t i = 0; i < nargs; i++) {
+    const tr_arg *a = &args[i];
+    double v;
+    switch (a->type) {
+      case TR_ARG_INT:
+        v = (double)a->v.i;
+        break;
+      case TR_ARG_UINT:
+        v = (double)a->v.u;
+        break;
+      case TR_ARG_DOUBLE:
+        v = a->v.d;
+        break;
+      case TR_ARG_BOOL:
+        v = a->v.b ? 1.0 : 0.0;
+        break;
+      default:
+        continue; /* a string is no counter value */
+    }
+    uint64_t key = series_key(name, a->key, a->klen);
+    map_slot *known = map_find(&ps->m, key);
+    uint64_t uuid;
+    if (known != NULL) {
+      uuid = known->value;
+    } else {
+      char buf[TR_STRING_MAX_LEN + 1 + 256];
+      uint32_t kl = a->klen < 256 ? a->klen : 256;
+      memcpy(buf, raw, len);
+      buf[len] = ' ';
+      memcpy(buf + len + 1, a->key, kl);
+      uuid = counter_track(s, key, buf, len + 1 + kl);
+    }
+    if (uuid == 0)
+      w->base.dropped++;
+    else
+      counter_value(s, tid, ts, uuid, v);
   }
   return 0;
 }

@@ -170,7 +170,12 @@ _Static_assert(offsetof(tr_record, id) == 8, "record id at 8");
 _Static_assert(offsetof(tr_record, kind) == 12, "record kind at 12");
 _Static_assert(offsetof(tr_record, extra) == 14, "record extra at 14");
 
-#define TR_RECORD_MAX_EXTRA 4u
+/* Payload slots one record may carry.  Version 1 daemons before record
+ * kind 11 accepted at most 4; a daemon announces its own limit in WELCOME
+ * (`max_extra`), and producers write records longer than 4 slots only to
+ * a daemon that announced room for them. */
+#define TR_RECORD_MAX_EXTRA 256u
+#define TR_RECORD_MAX_EXTRA_V1 4u
 
 enum tr_rec_kind {
   TR_REC_PY_CALL = 1,     /* id: function name */
@@ -183,7 +188,30 @@ enum tr_rec_kind {
   TR_REC_COUNTER = 8,     /* id: name; 1 extra slot: double value, u64 0 */
   TR_REC_THREAD_NAME = 9, /* id: the thread's (new) name */
   TR_REC_LOST = 10,       /* id: events lost just before this point */
+  TR_REC_ARGS = 11,       /* id: payload bytes; extra: the payload (key/
+                             value arguments of the record that follows) */
 };
+
+/* ---- arguments (TR_REC_ARGS) -------------------------------------------
+ * An ARGS record carries the arguments of the record right after it in
+ * the same ring (an enter, exit, BEGIN, END, INSTANT or COUNTER), written
+ * and published together with it.  Its payload is `id` bytes in its extra
+ * slots (zero-padded to whole slots): a sequence of entries, each
+ *   u8 type (enum tr_args_type), u8 key length K, u16 value length V,
+ *   K bytes of key (UTF-8), V bytes of value
+ * packed without padding.  STR values are UTF-8 (a producer cuts them at
+ * a character boundary), INT/UINT/DOUBLE values 8 bytes little-endian,
+ * BOOL 1 byte (0 or 1). */
+enum tr_args_type {
+  TR_ARGS_STR = 0,
+  TR_ARGS_INT = 1,
+  TR_ARGS_UINT = 2,
+  TR_ARGS_DOUBLE = 3,
+  TR_ARGS_BOOL = 4,
+};
+#define TR_ARGS_ENTRY_HDR 4u /* type, key length, value length */
+#define TR_ARGS_MAX_BYTES (TR_RECORD_MAX_EXTRA * 16u)
+#define TR_ARGS_MAX_ENTRIES 64u /* entries beyond this are not read */
 
 /* Id 0 always names the first arena entry, which producers write as
  * "<unknown>" when they create the arena. */

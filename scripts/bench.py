@@ -24,7 +24,7 @@ Environment (all optional):
   BENCH_WORKLOADS       comma-separated subset of: fib,mixed,methods,
                         generators,threads,joblib
   BENCH_TOOLS           comma-separated subset of: none,emptyhook,cprofile,
-                        viztracer,traced,traced-noc
+                        viztracer,traced,traced-noc,traced-args,viz-args
   BENCH_TIMEOUT         seconds allowed to one run (default 900)
   BENCH_OUT             results file (default build/bench/results.json or
                         build/bench/daemon-results.json; with BENCH_QUICK
@@ -67,7 +67,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 5))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT") or 900)
 
 WORKLOADS = ["fib", "mixed", "methods", "generators", "threads", "joblib"]
-TOOLS = ["none", "emptyhook", "cprofile", "viztracer", "traced", "traced-noc"]
+TOOLS = ["none", "emptyhook", "cprofile", "viztracer", "traced", "traced-noc",
+         "traced-args", "viz-args"]
 # Sizes with BENCH_QUICK=1 (a variable set explicitly still wins).
 QUICK_SIZES = {"BENCH_FIB_N": "22", "BENCH_MIXED_N": "1500",
                "BENCH_METHODS_N": "10000", "BENCH_GEN_N": "30000",
@@ -470,6 +471,16 @@ def tool_command(tool, script, result, trace, daemon, calls, noc_args):
     if tool == "traced-noc":
         return ([TRACED, "run", "-o", trace, "--socket", daemon.socket]
                 + noc_args + ["--", PYTHON] + prog, {})
+    # Arguments and return values recorded (repr() of each), side by side
+    # with VizTracer doing the same.
+    if tool == "traced-args":
+        return ([TRACED, "run", "-o", trace, "--socket", daemon.socket,
+                 "--log-args", "--log-return", "--", PYTHON] + prog, {})
+    if tool == "viz-args":
+        entries = max(1_000_000, int(calls * 1.25) + 500_000)
+        return ([VIZTRACER, "--quiet", "--tracer_entries", str(entries),
+                 "--log_func_args", "--log_func_retval", "-o", trace,
+                 "--"] + prog, {})
     raise ValueError(tool)
 
 
@@ -602,6 +613,9 @@ def analyse(wl, calib, runs, tools):
     if runs.get("viztracer"):
         out["ratios"]["viztracer/untraced wall"] = ratio(
             "viztracer", "none", "wall_s")
+    if runs.get("traced-args") and runs.get("viz-args") and per_call_ok:
+        out["ratios"]["traced_args/viz_args per call"] = ratio(
+            "traced-args", "viz-args")
     return out
 
 

@@ -13,6 +13,7 @@
 #define TRACED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -73,6 +74,59 @@ TRACED_API void traced_instant(const char *name);
 TRACED_API void traced_counter(const char *name, double value);
 /* Names the calling thread in the trace. */
 TRACED_API void traced_thread_name(const char *name);
+
+/* ---- events with arguments ------------------------------------------------
+ * Arguments become the event's "args" in the trace.  Keys are UTF-8 (cut at
+ * 255 bytes); all of one event's arguments together are bounded to about
+ * 4 KiB: a string that does not fit is cut at a character boundary and
+ * ends with "\u2026", arguments that do not fit at all are left out.
+ * Everything `args` points to is borrowed for the duration of the call
+ * only: the library copies what it records before returning. */
+typedef enum traced_arg_type {
+  TRACED_ARG_STR = 0,    /* value.s: a NUL-terminated UTF-8 string */
+  TRACED_ARG_INT = 1,    /* value.i */
+  TRACED_ARG_UINT = 2,   /* value.u */
+  TRACED_ARG_DOUBLE = 3, /* value.d; NaN and infinities show as null */
+  TRACED_ARG_BOOL = 4,   /* value.b */
+} traced_arg_type;
+
+typedef struct traced_arg {
+  const char *key; /* NUL-terminated UTF-8 */
+  traced_arg_type type;
+  union {
+    const char *s;
+    int64_t i;
+    uint64_t u;
+    double d;
+    bool b;
+  } value;
+} traced_arg;
+
+/* Compound-literal helpers: TRACED_ARG_S("file", path), ... */
+#define TRACED_ARG_S(k, v) \
+  ((traced_arg){.key = (k), .type = TRACED_ARG_STR, .value.s = (v)})
+#define TRACED_ARG_I(k, v) \
+  ((traced_arg){.key = (k), .type = TRACED_ARG_INT, .value.i = (v)})
+#define TRACED_ARG_U(k, v) \
+  ((traced_arg){.key = (k), .type = TRACED_ARG_UINT, .value.u = (v)})
+#define TRACED_ARG_D(k, v) \
+  ((traced_arg){.key = (k), .type = TRACED_ARG_DOUBLE, .value.d = (v)})
+#define TRACED_ARG_B(k, v) \
+  ((traced_arg){.key = (k), .type = TRACED_ARG_BOOL, .value.b = (v)})
+
+/* An instant event with arguments (args may be NULL when nargs is 0). */
+TRACED_API void traced_instant_add(const char *name, const traced_arg *args,
+                                   size_t nargs);
+/* traced_begin() with arguments. */
+TRACED_API void traced_span_begin(const char *name, const traced_arg *args,
+                                  size_t nargs);
+/* traced_end() with arguments, added to those of the span's begin (e.g. a
+ * result known only at the end). */
+TRACED_API void traced_span_end(const traced_arg *args, size_t nargs);
+/* A sample of a counter with several series, one per argument (INT, UINT
+ * and DOUBLE arguments; others are ignored): a stacked counter track. */
+TRACED_API void traced_counter_set(const char *name, const traced_arg *series,
+                                   size_t n);
 
 /* Disconnects; the daemon keeps what was recorded. */
 TRACED_API void traced_detach(void);

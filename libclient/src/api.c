@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "argbuf.h"
 #include "client.h"
+#include "options.h"
 #include "traced.h"
 
 /* ---- per-thread producer ----------------------------------------------- */
@@ -48,6 +50,8 @@ static tr_producer *self_ready(void) {
   }
   return NULL;
 }
+
+tr_producer *tr_api_producer(void) { return self_ready(); }
 
 /* ---- interning by content ---------------------------------------------- */
 
@@ -156,6 +160,109 @@ void traced_thread_name(const char *name) {
 
 bool traced_enabled(void) { return self_ready() != NULL; }
 
+/* ---- events with arguments --------------------------------------------- */
+
+_Static_assert((int)TRACED_ARG_STR == (int)TR_ARGS_STR &&
+                   (int)TRACED_ARG_INT == (int)TR_ARGS_INT &&
+                   (int)TRACED_ARG_UINT == (int)TR_ARGS_UINT &&
+                   (int)TRACED_ARG_DOUBLE == (int)TR_ARGS_DOUBLE &&
+                   (int)TRACED_ARG_BOOL == (int)TR_ARGS_BOOL,
+               "public argument types are the wire's");
+
+/* Appends one argument to b (numeric ones only when `numbers`: a
+ * counter's series).  Returns false when b is full; *num is the value of
+ * a numeric argument, *is_num whether it was one. */
+static bool encode_one(tr_argbuf *b, const traced_arg *a, bool numbers,
+                       double *num, bool *is_num) {
+  size_t kl = strlen(a->key);
+  *is_num = a->type == TRACED_ARG_INT || a->type == TRACED_ARG_UINT ||
+            a->type == TRACED_ARG_DOUBLE;
+  if (numbers && !*is_num) return true;
+  switch (a->type) {
+    case TRACED_ARG_STR:
+      return a->value.s == NULL ||
+             tr_argbuf_add_str(b, a->key, kl, a->value.s, strlen(a->value.s),
+                               TR_ARGS_MAX_BYTES);
+    case TRACED_ARG_INT:
+      *num = (double)a->value.i;
+      return tr_argbuf_add_i64(b, a->key, kl, a->value.i);
+    case TRACED_ARG_UINT:
+      *num = (double)a->value.u;
+      return tr_argbuf_add_u64(b, a->key, kl, a->value.u);
+    case TRACED_ARG_DOUBLE:
+      *num = a->value.d;
+      return tr_argbuf_add_double(b, a->key, kl, a->value.d);
+    case TRACED_ARG_BOOL:
+      return tr_argbuf_add_bool(b, a->key, kl, a->value.b);
+    default:
+      return true; /* an unknown type is left out */
+  }
+}
+
+/* Encodes args into b; returns the first numeric value (a counter's
+ * value for daemons that read only one). */
+static double encode(tr_argbuf *b, const traced_arg *args, size_t n,
+                     bool numbers) {
+  tr_argbuf_init(b);
+  double first = 0;
+  bool have_first = false;
+  for (size_t i = 0; args != NULL && i < n; i++) {
+    if (args[i].key == NULL) continue;
+    double num = 0;
+    bool is_num;
+    if (!encode_one(b, &args[i], numbers, &num, &is_num)) break;
+    if (is_num && !have_first) {
+      first = num;
+      have_first = true;
+    }
+  }
+  return first;
+}
+
+void traced_instant_add(const char *name, const traced_arg *args,
+                        size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_put_args(p, ts, traced_intern(name), TR_REC_INSTANT, b.data,
+                       b.len, NULL, 0);
+}
+
+void traced_span_begin(const char *name, const traced_arg *args, size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_enter_args(p, ts, traced_intern(name), TR_REC_BEGIN, b.data,
+                         b.len);
+}
+
+void traced_span_end(const traced_arg *args, size_t nargs) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now();
+  tr_argbuf b;
+  encode(&b, args, nargs, false);
+  tr_producer_exit_args(p, ts, TR_REC_END, b.data, b.len);
+}
+
+void traced_counter_set(const char *name, const traced_arg *series, size_t n) {
+  tr_producer *p = self_ready();
+  if (p == NULL) return;
+  uint64_t ts = tr_now();
+  tr_argbuf b;
+  double first = encode(&b, series, n, true);
+  if (b.count == 0) return;
+  tr_record value;
+  memset(&value, 0, sizeof(value));
+  memcpy(&value, &first, sizeof(first));
+  tr_producer_put_args(p, ts, traced_intern(name), TR_REC_COUNTER, b.data,
+                       b.len, &value, 1);
+}
+
 /* ---- attach and sessions ----------------------------------------------- */
 
 static int export_session(void) {
@@ -164,20 +271,32 @@ static int export_session(void) {
   return 0;
 }
 
+/* TRACED_MIN_DURATION for a session this process creates; an invalid
+ * value is ignored here (the library prints nothing; `traced run` and the
+ * Python package report it). */
+static uint64_t env_min_duration(void) {
+  const tr_option *o = &tr_options[TR_OPTION_MIN_DURATION];
+  const char *s = getenv(o->env);
+  uint64_t ns;
+  if (s == NULL || *s == '\0' || tr_option_parse(o, s, &ns, NULL, 0) < 0)
+    return 0;
+  return ns;
+}
+
 int traced_session_start(const char *output_path) {
   if (output_path == NULL || *output_path == '\0') return -EINVAL;
   int rc = tr_client_connect(NULL);
   if (rc < 0) return rc;
   int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) return -errno;
-  rc = tr_client_session_create(output_path, fd, NULL);
+  rc = tr_client_session_create(output_path, fd, env_min_duration(), NULL);
   close(fd);
   if (rc < 0) return rc;
   return export_session();
 }
 
 int traced_session_stop(traced_summary *out, int timeout_ms) {
-  return tr_client_session_end(out, timeout_ms);
+  return tr_client_session_end(out, NULL, timeout_ms);
 }
 
 int traced_attach(void) {

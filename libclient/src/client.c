@@ -47,6 +47,8 @@ static struct {
 };
 
 static uint64_t g_full_wait_ns = 10u * 1000u * 1000u;
+/* Payload slots per record the daemon reads (WELCOME `max_extra`). */
+static uint32_t g_max_extra = TR_RECORD_MAX_EXTRA_V1;
 
 uint64_t tr_client_full_wait_ns(void) { return g_full_wait_ns; }
 
@@ -58,6 +60,8 @@ bool tr_client_may_use_tsc(void) {
   return false;
 #endif
 }
+
+uint32_t tr_client_max_extra(void) { return g_max_extra; }
 
 /* What producers read while the process is not attached. */
 static _Atomic uint64_t g_disabled_state = 0;
@@ -308,6 +312,13 @@ static int connect_locked(const char *path) {
   msgpack_unpacked_init(&reply);
   rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
                        TR_CONN_TIMEOUT_MS, NULL, 0);
+  if (rc == 0) {
+    uint64_t max_extra;
+    if (tr_mp_get_u64(&reply.data, "max_extra", &max_extra) < 0)
+      max_extra = TR_RECORD_MAX_EXTRA_V1;
+    g_max_extra = max_extra < TR_RECORD_MAX_EXTRA ? (uint32_t)max_extra
+                                                  : TR_RECORD_MAX_EXTRA;
+  }
   msgpack_sbuffer_destroy(&sb);
   if (rc >= 0) {
     /* Every thread is off while we connect, so no event is being stamped
@@ -370,12 +381,13 @@ static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
 }
 
 int tr_client_session_create(const char *display_path, int fd,
+                             uint64_t min_duration_ns,
                              char token[TR_TOKEN_HEX_LEN + 1]) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, display_path);
+  tr_conn_pack_session_create(&pk, display_path, min_duration_ns);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   pthread_mutex_lock(&g.io_lock);
@@ -420,13 +432,14 @@ int tr_client_session_join(const char *token) {
   return rc;
 }
 
-int tr_client_session_end(traced_summary *out, int timeout_ms) {
+int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+                          int timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = 120000;
   pthread_mutex_lock(&g.io_lock);
   int rc = -ENOTCONN;
   if (tr_client_connected()) {
     bool stopped;
-    rc = tr_conn_end_session(g.fd, out, &stopped, timeout_ms);
+    rc = tr_conn_end_session(g.fd, out, filtered, &stopped, timeout_ms);
     if (rc < 0 && rc != -ETIMEDOUT) connection_lost_locked();
     if (stopped) connection_lost_locked(); /* the daemon is gone */
   }

@@ -29,9 +29,13 @@ void tr_client_disconnect(void);
  * to the daemon (the caller keeps and closes its own copy).  The token of
  * the current session is exported as TRACED_SESSION by the callers. */
 int tr_client_session_create(const char *display_path, int fd,
+                             uint64_t min_duration_ns,
                              char token[TR_TOKEN_HEX_LEN + 1]);
 int tr_client_session_join(const char *token);
-int tr_client_session_end(traced_summary *out, int timeout_ms);
+/* `filtered` (may be NULL): calls not written for being shorter than the
+ * session's minimum duration. */
+int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+                          int timeout_ms);
 /* The token this process created or joined ("" when none). */
 const char *tr_client_token(void);
 const char *tr_client_socket_path(void);
@@ -77,6 +81,15 @@ uint64_t tr_client_full_wait_ns(void);
 /* Whether this process offers the daemon raw TSC timestamps in HELLO:
  * x86-64, unless TRACED_CLOCK=monotonic. */
 bool tr_client_may_use_tsc(void);
+
+/* The most payload slots one record may carry for this daemon (its
+ * WELCOME `max_extra`; TR_RECORD_MAX_EXTRA_V1 for daemons that do not
+ * say). */
+uint32_t tr_client_max_extra(void);
+
+/* The calling thread's producer of the C API (api.c), ready to record, or
+ * NULL when the process records nothing now. */
+tr_producer *tr_api_producer(void);
 
 /* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
 void tr_client_doorbell(tr_producer *p);

@@ -242,7 +242,8 @@ void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
   if (tsc) tr_mp_kv_bool(pk, "tsc", true);
 }
 
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
+                          uint64_t *filtered) {
   memset(out, 0, sizeof(*out));
   tr_mp_get_u64(map, "processes", &out->processes);
   tr_mp_get_u64(map, "threads", &out->threads);
@@ -252,11 +253,15 @@ void tr_conn_read_summary(const msgpack_object *map, traced_summary *out) {
   tr_mp_get_u64(map, "malformed", &out->malformed);
   tr_mp_get_u64(map, "unmatched", &out->unmatched);
   tr_mp_get_u64(map, "bytes", &out->bytes);
+  if (filtered != NULL) {
+    *filtered = 0;
+    tr_mp_get_u64(map, "filtered", filtered);
+  }
   tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
 }
 
-int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
-                        int timeout_ms) {
+int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
+                        bool *stopped, int timeout_ms) {
   *stopped = false;
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -274,7 +279,7 @@ int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
   if (rc == 0 || closed) {
     rc = tr_conn_recv(fd, &reply, closed ? 1000 : timeout_ms, NULL, 0);
     if (rc == TR_MSG_SESSION_SUMMARY) {
-      if (out != NULL) tr_conn_read_summary(&reply.data, out);
+      if (out != NULL) tr_conn_read_summary(&reply.data, out, filtered);
       *stopped = closed;
       rc = 0;
     } else if (rc >= 0) {
@@ -300,10 +305,12 @@ const char *tr_conn_format_for_path(const char *path) {
   return TR_FORMAT_NAME_JSON;
 }
 
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path) {
-  msgpack_pack_map(pk, 2);
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
+                                 uint64_t min_duration_ns) {
+  msgpack_pack_map(pk, min_duration_ns > 0 ? 3 : 2);
   tr_mp_kv_str(pk, "path", path);
   tr_mp_kv_str(pk, "format", tr_conn_format_for_path(path));
+  if (min_duration_ns > 0) tr_mp_kv_u64(pk, "min_duration_ns", min_duration_ns);
 }
 
 int tr_conn_read_token(const msgpack_object *map,

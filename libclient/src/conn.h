@@ -41,10 +41,11 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
 /* Ends the creator's session: SESSION_END, then its SESSION_SUMMARY into
  * *out.  When the daemon already ended it (`traced stop`, SIGTERM: it
  * sends the creator its summary, then closes the connection), the summary
- * waiting on the socket is taken instead and *stopped is set.  Returns 0
- * or a negative errno. */
-int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
-                        int timeout_ms);
+ * waiting on the socket is taken instead and *stopped is set.  *filtered
+ * (when not NULL) gets the calls --min-duration left out.  Returns 0 or a
+ * negative errno. */
+int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
+                        bool *stopped, int timeout_ms);
 
 /* The SESSION_CREATE format for an output named `path`, by its extension
  * (ASCII case ignored): ".json.gz" is gzip-compressed JSON, ".pftrace" and
@@ -53,16 +54,22 @@ int tr_conn_end_session(int fd, traced_summary *out, bool *stopped,
 const char *tr_conn_format_for_path(const char *path);
 
 /* Packs the SESSION_CREATE map for an output named `path`: the path (for
- * display only) and the format its extension asks for. */
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path);
+ * display only), the format its extension asks for, and min_duration_ns
+ * (calls shorter than this are not written; 0: none). */
+void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
+                                 uint64_t min_duration_ns);
 
 /* Copies the token of a SESSION_CREATED payload; -EPROTO if it is missing
  * or not TR_TOKEN_HEX_LEN characters. */
 int tr_conn_read_token(const msgpack_object *map,
                        char token[TR_TOKEN_HEX_LEN + 1]);
 
-/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0). */
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out);
+/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0), and
+ * *filtered (when not NULL) with the calls left out for being shorter
+ * than the session's minimum duration: a count traced_summary has no room
+ * for without changing its size, which would break binary compatibility. */
+void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
+                          uint64_t *filtered);
 
 /* Packs the HELLO map (the caller adds nothing after it).  `name` is the
  * process's display name; NULL or "" means the program's short name. */

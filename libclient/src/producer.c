@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "client.h"
@@ -106,6 +107,207 @@ bool tr_producer_stack_grow(tr_producer *p) {
   if (s == NULL) return false;
   p->stack = s;
   p->stack_cap = cap;
+  tr_producer_set_limit(p);
+  return true;
+}
+
+/* Grows the stack when needed and applies the maximum depth: the id to
+ * push, or TR_ID_OVERFLOW when the stack is full (counted). */
+static uint32_t deep(tr_producer *p, uint32_t id) {
+  if (p->depth >= p->stack_cap && !tr_producer_stack_grow(p)) {
+    p->overflow++;
+    tr_producer_drop(p, 1);
+    return TR_ID_OVERFLOW;
+  }
+  /* Beyond the maximum depth: neither this call nor anything it calls
+   * (traced's own code keeps its own mark). */
+  if (p->depth - p->nskip >= p->max_depth && id < TR_ID_OWN)
+    return TR_ID_SKIP_TREE;
+  return id;
+}
+
+/* Remembers a call that is not recorded. */
+static void push_skip(tr_producer *p, uint32_t id) {
+  /* Inside a skipped tree every call is part of that tree. */
+  uint32_t tree =
+      (id == TR_ID_SKIP_TREE || id == TR_ID_OWN || p->skip != 0) ? 1u : 0u;
+  p->stack[p->depth++] =
+      TR_STACK_SKIP | tree | (id == TR_ID_OWN ? TR_STACK_OWN : 0u);
+  p->skip += tree;
+  p->nskip++;
+  tr_producer_set_limit(p);
+}
+
+bool tr_producer_enter_slow(tr_producer *p, uint32_t id) {
+  if (p->depth >= p->depth_limit) {
+    id = deep(p, id);
+    if (id == TR_ID_OVERFLOW) return false;
+  }
+  if (id >= TR_ID_THROUGH || p->skip != 0) {
+    push_skip(p, id);
+    return false;
+  }
+  return true;
+}
+
+/* A span entry leaves the stack: its END is written unless it was not
+ * recorded. */
+static void span_close(tr_producer *p, uint64_t ts, uint32_t e,
+                       const void *args, uint32_t len) {
+  if (e & TR_STACK_SKIP) {
+    p->nskip--;
+    tr_producer_set_limit(p);
+  } else if (e & TR_STACK_DROPPED) {
+    tr_producer_drop(p, 1);
+  } else {
+    tr_producer_put_args(p, ts, e & TR_STACK_ID_MASK, TR_REC_END, args, len,
+                         NULL, 0);
+  }
+}
+
+void tr_producer_exit_slow(tr_producer *p, uint64_t ts, uint16_t kind,
+                           uint32_t e) {
+  for (;;) {
+    if ((e & TR_STACK_SPAN) && kind != TR_REC_END) {
+      /* A call returns with a span it began still open (a `with` left by
+       * a yield, an __enter__ without __exit__): the span ends here. */
+      span_close(p, ts, e, NULL, 0);
+      if (p->depth == 0) return;
+      e = p->stack[--p->depth];
+      continue;
+    }
+    if (e & TR_STACK_SKIP) {
+      p->skip -= e & TR_STACK_SKIP_TREE;
+      p->nskip--;
+      tr_producer_set_limit(p);
+      return;
+    }
+    if (e & TR_STACK_DROPPED) {
+      tr_producer_drop(p, 1);
+      return;
+    }
+    tr_producer_put(p, ts, e & TR_STACK_ID_MASK, kind);
+    return;
+  }
+}
+
+/* ---- records with arguments ------------------------------------------- */
+
+bool tr_producer_put_args(tr_producer *p, uint64_t ts, uint32_t id,
+                          uint16_t kind, const void *args, uint32_t len,
+                          const tr_record *extra, uint32_t nextra) {
+  if (len > TR_ARGS_MAX_BYTES) len = 0;
+  uint32_t aslots = (len + 15) / 16;
+  /* A daemon that cannot take the payload gets the record without it. */
+  if (aslots > tr_client_max_extra()) aslots = len = 0;
+  uint32_t n = (aslots ? 1 + aslots : 0) + 1 + nextra;
+  tr_record *r = tr_producer_claim(p, n - 1);
+  if (r == NULL) return false;
+  uint64_t at = p->head;
+  if (aslots) {
+    r->ts = ts;
+    r->id = len;
+    r->kind = TR_REC_ARGS;
+    r->extra = (uint16_t)aslots;
+    /* The payload may wrap around the end of the ring: slot by slot. */
+    const uint8_t *src = args;
+    for (uint32_t i = 0; i < aslots; i++) {
+      tr_record *s = &p->slots[(at + 1 + i) & p->mask];
+      uint32_t k = len - i * 16 < 16 ? len - i * 16 : 16;
+      memset(s, 0, sizeof(*s));
+      memcpy(s, src + i * 16, k);
+    }
+    at += 1 + aslots;
+    r = &p->slots[at & p->mask];
+  }
+  r->ts = ts;
+  r->id = id;
+  r->kind = kind;
+  r->extra = (uint16_t)nextra;
+  for (uint32_t i = 0; i < nextra; i++)
+    p->slots[(at + 1 + i) & p->mask] = extra[i];
+  tr_producer_publish(p, n - 1);
+  return true;
+}
+
+void tr_producer_enter_args(tr_producer *p, uint64_t ts, uint32_t id,
+                            uint16_t kind, const void *args, uint32_t len) {
+  if ((p->depth >= p->depth_limit || id >= TR_ID_THROUGH || p->skip != 0) &&
+      !tr_producer_enter_slow(p, id))
+    return;
+  uint32_t e = id & TR_STACK_ID_MASK;
+  if (!tr_producer_put_args(p, ts, id, kind, args, len, NULL, 0))
+    e |= TR_STACK_DROPPED;
+  p->stack[p->depth++] = e;
+}
+
+void tr_producer_exit_args(tr_producer *p, uint64_t ts, uint16_t kind,
+                           const void *args, uint32_t len) {
+  if (!tr_producer_top_recorded(p)) {
+    tr_producer_exit(p, ts, kind);
+    return;
+  }
+  uint32_t e = p->stack[--p->depth];
+  tr_producer_put_args(p, ts, e & TR_STACK_ID_MASK, kind, args, len, NULL, 0);
+}
+
+/* ---- spans ------------------------------------------------------------- */
+
+/* How far down the stack traced's own frames on top of it go: the lowest
+ * TR_STACK_OWN entry of the run of skip-tree entries at the top (at most
+ * this many entries are looked at; the API is only a few frames deep). */
+#define TR_OWN_SCAN 64u
+
+static uint32_t span_pos(const tr_producer *p) {
+  uint32_t pos = p->depth;
+  uint32_t lo = p->depth > TR_OWN_SCAN ? p->depth - TR_OWN_SCAN : 0;
+  for (uint32_t i = p->depth; i > lo; i--) {
+    uint32_t e = p->stack[i - 1];
+    if ((e & (TR_STACK_SKIP | TR_STACK_SKIP_TREE)) !=
+        (TR_STACK_SKIP | TR_STACK_SKIP_TREE))
+      break;
+    if (e & TR_STACK_OWN) pos = i - 1;
+  }
+  return pos;
+}
+
+void tr_producer_span_begin(tr_producer *p, uint64_t ts, uint32_t id,
+                            const void *args, uint32_t len) {
+  if (p->overflow != 0 ||
+      (p->depth >= p->stack_cap && !tr_producer_stack_grow(p))) {
+    tr_producer_drop(p, 1);
+    return;
+  }
+  uint32_t pos = span_pos(p);
+  /* Every entry from pos up is a skip-tree entry of traced's own code. */
+  uint32_t above = p->depth - pos;
+  uint32_t skip_below = p->skip - above;
+  uint32_t levels_below = pos - (p->nskip - above);
+  uint32_t e = TR_STACK_SPAN | (id & TR_STACK_ID_MASK);
+  if (skip_below != 0 || levels_below >= p->max_depth) {
+    e |= TR_STACK_SKIP;
+    p->nskip++;
+  } else if (!tr_producer_put_args(p, ts, id, TR_REC_BEGIN, args, len, NULL,
+                                   0)) {
+    e |= TR_STACK_DROPPED;
+  }
+  memmove(&p->stack[pos + 1], &p->stack[pos], above * sizeof(*p->stack));
+  p->stack[pos] = e;
+  p->depth++;
+  tr_producer_set_limit(p);
+}
+
+bool tr_producer_span_end(tr_producer *p, uint64_t ts, uint32_t id,
+                          const void *args, uint32_t len) {
+  uint32_t pos = span_pos(p);
+  if (pos == 0) return false;
+  uint32_t e = p->stack[pos - 1];
+  if (!(e & TR_STACK_SPAN) || (e & TR_STACK_ID_MASK) != (id & TR_STACK_ID_MASK))
+    return false;
+  memmove(&p->stack[pos - 1], &p->stack[pos],
+          (p->depth - pos) * sizeof(*p->stack));
+  p->depth--;
+  span_close(p, ts, e, args, len);
   return true;
 }
 
@@ -129,7 +331,14 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
    * stack were begun under another state and must not be closed here. */
   p->depth = 0;
   p->skip = 0;
+  p->nskip = 0;
   p->overflow = 0;
+  /* Options take effect at a session's start, in every thread. */
+  p->max_depth = TR_DEPTH_UNLIMITED;
+  if (p->max_depth_src != NULL && *p->max_depth_src != 0)
+    p->max_depth = *p->max_depth_src;
+  tr_producer_set_limit(p);
   p->last_state = state;
+  if (p->on_session != NULL && !p->on_session(p)) return false;
   return true;
 }

@@ -11,7 +11,10 @@
  *  - a record is written completely before the release store of `head`
  *    publishes it, so the daemon never reads a half-written record;
  *  - what is committed is well nested: an exit is recorded only if its
- *    enter was recorded, so the daemon's pairing never guesses.
+ *    enter was recorded, so the daemon's pairing never guesses;
+ *  - filters cost nothing on the fast path: one compare of the depth with
+ *    `depth_limit` covers both shadow-stack growth and --max-depth, and
+ *    filtered calls take the branch that skipped calls always took.
  *
  * A tr_producer belongs to exactly one thread; nothing here is thread-safe
  * and nothing needs to be. */
@@ -30,12 +33,16 @@
 
 /* Shadow-stack entries: the record's string id, with these flag bits.
  * Arena offsets are below TR_ARENA_MAX_SIZE (2^28), so the top bits are
- * free. */
+ * free, and multiples of 4, so the two low bits are free too. */
 #define TR_STACK_DROPPED 0x80000000u /* the enter was not recorded */
 #define TR_STACK_SKIP 0x40000000u    /* filtered out: exit is silent */
+#define TR_STACK_SPAN 0x20000000u    /* a span (BEGIN), not a call */
 #define TR_STACK_SKIP_TREE 1u        /* with SKIP: its callees are too */
-#define TR_STACK_ID_MASK 0x3fffffffu
+#define TR_STACK_OWN 2u /* with SKIP: traced's own code entered here */
+#define TR_STACK_ID_MASK 0x0fffffffu
 #define TR_STACK_MAX (1u << 20)
+/* max_depth when there is no limit. */
+#define TR_DEPTH_UNLIMITED UINT32_MAX
 
 typedef struct tr_producer {
   /* Hot fields first. */
@@ -43,13 +50,27 @@ typedef struct tr_producer {
   uint64_t last_state;     /* last *enabled* state seen; 0 = none */
   tr_record *slots;        /* ring data area */
   tr_ring_hdr *hdr;
-  uint64_t head;  /* next slot to write (== hdr->head after publish) */
-  uint64_t limit; /* head may grow up to here before the slow path */
-  uint32_t mask;  /* capacity - 1 */
-  uint32_t depth; /* shadow-stack depth */
-  uint32_t skip;  /* skip-tree frames on the shadow stack */
+  uint64_t head;        /* next slot to write (== hdr->head after publish) */
+  uint64_t limit;       /* head may grow up to here before the slow path */
+  uint32_t mask;        /* capacity - 1 */
+  uint32_t depth;       /* shadow-stack depth */
+  uint32_t depth_limit; /* min(stack_cap, max_depth + nskip): an enter at
+                           this depth takes the slow path */
+  uint32_t skip;        /* skip-tree frames on the shadow stack */
   uint32_t *stack;
   uint32_t stack_cap;
+  uint32_t nskip;     /* SKIP entries on the stack: depth - nskip levels
+                         are recorded (or dropped) */
+  uint32_t max_depth; /* recorded levels allowed (TR_DEPTH_UNLIMITED) */
+  /* Where max_depth comes from at each session start (NULL: unlimited):
+   * the Python hook's option; C API spans are never limited. */
+  const uint32_t *max_depth_src;
+  /* Called when the thread starts recording into a session (NULL: no
+   * call); returning false leaves the event that found the new session
+   * unrecorded by the caller, which is then expected to record it itself
+   * (the Python hook switches its profile function to match the
+   * session's options). */
+  bool (*on_session)(struct tr_producer *p);
   /* Cold fields. */
   uint32_t overflow;       /* enters past TR_STACK_MAX, not on the stack */
   uint32_t capacity;       /* slots */
@@ -68,6 +89,18 @@ bool tr_producer_sync(tr_producer *p, uint64_t state);
 bool tr_producer_room(tr_producer *p, uint32_t n);
 bool tr_producer_stack_grow(tr_producer *p);
 void tr_producer_drop(tr_producer *p, uint32_t n);
+/* The unusual cases of an enter: returns true when the call is to be
+ * recorded after all (the stack just grew), false when it was remembered
+ * as skipped or could not be remembered (counted). */
+bool tr_producer_enter_slow(tr_producer *p, uint32_t id);
+void tr_producer_exit_slow(tr_producer *p, uint64_t ts, uint16_t kind,
+                           uint32_t e);
+
+/* Recomputes depth_limit after depth-related fields changed. */
+static inline void tr_producer_set_limit(tr_producer *p) {
+  uint64_t l = (uint64_t)p->max_depth + p->nskip;
+  p->depth_limit = l < p->stack_cap ? (uint32_t)l : p->stack_cap;
+}
 
 /* The clock records carry, chosen per connection by the daemon's WELCOME
  * (PROTOCOL.md, "Clock"): raw TSC ticks (true), which the daemon converts,
@@ -125,27 +158,28 @@ static inline bool tr_producer_put(tr_producer *p, uint64_t ts, uint32_t id,
 
 /* Pass as `id` to tr_producer_enter() for a call that is filtered out:
  * neither it nor its exit is recorded.  With TR_ID_SKIP_TREE nothing it
- * calls is recorded either (traced's own code: its API calls into
- * threading and builtins are not the user's). */
+ * calls is recorded either (calls beyond --max-depth); TR_ID_OWN is a
+ * skip-tree for traced's own code (its API calls into threading and
+ * builtins are not the user's), marked so that spans the program begins
+ * through traced's API nest where the program called it. */
 #define TR_ID_SKIP 0xffffffffu
 #define TR_ID_SKIP_TREE 0xfffffffeu
+#define TR_ID_OWN 0xfffffffdu
+/* Like TR_ID_SKIP, for traced's wrappers around the program's functions
+ * (decorators, print()): told apart from calls the filters leave out. */
+#define TR_ID_THROUGH 0xfffffffcu
+/* Internal to the enter path: the shadow stack is full. */
+#define TR_ID_OVERFLOW 0xfffffffbu
 
 /* A call begins: record it and remember it on the shadow stack. */
 static inline void tr_producer_enter(tr_producer *p, uint64_t ts, uint32_t id,
                                      uint16_t kind) {
-  if (__builtin_expect(p->depth >= p->stack_cap, 0)) {
-    if (!tr_producer_stack_grow(p)) {
-      p->overflow++;
-      tr_producer_drop(p, 1);
-      return;
-    }
-  }
-  if (__builtin_expect(id >= TR_ID_SKIP_TREE || p->skip != 0, 0)) {
-    /* Inside a skipped tree every call is part of that tree. */
-    uint32_t tree = (id == TR_ID_SKIP_TREE || p->skip != 0) ? 1u : 0u;
-    p->stack[p->depth++] = TR_STACK_SKIP | tree;
-    p->skip += tree;
-    return;
+  /* One out-of-line call for everything unusual: stack growth, the
+   * maximum depth, filtered and skipped calls. */
+  if (__builtin_expect(
+          p->depth >= p->depth_limit || id >= TR_ID_THROUGH || p->skip != 0,
+          0)) {
+    if (!tr_producer_enter_slow(p, id)) return;
   }
   uint32_t e = id & TR_STACK_ID_MASK;
   if (!tr_producer_put(p, ts, id, kind)) e |= TR_STACK_DROPPED;
@@ -164,15 +198,64 @@ static inline void tr_producer_exit(tr_producer *p, uint64_t ts,
   }
   if (p->depth == 0) return;
   uint32_t e = p->stack[--p->depth];
-  if (__builtin_expect(e & (TR_STACK_DROPPED | TR_STACK_SKIP), 0)) {
-    if (e & TR_STACK_SKIP) {
-      p->skip -= e & TR_STACK_SKIP_TREE;
-      return;
-    }
-    tr_producer_drop(p, 1);
+  if (__builtin_expect(e & (TR_STACK_DROPPED | TR_STACK_SKIP | TR_STACK_SPAN),
+                       0)) {
+    tr_producer_exit_slow(p, ts, kind, e);
     return;
   }
   tr_producer_put(p, ts, e & TR_STACK_ID_MASK, kind);
 }
+
+/* Whether an enter of `id` now would be recorded (not filtered, not beyond
+ * the maximum depth): callers that must do work to record it (arguments)
+ * ask first. */
+static inline bool tr_producer_would_record(const tr_producer *p, uint32_t id) {
+  return id < TR_ID_OVERFLOW && p->skip == 0 &&
+         p->depth - p->nskip < p->max_depth && p->depth < TR_STACK_MAX;
+}
+
+/* Whether the innermost open call's exit would be recorded. */
+static inline bool tr_producer_top_recorded(const tr_producer *p) {
+  return p->overflow == 0 && p->depth > 0 &&
+         !(p->stack[p->depth - 1] &
+           (TR_STACK_DROPPED | TR_STACK_SKIP | TR_STACK_SPAN));
+}
+
+/* ---- records with arguments (producer.c) ----------------------------------
+ * `args` is an ARGS payload (traced_proto.h) of `len` bytes, at most
+ * TR_ARGS_MAX_BYTES; it is written only when the daemon announced room
+ * for it, else the record goes without it.  Each returns false when the
+ * event was dropped (counted). */
+
+/* {ts, id, kind} with its `nextra` payload slots, preceded by its
+ * arguments, published together. */
+bool tr_producer_put_args(tr_producer *p, uint64_t ts, uint32_t id,
+                          uint16_t kind, const void *args, uint32_t len,
+                          const tr_record *extra, uint32_t nextra);
+/* tr_producer_enter() with arguments. */
+void tr_producer_enter_args(tr_producer *p, uint64_t ts, uint32_t id,
+                            uint16_t kind, const void *args, uint32_t len);
+/* tr_producer_exit() with arguments (e.g. a return value). */
+void tr_producer_exit_args(tr_producer *p, uint64_t ts, uint16_t kind,
+                           const void *args, uint32_t len);
+
+/* ---- spans ------------------------------------------------------------------
+ * A span the program begins through traced's API (Python's traced.span(),
+ * the garbage-collector slices) goes on the shadow stack *below* the frames
+ * of traced's own code through which the call came (the run of skip-tree
+ * entries at the top, down to its lowest TR_STACK_OWN root), so that those
+ * frames' exits never meet it: in the trace it nests where the program
+ * made the call.  It counts as a level for max_depth, is skipped where a
+ * call would be, and a call that returns with a span it began still open
+ * ends that span first. */
+
+/* Begins span `id` (with arguments, len may be 0) at time ts. */
+void tr_producer_span_begin(tr_producer *p, uint64_t ts, uint32_t id,
+                            const void *args, uint32_t len);
+/* Ends the innermost span (found as above) if it is span `id`; returns
+ * false, recording nothing, when the innermost open span or call is
+ * something else. */
+bool tr_producer_span_end(tr_producer *p, uint64_t ts, uint32_t id,
+                          const void *args, uint32_t len);
 
 #endif /* TRACED_PRODUCER_H */

@@ -3,11 +3,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "options.h"
 #include "shim.h"
 
 typedef struct module_state {
   PyTypeObject *thread_type;
-  bool trace_c;
   bool no_eval_hook; /* TRACED_EVAL_HOOK=0: the profile hook in every mode */
 } module_state;
 
@@ -57,15 +57,17 @@ static PyObject *m_disconnect(PyObject *module, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* create(display_path, fd) -> token */
+/* create(display_path, fd, min_duration_ns=0) -> token */
 static PyObject *m_create(PyObject *module, PyObject *args) {
   (void)module;
   const char *path;
   int fd;
-  if (!PyArg_ParseTuple(args, "si", &path, &fd)) return NULL;
+  unsigned long long min_duration = 0;
+  if (!PyArg_ParseTuple(args, "si|K", &path, &fd, &min_duration)) return NULL;
   char token[TR_TOKEN_HEX_LEN + 1];
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_create(path, fd, token);
+  Py_BEGIN_ALLOW_THREADS rc =
+      tr_client_session_create(path, fd, (uint64_t)min_duration, token);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "create session");
   return PyUnicode_FromString(token);
 }
@@ -87,17 +89,18 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   int timeout_ms = 0;
   if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
   traced_summary s;
+  uint64_t filtered = 0;
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, timeout_ms);
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, &filtered, timeout_ms);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
       (unsigned long long)s.processes, "threads", (unsigned long long)s.threads,
       "events", (unsigned long long)s.events, "dropped",
       (unsigned long long)s.dropped, "late", (unsigned long long)s.late,
       "malformed", (unsigned long long)s.malformed, "unmatched",
-      (unsigned long long)s.unmatched, "bytes", (unsigned long long)s.bytes,
-      "path", s.path);
+      (unsigned long long)s.unmatched, "filtered", (unsigned long long)filtered,
+      "bytes", (unsigned long long)s.bytes, "path", s.path);
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {
@@ -149,35 +152,37 @@ static PyObject *m_warn(PyObject *module, PyObject *args) {
  * Returns a borrowed reference (the thread state owns the object). */
 static TracedThread *install_current(PyObject *module, const char *name) {
   module_state *st = get_state(module);
-  TracedThread *t = tr_thread_new(st->thread_type, name, st->trace_c);
+  TracedThread *t = tr_thread_new(st->thread_type, name);
   if (t == NULL) return NULL;
-  PyEval_SetProfile(tr_hook, (PyObject *)t);
+  PyEval_SetProfile(tr_hook_func(), (PyObject *)t);
   Py_DECREF(t);
   return t;
 }
 
-static bool uses_eval_hook(const module_state *st, bool trace_c) {
-  return !trace_c && TR_HAVE_EVAL_HOOK && !st->no_eval_hook;
+/* The frame-evaluation hook serves the options it can: C functions left
+ * out and no argument or return value capture (those read the frame
+ * objects the profile hook gets). */
+static bool uses_eval_hook(const module_state *st) {
+  return TR_HAVE_EVAL_HOOK && !st->no_eval_hook && !tr_hook_options.trace_c &&
+         !tr_hook_options.log_args && !tr_hook_options.log_return;
 }
 
-/* uses_eval_hook(trace_c) -> bool: what install() will do. */
-static PyObject *m_uses_eval_hook(PyObject *module, PyObject *args) {
-  int trace_c = 1;
-  if (!PyArg_ParseTuple(args, "p", &trace_c)) return NULL;
-  return PyBool_FromLong(uses_eval_hook(get_state(module), trace_c != 0));
+/* uses_eval_hook() -> bool: what install() will do under the options
+ * configure() set. */
+static PyObject *m_uses_eval_hook(PyObject *module, PyObject *unused) {
+  (void)unused;
+  return PyBool_FromLong(uses_eval_hook(get_state(module)));
 }
 
-/* install(thread_name, trace_c=True) -> bool: True when every thread is
- * now traced (the frame-evaluation hook, used when C functions are not
- * recorded); False when only the calling thread is (the profile hook: the
- * caller gives threads started later thread_bootstrap). */
+/* install(thread_name) -> bool: True when every thread is now traced (the
+ * frame-evaluation hook); False when only the calling thread is (the
+ * profile hook: the caller gives threads started later
+ * thread_bootstrap). */
 static PyObject *m_install(PyObject *module, PyObject *args) {
   const char *name;
-  int trace_c = 1;
-  if (!PyArg_ParseTuple(args, "s|p", &name, &trace_c)) return NULL;
+  if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
   module_state *st = get_state(module);
-  st->trace_c = trace_c != 0;
-  if (uses_eval_hook(st, st->trace_c)) {
+  if (uses_eval_hook(st)) {
     if (tr_eval_install(st->thread_type, name) < 0) return NULL;
     Py_RETURN_TRUE;
   }
@@ -218,7 +223,7 @@ static PyObject *m_thread_bootstrap(PyObject *module, PyObject *args) {
   /* Record the call this bootstrap was invoked for, like any other. */
   if (PyFrame_Check(frame) && PyUnicode_Check(event) &&
       PyUnicode_CompareWithASCIIString(event, "call") == 0)
-    tr_hook((PyObject *)t, (PyFrameObject *)frame, PyTrace_CALL, arg);
+    tr_hook_func()((PyObject *)t, (PyFrameObject *)frame, PyTrace_CALL, arg);
   Py_RETURN_NONE;
 }
 
@@ -230,7 +235,82 @@ static PyObject *m_set_skip_prefix(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* options() -> [(env, flag, kwarg, kind, lo, hi, default)]: the table of
+ * recording options (libclient/src/options.c). */
+static PyObject *m_options(PyObject *module, PyObject *unused) {
+  (void)module;
+  (void)unused;
+  PyObject *list = PyList_New(TR_OPTION_COUNT);
+  if (list == NULL) return NULL;
+  for (Py_ssize_t i = 0; i < TR_OPTION_COUNT; i++) {
+    const tr_option *o = &tr_options[i];
+    PyObject *row =
+        Py_BuildValue("(sssiKKK)", o->env, o->flag, o->kwarg, (int)o->kind,
+                      (unsigned long long)o->lo, (unsigned long long)o->hi,
+                      (unsigned long long)o->def);
+    if (row == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, i, row);
+  }
+  return list;
+}
+
+/* parse_option(name, text) -> int: the value of an option given as text,
+ * as every traced process parses its environment; ValueError says why a
+ * value is invalid. */
+static PyObject *m_parse_option(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *name, *text;
+  if (!PyArg_ParseTuple(args, "ss", &name, &text)) return NULL;
+  const tr_option *o = tr_option_find(name);
+  if (o == NULL) return PyErr_Format(PyExc_KeyError, "no option %s", name);
+  uint64_t v;
+  char why[160];
+  if (tr_option_parse(o, text, &v, why, sizeof(why)) < 0) {
+    PyErr_SetString(PyExc_ValueError, why);
+    return NULL;
+  }
+  return PyLong_FromUnsignedLongLong(v);
+}
+
+/* configure(trace_c, include, exclude, max_depth, log_args, log_return,
+ * repr_limit): the hook's options for sessions started from now on
+ * (docs/options.md; traced/_options.py has checked the values). */
+static PyObject *m_configure(PyObject *module, PyObject *args,
+                             PyObject *kwargs) {
+  (void)module;
+  static char *kwlist[] = {"trace_c",  "include",    "exclude",    "max_depth",
+                           "log_args", "log_return", "repr_limit", NULL};
+  int trace_c = 1, log_args = 0, log_return = 0;
+  PyObject *include = Py_None, *exclude = Py_None;
+  unsigned int max_depth = 0, repr_limit = TR_REPR_LIMIT_DEFAULT;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$pOOIppI", kwlist, &trace_c,
+                                   &include, &exclude, &max_depth, &log_args,
+                                   &log_return, &repr_limit))
+    return NULL;
+  if (repr_limit < TR_REPR_LIMIT_MIN || repr_limit > TR_REPR_LIMIT_MAX ||
+      max_depth > TR_STACK_MAX)
+    return PyErr_Format(PyExc_ValueError, "option out of range");
+  if (tr_hook_set_file_filters(include, exclude) < 0) return NULL;
+  tr_hook_options.trace_c = trace_c != 0;
+  tr_hook_options.max_depth = max_depth;
+  tr_hook_options.log_args = log_args != 0;
+  tr_hook_options.log_return = log_return != 0;
+  tr_hook_options.repr_limit = repr_limit;
+  tr_hook_options_changed();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"options", m_options, METH_NOARGS,
+     "options() -> [(env, flag, kwarg, kind, lo, hi, default)]."},
+    {"parse_option", m_parse_option, METH_VARARGS,
+     "parse_option(name, text) -> int: parse an option's value."},
+    {"configure", (PyCFunction)(void (*)(void))m_configure,
+     METH_VARARGS | METH_KEYWORDS,
+     "configure(**options): the profile hook's recording options."},
     {"set_skip_prefix", m_set_skip_prefix, METH_VARARGS,
      "set_skip_prefix(path): do not record code from files under path."},
     {"connect", m_connect, METH_VARARGS,
@@ -253,10 +333,11 @@ static PyMethodDef methods[] = {
      "The socket path used when none is given."},
     {"warn", m_warn, METH_VARARGS, "Print traced's one warning line."},
     {"install", m_install, METH_VARARGS,
-     "install(thread_name, trace_c=True): trace the calling thread."},
-    {"uses_eval_hook", m_uses_eval_hook, METH_VARARGS,
-     "uses_eval_hook(trace_c) -> bool: whether install() reaches every "
-     "thread by itself (the frame-evaluation hook)."},
+     "install(thread_name) -> bool: trace the calling thread (False), or "
+     "every thread (True: the frame-evaluation hook)."},
+    {"uses_eval_hook", m_uses_eval_hook, METH_NOARGS,
+     "uses_eval_hook() -> bool: whether install() reaches every thread by "
+     "itself (the frame-evaluation hook), under the configured options."},
     {"uninstall", m_uninstall, METH_NOARGS,
      "Stop tracing (the calling thread, or every thread with the "
      "frame-evaluation hook)."},
@@ -266,12 +347,12 @@ static PyMethodDef methods[] = {
 };
 
 static int module_exec(PyObject *module) {
+  if (PyModule_AddFunctions(module, tr_event_methods) < 0) return -1;
   if (tr_hook_init() < 0) {
     PyErr_SetString(PyExc_RuntimeError, "no code-object extra slot left");
     return -1;
   }
   module_state *st = get_state(module);
-  st->trace_c = true;
   const char *eh = getenv("TRACED_EVAL_HOOK");
   st->no_eval_hook = eh != NULL && strcmp(eh, "0") == 0;
   st->thread_type =

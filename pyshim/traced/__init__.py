@@ -20,9 +20,10 @@ import os
 import sys
 import time
 
-from . import _traced
+from . import _options, _traced
 
-__all__ = ["session", "start", "stop", "Summary", "last_summary"]
+__all__ = ["session", "start", "stop", "Summary", "last_summary", "instant",
+           "counter", "span", "set_thread_name"]
 __version__ = "0.1.0"
 
 ENV_SOCKET = "TRACED_SOCKET"
@@ -39,17 +40,19 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 # `typing` would add ~10 ms to every traced process's start-up.
 _SummaryBase = collections.namedtuple(
     "_SummaryBase",
-    "processes threads events dropped bytes path late malformed unmatched",
-    defaults=(0, 0, 0))
+    "processes threads events dropped bytes path late malformed unmatched "
+    "filtered",
+    defaults=(0, 0, 0, 0))
 
 
 class Summary(_SummaryBase):
     """What the daemon reports when a session ends: processes, threads,
-    events, dropped, bytes, path, late, malformed, unmatched.  `dropped`
-    counts events that could not be kept (full rings, depth limit, write
-    errors); `late`, `malformed` and `unmatched` count records the daemon
-    discarded or ignored (made after the session ended, undecodable, exits
-    without a recorded call)."""
+    events, dropped, bytes, path, late, malformed, unmatched, filtered.
+    `dropped` counts events that could not be kept (full rings, depth limit,
+    write errors); `late`, `malformed` and `unmatched` count records the
+    daemon discarded or ignored (made after the session ended, undecodable,
+    exits without a recorded call); `filtered` counts calls not written for
+    being shorter than the session's min_duration."""
 
     __slots__ = ()
 
@@ -80,25 +83,32 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def _install(trace_c: bool = True) -> None:
-    """Starts recording this thread and threads started later.  Callers
-    call it last: the calls it records begin once it returns, and traced's
-    own frames still on the stack (entered before the hook existed) are not
-    known to be traced's."""
+def _install(opts: _options.Options) -> None:
+    """Starts recording this thread and threads started later, as `opts`
+    say.  Callers call it last: the calls it records begin once it returns,
+    and traced's own frames still on the stack (entered before the hook
+    existed) are not known to be traced's."""
     import threading
 
-    if not _traced.uses_eval_hook(trace_c):
+    _event_sources(opts.log_print, opts.log_gc)
+    _traced.configure(trace_c=not opts.ignore_c_functions,
+                      include=opts.include_files, exclude=opts.exclude_files,
+                      max_depth=opts.max_depth, log_args=opts.log_args,
+                      log_return=opts.log_return, repr_limit=opts.repr_limit)
+    if not _traced.uses_eval_hook():
         # The frame-evaluation hook reaches every thread by itself; the
         # profile hook is per thread.
         threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
-    _traced.install(_thread_name(), trace_c)
+    _traced.install(_thread_name())
 
 
 def _uninstall() -> None:
     if not _state.installed:
         return
+    # Recording stops first: what follows is not the program's.
     _traced.uninstall()
+    _event_sources(False, False)
     threading = sys.modules.get("threading")
     if threading is not None:
         threading.setprofile(None)
@@ -179,10 +189,17 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
     return False
 
 
-def _export(token: str) -> None:
-    _state.saved_env = {k: os.environ.get(k) for k in (ENV_SESSION, ENV_SOCKET)}
-    os.environ[ENV_SESSION] = token
-    os.environ[ENV_SOCKET] = _traced.socket_path()
+def _export(token: str, opts: _options.Options) -> None:
+    """Child processes join the session, with the session's options."""
+    new = _options.to_env(opts)
+    new[ENV_SESSION] = token
+    new[ENV_SOCKET] = _traced.socket_path()
+    _state.saved_env = {k: os.environ.get(k) for k in new}
+    for key, value in new.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _restore_env() -> None:
@@ -194,15 +211,30 @@ def _restore_env() -> None:
     _state.saved_env = {}
 
 
+def _options_of(trace_c, options):
+    if trace_c is not None and options.get("ignore_c_functions") is None:
+        options = dict(options, ignore_c_functions=not trace_c)
+    return options
+
+
 def start(output: Optional[str] = None, *, socket: Optional[str] = None,
-          trace_c: bool = True) -> bool:
+          trace_c: Optional[bool] = None, **options) -> bool:
     """Create a session writing `output` and trace this process (the calling
     thread and threads started later) and every process it starts.
 
+    Recording options (docs/options.md) are keyword arguments:
+    include_files, exclude_files, max_depth, ignore_c_functions,
+    min_duration, log_args, log_return, repr_limit, log_print, log_gc.  An
+    option not given (or None) takes its TRACED_* environment variable's
+    value; child processes get the session's options in theirs.
+    `trace_c=False` is the older spelling of `ignore_c_functions=True`.
+
     Returns True when tracing, False when the daemon could not be reached
     (one warning is printed and the program goes on untraced).  Raises
-    OSError if `output` cannot be opened for writing, RuntimeError if this
-    process already has a session open."""
+    ValueError (TypeError) for an invalid (unknown) option, before anything
+    starts; OSError if `output` cannot be opened for writing; RuntimeError
+    if this process already has a session open."""
+    opts = _options.resolve(_options_of(trace_c, options))
     if _state.creator:
         raise RuntimeError("traced: this process already has a session open")
     output = output or default_output()
@@ -213,16 +245,17 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                  0o666)
     try:
-        token = _traced.create(os.path.abspath(output), fd)
+        token = _traced.create(os.path.abspath(output), fd,
+                               opts.min_duration)
     except OSError as e:
         _traced.warn(f"could not create a session: {e}; running untraced")
         return False
     finally:
         os.close(fd)
     _state.creator = True
-    _export(token)
+    _export(token, opts)
     _name_process(root=True)
-    _install(trace_c)
+    _install(opts)
     return True
 
 
@@ -252,16 +285,20 @@ class session:
     """
 
     def __init__(self, output: Optional[str] = None, *,
-                 socket: Optional[str] = None, trace_c: bool = True):
+                 socket: Optional[str] = None, trace_c: Optional[bool] = None,
+                 **options):
+        # Invalid options fail here, where the session is written.
+        _options.check(_options_of(trace_c, options))
         self.output = output
         self.socket = socket
         self.trace_c = trace_c
+        self.options = options
         self.summary: Optional[Summary] = None
         self.active = False
 
     def __enter__(self) -> "session":
         self.active = start(self.output, socket=self.socket,
-                            trace_c=self.trace_c)
+                            trace_c=self.trace_c, **self.options)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -277,10 +314,173 @@ class session:
         @functools.wraps(func)
         def _traced_call_through(*args, **kwargs):
             with session(self.output, socket=self.socket,
-                         trace_c=self.trace_c):
+                         trace_c=self.trace_c, **self.options):
                 return func(*args, **kwargs)
 
         return _traced_call_through
+
+
+# ---- custom events -------------------------------------------------------
+# Each records into the calling thread's trace, and does nothing (cheaply)
+# when the process is not recording.  Their own calls never appear in the
+# trace: traced's code and what it calls is not recorded.
+
+
+def instant(name: str, args: Optional[dict] = None) -> None:
+    """An instant event `name` on this thread's timeline, with `args` (a
+    dict: str, int, float and bool values are kept as they are, other
+    values by repr())."""
+    _traced.instant(name, args)
+
+
+def counter(name: str, **values) -> None:
+    """A sample of counter `name`: one series per keyword, e.g.
+    ``traced.counter("queue", depth=3, bytes=1024)``; values are numbers."""
+    _traced.counter(name, values)
+
+
+class span:
+    """A span `name` (a slice in the trace, with `args`) around a block or
+    around each call of a function:
+
+        with traced.span("load", {"file": path}):
+            ...
+
+        @traced.span("step")
+        def step(): ...
+
+    Spans nest with the calls around them; a span still open when the
+    function that began it returns (a `yield` inside the block) ends there.
+    A decorated generator or coroutine function spans only the call that
+    creates the generator or coroutine."""
+
+    __slots__ = ("name", "args")
+
+    def __init__(self, name: str, args: Optional[dict] = None):
+        if not isinstance(name, str):
+            raise TypeError("traced.span: name must be a str, not %s" %
+                            type(name).__name__)
+        if args is not None and not isinstance(args, dict):
+            raise TypeError("traced.span: args must be a dict or None, not %s"
+                            % type(args).__name__)
+        self.name = name
+        self.args = args
+
+    def __enter__(self) -> "span":
+        _traced.span_begin(self.name, self.args)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _traced.span_end(self.name)
+
+    def __call__(self, func):
+        import functools
+
+        name, args = self.name, self.args
+        begin, end = _traced.span_begin, _traced.span_end
+
+        # Not recorded itself (its name says so to the hook); `func` is.
+        @functools.wraps(func)
+        def _traced_call_through_span(*a, **k):
+            begin(name, args)
+            try:
+                return func(*a, **k)
+            finally:
+                end(name)
+
+        return _traced_call_through_span
+
+
+def set_thread_name(name: str) -> None:
+    """Names the calling thread in the trace from now on (the thread's
+    Python name is not changed; renaming a threading.Thread shows in the
+    trace by itself)."""
+    _traced.set_thread_name(name)
+
+
+# ---- print() and the garbage collector as event sources ------------------
+
+# The hooks below may run while the interpreter shuts down (a __del__ that
+# prints, a last collection), when module globals can already be gone:
+# everything they use is bound when they are made.
+
+
+class _PrintTee:
+    """Stands for print()'s file: everything goes to the file as before;
+    the text is also kept (bounded) for the trace."""
+
+    __slots__ = ("file", "parts", "size")
+    KEEP = 4096  # characters of one print() kept for the trace
+
+    def __init__(self, file):
+        self.file = file
+        self.parts = []
+        self.size = 0
+
+    def write(self, s):
+        n = self.file.write(s)
+        if self.size < self.KEEP and isinstance(s, str):
+            self.parts.append(s)
+            self.size += len(s)
+        return n
+
+    def flush(self):
+        return self.file.flush()
+
+    def __getattr__(self, attr):
+        return getattr(self.file, attr)
+
+
+def _make_print(real, sys=sys, tee_type=_PrintTee, instant=_traced.instant):
+    def print_tee(kwargs):
+        file = kwargs.get("file")
+        if file is None:
+            file = sys.stdout
+            if file is None:  # print() then prints nothing
+                return None
+        tee = tee_type(file)
+        kwargs["file"] = tee
+        return tee
+
+    def print_done(tee):
+        instant("print", {"string": "".join(tee.parts)})
+
+    # Not recorded itself; the builtins.print call in it is, where the
+    # program called print().
+    def _traced_call_through_print(*args, **kwargs):
+        tee = print_tee(kwargs)
+        real(*args, **kwargs)
+        if tee is not None:
+            print_done(tee)
+
+    _traced_call_through_print.__wrapped__ = real
+    _traced_call_through_print.__doc__ = real.__doc__
+    return _traced_call_through_print
+
+
+def _gc_event(phase, info, begin=_traced.span_begin, end=_traced.span_end):
+    if phase == "start":
+        begin("gc", {"generation": info["generation"]})
+    else:
+        end("gc", {"collected": info["collected"],
+                   "uncollectable": info["uncollectable"]})
+
+
+def _event_sources(log_print: bool, log_gc: bool) -> None:
+    """Installs (or removes) the print() and garbage-collector hooks."""
+    import builtins
+    import gc
+
+    ours = getattr(builtins.print, "__name__", "") == \
+        "_traced_call_through_print"
+    if log_print and not ours:
+        builtins.print = _make_print(builtins.print)
+    elif not log_print and ours:
+        builtins.print = builtins.print.__wrapped__
+    if log_gc and _gc_event not in gc.callbacks:
+        gc.callbacks.append(_gc_event)
+    elif not log_gc and _gc_event in gc.callbacks:
+        gc.callbacks.remove(_gc_event)
 
 
 def _attach_from_env() -> None:
@@ -299,7 +499,7 @@ def _attach_from_env() -> None:
                          "untraced")
             return
         _name_process(os.environ.get(ENV_ROOT_PID) == str(os.getpid()))
-        _install()
+        _install(_options.from_env())
     elif output:
         import atexit
 

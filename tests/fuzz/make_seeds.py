@@ -36,6 +36,7 @@ ARENA_MAGIC, RING_MAGIC, VERSION, SHM_HEADER = 0x54535254, 0x47525254, 1, 4096
 ARENA_MIN = 64 * 1024
 PY_CALL, PY_RETURN, C_CALL, C_RETURN, BEGIN, END = 1, 2, 3, 4, 5, 6
 INSTANT, COUNTER, THREAD_NAME, LOST = 7, 8, 9, 10
+ARGS = 11
 
 # What fuzz_frame.c provides: the descriptors' shapes and two sessions.
 FUZZ_TID = 4242
@@ -215,6 +216,21 @@ def op_arena_poke(off, data):
     return b"\x0a" + struct.pack("<IB", off, len(data)) + data
 
 
+def args(*entries):
+    """An ARGS payload: (key, type, value bytes) entries."""
+    out = b""
+    for key, type_, value in entries:
+        k = key.encode()
+        out += struct.pack("<BBH", type_, len(k), len(value)) + k + value
+    return out
+
+
+def slots(payload):
+    """A payload as 16-byte extra slots (zero-padded)."""
+    padded = payload + b"\0" * (-len(payload) % 16)
+    return [padded[i:i + 16] for i in range(0, len(padded), 16)]
+
+
 def ring_input(records, arena, min_ts=0, rhdr=None, ahdr=None, ops=b"",
                tail=0):
     rh = rhdr or ring_header(records.capacity, head=records.head, tail=tail)
@@ -284,7 +300,7 @@ def ring_seeds():
     r.put(13, 0xfffffffc, PY_RETURN)
     r.put(14, tick, COUNTER)  # no extra slot
     r.put(15, tick, 999, 2, [b"\xff" * 16, b"\x00" * 16])  # unknown kind
-    r.put(16, tick, INSTANT, 5)  # extra above 4: resync
+    r.put(16, tick, INSTANT, 5)  # extra beyond head: resync
     ops = (op_drain() + op_write_slot(0, struct.pack("<QIHH", 20, f, 1, 0)) +
            op_add_head(3) + op_committed(0xffffffff) + op_drain() +
            op_arena_poke(0, struct.pack("<I", 5000)) + op_arena_get(0) +
@@ -302,6 +318,43 @@ def ring_seeds():
         r, a, min_ts=5000, rhdr=big,
         ahdr=arena_header(4 * ARENA_MIN, len(a.data)),
         ops=op_drain() + op_add_view() + op_drain())
+
+    # Arguments (ARGS records, kind 11) on calls, returns, instants,
+    # counters and spans, one wrapping around the ring's end; and ARGS the
+    # daemon must refuse or drop.
+    ra = Records(start=1000)
+    ra.put(7000, len(args(("a", 0, b"'x'"))), ARGS, 1,
+          slots(args(("a", 0, b"'x'"))))
+    ra.put(7000, g, PY_CALL)
+    big_args = args(*[("k%d" % i, 0, ("v\u00e9%d" % i).encode() * 9)
+                      for i in range(12)])
+    ra.put(7001, len(big_args), ARGS, len(slots(big_args)), slots(big_args))
+    ra.put(7001, f, PY_CALL)
+    ret = args(("return_value", 0, b"None"))
+    ra.put(7002, len(ret), ARGS, len(slots(ret)), slots(ret))
+    ra.put(7002, f, PY_RETURN)
+    nums = args(("n", 1, struct.pack("<q", -3)), ("u", 2,
+                struct.pack("<Q", 2**64 - 1)), ("d", 3,
+                struct.pack("<d", float("inf"))), ("b", 4, b"\x01"))
+    ra.put(7003, len(nums), ARGS, len(slots(nums)), slots(nums))
+    ra.put(7003, tick, INSTANT)
+    ra.put(7004, len(nums), ARGS, len(slots(nums)), slots(nums))
+    ra.put(7004, depth, COUNTER, 1, [one])
+    ra.put(7005, len(nums), ARGS, len(slots(nums)), slots(nums))
+    ra.put(7005, span, BEGIN)
+    ra.put(7006, len(ret), ARGS, len(slots(ret)), slots(ret))
+    ra.put(7006, span, END)
+    ra.put(7007, 17, ARGS, 1, slots(args(("a", 0, b"1"))))  # len > slots
+    ra.put(7007, f, PY_CALL)
+    ra.put(7008, f, PY_RETURN)
+    bad_type = bytes([9]) + args(("a", 0, b"1"))[1:]
+    ra.put(7009, len(bad_type), ARGS, 1, slots(bad_type))
+    ra.put(7009, tick, INSTANT)
+    ra.put(7010, len(ret), ARGS, len(slots(ret)), slots(ret))
+    ra.put(7010, tname, THREAD_NAME)  # takes no arguments: dropped
+    ra.put(7011, len(ret), ARGS, len(slots(ret)), slots(ret))  # at the end
+    seeds["arguments"] = ring_input(
+        ra, a, tail=1000, ops=op_drain() + op_close())
 
     # Headers the daemon refuses.
     seeds["bad-ring-header"] = ring_input(

@@ -54,6 +54,19 @@ def test_native_example_events(daemon, tmp_path):
     assert len(spans) == 7
     assert {(e["pid"], e["tid"]) for e in spans} == {(pid, worker_tid)}
 
+    marked = sorted(instants(events, "marked"), key=lambda e: e["ts"])
+    assert [e["args"] for e in marked] == [
+        {"kind": 'x"y', "n": -i, "ratio": 0.5 * i, "ok": i % 2 == 0}
+        for i in range(3)]
+    loaded = named(events, "loaded")
+    assert len(loaded) == 1 and loaded[0]["tid"] == main_tid
+    assert loaded[0]["args"] == {"file": "data.bin", "bytes": 42}
+    mem = sorted((e for e in events
+                  if e.get("ph") == "C" and e.get("name") == "mem"),
+                 key=lambda e: e["ts"])
+    assert [e["args"] for e in mem] == [
+        {"rss": 100 + i, "heap": 1.5 * i} for i in range(3)]
+
     names = thread_names(events)
     assert names.get((pid, main_tid)) == ["native-main"]
     assert names.get((pid, worker_tid)) == ["native-worker"]

@@ -28,6 +28,9 @@ class Model:
         self.instants = []
         # (pid, name, ts_ns, value or None when not finite)
         self.counters = []
+        # Counter events as the format writes them: JSON writes one event
+        # per update, whatever its series; Perfetto one per series.
+        self.counter_events = 0
         self.process_names = {}   # pid -> name
         self.thread_names = {}    # (pid, tid) -> name
         self.errors = []          # problems a viewer would report
@@ -35,7 +38,7 @@ class Model:
     @property
     def events(self):
         """Non-metadata events, as the summary counts them."""
-        return len(self.slices) + len(self.instants) + len(self.counters)
+        return len(self.slices) + len(self.instants) + self.counter_events
 
 
 def finite(v):
@@ -64,9 +67,16 @@ def from_json_events(events, fmt):
                                ns_of(e["ts"]),
                                tuple(sorted((e.get("args") or {}).items()))))
         elif ph == "C":
-            v = e["args"]["value"]
-            m.counters.append((e["pid"], e["name"], ns_of(e["ts"]),
-                               None if v is None else float(v)))
+            # {"value": v} is a plain counter; other args are its series,
+            # which a Perfetto trace holds as tracks "<name> <key>".
+            args = e["args"]
+            m.counter_events += 1
+            series = ([(e["name"], args["value"])] if list(args) == ["value"]
+                      else [(e["name"] + " " + k, v) for k, v in args.items()
+                            if not isinstance(v, str)])
+            for name, v in series:
+                m.counters.append((e["pid"], name, ns_of(e["ts"]),
+                                   None if v is None else float(v)))
         elif ph == "M":
             if e["name"] == "process_name":
                 m.process_names[e["pid"]] = e["args"]["name"]
@@ -102,6 +112,7 @@ def from_pftrace(tr):
                            tuple(sorted(i["args"].items()))))
     for c in tr.counters:
         m.counters.append((c["pid"], c["name"], c["ts"], finite(c["value"])))
+    m.counter_events = len(m.counters)
     m.process_names = dict(tr.process_names)
     m.thread_names = dict(tr.thread_names)
     if tr.clock_snapshots and tr.clock_snapshots[0][1] != \

@@ -3,9 +3,12 @@
  *
  * The main thread, named "native-main", records 10 "native_work" spans
  * each holding one "tick" instant, then the counter "queue_depth" with the
- * values 0..4; a second thread, "native-worker", records 7 "worker_span"
- * spans through an interned id.  The program prints its pid and both
- * thread ids on stdout so the test can match them with the trace. */
+ * values 0..4, then with arguments: 3 "marked" instants (kind, n, ratio,
+ * ok), one "loaded" span (file at its begin, bytes at its end) and 3
+ * samples of the two-series counter "mem" (rss, heap); a second thread,
+ * "native-worker", records 7 "worker_span" spans through an interned id.
+ * The program prints its pid and both thread ids on stdout so the test
+ * can match them with the trace. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +59,26 @@ int main(void) {
   }
   for (int i = 0; i < kCounterValues; i++) {
     traced_counter("queue_depth", (double)i);
+  }
+  for (int i = 0; i < 3; i++) {
+    traced_arg marked[] = {
+        TRACED_ARG_S("kind", "x\"y"),
+        TRACED_ARG_I("n", -i),
+        TRACED_ARG_D("ratio", 0.5 * i),
+        TRACED_ARG_B("ok", i % 2 == 0),
+    };
+    traced_instant_add("marked", marked, 4);
+  }
+  traced_arg file = TRACED_ARG_S("file", "data.bin");
+  traced_span_begin("loaded", &file, 1);
+  busy(10000);
+  traced_arg bytes = TRACED_ARG_U("bytes", 42);
+  traced_span_end(&bytes, 1);
+  for (int i = 0; i < 3; i++) {
+    traced_arg mem[] = {TRACED_ARG_I("rss", 100 + i),
+                        TRACED_ARG_D("heap", 1.5 * i),
+                        TRACED_ARG_S("ignored", "not a number")};
+    traced_counter_set("mem", mem, 3);
   }
 
   long worker_tid = 0;

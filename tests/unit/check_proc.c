@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "argbuf.h"
 #include "proc.h"
 #include "ringread.h"
 #include "traced_proto.h"
@@ -46,6 +47,37 @@ static void put(uint64_t ts, uint32_t id, uint16_t kind) {
   r->kind = kind;
   r->extra = 0;
   F.head++;
+  atomic_store(&F.ring_hdr->head, F.head);
+}
+
+/* An ARGS record carrying b's payload (it may wrap around the ring). */
+static void put_args(uint64_t ts, const tr_argbuf *b) {
+  uint32_t slots = (b->len + 15) / 16;
+  tr_record *r = &F.slots[F.head & 1023];
+  r->ts = ts;
+  r->id = b->len;
+  r->kind = TR_REC_ARGS;
+  r->extra = (uint16_t)slots;
+  for (uint32_t i = 0; i < slots; i++) {
+    tr_record *s = &F.slots[(F.head + 1 + i) & 1023];
+    memset(s, 0, sizeof(*s));
+    uint32_t k = b->len - i * 16 < 16 ? b->len - i * 16 : 16;
+    memcpy(s, b->data + i * 16, k);
+  }
+  F.head += 1 + slots;
+  atomic_store(&F.ring_hdr->head, F.head);
+}
+
+static void put_counter(uint64_t ts, uint32_t id, double v) {
+  tr_record *r = &F.slots[F.head & 1023];
+  r->ts = ts;
+  r->id = id;
+  r->kind = TR_REC_COUNTER;
+  r->extra = 1;
+  tr_record *s = &F.slots[(F.head + 1) & 1023];
+  memset(s, 0, sizeof(*s));
+  memcpy(s, &v, sizeof(v));
+  F.head += 2;
   atomic_store(&F.ring_hdr->head, F.head);
 }
 
@@ -269,6 +301,129 @@ START_TEST(test_proc_broken_ring_fails) {
 }
 END_TEST
 
+START_TEST(test_proc_arguments) {
+  uint32_t f = intern("f"), g = intern("g"), i = intern("i"), c = intern("c"),
+           h = intern("h");
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  /* The ring wraps inside the records below. */
+  F.head = 1020;
+  atomic_store(&F.ring_hdr->head, F.head);
+  atomic_store(&F.ring_hdr->tail, F.head);
+  F.proc.threads[0]->ring.tail = F.head;
+  tr_argbuf b;
+  tr_argbuf_init(&b);
+  tr_argbuf_add_str(&b, "a", 1, "'x\"'", 4, 100);
+  tr_argbuf_add_str(&b, "long", 4, "0123456789abcdefghijk", 21, 20);
+  put_args(1000, &b);
+  put(1000, g, TR_REC_PY_CALL);
+  put(1500, f, TR_REC_PY_CALL); /* no arguments */
+  tr_argbuf_init(&b);
+  tr_argbuf_add_str(&b, "return_value", 12, "None", 4, 100);
+  put_args(1600, &b);
+  put(1600, f, TR_REC_PY_RETURN);
+  tr_argbuf_init(&b);
+  tr_argbuf_add_i64(&b, "n", 1, -3);
+  tr_argbuf_add_bool(&b, "ok", 2, true);
+  put_args(1700, &b);
+  put(1700, i, TR_REC_INSTANT);
+  tr_argbuf_init(&b);
+  tr_argbuf_add_i64(&b, "depth", 5, 3);
+  tr_argbuf_add_double(&b, "bytes", 5, 1.5);
+  put_args(1800, &b);
+  put_counter(1800, c, 3);
+  tr_argbuf_init(&b);
+  tr_argbuf_add_str(&b, "return_value", 12, "3", 1, 100);
+  put_args(2000, &b);
+  put(2000, g, TR_REC_PY_RETURN);
+  /* An open call's arguments stay with it until it is closed. */
+  tr_argbuf_init(&b);
+  tr_argbuf_add_u64(&b, "u", 1, 7);
+  put_args(3000, &b);
+  put(3000, h, TR_REC_PY_CALL);
+  put(4000, h, TR_REC_INSTANT);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_str_eq(
+      ev,
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":10,"
+      "\"tid\":11,\"ts\":1.500,\"dur\":0.100,"
+      "\"args\":{\"return_value\":\"None\"}}\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"i\",\"pid\":10,"
+      "\"tid\":11,\"ts\":1.700,\"args\":{\"n\":-3,\"ok\":true}}\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"c\",\"pid\":10,\"tid\":11,"
+      "\"ts\":1.800,\"args\":{\"depth\":3,\"bytes\":1.5}}\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"g\",\"pid\":10,"
+      "\"tid\":11,\"ts\":1.000,\"dur\":1.000,\"args\":{\"a\":\"'x\\\"'\","
+      "\"long\":\"0123456789abcdefg\xe2\x80\xa6\",\"return_value\":\"3\"}}\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"h\",\"pid\":10,"
+      "\"tid\":11,\"ts\":4.000}\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"h\",\"pid\":10,"
+      "\"tid\":11,\"ts\":3.000,\"dur\":1.000,"
+      "\"args\":{\"unfinished\":true,\"u\":7}}\n");
+  ck_assert_uint_eq(st.malformed, 0);
+  ck_assert_uint_eq(F.proc.threads[0]->arglen, 0);
+  free(ev);
+}
+END_TEST
+
+START_TEST(test_proc_malformed_arguments) {
+  uint32_t f = intern("f"), t = intern("t");
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  tr_argbuf b;
+  tr_argbuf_init(&b);
+  tr_argbuf_add_str(&b, "a", 1, "1", 1, 100);
+  /* Length beyond its slots: malformed, the call is still written. */
+  put_args(1000, &b);
+  F.slots[(F.head - 2) & 1023].id = 17;
+  put(1000, f, TR_REC_PY_CALL);
+  put(1100, f, TR_REC_PY_RETURN);
+  /* An unknown entry type. */
+  b.data[0] = 9;
+  put_args(2000, &b);
+  put(2000, f, TR_REC_PY_CALL);
+  put(2100, f, TR_REC_PY_RETURN);
+  /* Arguments followed by a record that takes none are dropped, not
+   * given to the next call. */
+  b.data[0] = TR_ARGS_STR;
+  put_args(3000, &b);
+  put(3000, t, TR_REC_THREAD_NAME);
+  put(3100, f, TR_REC_PY_CALL);
+  put(3200, f, TR_REC_PY_RETURN);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_str_eq(ev, X("python", "f", "1.000", "0.100")
+                           X("python", "f", "2.000", "0.100")
+                               X("python", "f", "3.100", "0.100"));
+  ck_assert_uint_eq(st.malformed, 2);
+  free(ev);
+}
+END_TEST
+
+START_TEST(test_proc_min_duration) {
+  uint32_t f = intern("f"), g = intern("g"), s = intern("s");
+  tr_proc_attach(&F.proc, F.out, NULL, 0);
+  F.proc.min_duration_ns = 1000;
+  put(1000, g, TR_REC_PY_CALL);
+  put(1100, f, TR_REC_PY_CALL);
+  put(1200, f, TR_REC_PY_RETURN); /* 100 ns: not written */
+  put(1300, s, TR_REC_BEGIN);
+  put(1310, s, TR_REC_END); /* a span: always written */
+  put(2000, f, TR_REC_C_CALL);
+  put(3000, f, TR_REC_C_RETURN); /* exactly the minimum: written */
+  put(4000, g, TR_REC_PY_RETURN);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_str_eq(ev,
+                   X("api", "s", "1.300", "0.010") X("c", "f", "2.000", "1.000")
+                       X("python", "g", "1.000", "3.000"));
+  ck_assert_uint_eq(st.filtered, 1);
+  free(ev);
+}
+END_TEST
+
 START_TEST(test_proc_thread_name_and_escaping) {
   uint32_t tn = intern("worker \"1\"");
   uint32_t bad = intern("bad\xff\n");
@@ -305,6 +460,8 @@ static Suite *proc_suite(void) {
   tcase_add_test(pairing, test_proc_unmatched_exit_ignored);
   tcase_add_test(pairing, test_proc_open_calls_unfinished_at_detach);
   tcase_add_test(pairing, test_proc_closed_ring_is_finished_and_freed);
+  tcase_add_test(pairing, test_proc_arguments);
+  tcase_add_test(pairing, test_proc_min_duration);
   suite_add_tcase(s, pairing);
   TCase *errors = tcase_create("errors");
   tcase_add_checked_fixture(errors, setup, teardown);
@@ -312,6 +469,7 @@ static Suite *proc_suite(void) {
   tcase_add_test(errors, test_proc_detached_discards);
   tcase_add_test(errors, test_proc_broken_ring_fails);
   tcase_add_test(errors, test_proc_thread_name_and_escaping);
+  tcase_add_test(errors, test_proc_malformed_arguments);
   suite_add_tcase(s, errors);
   return s;
 }

@@ -394,6 +394,56 @@ START_TEST(test_ring_extra_too_large) {
 }
 END_TEST
 
+/* Collects the payload of ARGS records. */
+typedef struct args_seen {
+  int n;
+  uint32_t len;
+  uint8_t data[TR_ARGS_MAX_BYTES];
+  uint16_t next_kind;
+} args_seen;
+
+static void on_args_rec(void *ctx, const tr_record *r, const tr_record *extra) {
+  args_seen *s = ctx;
+  if (r->kind == TR_REC_ARGS) {
+    s->len = r->id;
+    memcpy(s->data, extra, (size_t)r->extra * sizeof(tr_record));
+  } else if (s->n == 1) {
+    s->next_kind = r->kind;
+  }
+  s->n++;
+}
+
+START_TEST(test_ring_long_record_wraps) {
+  /* A record with TR_RECORD_MAX_EXTRA payload slots, starting 10 slots
+   * before the end of the ring: its payload arrives whole and in order. */
+  ring_fixture f;
+  ring_setup(&f, TR_RING_MIN_SLOTS);
+  uint64_t start = TR_RING_MIN_SLOTS - 10;
+  atomic_store(&f.hdr->tail, start);
+  f.view.tail = start;
+  tr_record *slots = (tr_record *)((uint8_t *)f.mem + TR_SHM_HEADER_SIZE);
+  raw_put(&f, start, 5, TR_ARGS_MAX_BYTES, TR_REC_ARGS, TR_RECORD_MAX_EXTRA);
+  for (uint32_t i = 0; i < TR_RECORD_MAX_EXTRA; i++) {
+    uint8_t *s = (uint8_t *)&slots[(start + 1 + i) & (TR_RING_MIN_SLOTS - 1)];
+    for (int k = 0; k < 16; k++) s[k] = (uint8_t)(i * 16 + (uint32_t)k);
+  }
+  uint64_t next = start + 1 + TR_RECORD_MAX_EXTRA;
+  raw_put(&f, next, 5, 7, TR_REC_INSTANT, 0);
+  raw_publish(&f, next + 1);
+  static args_seen s;
+  memset(&s, 0, sizeof(s));
+  tr_drain_stats st = {0};
+  ck_assert_int_eq(tr_ringview_drain(&f.view, 0, on_args_rec, &s, &st), 0);
+  ck_assert_int_eq(s.n, 2);
+  ck_assert_uint_eq(st.malformed, 0);
+  ck_assert_uint_eq(s.len, TR_ARGS_MAX_BYTES);
+  for (uint32_t b = 0; b < TR_ARGS_MAX_BYTES; b++)
+    ck_assert_uint_eq(s.data[b], (uint8_t)b);
+  ck_assert_uint_eq(s.next_kind, TR_REC_INSTANT);
+  ring_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_ring_extra_beyond_head) {
   ring_fixture f;
   ring_setup(&f, TR_RING_MIN_SLOTS);
@@ -629,6 +679,7 @@ static Suite *ring_suite(void) {
   tcase_add_test(errors, test_ring_head_behind_tail);
   tcase_add_test(errors, test_ring_tail_not_trusted);
   tcase_add_test(errors, test_ring_extra_too_large);
+  tcase_add_test(errors, test_ring_long_record_wraps);
   tcase_add_test(errors, test_ring_extra_beyond_head);
   tcase_add_test(errors, test_ring_late_records_discarded);
   tcase_add_test(errors, test_ring_header_validation);

@@ -68,7 +68,7 @@ static void write_events(tr_writer *w) {
                      0);
   }
   ck_assert_int_eq(tr_wstream_instant(a, 11, TR_CAT_API, 8, 1500, NULL, 0), 0);
-  ck_assert_int_eq(tr_wstream_counter(a, 11, 8, 1600, 2.5), 0);
+  ck_assert_int_eq(tr_wstream_counter(a, 11, 8, 1600, 2.5, NULL, 0), 0);
   tr_wstream_lost(a, 11, 1700, 4);
   ck_assert_int_eq(tr_wstream_enter(b, 21, TR_CAT_C, 12, 2000), 0);
   ck_assert_int_eq(
@@ -190,7 +190,7 @@ START_TEST(test_writer_unresolvable_name_writes_nothing) {
           -EINVAL);
     ck_assert_int_eq(tr_wstream_instant(s, 1, TR_CAT_API, 5, 1, NULL, 0),
                      -EINVAL);
-    ck_assert_int_eq(tr_wstream_counter(s, 1, 4000, 1, 1.0), -EINVAL);
+    ck_assert_int_eq(tr_wstream_counter(s, 1, 4000, 1, 1.0, NULL, 0), -EINVAL);
     ck_assert_uint_eq(w->events, 0);
     ck_assert_uint_eq(w->dropped, 0);
     tr_wstream_close(s);
@@ -216,7 +216,7 @@ START_TEST(test_writer_write_error_counts_dropped) {
     ck_assert_int_lt(tr_writer_flush(w), 0);
     ck_assert_uint_eq(w->events, 0);
     ck_assert_uint_eq(w->dropped, 1);
-    ck_assert_int_eq(tr_wstream_counter(s, 1, 8, 2, 1.0), 0);
+    ck_assert_int_eq(tr_wstream_counter(s, 1, 8, 2, 1.0, NULL, 0), 0);
     ck_assert_uint_eq(w->dropped, 2);
     tr_wstream_close(s);
     ck_assert_int_lt(tr_writer_finish(w), 0);

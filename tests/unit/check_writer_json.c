@@ -186,10 +186,10 @@ START_TEST(test_writer_json_events_exact) {
                 false, NULL, 0);
   tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true, NULL, 0);
   tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000, NULL, 0);
-  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25);
-  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1);
-  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN);
-  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300);
+  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN, NULL, 0);
+  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300, NULL, 0);
   tr_json_lost(w, 42, 43, 3000, 17);
   tr_json_slice(w, TR_CAT_API, "span", 4, 4294967295u, 4294967295u, UINT64_MAX,
                 999, false, NULL, 0);
@@ -262,6 +262,56 @@ START_TEST(test_writer_json_args_every_type) {
       "]}\n";
   ck_assert_str_eq(s, want);
   ck_assert_uint_eq(w->base.events, 3);
+  free(s);
+  tr_json_free(w);
+  close(fd);
+}
+END_TEST
+
+static tr_arg str_arg(const char *k, const char *v, uint32_t vlen) {
+  tr_arg a = {.key = k, .klen = (uint32_t)strlen(k), .type = TR_ARG_STR};
+  a.v.s.ptr = v;
+  a.v.s.len = vlen;
+  return a;
+}
+
+START_TEST(test_writer_json_args_exact) {
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  tr_arg a[6];
+  a[0] = str_arg("a", "'x\"y'", 5);
+  a[1] = (tr_arg){.key = "n", .klen = 1, .type = TR_ARG_INT, .v.i = -42};
+  a[2] =
+      (tr_arg){.key = "u", .klen = 1, .type = TR_ARG_UINT, .v.u = UINT64_MAX};
+  a[3] = (tr_arg){.key = "d", .klen = 1, .type = TR_ARG_DOUBLE, .v.d = 0.5};
+  a[4] = (tr_arg){.key = "b", .klen = 1, .type = TR_ARG_BOOL, .v.b = true};
+  a[5] = str_arg("k\n\xff", "\xe2\x80\xa6", 3);
+  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, a, 6);
+  tr_json_slice(w, TR_CAT_PYTHON, "g", 1, 1, 2, 1000, 10, true, a, 1);
+  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 1000, a + 4, 1);
+  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, a + 1, 3);
+  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, NULL, 0);
+  ck_assert_int_eq(tr_json_finish(w), 0);
+  char *s = slurp(fd, NULL);
+  const char *want =
+      "{\"traceEvents\":[\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"dur\":0.010,\"args\":{\"a\":\"'x\\\"y'\","
+      "\"n\":-42,\"u\":18446744073709551615,\"d\":0.5,\"b\":true,"
+      "\"k\\n\\ufffd\":\"\xe2\x80\xa6\"}},\n"
+      "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"g\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"dur\":0.010,\"args\":{\"unfinished\":true,"
+      "\"a\":\"'x\\\"y'\"}},\n"
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",\"name\":\"i\",\"pid\":1,"
+      "\"tid\":2,\"ts\":1.000,\"args\":{\"b\":true}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"c\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"args\":{\"n\":-42,\"u\":18446744073709551615,"
+      "\"d\":0.5}},\n"
+      "{\"ph\":\"C\",\"cat\":\"api\",\"name\":\"c\",\"pid\":1,\"tid\":2,"
+      "\"ts\":1.000,\"args\":{\"value\":99}}\n"
+      "]}\n";
+  ck_assert_str_eq(s, want);
   free(s);
   tr_json_free(w);
   close(fd);
@@ -358,6 +408,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
   tcase_add_test(core, test_writer_json_args_every_type);
+  tcase_add_test(core, test_writer_json_args_exact);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
   tcase_add_test(core, test_writer_json_many_events_flush);
   suite_add_tcase(s, core);
