@@ -15,7 +15,6 @@ reached, one warning goes to stderr and the program runs untraced.
 """
 from __future__ import annotations  # annotations stay strings: no typing
 
-import collections
 import os
 import sys
 import time
@@ -37,24 +36,48 @@ ENV_ROOT_PID = "TRACED_ROOT_PID"
 _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
-# `typing` would add ~10 ms to every traced process's start-up.
-_SummaryBase = collections.namedtuple(
-    "_SummaryBase",
-    "processes threads events dropped bytes path late malformed unmatched "
-    "filtered",
-    defaults=(0, 0, 0, 0))
+_SUMMARY_FIELDS = ("processes", "threads", "events", "dropped", "bytes",
+                   "path", "late", "malformed", "unmatched", "filtered")
 
 
-class Summary(_SummaryBase):
+class Summary(tuple):
     """What the daemon reports when a session ends: processes, threads,
     events, dropped, bytes, path, late, malformed, unmatched, filtered.
     `dropped` counts events that could not be kept (full rings, depth limit,
     write errors); `late`, `malformed` and `unmatched` count records the
     daemon discarded or ignored (made after the session ended, undecodable,
     exits without a recorded call); `filtered` counts calls not written for
-    being shorter than the session's min_duration."""
+    being shorter than the session's min_duration.
+
+    A named tuple, written out: `collections` (and `typing`) would add
+    milliseconds to the start-up of every traced process."""
 
     __slots__ = ()
+    _fields = _SUMMARY_FIELDS
+
+    def __new__(cls, processes, threads, events, dropped, bytes, path,
+                late=0, malformed=0, unmatched=0, filtered=0):
+        return tuple.__new__(cls, (processes, threads, events, dropped, bytes,
+                                   path, late, malformed, unmatched, filtered))
+
+    def __repr__(self):
+        return "Summary(%s)" % ", ".join(
+            "%s=%r" % kv for kv in zip(self._fields, self))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def _asdict(self):
+        return dict(zip(self._fields, self))
+
+    def _replace(self, **kw):
+        return type(self)(**dict(self._asdict(), **kw))
+
+
+for _i, _f in enumerate(_SUMMARY_FIELDS):
+    setattr(Summary, _f, property(lambda self, _i=_i: self[_i],
+                                  doc="Summary field %d" % _i))
+del _i, _f
 
 
 class _State:
@@ -88,16 +111,17 @@ def _install(opts: _options.Options) -> None:
     say.  Callers call it last: the calls it records begin once it returns,
     and traced's own frames still on the stack (entered before the hook
     existed) are not known to be traced's."""
-    import threading
-
     _event_sources(opts.log_print, opts.log_gc)
     _traced.configure(trace_c=not opts.ignore_c_functions,
                       include=opts.include_files, exclude=opts.exclude_files,
                       max_depth=opts.max_depth, log_args=opts.log_args,
                       log_return=opts.log_return, repr_limit=opts.repr_limit)
     if not _traced.uses_eval_hook():
-        # The frame-evaluation hook reaches every thread by itself; the
-        # profile hook is per thread.
+        # The profile hook is per thread: threads started later get it from
+        # threading (imported only here: the frame-evaluation hook reaches
+        # every thread by itself, and importing threading costs start-up).
+        import threading
+
         threading.setprofile(_traced.thread_bootstrap)
     _state.installed = True
     _traced.install(_thread_name())
