@@ -127,7 +127,7 @@ _Static_assert(sizeof(tr_arena_hdr) <= TR_SHM_HEADER_SIZE,
 #define TR_RING_MAGIC 0x47525254u /* "TRRG" */
 #define TR_RING_MIN_SLOTS 1024u
 #define TR_RING_MAX_SLOTS (1u << 24)     /* 256 MiB of records */
-#define TR_RING_DEFAULT_SLOTS (1u << 18) /* 4 MiB of records */
+#define TR_RING_DEFAULT_SLOTS (1u << 16) /* 1 MiB of records */
 /* Bytes of a new ring faulted in at creation (libclient); the rest on
  * first use. */
 #define TR_RING_PREFAULT_BYTES (256u * 1024u)
