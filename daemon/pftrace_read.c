@@ -109,8 +109,8 @@ typedef struct seqclock {
 /* One packet sequence's incremental state. */
 typedef struct seq {
   uint32_t id;
-  /* False after previous_packet_dropped, until the state is cleared:
-   * packets that need incremental state are then skipped. */
+  /* Set by previous_packet_dropped until the state is cleared again:
+   * packets that need incremental state are skipped meanwhile. */
   bool lost_state;
   kmap names; /* event name iid -> index in offs */
   char *arena;
@@ -122,7 +122,7 @@ typedef struct seq {
   uint64_t iid_unfinished, iid_count;
   bool has_default_track;
   uint64_t default_track;
-  uint32_t default_clock; /* TracePacketDefaults.timestamp_clock_id; 0 */
+  uint32_t default_clock; /* TracePacketDefaults.timestamp_clock_id, or 0 */
   /* Clocks survive a reset of incremental state, as in trace_processor:
    * they are the clock tracker's, not the sequence's. */
   seqclock *clocks;
