@@ -1,5 +1,6 @@
 /* pftrace_read.c: a streaming decoder of Perfetto protobuf traces into
- * trace events: packets one at a time, interned names per sequence, track
+ * trace events: packets one at a time, interned names, defaults and clocks
+ * per sequence, timestamps converted to the trace's clock, track
  * descriptors resolved to processes and threads. */
 #include "pftrace_read.h"
 
@@ -24,6 +25,17 @@ enum {
 enum { TYPE_SLICE_BEGIN = 1, TYPE_SLICE_END = 2, TYPE_INSTANT = 3 };
 enum { TYPE_COUNTER = 4 };
 #define SEQ_INCREMENTAL_STATE_CLEARED 1u
+#define SEQ_NEEDS_INCREMENTAL_STATE 2u
+
+/* Clock ids (clock_snapshot.proto): 1..63 builtin clocks, the same for
+ * every sequence; 64..127 sequence-scoped clocks, whose meaning a clock
+ * snapshot on the sequence gives. */
+#define CLOCK_BOOTTIME 6u
+#define BUILTIN_CLOCK_MAX 63u
+#define SEQ_CLOCK_MIN 64u
+#define SEQ_CLOCK_MAX 127u
+/* Clocks of one snapshot that are looked at; more are ignored. */
+#define SNAPSHOT_CLOCKS_MAX 16
 
 /* ---- a u64 -> u32 map ---------------------------------------------------- */
 
@@ -82,9 +94,24 @@ static void kmap_clear(kmap *m) {
 
 /* ---- state --------------------------------------------------------------- */
 
+/* A sequence-scoped clock, as its latest snapshot on the sequence
+ * declared it. */
+typedef struct seqclock {
+  uint32_t id;
+  bool incremental; /* packet timestamps are deltas from `last` */
+  bool anchored;    /* the snapshot related it to the trace clock */
+  uint64_t mult;    /* nanoseconds per unit */
+  uint64_t ref;     /* its value in the snapshot */
+  uint64_t last;    /* incremental: the last packet's value */
+  int64_t anchor;   /* trace time at `ref` */
+} seqclock;
+
 /* One packet sequence's incremental state. */
 typedef struct seq {
   uint32_t id;
+  /* Set by previous_packet_dropped until the state is cleared again:
+   * packets that need incremental state are skipped meanwhile. */
+  bool lost_state;
   kmap names; /* event name iid -> index in offs */
   char *arena;
   size_t alen, acap;
@@ -95,6 +122,11 @@ typedef struct seq {
   uint64_t iid_unfinished, iid_count;
   bool has_default_track;
   uint64_t default_track;
+  uint32_t default_clock; /* TracePacketDefaults.timestamp_clock_id, or 0 */
+  /* Clocks survive a reset of incremental state, as in trace_processor:
+   * they are the clock tracker's, not the sequence's. */
+  seqclock *clocks;
+  uint32_t nclocks, capclocks;
 } seq;
 
 enum { TRACK_OTHER = 0, TRACK_PROCESS = 1, TRACK_THREAD = 2 };
@@ -127,6 +159,14 @@ struct tr_pftrace {
   uint32_t ntracks, captracks;
   kmap trackmap;
 
+  /* The trace clock (primary_trace_clock, BOOTTIME by default) and, per
+   * builtin clock, its unit and its offset to the trace clock from the
+   * latest snapshot that held both. */
+  uint32_t trace_clock;
+  bool has_off[BUILTIN_CLOCK_MAX + 1];
+  int64_t off[BUILTIN_CLOCK_MAX + 1];
+  uint64_t unit[BUILTIN_CLOCK_MAX + 1];
+
   tr_trace_event queue[QUEUE_MAX];
   unsigned qhead, qlen;
   char namebuf[64]; /* a name for an iid that was never interned */
@@ -137,6 +177,8 @@ int tr_pftrace_new(tr_pftrace **out, tr_pftrace_read_fn read, void *ctx) {
   if (p == NULL) return -ENOMEM;
   p->read = read;
   p->ctx = ctx;
+  p->trace_clock = CLOCK_BOOTTIME;
+  for (unsigned c = 0; c <= BUILTIN_CLOCK_MAX; c++) p->unit[c] = 1;
   p->in = malloc(IN_BUF_SIZE);
   if (p->in == NULL) {
     free(p);
@@ -146,12 +188,19 @@ int tr_pftrace_new(tr_pftrace **out, tr_pftrace_read_fn read, void *ctx) {
   return 0;
 }
 
+static void seq_defaults_clear(seq *s) {
+  s->has_default_track = false;
+  s->default_track = 0;
+  s->default_clock = 0;
+}
+
 static void seq_clear(seq *s) {
   kmap_clear(&s->names);
   s->alen = 0;
   s->nnames = 0;
   s->iid_unfinished = s->iid_count = 0;
-  s->has_default_track = false;
+  seq_defaults_clear(s);
+  s->lost_state = false;
 }
 
 void tr_pftrace_free(tr_pftrace *p) {
@@ -161,6 +210,7 @@ void tr_pftrace_free(tr_pftrace *p) {
     free(p->seqs[i].arena);
     free(p->seqs[i].offs);
     free(p->seqs[i].lens);
+    free(p->seqs[i].clocks);
   }
   free(p->seqs);
   free(p->seqmap.s);
@@ -389,6 +439,160 @@ static void resolve(tr_pftrace *p, uint64_t uuid, bool slice, int64_t *pid,
   }
 }
 
+/* ---- clocks --------------------------------------------------------------
+ * A packet's timestamp is in the clock its timestamp_clock_id names, or
+ * its sequence's default one, or, with neither, already in trace time.
+ * traced writes each thread's timestamps as deltas on an incremental
+ * sequence clock (64) that a snapshot on the sequence equates with
+ * CLOCK_MONOTONIC, the trace clock its first snapshot declares; a
+ * timestamp that went backwards is written absolute in MONOTONIC (3).
+ *
+ * Conversions follow the snapshots the way trace_processor's clock
+ * tracker does for those cases: a builtin clock through its offset to the
+ * trace clock in the latest snapshot that held both; a sequence clock
+ * through the trace time its latest snapshot on the sequence anchored it
+ * to (directly, or through a builtin clock of the same snapshot).  Unlike
+ * trace_processor, a builtin clock no snapshot relates to the trace clock
+ * is taken to be the trace clock (a producer that writes no snapshots
+ * uses one clock), rather than dropping its events.  Arithmetic wraps, as
+ * trace_processor's casts do: a hostile timestamp gives a wrong time,
+ * never undefined behaviour. */
+
+static int64_t as_i64(uint64_t v) {
+  int64_t r;
+  memcpy(&r, &v, sizeof(r));
+  return r;
+}
+
+static seqclock *seqclock_get(seq *s, uint32_t id, bool create) {
+  for (uint32_t i = 0; i < s->nclocks; i++)
+    if (s->clocks[i].id == id) return &s->clocks[i];
+  if (!create) return NULL;
+  if (s->nclocks == s->capclocks) {
+    uint32_t cap = s->capclocks ? s->capclocks * 2 : 2;
+    seqclock *c = realloc(s->clocks, cap * sizeof(*c));
+    if (c == NULL) return NULL;
+    s->clocks = c;
+    s->capclocks = cap;
+  }
+  seqclock *c = &s->clocks[s->nclocks++];
+  memset(c, 0, sizeof(*c));
+  c->id = id;
+  return c;
+}
+
+typedef struct snapclock {
+  uint32_t id;
+  uint64_t ts, mult;
+  bool incremental;
+} snapclock;
+
+/* A ClockSnapshot on sequence s: 0, -1 when malformed, -ENOMEM. */
+static int on_clock_snapshot(tr_pftrace *p, seq *s, pb b) {
+  snapclock c[SNAPSHOT_CLOCKS_MAX];
+  int n = 0;
+  uint64_t primary = 0;
+  pbfield f;
+  int rc;
+  while ((rc = pb_next(&b, &f)) > 0) {
+    if (f.num == 2 && f.wt == WT_VARINT) primary = f.v;
+    if (f.num != 1 || f.wt != WT_LEN || n == SNAPSHOT_CLOCKS_MAX) continue;
+    pb cb = pb_of(&f);
+    pbfield g;
+    int r2;
+    snapclock k = {.mult = 1};
+    uint64_t id = 0;
+    while ((r2 = pb_next(&cb, &g)) > 0) {
+      if (g.wt != WT_VARINT) continue;
+      if (g.num == 1) id = g.v;
+      if (g.num == 2) k.ts = g.v;
+      if (g.num == 3) k.incremental = g.v != 0;
+      if (g.num == 4 && g.v != 0) k.mult = g.v;
+    }
+    if (r2 < 0) return -1;
+    if (id == 0 || id > SEQ_CLOCK_MAX) continue; /* reserved ids */
+    k.id = (uint32_t)id;
+    c[n++] = k;
+  }
+  if (rc < 0) return -1;
+  if (primary >= 1 && primary <= BUILTIN_CLOCK_MAX &&
+      primary != p->trace_clock) {
+    /* Offsets to the old trace clock mean nothing for the new one. */
+    p->trace_clock = (uint32_t)primary;
+    memset(p->has_off, 0, sizeof(p->has_off));
+  }
+  /* The trace clock's reading, if the snapshot has one. */
+  int at = -1;
+  for (int i = 0; i < n; i++)
+    if (c[i].id == p->trace_clock) at = i;
+  for (int i = 0; i < n; i++) {
+    if (c[i].id > BUILTIN_CLOCK_MAX) continue;
+    p->unit[c[i].id] = c[i].mult;
+    if (at >= 0) {
+      p->off[c[i].id] = as_i64(c[at].ts * c[at].mult - c[i].ts * c[i].mult);
+      p->has_off[c[i].id] = true;
+    }
+  }
+  /* The trace time the snapshot was taken at: the trace clock's reading,
+   * else a builtin clock's converted, else none. */
+  bool anchored = false;
+  int64_t anchor = 0;
+  for (int pass = 0; pass < 3 && !anchored; pass++)
+    for (int i = 0; i < n && !anchored; i++) {
+      uint32_t id = c[i].id;
+      if (id > BUILTIN_CLOCK_MAX) continue;
+      uint64_t ns = c[i].ts * c[i].mult;
+      if (pass == 0 && i == at) {
+        anchor = as_i64(ns);
+      } else if (pass == 1 && p->has_off[id]) {
+        anchor = as_i64(ns + (uint64_t)p->off[id]);
+      } else if (pass == 2) {
+        anchor = as_i64(ns);
+      } else {
+        continue;
+      }
+      anchored = true;
+    }
+  for (int i = 0; i < n; i++) {
+    if (c[i].id < SEQ_CLOCK_MIN) continue;
+    seqclock *sc = seqclock_get(s, c[i].id, true);
+    if (sc == NULL) return -ENOMEM;
+    sc->incremental = c[i].incremental;
+    sc->mult = c[i].mult;
+    sc->ref = sc->last = c[i].ts;
+    sc->anchored = anchored;
+    sc->anchor = anchor;
+  }
+  return 0;
+}
+
+/* Converts the timestamp v of a packet on sequence s, in clock `clock` (0:
+ * trace time), to trace time.  An incremental clock advances.  False when
+ * the clock means nothing here (a sequence clock no snapshot on s
+ * declared, or one its snapshot could not place in trace time). */
+static bool to_trace_time(tr_pftrace *p, seq *s, uint32_t clock, uint64_t v,
+                          int64_t *out) {
+  if (clock == 0) {
+    *out = as_i64(v);
+    return true;
+  }
+  if (clock <= BUILTIN_CLOCK_MAX) {
+    uint64_t ns = v * p->unit[clock];
+    if (clock != p->trace_clock && p->has_off[clock])
+      ns += (uint64_t)p->off[clock];
+    *out = as_i64(ns);
+    return true;
+  }
+  seqclock *c = clock <= SEQ_CLOCK_MAX ? seqclock_get(s, clock, false) : NULL;
+  if (c == NULL || !c->anchored) return false;
+  if (c->incremental) {
+    v += c->last;
+    c->last = v;
+  }
+  *out = as_i64((uint64_t)c->anchor + (v - c->ref) * c->mult);
+  return true;
+}
+
 /* ---- packets ------------------------------------------------------------- */
 
 static tr_trace_event *enqueue(tr_pftrace *p) {
@@ -432,10 +636,13 @@ static int on_interned(seq *s, pb b) {
   return rc < 0 ? -1 : 0;
 }
 
+/* TracePacketDefaults replace the sequence's defaults whole. */
 static int on_defaults(seq *s, pb b) {
   pbfield f;
   int rc;
+  seq_defaults_clear(s);
   while ((rc = pb_next(&b, &f)) > 0) {
+    if (f.num == 58 && f.wt == WT_VARINT) s->default_clock = (uint32_t)f.v;
     if (f.num != 11 || f.wt != WT_LEN) continue;
     pb d = pb_of(&f);
     pbfield g;
@@ -494,13 +701,19 @@ static int on_track_descriptor(tr_pftrace *p, pb b) {
     t->kind = TRACK_THREAD;
     t->pid = pid;
     t->tid = tid;
+    /* A descriptor without a name (traced writes one before a track's
+     * first event and the named one when its recording ends) names
+     * nothing, and the last name given wins, as in trace_processor; its
+     * process is known from here on. */
+    tr_trace_event *e = enqueue(p);
+    e->pid = pid;
     if (name != NULL) {
-      tr_trace_event *e = enqueue(p);
       e->kind = TR_EV_THREAD_NAME;
-      e->pid = pid;
       e->tid = tid;
       e->name = (const char *)name;
       e->name_len = nlen;
+    } else {
+      e->kind = TR_EV_META;
     }
   } else if (proc.data != NULL) {
     int64_t pid = 0;
@@ -508,12 +721,16 @@ static int on_track_descriptor(tr_pftrace *p, pb b) {
     t->kind = TRACK_PROCESS;
     t->pid = pid;
     t->tid = 0;
+    /* Processes are reported in the order their tracks are described
+     * (a Perfetto trace has no process_sort_index). */
+    tr_trace_event *e = enqueue(p);
+    e->pid = pid;
     if (name != NULL) {
-      tr_trace_event *e = enqueue(p);
       e->kind = TR_EV_PROCESS_NAME;
-      e->pid = pid;
       e->name = (const char *)name;
       e->name_len = nlen;
+    } else {
+      e->kind = TR_EV_META;
     }
   } else {
     t->kind = TRACK_OTHER;
@@ -522,7 +739,7 @@ static int on_track_descriptor(tr_pftrace *p, pb b) {
 }
 
 static int on_track_event(tr_pftrace *p, seq *s, pb b, bool has_ts,
-                          uint64_t ts) {
+                          int64_t ts) {
   pbfield f;
   int rc;
   uint64_t type = 0, name_iid = 0, uuid = 0, count = 0;
@@ -591,7 +808,7 @@ static int on_track_event(tr_pftrace *p, seq *s, pb b, bool has_ts,
   }
   tr_trace_event *e = enqueue(p);
   e->has_ts = true;
-  e->ts_ns = ts > INT64_MAX ? INT64_MAX : (int64_t)ts;
+  e->ts_ns = ts;
   e->unfinished = unfinished;
   switch (type) {
     case TYPE_SLICE_BEGIN:
@@ -609,8 +826,19 @@ static int on_track_event(tr_pftrace *p, seq *s, pb b, bool has_ts,
     default:
       e->kind = TR_EV_OTHER;
   }
-  resolve(p, uuid, e->kind == TR_EV_BEGIN || e->kind == TR_EV_END, &e->pid,
-          &e->tid);
+  bool slice = e->kind == TR_EV_BEGIN || e->kind == TR_EV_END;
+  resolve(p, uuid, slice, &e->pid, &e->tid);
+  if (!slice && s->has_default_track && uuid != s->default_track) {
+    /* An event on a track that is not a thread's (traced: a counter's
+     * value, on its counter track) was recorded by the thread whose
+     * sequence wrote it, when that sequence is a thread's of the same
+     * process: as in JSON, where a counter event has the thread's tid. */
+    const track *own = track_get(p, uuid, false);
+    const track *th = track_get(p, s->default_track, false);
+    if ((own == NULL || own->kind != TRACK_THREAD) && th != NULL &&
+        th->kind == TRACK_THREAD && th->pid == e->pid)
+      e->tid = th->tid;
+  }
   if (name == NULL && has_iid) {
     int64_t i = kmap_get(&s->names, name_iid);
     if (i >= 0) {
@@ -633,13 +861,14 @@ static int on_track_event(tr_pftrace *p, seq *s, pb b, bool has_ts,
   return 0;
 }
 
-/* Decodes one packet into the queue.  Malformed packets are counted and
- * dropped whole (their events are not half-delivered). */
+/* Decodes one packet into the queue, in trace_processor's order (see
+ * pftrace_read.h).  Malformed packets are counted and dropped whole (their
+ * events are not half-delivered). */
 static int on_packet(tr_pftrace *p, const uint8_t *data, size_t n) {
   pb b = {data, data + n};
-  pbfield f, te = {0}, in = {0}, td = {0}, df = {0};
-  uint64_t ts = 0, seq_id = 0, flags = 0;
-  bool has_ts = false;
+  pbfield f, te = {0}, in = {0}, td = {0}, df = {0}, cs = {0};
+  uint64_t ts = 0, seq_id = 0, flags = 0, clock = 0;
+  bool has_ts = false, dropped = false;
   int rc;
   while ((rc = pb_next(&b, &f)) > 0) {
     switch (f.num) {
@@ -649,6 +878,9 @@ static int on_packet(tr_pftrace *p, const uint8_t *data, size_t n) {
           has_ts = true;
         }
         break;
+      case 58:
+        if (f.wt == WT_VARINT) clock = f.v;
+        break;
       case 10:
         if (f.wt == WT_VARINT) seq_id = f.v;
         break;
@@ -657,6 +889,12 @@ static int on_packet(tr_pftrace *p, const uint8_t *data, size_t n) {
         break;
       case 41:
         if (f.wt == WT_VARINT && f.v) flags |= SEQ_INCREMENTAL_STATE_CLEARED;
+        break;
+      case 42:
+        if (f.wt == WT_VARINT && f.v) dropped = true;
+        break;
+      case 6:
+        if (f.wt == WT_LEN) cs = f;
         break;
       case 11:
         if (f.wt == WT_LEN) te = f;
@@ -677,12 +915,34 @@ static int on_packet(tr_pftrace *p, const uint8_t *data, size_t n) {
   if (rc < 0) goto malformed;
   seq *s = seq_get(p, (uint32_t)seq_id);
   if (s == NULL) return -ENOMEM;
-  if (flags & SEQ_INCREMENTAL_STATE_CLEARED) seq_clear(s);
+  if (flags & SEQ_INCREMENTAL_STATE_CLEARED)
+    seq_clear(s);
+  else if (dropped)
+    s->lost_state = true;
   if (df.data != NULL && on_defaults(s, pb_of(&df)) < 0) goto malformed;
   if (in.data != NULL) {
     rc = on_interned(s, pb_of(&in));
     if (rc == -ENOMEM) return rc;
     if (rc < 0) goto malformed;
+  }
+  if (cs.data != NULL) {
+    /* As in trace_processor, a snapshot's packet holds nothing else. */
+    rc = on_clock_snapshot(p, s, pb_of(&cs));
+    if (rc == -ENOMEM) return rc;
+    if (rc < 0) goto malformed;
+    return 0;
+  }
+  if ((flags & SEQ_NEEDS_INCREMENTAL_STATE) && s->lost_state) {
+    /* Its interned ids and clock deltas refer to packets that are lost. */
+    p->skipped++;
+    return 0;
+  }
+  int64_t when = 0;
+  bool timed = false;
+  if (has_ts) {
+    if (clock == 0) clock = s->default_clock;
+    timed =
+        clock <= UINT32_MAX && to_trace_time(p, s, (uint32_t)clock, ts, &when);
   }
   if (td.data != NULL) {
     rc = on_track_descriptor(p, pb_of(&td));
@@ -690,7 +950,8 @@ static int on_packet(tr_pftrace *p, const uint8_t *data, size_t n) {
     if (rc < 0) goto malformed;
   }
   if (te.data != NULL) {
-    rc = on_track_event(p, s, pb_of(&te), has_ts, ts);
+    /* An event whose time cannot be placed is counted as one without. */
+    rc = on_track_event(p, s, pb_of(&te), timed, when);
     if (rc < 0) goto malformed;
   }
   return 0;

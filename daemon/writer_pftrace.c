@@ -550,9 +550,16 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
 
 /* ---- the backend -------------------------------------------------------- */
 
+/* A stream opens when its process joins the session: describing the
+ * process track now puts the processes in the file in the order they
+ * joined, JSON's process_sort_index order, which `traced report` follows
+ * (a Perfetto trace has no sort index).  A failed write is retried before
+ * the process's first event. */
 static int pf_stream_open(tr_wstream *s) {
   s->impl = calloc(1, sizeof(pf_stream));
-  return s->impl != NULL ? 0 : -ENOMEM;
+  if (s->impl == NULL) return -ENOMEM;
+  describe(s, false, 0, NULL, 0);
+  return 0;
 }
 
 static void pf_stream_close(tr_wstream *s) {

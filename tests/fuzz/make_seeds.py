@@ -14,6 +14,11 @@
                             (fuzz_report.c): traced's JSON in both forms,
                             cut short, other producers' layouts (B/E,
                             start order), and small Perfetto traces.
+                            Not written here: perfetto-traced-*, files
+                            traced's Perfetto writer produced (the
+                            scripted events of test_formats.py, and a
+                            two-thread program traced with
+                            traced.session), checked in as they are.
 
 Deterministic: running it again rewrites the same files.  Needs msgpack
 (make's .venv has it):  .venv/bin/python tests/fuzz/make_seeds.py

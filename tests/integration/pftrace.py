@@ -144,7 +144,7 @@ class Trace:
         self.thread_names = {}      # (pid, tid) -> latest name
         self.slices = []            # dicts: pid tid cat name ts dur args
         self.instants = []          # dicts: pid tid cat name ts args
-        self.counters = []          # dicts: pid name ts value
+        self.counters = []          # dicts: pid name tid ts value
         self.errors = []
         self.timestamp_clocks = set()  # clock ids packets' timestamps use
 
@@ -224,8 +224,11 @@ def decode(data):
             parent, name = tr.counter_tracks[track]
             value = (as_double(one(te, 44)) if 44 in te
                      else float(signed(one(te, 30, 0))))
+            # The thread that recorded the value: its sequence's (traced
+            # writes it there; JSON gives a counter event that tid).
+            tid = tr.threads.get(st["track"], (None, None))[1]
             tr.counters.append({"pid": tr.processes.get(parent), "name": name,
-                                "ts": ts, "value": value})
+                                "tid": tid, "ts": ts, "value": value})
             continue
         if track not in tr.threads:
             tr.errors.append("event on unknown track %#x" % track)

@@ -496,6 +496,27 @@ def test_report_start_ordered_and_begin_end_json(mp_traces, tmp_path):
 # ---- Perfetto protobuf ---------------------------------------------------------
 
 
+def inside_a_packet(data, fraction):
+    """An offset in the middle of the Trace.packet that holds
+    len(data) * fraction: a cut there always leaves a partial packet (a cut
+    at a fixed fraction may land between two)."""
+    target, pos = int(len(data) * fraction), 0
+    while pos < len(data):
+        assert data[pos] == 0x0a  # field 1, length-delimited
+        n, shift, i = 0, 0, pos + 1
+        while True:
+            b = data[i]
+            n |= (b & 0x7f) << shift
+            shift += 7
+            i += 1
+            if b < 0x80:
+                break
+        if i + n > target:
+            return i + max(1, n // 2)
+        pos = i + n
+    raise AssertionError("no packet at %d of %d bytes" % (target, len(data)))
+
+
 def varint(v):
     out = bytearray()
     while True:
@@ -616,7 +637,7 @@ def test_report_perfetto_trace(mp_traces, tmp_path):
         "traced report: %s (Perfetto protobuf)" % pf
     # A Perfetto trace cut short in the middle of a packet.
     cut = tmp_path / "cut.pftrace"
-    cut.write_bytes(pf.read_bytes()[:pf.stat().st_size * 2 // 3])
+    cut.write_bytes(pf.read_bytes()[:inside_a_packet(pf.read_bytes(), 2 / 3)])
     rep = report_json(cut, cwd=tmp_path)
     assert rep["cut_short"] is True and 0 < rep["events"] < want["events"]
 

@@ -965,6 +965,365 @@ START_TEST(test_report_perfetto_malformed) {
 }
 END_TEST
 
+/* ---- Perfetto traces as traced's writer encodes them ----------------------
+ * (daemon/writer_pftrace.c, docs/formats.md): descriptors on sequence 1,
+ * nameless first and named when recording ends; each thread on its own
+ * sequence, whose first packet clears incremental state and sets
+ * TracePacketDefaults (the thread's track, the sequence clock 64) and a
+ * snapshot declaring clock 64 incremental and equal to MONOTONIC, the
+ * trace clock; timestamps are deltas on it. */
+
+enum { MONO = 3, BOOT = 6 };
+
+/* A TrackDescriptor packet on sequence 1: a process (tid < 0), a thread,
+ * or (pid < 0) a counter track named `name` under `parent`. */
+static void desc(pbuf *trace, uint64_t uuid, uint64_t parent, int64_t pid,
+                 int64_t tid, const char *name) {
+  pbuf d = {0}, td = {0}, pkt = {0};
+  pvar(&td, 1, uuid);
+  if (parent) pvar(&td, 5, parent);
+  if (pid < 0) {
+    pstr(&td, 2, name);
+    pmsg(&td, 8, &d); /* an empty CounterDescriptor */
+  } else {
+    pvar(&d, 1, (uint64_t)pid);
+    if (tid >= 0) pvar(&d, 2, (uint64_t)tid);
+    if (name != NULL) pstr(&d, tid >= 0 ? 5 : 6, name);
+    pmsg(&td, tid >= 0 ? 4 : 3, &d);
+  }
+  pvar(&pkt, 10, 1);
+  pmsg(&pkt, 60, &td);
+  packet(trace, &pkt);
+}
+
+/* A ClockSnapshot packet on sequence `seq` with `n` clocks {id, timestamp,
+ * is_incremental, unit_multiplier_ns (0: none)}; primary: 0 for none.
+ * `first`: the sequence's first packet, which also clears incremental
+ * state and sets the defaults (track `track`, clock `clock`). */
+static void snapshot(pbuf *trace, uint32_t seq, bool first, uint64_t track,
+                     uint32_t clock, uint32_t primary, int n,
+                     const uint64_t (*clocks)[4]) {
+  pbuf pkt = {0}, cs = {0};
+  pvar(&pkt, 10, seq);
+  if (first) {
+    pbuf defs = {0}, ted = {0};
+    pvar(&pkt, 13, 1);
+    if (clock) pvar(&defs, 58, clock);
+    if (track) {
+      pvar(&ted, 11, track);
+      pmsg(&defs, 11, &ted);
+    }
+    pmsg(&pkt, 59, &defs);
+  }
+  for (int i = 0; i < n; i++) {
+    pbuf c = {0};
+    pvar(&c, 1, clocks[i][0]);
+    pvar(&c, 2, clocks[i][1]);
+    if (clocks[i][2]) pvar(&c, 3, 1);
+    if (clocks[i][3]) pvar(&c, 4, clocks[i][3]);
+    pmsg(&cs, 1, &c);
+  }
+  if (primary) pvar(&cs, 2, primary);
+  pmsg(&pkt, 6, &cs);
+  packet(trace, &pkt);
+}
+
+/* A TrackEvent packet. */
+typedef struct tev_opts {
+  uint32_t seq, flags; /* flags: sequence_flags (2: needs incremental) */
+  bool no_ts;
+  uint64_t ts;
+  uint32_t clock;     /* timestamp_clock_id; 0: none */
+  int type;           /* 1 BEGIN, 2 END, 3 INSTANT, 4 COUNTER */
+  uint64_t track;     /* track_uuid; 0: none (the sequence default) */
+  uint64_t iid;       /* name_iid */
+  const char *intern; /* interns iid as this name in the packet */
+  const char *name;   /* a literal name */
+  bool unfinished;
+  uint64_t count; /* a `count` annotation */
+  bool dropped;   /* previous_packet_dropped */
+} tev_opts;
+
+static void tev(pbuf *trace, tev_opts o) {
+  pbuf ev = {0}, pkt = {0};
+  pvar(&ev, 9, (uint64_t)o.type);
+  if (o.track) pvar(&ev, 11, o.track);
+  if (o.iid) pvar(&ev, 10, o.iid);
+  if (o.name) pstr(&ev, 23, o.name);
+  if (o.unfinished || o.count) {
+    pbuf a = {0};
+    pstr(&a, 10, o.unfinished ? "unfinished" : "count");
+    pvar(&a, o.unfinished ? 2 : 3, o.unfinished ? 1 : o.count);
+    pmsg(&ev, 4, &a);
+  }
+  if (o.type == 4) {
+    /* double_counter_value = 2.5: field 44, fixed64. */
+    const double v = 2.5;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    pvarint(&ev, 44u << 3 | 1);
+    for (int i = 0; i < 8; i++) ev.b[ev.n++] = (uint8_t)(bits >> (8 * i));
+  }
+  if (!o.no_ts) pvar(&pkt, 8, o.ts);
+  if (o.clock) pvar(&pkt, 58, o.clock);
+  pvar(&pkt, 10, o.seq);
+  if (o.flags) pvar(&pkt, 13, o.flags);
+  if (o.dropped) pvar(&pkt, 42, 1);
+  if (o.intern != NULL) {
+    pbuf en = {0}, in = {0};
+    pvar(&en, 1, o.iid);
+    pstr(&en, 2, o.intern);
+    pmsg(&in, 2, &en);
+    pmsg(&pkt, 12, &in);
+  }
+  pmsg(&pkt, 11, &ev);
+  packet(trace, &pkt);
+}
+
+/* The report of a Perfetto trace in memory, with the reader's counts. */
+static tr_report *pf_report(const pbuf *trace) {
+  tr_trace *t;
+  char err[256];
+  ck_assert_int_eq(tr_trace_open_mem(&t, trace->b, trace->n, err, sizeof(err)),
+                   0);
+  tr_report *r;
+  ck_assert_int_eq(tr_report_new(&r), 0);
+  tr_trace_event ev;
+  int rc;
+  while ((rc = tr_trace_next(t, &ev)) > 0)
+    ck_assert_int_eq(tr_report_add(r, &ev), 0);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_int_eq(tr_report_finish(r), 0);
+  tr_report_set_source(r, "mem", tr_trace_get_format(t), false,
+                       tr_trace_cut_short(t), tr_trace_skipped(t));
+  tr_trace_close(t);
+  return r;
+}
+
+static void expect_json(tr_report *r, const char *want) {
+  char *json = print(r, true, (tr_report_opts){0});
+  ck_assert_msg(strstr(json, want) != NULL, "%s\nnot in\n%s", want, json);
+  free(json);
+}
+
+#define P 10u                  /* pid */
+#define PT ((P << 2) | 1u)     /* the process's track */
+#define T(tid) (1000u + (tid)) /* a thread's track */
+#define CT 77u                 /* a counter track */
+
+START_TEST(test_report_perfetto_incremental_clock) {
+  pbuf trace = {0};
+  /* The writer's first packet: BOOTTIME and MONOTONIC, MONOTONIC primary. */
+  snapshot(&trace, 1, false, 0, 0, MONO, 2,
+           (const uint64_t[][4]){{BOOT, 5000000, 0, 0}, {MONO, 1000000, 0, 0}});
+  desc(&trace, PT, 0, P, -1, NULL);
+  desc(&trace, T(11), PT, P, 11, NULL);
+  desc(&trace, CT, PT, -1, 0, "depth");
+  /* Thread 11, sequence 2: clock 64 starts at 1000 (its own units) where
+   * MONOTONIC is 2000000. */
+  snapshot(&trace, 2, true, T(11), 64, 0, 2,
+           (const uint64_t[][4]){{64, 1000, 1, 0}, {MONO, 2000000, 0, 0}});
+  tev(&trace, (tev_opts){.seq = 2,
+                         .flags = 2,
+                         .ts = 0,
+                         .type = 1,
+                         .iid = 1,
+                         .intern = "main"});
+  tev(&trace,
+      (tev_opts){
+          .seq = 2, .flags = 2, .ts = 100, .type = 1, .iid = 2, .intern = "f"});
+  tev(&trace, (tev_opts){.seq = 2, .flags = 2, .ts = 50, .type = 2});
+  /* Earlier than the clock's last value: written absolute, in MONOTONIC;
+   * the deltas go on from 2000150. */
+  tev(&trace, (tev_opts){.seq = 2,
+                         .flags = 2,
+                         .ts = 2000120,
+                         .clock = MONO,
+                         .type = 3,
+                         .iid = 1});
+  tev(&trace, (tev_opts){.seq = 2, .flags = 2, .ts = 850, .type = 2});
+  /* A counter value on its own track, written on thread 11's sequence. */
+  tev(&trace,
+      (tev_opts){.seq = 2, .flags = 2, .ts = 10, .type = 4, .track = CT});
+
+  /* Thread 12, sequence 3: its own clock 64, starting at 0 where MONOTONIC
+   * is 3000000.  The same iid names another function here. */
+  desc(&trace, T(12), PT, P, 12, NULL);
+  snapshot(&trace, 3, true, T(12), 64, 0, 2,
+           (const uint64_t[][4]){{64, 0, 1, 0}, {MONO, 3000000, 0, 0}});
+  tev(&trace,
+      (tev_opts){
+          .seq = 3, .flags = 2, .ts = 5, .type = 1, .iid = 1, .intern = "g"});
+  tev(&trace, (tev_opts){.seq = 3, .flags = 2, .ts = 7, .type = 2});
+
+  /* Thread 13, sequence 4: another producer's way: clock 65 counts
+   * microseconds, is not incremental, and its snapshot relates it to
+   * BOOTTIME only (BOOTTIME 7000000 is MONOTONIC 3000000, by the first
+   * snapshot). */
+  desc(&trace, T(13), PT, P, 13, NULL);
+  snapshot(&trace, 4, true, T(13), 65, 0, 2,
+           (const uint64_t[][4]){{65, 10, 0, 1000}, {BOOT, 7000000, 0, 0}});
+  tev(&trace,
+      (tev_opts){
+          .seq = 4, .flags = 2, .ts = 12, .type = 1, .iid = 1, .intern = "u"});
+  tev(&trace, (tev_opts){.seq = 4, .flags = 2, .ts = 15, .type = 2});
+  /* An absolute BOOTTIME timestamp: MONOTONIC 3010000. */
+  tev(&trace, (tev_opts){.seq = 4,
+                         .flags = 2,
+                         .ts = 7010000,
+                         .clock = BOOT,
+                         .type = 3,
+                         .iid = 1});
+
+  /* Recording ends: the names. */
+  desc(&trace, T(11), PT, P, 11, "MainThread");
+  desc(&trace, T(12), PT, P, 12, "worker");
+  desc(&trace, PT, 0, P, -1, "proc");
+
+  tr_report *r = pf_report(&trace);
+  expect(r, P, "main", 1, 1, 1000 - 50, 1000);
+  expect(r, P, "f", 1, 1, 50, 50);
+  expect(r, P, "g", 1, 1, 7, 7);
+  expect(r, P, "u", 1, 1, 3000, 3000);
+  /* Three threads (the counter is thread 11's), seven events: four
+   * calls, two instants and a counter value. */
+  expect_json(r,
+              "\"start_ns\":2000000,\"end_ns\":3010000,\"duration_ns\":"
+              "1010000,\n \"processes\":1,\"threads\":3,\"events\":7,"
+              "\"dropped\":0,\"unfinished\":0,\"misnested\":0,\"skipped\":0");
+  expect_json(r, "{\"pid\":10,\"name\":\"proc\",\"threads\":3,\"events\":7,");
+  tr_report_free(r);
+}
+END_TEST
+
+START_TEST(test_report_perfetto_sequence_state) {
+  pbuf trace = {0};
+  snapshot(&trace, 1, false, 0, 0, MONO, 1,
+           (const uint64_t[][4]){{MONO, 1000, 0, 0}});
+  desc(&trace, T(1), 0, P, 1, "T");
+  /* A sequence clock no snapshot declared: the event cannot be placed in
+   * time and is skipped (counted); so is one on a clock id past 127. */
+  tev(&trace, (tev_opts){.seq = 2,
+                         .ts = 5,
+                         .clock = 64,
+                         .type = 3,
+                         .track = T(1),
+                         .name = "lost-in-time"});
+  tev(&trace, (tev_opts){.seq = 2,
+                         .ts = 5,
+                         .clock = 200,
+                         .type = 3,
+                         .track = T(1),
+                         .name = "lost-in-time"});
+  /* Sequence 3 starts, then a packet was lost: packets that need
+   * incremental state are skipped (counted) until it is cleared again. */
+  snapshot(&trace, 3, true, T(1), 64, 0, 2,
+           (const uint64_t[][4]){{64, 0, 1, 0}, {MONO, 2000, 0, 0}});
+  tev(&trace,
+      (tev_opts){
+          .seq = 3, .flags = 2, .ts = 10, .type = 1, .iid = 1, .intern = "a"});
+  tev(&trace, (tev_opts){.seq = 3, .flags = 2, .ts = 10, .type = 2});
+  tev(&trace, (tev_opts){.seq = 3,
+                         .flags = 2,
+                         .dropped = true,
+                         .ts = 10,
+                         .type = 1,
+                         .iid = 1});
+  tev(&trace, (tev_opts){.seq = 3, .flags = 2, .ts = 10, .type = 2});
+  /* Cleared again with new defaults: clock 64 goes on from 2020 (only a
+   * snapshot that holds it restarts it). */
+  snapshot(&trace, 3, true, T(1), 64, 0, 0, NULL);
+  tev(&trace,
+      (tev_opts){
+          .seq = 3, .flags = 2, .ts = 30, .type = 1, .iid = 1, .intern = "b"});
+  tev(&trace, (tev_opts){.seq = 3, .flags = 2, .ts = 5, .type = 2});
+  /* Cleared without defaults: no default track or clock any more, so this
+   * timestamp is absolute (trace time) and the event names its track. */
+  tev(&trace, (tev_opts){.seq = 3,
+                         .flags = 1,
+                         .ts = 3000,
+                         .type = 1,
+                         .track = T(1),
+                         .iid = 1,
+                         .intern = "c"});
+  tev(&trace,
+      (tev_opts){.seq = 3, .flags = 2, .ts = 3004, .type = 2, .track = T(1)});
+  /* A packet with a clock snapshot holds nothing else that is read, as in
+   * trace_processor: its event is ignored (not counted). */
+  pbuf pkt = {0}, cs = {0}, c = {0}, ev = {0};
+  pvar(&c, 1, MONO);
+  pvar(&c, 2, 5000);
+  pmsg(&cs, 1, &c);
+  pvar(&pkt, 8, 5000);
+  pvar(&pkt, 10, 3);
+  pmsg(&pkt, 6, &cs);
+  pvar(&ev, 9, 3);
+  pvar(&ev, 11, T(1));
+  pstr(&ev, 23, "ignored");
+  pmsg(&pkt, 11, &ev);
+  packet(&trace, &pkt);
+
+  tr_report *r = pf_report(&trace);
+  expect(r, P, "a", 1, 1, 10, 10);
+  expect(r, P, "b", 1, 1, 5, 5);
+  expect(r, P, "c", 1, 1, 4, 4);
+  tr_report_fn f;
+  ck_assert(!tr_report_lookup(r, false, P, "lost-in-time", &f));
+  expect_json(r,
+              "\"start_ns\":2010,\"end_ns\":3004,\"duration_ns\":994,\n "
+              "\"processes\":1,\"threads\":1,\"events\":3,\"dropped\":0,"
+              "\"unfinished\":0,\"misnested\":0,\"skipped\":4");
+  tr_report_free(r);
+}
+END_TEST
+
+START_TEST(test_report_perfetto_traced_markers) {
+  /* An unfinished call's END and a lost-events marker, as the writer
+   * writes them; a process known from its nameless descriptor comes in
+   * the order of the descriptors (no sort index in Perfetto). */
+  pbuf trace = {0};
+  snapshot(&trace, 1, false, 0, 0, MONO, 1,
+           (const uint64_t[][4]){{MONO, 1, 0, 0}});
+  desc(&trace, (20u << 2) | 1u, 0, 20, -1, NULL);
+  desc(&trace, PT, 0, P, -1, NULL);
+  desc(&trace, T(1), PT, P, 1, NULL);
+  snapshot(&trace, 2, true, T(1), 64, 0, 2,
+           (const uint64_t[][4]){{64, 100, 1, 0}, {MONO, 100, 0, 0}});
+  tev(&trace, (tev_opts){.seq = 2,
+                         .flags = 2,
+                         .ts = 0,
+                         .type = 1,
+                         .iid = 1,
+                         .intern = "open"});
+  tev(&trace, (tev_opts){.seq = 2,
+                         .flags = 2,
+                         .ts = 20,
+                         .type = 3,
+                         .name = "traced: events lost (ring full)",
+                         .count = 42});
+  tev(&trace,
+      (tev_opts){.seq = 2, .flags = 2, .ts = 0, .type = 2, .unfinished = true});
+  desc(&trace, T(1), PT, P, 1, "MainThread");
+  desc(&trace, PT, 0, P, -1, "ten");
+  desc(&trace, (20u << 2) | 1u, 0, 20, -1, "twenty");
+  tr_report *r = pf_report(&trace);
+  tr_report_fn f;
+  ck_assert(tr_report_lookup(r, false, P, "open", &f));
+  ck_assert_uint_eq(f.unfinished, 1);
+  ck_assert_int_eq(f.total_ns, 20);
+  expect_json(r,
+              "\"processes\":2,\"threads\":1,\"events\":2,\"dropped\":42,"
+              "\"unfinished\":1,");
+  expect_json(r,
+              "\"process_reports\":[\n  {\"pid\":20,\"name\":\"twenty\","
+              "\"threads\":0,\"events\":0,\"dropped\":0,\"unfinished\":0,");
+  expect_json(r,
+              "{\"pid\":10,\"name\":\"ten\",\"threads\":1,\"events\":2,"
+              "\"dropped\":42,\"unfinished\":1,");
+  tr_report_free(r);
+}
+END_TEST
+
 static Suite *report_suite(void) {
   Suite *s = suite_create("report");
   TCase *tok = tcase_create("tokenizer");
@@ -999,6 +1358,9 @@ static Suite *report_suite(void) {
   tcase_add_test(pf, test_report_perfetto);
   tcase_add_test(pf, test_report_perfetto_incremental_state);
   tcase_add_test(pf, test_report_perfetto_malformed);
+  tcase_add_test(pf, test_report_perfetto_incremental_clock);
+  tcase_add_test(pf, test_report_perfetto_sequence_state);
+  tcase_add_test(pf, test_report_perfetto_traced_markers);
   suite_add_tcase(s, pf);
   return s;
 }
