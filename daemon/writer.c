@@ -3,8 +3,10 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "traced_proto.h"
@@ -33,8 +35,8 @@ const char *tr_format_name(tr_format f) {
              : "?";
 }
 
-int tr_writer_open(tr_writer **out, int fd, tr_format format,
-                   const char *label) {
+static int open_format(tr_writer **out, int fd, tr_format format,
+                       const char *label) {
   switch (format) {
     case TR_FORMAT_JSON:
     case TR_FORMAT_JSON_GZ: {
@@ -53,6 +55,24 @@ int tr_writer_open(tr_writer **out, int fd, tr_format format,
     }
   }
   return -EINVAL;
+}
+
+/* Where a regular file's stream begins (for writeback), else -1. */
+static int64_t writeback_base(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return -1;
+  off_t off = lseek(fd, 0, SEEK_CUR);
+  return off < 0 ? -1 : (int64_t)off;
+}
+
+int tr_writer_open(tr_writer **out, int fd, tr_format format,
+                   const char *label) {
+  int rc = open_format(out, fd, format, label);
+  if (rc == 0) {
+    (*out)->wb_base = writeback_base(fd);
+    (*out)->wb_started = 0;
+  }
+  return rc;
 }
 
 void tr_writer_free(tr_writer *w) {
@@ -82,6 +102,28 @@ void tr_wstream_close(tr_wstream *s) {
   free(s);
 }
 
+/* A long trace would otherwise fill the page cache with gigabytes of
+ * dirty pages: the kernel then throttles and reclaims in the daemon's own
+ * write(2) calls, which made a 9.5 GB trace spend three times as long in
+ * the kernel as in the daemon (docs/benchmarks.md).  So past
+ * TR_WRITEBACK_AFTER, writeback of each TR_WRITEBACK_CHUNK is started as
+ * soon as it is written (asynchronous), and the chunk before it, written
+ * back by then, leaves the cache.  Smaller traces are left to the kernel:
+ * starting writeback ourselves moves that work into the daemon, which
+ * costs more than it saves until the cache fills. */
+static void writeback(tr_writer *w, int fd) {
+  if (w->bytes < TR_WRITEBACK_AFTER) return;
+  if (w->wb_started == 0)
+    w->wb_started = w->bytes - w->bytes % TR_WRITEBACK_CHUNK;
+  while (w->bytes - w->wb_started >= TR_WRITEBACK_CHUNK) {
+    off_t off = (off_t)(w->wb_base + (int64_t)w->wb_started);
+    sync_file_range(fd, off, TR_WRITEBACK_CHUNK, SYNC_FILE_RANGE_WRITE);
+    posix_fadvise(fd, off - TR_WRITEBACK_CHUNK, TR_WRITEBACK_CHUNK,
+                  POSIX_FADV_DONTNEED);
+    w->wb_started += TR_WRITEBACK_CHUNK;
+  }
+}
+
 int tr_writer_write_all(tr_writer *w, int fd, const void *p, size_t n) {
   const char *b = p;
   while (n > 0) {
@@ -92,5 +134,6 @@ int tr_writer_write_all(tr_writer *w, int fd, const void *p, size_t n) {
     b += k;
     n -= (size_t)k;
   }
+  if (w->wb_base >= 0) writeback(w, fd);
   return 0;
 }

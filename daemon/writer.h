@@ -99,7 +99,18 @@ struct tr_writer {
   uint64_t bytes;    /* bytes written to the file (compressed for gzip) */
   uint64_t events;   /* non-metadata events written or buffered */
   uint64_t dropped;  /* events lost to write errors or size limits */
+  /* Streaming writeback (tr_writer_write_all): the file offset where this
+   * writer's bytes begin, -1 when the output is no regular file; and how
+   * many of them have been handed to writeback. */
+  int64_t wb_base;
+  uint64_t wb_started;
 };
+
+/* Streaming writeback begins once a trace has TR_WRITEBACK_AFTER bytes;
+ * from then on, each TR_WRITEBACK_CHUNK more is handed to writeback and
+ * the chunk before it dropped from the page cache. */
+#define TR_WRITEBACK_AFTER (1024ull * 1024u * 1024u)
+#define TR_WRITEBACK_CHUNK (32u * 1024u * 1024u)
 
 /* One process's events into a writer. */
 struct tr_wstream {
