@@ -302,23 +302,33 @@ static void print_status(const msgpack_object *m) {
   }
 }
 
+/* Sends `type` with an empty map and waits for `want` into *reply (which
+ * the caller destroys, whatever the result); the daemon's refusal text goes
+ * to err. */
+static int ctl_request(int fd, uint16_t type, uint16_t want,
+                       msgpack_unpacked *reply, char *err, size_t errlen) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 0);
+  msgpack_unpacked_init(reply);
+  int rc = tr_conn_request(fd, type, &sb, NULL, 0, want, reply,
+                           TR_CONN_TIMEOUT_MS, err, errlen);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
 int tr_cmd_status(int argc, char **argv) {
   ctl_opts o;
   int rc = parse(argc, argv, "status", true, status_usage, &o);
   if (rc != 0) return rc < 0 ? 2 : 0;
   int fd = ctl_connect("status", o.socket);
   if (fd < 0) return 1;
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
   msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
   char err[256] = "";
-  rc = tr_conn_request(fd, TR_MSG_STATUS, &sb, NULL, 0, TR_MSG_STATUS_REPLY,
-                       &reply, TR_CONN_TIMEOUT_MS, err, sizeof(err));
-  msgpack_sbuffer_destroy(&sb);
+  rc = ctl_request(fd, TR_MSG_STATUS, TR_MSG_STATUS_REPLY, &reply, err,
+                   sizeof(err));
   close(fd);
   if (rc < 0 || reply.data.type != MSGPACK_OBJECT_MAP) {
     fprintf(stderr, "traced status: the daemon at %s did not answer (%s)\n",
@@ -357,17 +367,9 @@ int tr_cmd_stop(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? 2 : 0;
   int fd = ctl_connect("stop", o.socket);
   if (fd < 0) return 1;
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
   msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
   char err[256] = "";
-  rc = tr_conn_request(fd, TR_MSG_STOP, &sb, NULL, 0, TR_MSG_STOPPING, &reply,
-                       TR_CONN_TIMEOUT_MS, err, sizeof(err));
-  msgpack_sbuffer_destroy(&sb);
+  rc = ctl_request(fd, TR_MSG_STOP, TR_MSG_STOPPING, &reply, err, sizeof(err));
   if (rc < 0) {
     close(fd);
     msgpack_unpacked_destroy(&reply);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "traced_proto.h"
 #include "writer_json.h"
 #include "writer_pftrace.h"
@@ -73,6 +74,15 @@ int tr_writer_open(tr_writer **out, int fd, tr_format format,
     (*out)->wb_started = 0;
   }
   return rc;
+}
+
+void tr_writer_failed(tr_writer *w, int err, uint64_t lost) {
+  tr_log(TR_LOG_ERROR,
+         "event=write_error %s reason=\"writing the trace failed: %s; the "
+         "rest of this session's events are dropped\"",
+         w->label ? w->label : "session=?", strerror(-err));
+  w->dropped += lost;
+  w->events -= lost;
 }
 
 void tr_writer_free(tr_writer *w) {

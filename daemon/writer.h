@@ -137,6 +137,11 @@ static inline int tr_writer_flush(tr_writer *w) { return w->ops->flush(w); }
  * closed first. */
 static inline int tr_writer_finish(tr_writer *w) { return w->ops->finish(w); }
 
+/* For backends: the first failed write of `w` (a negative errno), logged
+ * once; the `lost` events that were buffered move from `events` to
+ * `dropped`.  The backend then writes nothing more. */
+void tr_writer_failed(tr_writer *w, int err, uint64_t lost);
+
 /* Frees the writer (does not close its descriptor).  NULL is a no-op. */
 void tr_writer_free(tr_writer *w);
 

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "traced_proto.h"
 #include "utf8.h"
 
@@ -238,13 +237,8 @@ void tr_json_free(tr_json *w) {
 
 /* The first failed write: logged once; the buffered events are lost. */
 static int fail(tr_json *w, int err) {
-  tr_log(TR_LOG_ERROR,
-         "%s: writing the trace failed: %s; the rest of this session's "
-         "events are dropped",
-         w->base.label ? w->base.label : "trace", strerror(-err));
+  tr_writer_failed(&w->base, err, w->buf_events);
   w->failed = true;
-  w->base.dropped += w->buf_events;
-  w->base.events -= w->buf_events;
   w->buf_events = 0;
   w->len = 0;
   return err;

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
 #include "pb.h"
 #include "traced_proto.h"
 #include "utf8.h"
@@ -205,13 +204,8 @@ static bool map_put(map *mp, uint64_t key, uint64_t value) {
 static const tr_writer_ops pf_ops;
 
 static int fail(tr_pftrace *w, int err) {
-  tr_log(TR_LOG_ERROR,
-         "%s: writing the trace failed: %s; the rest of this session's "
-         "events are dropped",
-         w->base.label ? w->base.label : "trace", strerror(-err));
+  tr_writer_failed(&w->base, err, w->buf_events);
   w->failed = true;
-  w->base.dropped += w->buf_events;
-  w->base.events -= w->buf_events;
   w->buf_events = 0;
   w->len = 0;
   return err;

@@ -155,12 +155,13 @@ static PyObject *m_counter(PyObject *module, PyObject *const *argv,
   Py_RETURN_NONE;
 }
 
-/* span_begin(name, args=None) */
-static PyObject *m_span_begin(PyObject *module, PyObject *const *argv,
-                              Py_ssize_t argc) {
-  (void)module;
+/* span_begin(name, args=None) and span_end(name, args=None), which ends
+ * the innermost span if it is `name`: the same checks and payload. */
+static PyObject *span_event(PyObject *const *argv, Py_ssize_t argc,
+                            bool begin) {
   if (argc < 1 || argc > 2) {
-    PyErr_SetString(PyExc_TypeError, "span_begin(name, args=None)");
+    PyErr_SetString(PyExc_TypeError, begin ? "span_begin(name, args=None)"
+                                           : "span_end(name, args=None)");
     return NULL;
   }
   PyObject *args = argc > 1 ? argv[1] : Py_None;
@@ -172,29 +173,23 @@ static PyObject *m_span_begin(PyObject *module, PyObject *const *argv,
   uint32_t id = intern_name(argv[0]);
   tr_argbuf b;
   payload(&b, args);
-  tr_producer_span_begin(p, ts, id, b.data, b.len);
+  if (begin)
+    tr_producer_span_begin(p, ts, id, b.data, b.len);
+  else
+    tr_producer_span_end(p, ts, id, b.data, b.len);
   Py_RETURN_NONE;
 }
 
-/* span_end(name, args=None): ends the innermost span if it is `name`. */
+static PyObject *m_span_begin(PyObject *module, PyObject *const *argv,
+                              Py_ssize_t argc) {
+  (void)module;
+  return span_event(argv, argc, true);
+}
+
 static PyObject *m_span_end(PyObject *module, PyObject *const *argv,
                             Py_ssize_t argc) {
   (void)module;
-  if (argc < 1 || argc > 2) {
-    PyErr_SetString(PyExc_TypeError, "span_end(name, args=None)");
-    return NULL;
-  }
-  PyObject *args = argc > 1 ? argv[1] : Py_None;
-  if (check_name(argv[0], "span") < 0 || check_args(args, "span") < 0)
-    return NULL;
-  tr_producer *p = event_producer();
-  if (p == NULL) Py_RETURN_NONE;
-  uint64_t ts = tr_now();
-  uint32_t id = intern_name(argv[0]);
-  tr_argbuf b;
-  payload(&b, args);
-  tr_producer_span_end(p, ts, id, b.data, b.len);
-  Py_RETURN_NONE;
+  return span_event(argv, argc, false);
 }
 
 /* set_thread_name(name): the calling thread's name in the trace. */
