@@ -64,8 +64,12 @@ PROGRAM = program("""
         return total
 
 
-    def late_worker():
+    def late_worker(barrier):
         note("pid", "late", os.getpid())
+        # Every worker of the late pool starts before any takes a task: on
+        # a loaded machine the others could otherwise do all the work and
+        # the pool end before one of them ran its initializer.
+        barrier.wait(60)
 
 
     def late(k):
@@ -85,7 +89,9 @@ PROGRAM = program("""
         with multiprocessing.Pool(4) as pool:
             print(pool.map(work, range(4), chunksize=1), flush=True)
         if workers == "late":
-            with multiprocessing.Pool(4, initializer=late_worker) as pool:
+            barrier = multiprocessing.Barrier(4)
+            with multiprocessing.Pool(4, initializer=late_worker,
+                                      initargs=(barrier,)) as pool:
                 print(pool.map(late, range(8), chunksize=1), flush=True)
         if workers == "thread":
             import threading
