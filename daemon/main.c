@@ -464,18 +464,11 @@ static int cmd_serve(int argc, char **argv) {
   so.socket_path = socket_path;
   so.make_dir = make_dir;
   so.no_tsc = no_tsc;
-  rc = tr_server_start(&loop, &so, &st.srv);
-  if (rc < 0) {
-    if (rc == -EADDRINUSE && !detach)
-      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
-              socket_path);
-    report_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
-    uv_loop_close(&loop);
-    return 1;
-  }
-  report_ready(ready_fd, '0');
-  /* The signal watchers do not keep the loop alive: it ends when the
-   * server has closed its handles (signal, or --idle-exit). */
+  /* The signal watchers come first: once the socket accepts, a client may
+   * stop us at once (SIGTERM before the handler exists would kill the
+   * daemon instead of finalising).  A signal is dispatched by uv_run, so
+   * the server exists by then.  They do not keep the loop alive: it ends
+   * when the server has closed its handles (signal, or --idle-exit). */
   uv_signal_init(&loop, &st.sigint);
   uv_signal_init(&loop, &st.sigterm);
   st.sigint.data = st.sigterm.data = &st;
@@ -483,6 +476,19 @@ static int cmd_serve(int argc, char **argv) {
   uv_signal_start(&st.sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&st.sigint);
   uv_unref((uv_handle_t *)&st.sigterm);
+  rc = tr_server_start(&loop, &so, &st.srv);
+  if (rc < 0) {
+    if (rc == -EADDRINUSE && !detach)
+      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
+              socket_path);
+    report_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
+    uv_close((uv_handle_t *)&st.sigint, NULL);
+    uv_close((uv_handle_t *)&st.sigterm, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  report_ready(ready_fd, '0');
 
   uv_run(&loop, UV_RUN_DEFAULT);
 
