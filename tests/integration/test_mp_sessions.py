@@ -94,6 +94,13 @@ REUSE = """
 
 
     def work_a(i):
+        # Both workers take part in the first block whatever the load: a
+        # task waits (bounded) until the other worker has taken one too.
+        open("seen-%d" % os.getpid(), "w").close()
+        deadline = time.monotonic() + 60
+        while (len([f for f in os.listdir(".") if f.startswith("seen-")]) < 2
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         time.sleep(0.03)
         return os.getpid()
 
