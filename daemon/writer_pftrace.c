@@ -665,6 +665,26 @@ static uint64_t series_key(uint32_t name, const char *key, uint32_t klen) {
   return KEY_COUNTER | (1ull << 61) | (h & ((1ull << 61) - 1));
 }
 
+/* A numeric argument's value as a counter value; false for a string. */
+static bool arg_number(const tr_arg *a, double *v) {
+  switch (a->type) {
+    case TR_ARG_INT:
+      *v = (double)a->v.i;
+      return true;
+    case TR_ARG_UINT:
+      *v = (double)a->v.u;
+      return true;
+    case TR_ARG_DOUBLE:
+      *v = a->v.d;
+      return true;
+    case TR_ARG_BOOL:
+      *v = a->v.b ? 1.0 : 0.0;
+      return true;
+    default:
+      return false;
+  }
+}
+
 static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
                       double value, const tr_arg *args, uint32_t nargs) {
   tr_pftrace *w = (tr_pftrace *)s->w;
@@ -674,14 +694,8 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
   /* A single series named "value" is what JSON writes for a plain counter:
    * the same track, so the formats agree. */
   if (nargs == 1 && args[0].klen == 5 && memcmp(args[0].key, "value", 5) == 0 &&
-      args[0].type != TR_ARG_STR) {
-    const tr_arg *a = &args[0];
-    value = a->type == TR_ARG_INT      ? (double)a->v.i
-            : a->type == TR_ARG_UINT   ? (double)a->v.u
-            : a->type == TR_ARG_DOUBLE ? a->v.d
-                                       : (a->v.b ? 1.0 : 0.0);
+      arg_number(&args[0], &value))
     nargs = 0;
-  }
   if (nargs == 0) {
     map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
     uint64_t uuid;
@@ -704,22 +718,7 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
   for (uint32_t i = 0; i < nargs; i++) {
     const tr_arg *a = &args[i];
     double v;
-    switch (a->type) {
-      case TR_ARG_INT:
-        v = (double)a->v.i;
-        break;
-      case TR_ARG_UINT:
-        v = (double)a->v.u;
-        break;
-      case TR_ARG_DOUBLE:
-        v = a->v.d;
-        break;
-      case TR_ARG_BOOL:
-        v = a->v.b ? 1.0 : 0.0;
-        break;
-      default:
-        continue; /* a string is no counter value */
-    }
+    if (!arg_number(a, &v)) continue; /* a string is no counter value */
     uint64_t key = series_key(name, a->key, a->klen);
     map_slot *known = map_find(&ps->m, key);
     uint64_t uuid;
