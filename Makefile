@@ -36,21 +36,23 @@ Z_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
               -fvisibility=hidden -MMD -MP $(SANFLAGS) $(CFLAGS) \
-              -Iproto -Ilibclient/include -Ilibclient/src -Idaemon \
-              $(PKG_CFLAGS)
+              -I. -Ilibclient/include $(PKG_CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
 PROTO_SRC := $(wildcard proto/*.c)
 CLIENT_SRC := $(wildcard libclient/src/*.c)
-DAEMON_SRC := $(wildcard daemon/*.c)
+# The traced executable: the server (daemon/), the output writers (output/),
+# the report tool (report/), the command line (cli/) and shared helpers
+# (common/).  Each folder includes another's headers by the folder's name.
+DAEMON_SRC := $(wildcard common/*.c output/*.c report/*.c daemon/*.c cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/check_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 PROTO_OBJ := $(call obj,$(PROTO_SRC))
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
 DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
-# Daemon objects without main(), for unit tests.
-DAEMON_LIB_OBJ := $(filter-out $(BUILD)/obj/daemon/main.o,$(DAEMON_OBJ))
+# The executable's objects without main(), for unit tests.
+DAEMON_LIB_OBJ := $(filter-out $(BUILD)/obj/cli/main.o,$(DAEMON_OBJ))
 
 BIN := $(BUILD)/bin/traced
 LIB_A := $(BUILD)/lib/libtraced.a
@@ -233,11 +235,10 @@ FUZZ_MAX_LEN ?= 70000
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
-               $(FUZZ_SAN) -Iproto -Idaemon $(PKG_CFLAGS)
+               $(FUZZ_SAN) -I. -Ilibclient/include $(PKG_CFLAGS)
 # The daemon without main() and the CLI; server.c is compiled into
 # fuzz_frame.c itself (its handlers are static).
-FUZZ_SRC := $(PROTO_SRC) $(filter-out daemon/main.c daemon/run.c \
-              daemon/runopts.c daemon/ctl.c daemon/server.c,$(DAEMON_SRC))
+FUZZ_SRC := $(PROTO_SRC) $(filter-out cli/%.c daemon/server.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
 FUZZ_HARNESSES := frame ring report
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))
@@ -269,7 +270,8 @@ fuzz: fuzz-build
 	    -artifact_prefix=$$crashes/ $$corpus; \
 	done
 
-FORMAT_FILES := $(wildcard proto/*.[ch] daemon/*.[ch] libclient/src/*.[ch] \
+FORMAT_FILES := $(wildcard proto/*.[ch] common/*.[ch] output/*.[ch] \
+                  report/*.[ch] daemon/*.[ch] cli/*.[ch] libclient/src/*.[ch] \
                   libclient/include/*.h pyshim/src/*.[ch] tests/unit/*.c \
                   tests/native/*.c tests/fuzz/*.c)
 format:
@@ -283,7 +285,7 @@ format-check:
 # systemd units for a system service and a per-user service (README,
 # "Shared machine").  The Python package installs separately, into any
 # environment: `pip install ./pyshim`.
-VERSION := $(shell sed -n 's/^\#define TRACED_VERSION "\(.*\)"/\1/p' daemon/version.h)
+VERSION := $(shell sed -n 's/^\#define TRACED_VERSION "\(.*\)"/\1/p' common/version.h)
 BINDIR := $(PREFIX)/bin
 LIBDIR := $(PREFIX)/lib
 UNITDIR := $(LIBDIR)/systemd/system

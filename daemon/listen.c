@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static void log_path_error(const char *path, const char *what, int err) {
   char q[TR_LOG_VALUE_MAX];

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "proto/frame.h"
 
 #define HDR_SIZE sizeof(tr_frame_hdr)
 

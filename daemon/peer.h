@@ -16,7 +16,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 
 #define TR_PEER_IN_INITIAL 4096u      /* grows up to one maximal frame */
 #define TR_PEER_OUT_MAX (64u * 1024u) /* unsent replies beyond this: drop */

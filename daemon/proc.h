@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "output/writer.h"
 #include "ringread.h"
-#include "writer.h"
 
 #define TR_NAME_MAX 256              /* process and thread display names */
 #define TR_PROC_MAX_THREADS 4096     /* rings open at once per process */

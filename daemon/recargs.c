@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 
 /* The wire's types are the writers' types. */
 _Static_assert((int)TR_ARGS_STR == (int)TR_ARG_STR &&

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "event_args.h"
+#include "output/event_args.h"
 
 /* Decodes the payload p[0..len) into out[0..max): keys and string values
  * point into p (which must stay unchanged while they are used).  Entries

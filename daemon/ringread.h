@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 
 /* ---- rings ------------------------------------------------------------ */
 

@@ -17,19 +17,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "common/log.h"
+#include "common/version.h"
 #include "listen.h"
-#include "log.h"
-#include "mp.h"
 #include "mpcheck.h"
 #include "peer.h"
 #include "proc.h"
+#include "proto/frame.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
 #include "ringread.h"
 #include "session.h"
 #include "status.h"
-#include "traced_proto.h"
 #include "tsclock.h"
-#include "version.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 

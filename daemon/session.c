@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 
 uint64_t tr_monotonic_ns(void) {
   struct timespec ts;

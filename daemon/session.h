@@ -17,9 +17,9 @@
 #include <sys/types.h>
 
 #include "metaseen.h"
+#include "output/writer.h"
 #include "proc.h"
-#include "traced_proto.h"
-#include "writer.h"
+#include "proto/traced_proto.h"
 
 #define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */
 #define TR_SESSIONS_PER_UID 64   /* open sessions per owner */

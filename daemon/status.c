@@ -4,9 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mp.h"
-#include "traced_proto.h"
-#include "version.h"
+#include "common/version.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
 
 /* Only the owner and root get here, so the output path is shown. */
 static void pack_session(msgpack_sbuffer *sb, const tr_session *s,

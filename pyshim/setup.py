@@ -38,8 +38,7 @@ sources += [rel("proto", n) for n in ("frame.c", "mp.c")]
 ext = Extension(
     "traced._traced",
     sources=sources,
-    include_dirs=[rel("proto"), rel("libclient", "include"),
-                  rel("libclient", "src"), "src"],
+    include_dirs=[rel("."), rel("libclient", "include"), "src"],
     libraries=["msgpackc", "pthread"],
     define_macros=[("_GNU_SOURCE", "1")],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 
 /* Marks a value that was cut: U+2026 HORIZONTAL ELLIPSIS. */
 #define TR_ELLIPSIS "\xe2\x80\xa6"

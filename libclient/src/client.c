@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "frame.h"
-#include "mp.h"
+#include "proto/frame.h"
+#include "proto/mp.h"
 
 #define TR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 

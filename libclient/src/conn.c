@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "frame.h"
-#include "mp.h"
+#include "proto/frame.h"
+#include "proto/mp.h"
 
 int tr_conn_connect(const char *path) {
   struct sockaddr_un addr;

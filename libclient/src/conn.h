@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/traced_proto.h"
 #include "traced.h"
-#include "traced_proto.h"
 
 #define TR_CONN_TIMEOUT_MS 10000
 

@@ -29,7 +29,7 @@
 #include <x86intrin.h>
 #endif
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 
 /* Shadow-stack entries: the record's string id, with these flag bits.
  * Arena offsets are below TR_ARENA_MAX_SIZE (2^28), so the top bits are

@@ -2,7 +2,7 @@
 #ifndef TRACED_ARGS_H
 #define TRACED_ARGS_H
 
-#include "argbuf.h"
+#include "libclient/src/argbuf.h"
 #include "shim.h"
 
 /* name=repr(value) for each argument of the frame's code object

@@ -17,7 +17,7 @@
 
 #include "args.h"
 #include "compat.h"
-#include "options.h"
+#include "libclient/src/options.h"
 #include "shim.h"
 
 #if TR_HAVE_EVAL_HOOK

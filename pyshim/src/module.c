@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "options.h"
+#include "libclient/src/options.h"
 #include "shim.h"
 
 typedef struct module_state {

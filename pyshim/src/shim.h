@@ -7,8 +7,8 @@
 #include <frameobject.h>
 #include <stdbool.h>
 
-#include "client.h"
-#include "producer.h"
+#include "libclient/src/client.h"
+#include "libclient/src/producer.h"
 
 /* The profile hook's argument: one per traced thread.  Owned by the
  * thread state (PyEval_SetProfile keeps a reference); its dealloc closes

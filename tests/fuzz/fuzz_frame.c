@@ -28,7 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "server.c"
+#include "daemon/server.c"
 
 #define FUZZ_ARENA_DATA TR_ARENA_MIN_SIZE
 #define FUZZ_RING_SLOTS 1024u

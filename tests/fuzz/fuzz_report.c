@@ -1,8 +1,8 @@
 /* fuzz_report.c: libFuzzer harness for `traced report`'s input side: the
- * streaming JSON tokenizer and trace reader (daemon/jsontok.c,
- * daemon/trace_read.c), the Perfetto protobuf reader
- * (daemon/pftrace_read.c), and the aggregation and printing of the report
- * (daemon/report.c).
+ * streaming JSON tokenizer and trace reader (report/jsontok.c,
+ * report/trace_read.c), the Perfetto protobuf reader
+ * (report/pftrace_read.c), and the aggregation and printing of the report
+ * (report/report.c).
  *
  * The input is a trace file's bytes (JSON or Perfetto, recognised from the
  * content as the command does).  Every event read is aggregated; then the
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsontok.h"
-#include "report.h"
-#include "trace_read.h"
+#include "report/jsontok.h"
+#include "report/report.h"
+#include "report/trace_read.h"
 
 #define CHECK(cond)                                                     \
   do {                                                                  \

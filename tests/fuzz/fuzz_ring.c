@@ -1,9 +1,9 @@
 /* fuzz_ring.c: libFuzzer harness for the daemon's consumer of shared
  * memory: ring positions and records (daemon/ringread.c), string-arena
  * lookups, and the decoding of records into trace events with enter/exit
- * pairing (daemon/proc.c), written by the JSON writer (daemon/writer_json.c)
+ * pairing (daemon/proc.c), written by the JSON writer (output/writer_json.c)
  * and, from the same input again, by the Perfetto writer
- * (daemon/writer_pftrace.c).
+ * (output/writer_pftrace.c).
  *
  * The input is a producer's shared memory plus a script of what the
  * producer does between the daemon's drains (make_seeds.py writes it):
@@ -40,14 +40,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "metaseen.h"
-#include "pb.h"
-#include "proc.h"
-#include "ringread.h"
-#include "traced_proto.h"
-#include "writer.h"
-#include "writer_json.h"
+#include "common/log.h"
+#include "daemon/metaseen.h"
+#include "daemon/proc.h"
+#include "daemon/ringread.h"
+#include "output/pb.h"
+#include "output/writer.h"
+#include "output/writer_json.h"
+#include "proto/traced_proto.h"
 
 #define HDR_BYTES 136 /* both headers up to their last field's end */
 #define MAX_SLOTS 8192u

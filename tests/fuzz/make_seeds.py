@@ -398,7 +398,7 @@ def pb_bytes(num, data):
 
 def report_seeds():
     seeds = {}
-    # traced's own lines (daemon/writer_json.c), microseconds with three
+    # traced's own lines (output/writer_json.c), microseconds with three
     # decimals.
     body = ",\n".join([
         '{"ph":"X","cat":"python","name":"g (p.py:5)","pid":1,"tid":1,'

@@ -1306,7 +1306,7 @@ def test_garbage_stays_out_of_other_sessions(daemon, tmp_path):
 
 
 def test_terminal_output_cannot_stall_the_daemon(daemon):
-    """BUG (daemon/session.c tr_session_create, daemon/writer_json.c
+    """BUG (daemon/session.c tr_session_create, output/writer_json.c
     tr_json_flush): a session's output may be any character device, and
     the daemon writes it with blocking write(2) on its one thread.  A
     terminal whose output is suspended (^S, or a pty nobody reads) blocks
@@ -1351,7 +1351,7 @@ def test_terminal_output_cannot_stall_the_daemon(daemon):
 
 @not_under_wrapper
 def test_refusals_at_the_descriptor_limit_name_the_peer(daemon_with):
-    """BUG (daemon/server.c on_listen_poll / accept_one; daemon/main.c):
+    """BUG (daemon/server.c on_listen_poll / accept_one; cli/main.c):
     the daemon never raises its soft RLIMIT_NOFILE, which is 1024 for most
     services, so the documented per-uid connection limit (1024) is never
     reached: accept() fails with EMFILE first.  The spare-descriptor

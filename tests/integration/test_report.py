@@ -543,7 +543,7 @@ def packet(*fields):
 
 def to_perfetto(events):
     """A Perfetto trace of a traced JSON trace, encoded by hand per
-    Perfetto's protos (field numbers in daemon/pftrace_read.h): a process
+    Perfetto's protos (field numbers in report/pftrace_read.h): a process
     track and a thread track per process and thread (with their names),
     each thread's calls as SLICE_BEGIN/SLICE_END on its own sequence with
     interned names, instants and counters; unfinished calls carry a

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "traced_proto.h"
+#include "proto/frame.h"
+#include "proto/traced_proto.h"
 
 START_TEST(test_frame_roundtrip) {
   uint8_t buf[8 + 5];

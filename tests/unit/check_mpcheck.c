@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpcheck.h"
+#include "daemon/mpcheck.h"
 
 static msgpack_sbuffer sb;
 static msgpack_packer pk;

@@ -1,11 +1,11 @@
-/* check_pb.c: unit tests of the protocol-buffers encoder (daemon/pb.c),
+/* check_pb.c: unit tests of the protocol-buffers encoder (output/pb.c),
  * checked byte for byte against the wire format's published examples and
  * hand-encoded messages. */
 #include <check.h>
 #include <math.h>
 #include <string.h>
 
-#include "pb.h"
+#include "output/pb.h"
 
 #define ck_assert_bytes(pb, lit)                                      \
   do {                                                                \

@@ -9,12 +9,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "argbuf.h"
-#include "proc.h"
-#include "ringread.h"
-#include "traced_proto.h"
-#include "writer.h"
-#include "writer_json.h"
+#include "daemon/proc.h"
+#include "daemon/ringread.h"
+#include "libclient/src/argbuf.h"
+#include "output/writer.h"
+#include "output/writer_json.h"
+#include "proto/traced_proto.h"
 
 typedef struct fixture {
   void *arena_mem;

@@ -9,9 +9,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "jsontok.h"
-#include "report.h"
-#include "trace_read.h"
+#include "report/jsontok.h"
+#include "report/report.h"
+#include "report/trace_read.h"
 
 /* ---- a source that hands out `chunk` bytes per read ---------------------- */
 
@@ -966,7 +966,7 @@ START_TEST(test_report_perfetto_malformed) {
 END_TEST
 
 /* ---- Perfetto traces as traced's writer encodes them ----------------------
- * (daemon/writer_pftrace.c, docs/formats.md): descriptors on sequence 1,
+ * (output/writer_pftrace.c, docs/formats.md): descriptors on sequence 1,
  * nameless first and named when recording ends; each thread on its own
  * sequence, whose first packet clears incremental state and sets
  * TracePacketDefaults (the thread's track, the sequence clock 64) and a

@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "producer.h"
-#include "ringread.h"
-#include "traced_proto.h"
+#include "daemon/ringread.h"
+#include "libclient/src/producer.h"
+#include "proto/traced_proto.h"
 
 #define RACE_RECORDS 5000000u
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "tsclock.h"
+#include "daemon/tsclock.h"
 
 /* A fake host: the TSC runs at 2.5 ticks per ns from `base`, plus a
  * sampling jitter of up to +-jitter ns; `now` is the current tick. */

@@ -1,4 +1,4 @@
-/* check_writer.c: unit tests of the writer interface (daemon/writer.c) and
+/* check_writer.c: unit tests of the writer interface (output/writer.c) and
  * its gzip and Perfetto backends: gzip holds exactly the JSON, Perfetto
  * interns each name once per stream, unresolvable names write nothing,
  * write errors count every event as dropped. */
@@ -12,9 +12,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "writer.h"
-#include "writer_json.h"
-#include "writer_pftrace.h"
+#include "output/writer.h"
+#include "output/writer_json.h"
+#include "output/writer_pftrace.h"
 
 /* A fake string table: id i (4-aligned) names names[i / 4]. */
 static const char *const names[] = {"<unknown>", "f (x.py:1)", "g", "q\"\xff"};

@@ -10,8 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "traced_proto.h"
-#include "writer_json.h"
+#include "output/writer_json.h"
+#include "proto/traced_proto.h"
 
 static char *escape(const char *s, size_t n) {
   static char out[TR_JSON_ESCAPED_MAX(256) + 1];

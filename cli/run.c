@@ -2,8 +2,6 @@
  * environment that makes its Python processes join it, wait for the
  * command and for the daemon to finalise the file, report, and exit with
  * the command's status. */
-#include "run.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,9 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "conn.h"
-#include "report.h"
+#include "cli.h"
+#include "libclient/src/client.h"
+#include "libclient/src/conn.h"
+#include "report/report.h"
 #include "runopts.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing

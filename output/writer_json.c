@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 #include "utf8.h"
 
 /* Room for everything but the name in the largest event (a counter with a

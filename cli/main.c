@@ -14,15 +14,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "client.h"
-#include "ctl.h"
-#include "listen.h"
-#include "log.h"
-#include "report.h"
-#include "run.h"
-#include "server.h"
-#include "traced_proto.h"
-#include "version.h"
+#include "cli.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "daemon/listen.h"
+#include "daemon/server.h"
+#include "libclient/src/client.h"
+#include "proto/traced_proto.h"
+#include "report/report.h"
 
 static void usage(FILE *f) {
   fputs(
@@ -509,7 +508,7 @@ static int cmd_serve(int argc, char **argv) {
 /* ---- run --------------------------------------------------------------------
  */
 
-/* TODO(lead): `traced run` lives in daemon/run.c (it needs libclient's
+/* TODO(lead): `traced run` lives in cli/run.c (it needs libclient's
  * connection helpers); this only dispatches to it. */
 static int cmd_run(int argc, char **argv) { return tr_cmd_run(argc, argv); }
 

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "pb.h"
-#include "traced_proto.h"
+#include "proto/traced_proto.h"
 #include "utf8.h"
 
 /* ---- field numbers ------------------------------------------------------

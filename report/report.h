@@ -80,8 +80,13 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o);
  * negative errno.  For `traced run --report`. */
 int tr_report_file(const char *path, FILE *out, FILE *err, const char *who);
 
-/* `traced report`: argv[0] is "report".  Returns the exit status: 0, 1 for
- * a file that cannot be read or is not a trace, 2 for bad usage. */
-int tr_cmd_report(int argc, char **argv);
+/* Reads `path` into a new report (which the caller frees).  Errors are
+ * printed to `err` as "<who>: <path>: <why>".  Returns 0 or a negative
+ * errno. */
+int tr_report_load(const char *path, FILE *err, const char *who,
+                   tr_report **out);
+
+/* Whether process `pid` appears in the report. */
+bool tr_report_has_pid(const tr_report *r, int64_t pid);
 
 #endif

@@ -1,8 +1,6 @@
 /* ctl.c: `traced status` and `traced stop`, the operator's commands: ask a
  * running daemon what it serves, or make it finalise every session and
  * exit. */
-#include "ctl.h"
-
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,10 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "conn.h"
-#include "mp.h"
-#include "traced_proto.h"
+#include "cli.h"
+#include "libclient/src/client.h"
+#include "libclient/src/conn.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
 
 /* `traced stop` waits this long for the sessions to be finalised (the
  * same bound as `traced run` gives SESSION_END). */

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "traced_proto.h"
+#include "common/log.h"
+#include "proto/traced_proto.h"
 #include "writer_json.h"
 #include "writer_pftrace.h"
 

@@ -19,7 +19,7 @@
 /* Containers nested deeper than this inside an event are refused (their
  * skipping needs one byte of state per level). */
 #define MAX_DEPTH 4096
-/* The name of traced's lost-events marker (daemon/writer_json.c). */
+/* The name of traced's lost-events marker (output/writer_json.c). */
 #define LOST_NAME "traced: events lost (ring full)"
 
 typedef enum {

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "options.h"
+#include "libclient/src/options.h"
 
 /* getopt_long values of the recording flags: TR_RUNOPT_BASE + option id. */
 #define TR_RUNOPT_BASE 0x1000
