@@ -194,9 +194,6 @@ bench: bench-deps
 bench-daemon: bench-deps
 	BENCH_DAEMON_EVENTS=$(BENCH_DAEMON_EVENTS) $(VENV_PY) scripts/bench.py --daemon
 
-# The sanitized daemon is several times slower, so producers may wait
-# longer for room in a full ring instead of dropping (the tests count every
-# event), as under valgrind below.
 asan: deps
 	$(MAKE) SAN=1 native
 	$(MAKE) all test-deps
@@ -206,7 +203,6 @@ asan: deps
 	TRACED_STRESS_NATIVE=$(abspath build-asan/tests/stress_native) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	TRACED_FULL_WAIT_MS=2000 \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 # The integration tests with the daemon under valgrind: any invalid access
@@ -219,7 +215,7 @@ valgrind: all test-deps
 	TRACED_BIN=$(abspath $(BIN)) \
 	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
 	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
-	TRACED_DAEMON_WRAPPER="$(VALGRIND)" TRACED_FULL_WAIT_MS=5000 \
+	TRACED_DAEMON_WRAPPER="$(VALGRIND)" TRACED_STALL_MS=20000 \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 # libFuzzer harnesses (tests/fuzz/): the daemon's frame and ring decoding,

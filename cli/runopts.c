@@ -70,6 +70,8 @@ int tr_runopts_take(tr_runopts *r, int val, const char *arg) {
   }
   if (o->kind == TR_OPT_DURATION)
     snprintf(r->value[i], sizeof(r->value[i]), "%lluns", (unsigned long long)v);
+  else if (o->kind == TR_OPT_CHOICE)
+    tr_option_choice(o, v, r->value[i], sizeof(r->value[i]));
   else
     snprintf(r->value[i], sizeof(r->value[i]), "%llu", (unsigned long long)v);
   return 0;

@@ -80,6 +80,10 @@ void tr_proc_set_state(tr_proc *p, uint64_t state) {
   if (p->has_arena) tr_arena_set_state(&p->arena, state);
 }
 
+void tr_proc_beat(tr_proc *p, uint64_t beat) {
+  if (p->has_arena) tr_arena_beat(&p->arena, beat);
+}
+
 static void write_process_meta(tr_proc *p, tr_metaseen *seen) {
   if (p->out == NULL) return;
   if (p->name_len > 0 &&
@@ -434,6 +438,7 @@ static void on_record(void *ctx, const tr_record *r, const tr_record *extra) {
       break;
     case TR_REC_LOST:
       p->stats.lost += r->id;
+      t->lost_marked += r->id;
       tr_wstream_lost(p->out, t->tid, r->ts, r->id);
       break;
     default:
@@ -482,6 +487,18 @@ static void count_drops(tr_proc *p, tr_thread *t) {
     t->dropped += d - t->dropped_base;
   }
   t->dropped_base = d;
+}
+
+/* A thread's recording ends: the events its producer dropped that no LOST
+ * record marked (it dropped until it ended, say, with a dead or stopped
+ * daemon) get one marker at its last timestamp, so the markers in a trace
+ * add up to the dropped count its summary gives. */
+static void mark_drops(tr_proc *p, tr_thread *t) {
+  count_drops(p, t);
+  if (p->out != NULL && t->dropped > t->lost_marked) {
+    tr_wstream_lost(p->out, t->tid, t->last_ts, t->dropped - t->lost_marked);
+    t->lost_marked = t->dropped;
+  }
 }
 
 int tr_proc_drain(tr_proc *p) {
@@ -536,7 +553,7 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
       continue;
     }
     close_open_calls(p, t);
-    count_drops(p, t);
+    mark_drops(p, t);
     write_thread_name(p, t, p->seen);
     p->stack_slots -= t->cap;
     thread_free(p, t);
@@ -576,6 +593,7 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
     t->arglen = 0;
     t->dropped_base = tr_ringview_dropped(&t->ring);
     t->dropped = 0;
+    t->lost_marked = 0;
   }
   return 0;
 }
@@ -587,7 +605,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   for (uint32_t i = 0; i < p->nthreads; i++) {
     tr_thread *t = p->threads[i];
     close_open_calls(p, t);
-    count_drops(p, t);
+    mark_drops(p, t);
   }
   /* Names are written once per output, when recording ends, so each
    * carries the final name (see docs/daemon.md, "Metadata").  A pid seen

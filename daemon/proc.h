@@ -59,7 +59,8 @@ typedef struct tr_thread {
   uint64_t dropped_base; /* ring `dropped` when this output began */
   uint16_t name_len;
   char name[TR_NAME_MAX];
-  uint64_t dropped; /* events its producer dropped into this output */
+  uint64_t dropped;     /* events its producer dropped into this output */
+  uint64_t lost_marked; /* of which LOST markers in the output tell */
 } tr_thread;
 
 /* Counters since the last tr_proc_attach. */
@@ -187,6 +188,10 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
 /* Events this process dropped into its current output so far: the depth
  * limit's and its producers' (counted by its rings, not yet collected). */
 uint64_t tr_proc_dropped_now(const tr_proc *p);
+
+/* Writes the daemon's heartbeat into the arena (no-op without one): the
+ * process's threads waiting on a full ring keep waiting while it changes. */
+void tr_proc_beat(tr_proc *p, uint64_t beat);
 
 /* Writes the process state word (no-op without an arena). */
 void tr_proc_set_state(tr_proc *p, uint64_t state);

@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tsclock.h"
@@ -162,6 +165,17 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
   }
   v->tail = t;
   atomic_store_explicit(&h->tail, t, memory_order_release);
+  /* Wake a producer sleeping for room (PROTOCOL.md section 5, "Full
+   * ring").  The fence orders the tail store before the load of `waiting`;
+   * it pairs with the producer's fence between its store of `waiting` and
+   * its reload of `tail`, so either the producer sees this tail or this
+   * load sees waiting == 1 and the bump of `wake` ends its FUTEX_WAIT. */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&h->waiting, memory_order_relaxed) != 0) {
+    atomic_fetch_add_explicit(&h->wake, 1, memory_order_relaxed);
+    syscall(SYS_futex, (uint32_t *)&h->wake, FUTEX_WAKE, INT_MAX, NULL, NULL,
+            0);
+  }
   if (st != NULL) {
     st->records += records;
     st->late += late;
@@ -172,6 +186,11 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
 }
 
 /* ---- string arena ----------------------------------------------------- */
+
+void tr_arena_beat(tr_arenaview *a, uint64_t beat) {
+  /* Relaxed: producers only compare it with the value they saw before. */
+  atomic_store_explicit(&a->hdr->beat, beat, memory_order_relaxed);
+}
 
 int tr_arena_attach(tr_arenaview *a, void *base, size_t size,
                     uint32_t data_size) {

@@ -106,6 +106,9 @@ void tr_arena_unmap(tr_arenaview *a);
  * Returns 0 or -EINVAL. */
 int tr_arena_get(tr_arenaview *a, uint32_t id, const char **ptr, uint32_t *len);
 
+/* Writes the daemon's heartbeat (PROTOCOL.md section 5, "Full ring"). */
+void tr_arena_beat(tr_arenaview *a, uint64_t beat);
+
 /* Writes the process state word (see PROTOCOL.md section 4). */
 void tr_arena_set_state(tr_arenaview *a, uint64_t state);
 

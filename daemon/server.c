@@ -62,6 +62,7 @@ struct tr_server {
   client *cursor; /* drained first in the next pass (fairness) */
   uint64_t refill_ms; /* loop time the rate tokens were last refilled */
   uint64_t rates_ms;  /* loop time the sessions' event rates were taken */
+  uint64_t beat_ms;   /* loop time of the last heartbeat */
   tr_sessions sessions;
   int depth; /* callbacks in progress: teardown waits until 0 */
   bool reaping;
@@ -1078,6 +1079,14 @@ static void on_drain_timer(uv_timer_t *t) {
                   s->limits.hello_timeout_s);
   }
   drain_pass(s, now);
+  /* The heartbeat tells producers waiting on a full ring that the daemon
+   * lives and serves, however long their own turn takes (fair draining
+   * among many users, the rate limit). */
+  if (now - s->beat_ms >= TR_BEAT_INTERVAL_MS) {
+    for (client *cl = s->clients; cl != NULL; cl = cl->next)
+      tr_proc_beat(&cl->proc, now);
+    s->beat_ms = now;
+  }
   tr_sessions_flush(&s->sessions);
   if (now - s->rates_ms >= 1000) {
     tr_sessions_sample_rates(&s->sessions, tr_monotonic_ns());

@@ -107,16 +107,24 @@ typedef struct tr_arena_hdr {
   uint8_t pad0[TR_CACHELINE - 16];
   /* Daemon-written line. */
   _Alignas(TR_CACHELINE) _Atomic uint64_t state;
-  uint8_t pad1[TR_CACHELINE - 8];
+  /* The daemon's heartbeat: a value that changes at least every
+   * TR_BEAT_INTERVAL_MS while the daemon serves this process (PROTOCOL.md
+   * section 5, "Full ring").  0 from daemons that predate it. */
+  _Atomic uint64_t beat;
+  uint8_t pad1[TR_CACHELINE - 16];
   /* Producer-written line. */
   _Alignas(TR_CACHELINE) _Atomic uint32_t committed; /* bytes published */
   _Atomic uint32_t dropped; /* strings refused: arena full */
 } tr_arena_hdr;
 _Static_assert(offsetof(tr_arena_hdr, state) == 64, "arena state at 64");
+_Static_assert(offsetof(tr_arena_hdr, beat) == 72, "arena beat at 72");
 _Static_assert(offsetof(tr_arena_hdr, committed) == 128,
                "arena committed at 128");
 _Static_assert(sizeof(tr_arena_hdr) <= TR_SHM_HEADER_SIZE,
                "arena header fits its page");
+
+/* The daemon changes every served process's `beat` at least this often. */
+#define TR_BEAT_INTERVAL_MS 100u
 
 /* ---- per-thread ring -------------------------------------------------------
  * Single producer (the thread), single consumer (the daemon).  Positions
@@ -144,15 +152,21 @@ typedef struct tr_ring_hdr {
   _Atomic uint64_t dropped; /* events refused: ring full (cumulative) */
   _Atomic uint32_t closed;  /* 1: the thread is gone, nothing more comes */
   _Atomic uint32_t bell;    /* 1: a doorbell was rung and not yet served */
-  uint8_t pad1[TR_CACHELINE - 24];
+  _Atomic uint32_t waiting; /* 1: the producer sleeps on `wake` for room */
+  uint8_t pad1[TR_CACHELINE - 28];
   /* Consumer-written line. */
   _Alignas(TR_CACHELINE) _Atomic uint64_t tail; /* slots consumed */
+  /* Bumped by the daemon after it consumed while `waiting` was set, and
+   * the producer woken with FUTEX_WAKE on it (a futex word: 32 bits). */
+  _Atomic uint32_t wake;
 } tr_ring_hdr;
 _Static_assert(offsetof(tr_ring_hdr, head) == 64, "ring head at 64");
 _Static_assert(offsetof(tr_ring_hdr, dropped) == 72, "ring dropped at 72");
 _Static_assert(offsetof(tr_ring_hdr, closed) == 80, "ring closed at 80");
 _Static_assert(offsetof(tr_ring_hdr, bell) == 84, "ring bell at 84");
+_Static_assert(offsetof(tr_ring_hdr, waiting) == 88, "ring waiting at 88");
 _Static_assert(offsetof(tr_ring_hdr, tail) == 128, "ring tail at 128");
+_Static_assert(offsetof(tr_ring_hdr, wake) == 136, "ring wake at 136");
 _Static_assert(sizeof(tr_ring_hdr) <= TR_SHM_HEADER_SIZE,
                "ring header fits its page");
 
@@ -226,6 +240,12 @@ enum tr_args_type {
 #define TR_ENV_RING_SLOTS "TRACED_RING_SLOTS"
 #define TR_ENV_QUIET "TRACED_QUIET"
 #define TR_ENV_CLOCK "TRACED_CLOCK" /* "monotonic": never offer TSC */
+/* How long a producer whose ring is full waits, in the default mode, for a
+ * daemon that makes no progress at all (dead, stopped, hung) before it
+ * drops events: milliseconds, default TR_STALL_DEFAULT_MS. */
+#define TR_ENV_STALL_MS "TRACED_STALL_MS"
+#define TR_STALL_DEFAULT_MS 2000u
+#define TR_STALL_MAX_MS 600000u
 
 /* The system-wide daemon's socket (`traced serve --system`); clients use
  * it when TRACED_SOCKET names it. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "options.h"
 #include "proto/frame.h"
 #include "proto/mp.h"
 
@@ -46,11 +47,8 @@ static struct {
     .arena_fd = -1,
 };
 
-static uint64_t g_full_wait_ns = 10u * 1000u * 1000u;
 /* Payload slots per record the daemon reads (WELCOME `max_extra`). */
 static uint32_t g_max_extra = TR_RECORD_MAX_EXTRA_V1;
-
-uint64_t tr_client_full_wait_ns(void) { return g_full_wait_ns; }
 
 bool tr_client_may_use_tsc(void) {
 #if defined(__x86_64__)
@@ -263,6 +261,30 @@ _Atomic uint64_t *tr_client_state_word(void) {
   return g.arena != NULL ? &g.arena->state : &g_disabled_state;
 }
 
+/* The full-ring policy of TRACED_ON_FULL, TRACED_FULL_WAIT_MS and
+ * TRACED_STALL_MS (an invalid value leaves its default; the Python shim
+ * and `traced run` warn about it). */
+static void full_policy_from_env(void) {
+  uint64_t v;
+  const tr_option *o = &tr_options[TR_OPTION_ON_FULL];
+  const char *s = getenv(o->env);
+  bool drop = s != NULL && tr_option_parse(o, s, &v, NULL, 0) == 0 &&
+              v == TR_ON_FULL_DROP;
+  o = &tr_options[TR_OPTION_FULL_WAIT_MS];
+  s = getenv(o->env);
+  if (s == NULL || tr_option_parse(o, s, &v, NULL, 0) < 0) v = o->def;
+  tr_client_set_full_policy(drop, v * 1000000u);
+  uint64_t stall =
+      env_u32(TR_ENV_STALL_MS, TR_STALL_DEFAULT_MS, 1, TR_STALL_MAX_MS);
+  atomic_store_explicit(&tr_full.stall_ns, stall * 1000000u,
+                        memory_order_relaxed);
+}
+
+void tr_client_set_full_policy(bool drop, uint64_t wait_ns) {
+  atomic_store_explicit(&tr_full.drop, drop, memory_order_relaxed);
+  atomic_store_explicit(&tr_full.wait_ns, wait_ns, memory_order_relaxed);
+}
+
 /* Caller holds io_lock. */
 static int connect_locked(const char *path) {
   if (g.fd >= 0 && g.pid == getpid()) return 0;
@@ -281,8 +303,7 @@ static int connect_locked(const char *path) {
   if (fd < 0) return fd;
   snprintf(g.socket_path, sizeof(g.socket_path), "%s", path);
 
-  g_full_wait_ns =
-      (uint64_t)env_u32("TRACED_FULL_WAIT_MS", 10, 0, 60000) * 1000000u;
+  full_policy_from_env();
   if (g.arena_cap == 0)
     g.arena_cap = env_u32("TRACED_ARENA_SIZE", TR_ARENA_DEFAULT_SIZE,
                           TR_ARENA_MIN_SIZE, TR_ARENA_MAX_SIZE);
@@ -554,6 +575,7 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   p->pid = getpid();
   p->tid = h->tid;
   p->state = tr_client_state_word();
+  p->beat = g.arena != NULL ? &g.arena->beat : NULL;
   if (name != p->name) snprintf(p->name, sizeof(p->name), "%s", name);
   return 0;
 }

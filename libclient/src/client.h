@@ -74,9 +74,11 @@ _Atomic uint64_t *tr_client_never_word(void);
  * the child, joins its parent's session and gives p a fresh ring. */
 int tr_client_reattach_thread(tr_producer *p);
 
-/* How long a producer waits for room in a full ring before dropping:
- * TRACED_FULL_WAIT_MS (0..60000) read at connect, default 10 ms. */
-uint64_t tr_client_full_wait_ns(void);
+/* Sets the full-ring mode (tr_full): drop after wait_ns, or (drop false)
+ * wait while the daemon makes progress.  TRACED_ON_FULL and
+ * TRACED_FULL_WAIT_MS set it at connect; the Python shim's configure()
+ * sets it for a session's options. */
+void tr_client_set_full_policy(bool drop, uint64_t wait_ns);
 
 /* Whether this process offers the daemon raw TSC timestamps in HELLO:
  * x86-64, unless TRACED_CLOCK=monotonic. */

@@ -49,6 +49,15 @@ const tr_option tr_options[TR_OPTION_COUNT] = {
     [TR_OPTION_LOG_GC] = {"TRACED_LOG_GC", "log-gc", "log_gc", TR_OPT_FLAG,
                           NULL, 0, 1, 0,
                           "record garbage collections as slices"},
+    [TR_OPTION_ON_FULL] = {"TRACED_ON_FULL", "on-full", "on_full",
+                           TR_OPT_CHOICE, "wait|drop", 0, 1, TR_ON_FULL_WAIT,
+                           "when a ring is full: wait for the daemon (no "
+                           "event lost) or drop after --full-wait-ms"},
+    [TR_OPTION_FULL_WAIT_MS] = {"TRACED_FULL_WAIT_MS", "full-wait-ms",
+                                "full_wait_ms", TR_OPT_COUNT, "MS", 0,
+                                TR_FULL_WAIT_MS_MAX, TR_FULL_WAIT_MS_DEFAULT,
+                                "with --on-full drop: wait at most MS for "
+                                "room (default 10)"},
 };
 
 const tr_option *tr_option_find(const char *name) {
@@ -59,6 +68,20 @@ const tr_option *tr_option_find(const char *name) {
       return o;
   }
   return NULL;
+}
+
+const char *tr_option_choice(const tr_option *o, uint64_t value, char *buf,
+                             size_t size) {
+  const char *w = o->metavar;
+  for (uint64_t i = 0; i < value && w != NULL; i++) {
+    w = strchr(w, '|');
+    if (w != NULL) w++;
+  }
+  size_t n = w == NULL ? 0 : strcspn(w, "|");
+  if (n >= size) n = size - 1;
+  if (n > 0) memcpy(buf, w, n);
+  buf[n] = '\0';
+  return buf;
 }
 
 static int fail(char *err, size_t errsz, const char *why) {
@@ -153,6 +176,20 @@ int tr_option_parse(const tr_option *o, const char *text, uint64_t *out,
                     "number of microseconds");
       *out = v;
       return 0;
+    }
+    case TR_OPT_CHOICE: {
+      const char *w = o->metavar;
+      for (uint64_t i = 0; w != NULL; i++) {
+        size_t n = strcspn(w, "|");
+        if (strlen(text) == n && strncmp(text, w, n) == 0) {
+          *out = i;
+          return 0;
+        }
+        w = w[n] == '|' ? w + n + 1 : NULL;
+      }
+      char why[96];
+      snprintf(why, sizeof(why), "not one of %s", o->metavar);
+      return fail(err, errsz, why);
     }
     case TR_OPT_PATHS:
     default:

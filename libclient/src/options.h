@@ -17,6 +17,8 @@ typedef enum tr_opt_kind {
   TR_OPT_COUNT = 1,    /* an integer within [lo, hi] */
   TR_OPT_FLAG = 2,     /* on/off: 1/0, true/false, yes/no, on/off */
   TR_OPT_DURATION = 3, /* 500ns, 10us, 2ms, 1s; a plain number is in us */
+  TR_OPT_CHOICE = 4,   /* one of the words of `metavar` ("wait|drop"); the
+                          value is the word's index */
 } tr_opt_kind;
 
 typedef struct tr_option {
@@ -42,6 +44,8 @@ enum tr_option_id {
   TR_OPTION_REPR_LIMIT,
   TR_OPTION_LOG_PRINT,
   TR_OPTION_LOG_GC,
+  TR_OPTION_ON_FULL,
+  TR_OPTION_FULL_WAIT_MS,
   TR_OPTION_COUNT
 };
 
@@ -49,17 +53,30 @@ enum tr_option_id {
 #define TR_REPR_LIMIT_DEFAULT 128u
 #define TR_REPR_LIMIT_MIN 8u
 #define TR_REPR_LIMIT_MAX 4000u
+/* --on-full's values (the index of the word in its metavar). */
+#define TR_ON_FULL_WAIT 0u
+#define TR_ON_FULL_DROP 1u
+/* --full-wait-ms: how long a full ring waits in the drop mode. */
+#define TR_FULL_WAIT_MS_DEFAULT 10u
+#define TR_FULL_WAIT_MS_MAX 60000u
+
 /* Longest minimum duration accepted: one day. */
 #define TR_MIN_DURATION_MAX_NS (86400ull * 1000000000ull)
 
 extern const tr_option tr_options[TR_OPTION_COUNT];
 
 /* Parses `text` as a value of option o (not TR_OPT_PATHS, whose value is
- * the text itself).  On success stores a count, 0/1 for a flag, or
- * nanoseconds for a duration in *out and returns 0; otherwise returns
+ * the text itself).  On success stores a count, 0/1 for a flag,
+ * nanoseconds for a duration, or the index of a choice in *out and returns
+ * 0; otherwise returns
  * -EINVAL and writes why (e.g. "not a positive integer") into err. */
 int tr_option_parse(const tr_option *o, const char *text, uint64_t *out,
                     char *err, size_t errsz);
+
+/* The word of choice `value` of a TR_OPT_CHOICE option, copied into buf
+ * (NUL-terminated); "" when out of range. */
+const char *tr_option_choice(const tr_option *o, uint64_t value, char *buf,
+                             size_t size);
 
 /* The option whose env name, flag or kwarg is `name`, or NULL. */
 const tr_option *tr_option_find(const char *name);

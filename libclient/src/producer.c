@@ -4,18 +4,32 @@
 #include "producer.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
+#include "options.h"
 
 bool tr_clock_tsc;
 
-/* Full-ring policy (documented in PROTOCOL.md section 5): poll every
- * 50 us for at most tr_client_full_wait_ns() (TRACED_FULL_WAIT_MS,
- * default 10 ms). */
-#define TR_FULL_POLL_NS (50u * 1000u)
+tr_full_policy tr_full = {
+    .drop = false,
+    .wait_ns = TR_FULL_WAIT_MS_DEFAULT * 1000000ull,
+    .stall_ns = TR_STALL_DEFAULT_MS * 1000000ull,
+};
+
+/* A full ring's thread sleeps on the ring's `wake` futex, which the daemon
+ * bumps when it consumes while `waiting` is set; each sleep is bounded (a
+ * daemon that predates `wake`, or a wake-up lost to the race described at
+ * wait_for_room, costs at most one sleep), first 50 us, doubling up to
+ * 4 ms. */
+#define TR_FULL_SLEEP_MIN_NS (50u * 1000u)
+#define TR_FULL_SLEEP_MAX_NS (4u * 1000u * 1000u)
 /* Slots kept free so a LOST record always fits after a run of drops. */
 #define TR_RESERVE_SLOTS 1u
 
@@ -45,9 +59,73 @@ static void set_limit(tr_producer *p, uint64_t tail) {
   p->limit = next < full ? next : full;
 }
 
-static void sleep_ns(long ns) {
-  struct timespec ts = {0, ns};
-  nanosleep(&ts, NULL);
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps until the daemon bumps `wake` past `seen`, or `ns` passed.  The
+ * futex is shared (not FUTEX_PRIVATE): the daemon wakes it from another
+ * process through its own mapping. */
+static void sleep_on_wake(tr_producer *p, uint32_t seen, uint64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+  syscall(SYS_futex, (uint32_t *)&p->hdr->wake, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+/* Waits until `need` slots are free, as the policy says.  Returns the
+ * fresh tail, with *ok false when the wait gave up (the caller drops).
+ *
+ * Wake-ups: the producer reads `wake`, stores waiting = 1, then (after a
+ * seq_cst fence) reloads `tail`; the daemon stores `tail`, then (after a
+ * seq_cst fence) loads `waiting` and, when set, bumps `wake` and wakes the
+ * futex.  The two fences order each side's store before its load, so
+ * either the producer's reload sees the new tail or the daemon sees
+ * waiting == 1 and bumps `wake` past the value the producer read, which
+ * makes FUTEX_WAIT return at once: no wake-up is lost.  A hostile or old
+ * daemon that never bumps `wake` only makes each sleep run its bound. */
+static uint64_t wait_for_room(tr_producer *p, uint32_t need, uint64_t tail,
+                              bool *ok) {
+  bool drop = atomic_load_explicit(&tr_full.drop, memory_order_relaxed);
+  uint64_t bound =
+      drop ? atomic_load_explicit(&tr_full.wait_ns, memory_order_relaxed)
+           : atomic_load_explicit(&tr_full.stall_ns, memory_order_relaxed);
+  /* The daemon's heartbeat: relaxed, it is only compared for change. */
+  uint64_t beat =
+      p->beat != NULL ? atomic_load_explicit(p->beat, memory_order_relaxed) : 0;
+  uint64_t start = mono_ns(), progress = start, sleep = TR_FULL_SLEEP_MIN_NS;
+  *ok = true;
+  while (p->head + need > tail + p->capacity) {
+    uint64_t now = mono_ns();
+    if (now - progress >= bound) {
+      *ok = false;
+      break;
+    }
+    uint64_t left = bound - (now - progress);
+    /* Pairs with the daemon's bump of `wake` (see above): relaxed, since
+     * the fences below order it against the tail reload. */
+    uint32_t seen = atomic_load_explicit(&p->hdr->wake, memory_order_relaxed);
+    atomic_store_explicit(&p->hdr->waiting, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t t = reload_tail(p);
+    if (p->head + need > t + p->capacity)
+      sleep_on_wake(p, seen, sleep < left ? sleep : left);
+    if (sleep < TR_FULL_SLEEP_MAX_NS) sleep *= 2;
+    t = reload_tail(p);
+    uint64_t b = p->beat != NULL
+                     ? atomic_load_explicit(p->beat, memory_order_relaxed)
+                     : 0;
+    /* Drop mode counts time from the start of the episode; the default
+     * mode only time in which the daemon did nothing for this process. */
+    if (!drop && (t != tail || b != beat)) {
+      progress = mono_ns();
+      sleep = TR_FULL_SLEEP_MIN_NS;
+    }
+    tail = t;
+    beat = b;
+  }
+  atomic_store_explicit(&p->hdr->waiting, 0, memory_order_relaxed);
+  return tail;
 }
 
 /* Writes the LOST marker for a run of drops; the caller made room for it. */
@@ -69,20 +147,16 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
   if (p->dropping && tail == p->drop_mode_tail) return false;
   p->dropping = false;
   if (p->head + need > tail + p->capacity) {
-    /* Full: make sure the daemon knows, then wait a bounded time. */
+    /* Full: make sure the daemon knows, then wait as the policy says. */
     atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
     tr_client_doorbell(p);
-    uint64_t waited = 0, budget = tr_client_full_wait_ns();
-    while (p->head + need > tail + p->capacity) {
-      if (waited >= budget) {
-        p->dropping = true;
-        p->drop_mode_tail = tail;
-        p->limit = p->head; /* every event comes back here */
-        return false;
-      }
-      sleep_ns(TR_FULL_POLL_NS);
-      waited += TR_FULL_POLL_NS;
-      tail = reload_tail(p);
+    bool ok;
+    tail = wait_for_room(p, need, tail, &ok);
+    if (!ok) {
+      p->dropping = true;
+      p->drop_mode_tail = tail;
+      p->limit = p->head; /* every event comes back here */
+      return false;
     }
   }
   if (p->lost_pending) put_lost(p);

@@ -46,9 +46,11 @@
 
 typedef struct tr_producer {
   /* Hot fields first. */
-  _Atomic uint64_t *state; /* the process state word (arena header) */
-  uint64_t last_state;     /* last *enabled* state seen; 0 = none */
-  tr_record *slots;        /* ring data area */
+  _Atomic uint64_t *state;      /* the process state word (arena header) */
+  _Atomic const uint64_t *beat; /* the daemon's heartbeat (arena header),
+                                   or NULL: read on a full ring only */
+  uint64_t last_state;          /* last *enabled* state seen; 0 = none */
+  tr_record *slots;             /* ring data area */
   tr_ring_hdr *hdr;
   uint64_t head;        /* next slot to write (== hdr->head after publish) */
   uint64_t limit;       /* head may grow up to here before the slow path */
@@ -83,6 +85,20 @@ typedef struct tr_producer {
   size_t map_size;
   char name[64]; /* thread name for the ring registration (may be "") */
 } tr_producer;
+
+/* What a thread whose ring is full does (PROTOCOL.md section 5, "Full
+ * ring"; docs/options.md, --on-full).  Set by the client at connect and by
+ * the Python shim's configure(); read by recording threads on a full ring
+ * only.  Relaxed atomics: each field is a setting read on its own, and a
+ * thread that reads an old value for one episode is harmless. */
+typedef struct tr_full_policy {
+  _Atomic bool drop;         /* drop mode: wait at most wait_ns, whatever
+                                the daemon does */
+  _Atomic uint64_t wait_ns;  /* drop mode's wait */
+  _Atomic uint64_t stall_ns; /* wait mode: drop only after the daemon made
+                                no progress (tail, beat) for this long */
+} tr_full_policy;
+extern tr_full_policy tr_full;
 
 /* Out-of-line slow paths (producer.c). */
 bool tr_producer_sync(tr_producer *p, uint64_t state);

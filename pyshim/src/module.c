@@ -235,8 +235,9 @@ static PyObject *m_set_skip_prefix(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
-/* options() -> [(env, flag, kwarg, kind, lo, hi, default)]: the table of
- * recording options (libclient/src/options.c). */
+/* options() -> [(env, flag, kwarg, kind, lo, hi, default, metavar)]: the
+ * table of recording options (libclient/src/options.c); metavar is None
+ * for flags, and a choice's words joined by '|'. */
 static PyObject *m_options(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
@@ -245,9 +246,9 @@ static PyObject *m_options(PyObject *module, PyObject *unused) {
   for (Py_ssize_t i = 0; i < TR_OPTION_COUNT; i++) {
     const tr_option *o = &tr_options[i];
     PyObject *row =
-        Py_BuildValue("(sssiKKK)", o->env, o->flag, o->kwarg, (int)o->kind,
+        Py_BuildValue("(sssiKKKz)", o->env, o->flag, o->kwarg, (int)o->kind,
                       (unsigned long long)o->lo, (unsigned long long)o->hi,
-                      (unsigned long long)o->def);
+                      (unsigned long long)o->def, o->metavar);
     if (row == NULL) {
       Py_DECREF(list);
       return NULL;
@@ -303,9 +304,25 @@ static PyObject *m_configure(PyObject *module, PyObject *args,
   Py_RETURN_NONE;
 }
 
+/* set_full_policy(drop, wait_ms): the --on-full mode and the drop mode's
+ * wait, for this process's threads from their next full ring on. */
+static PyObject *m_set_full_policy(PyObject *module, PyObject *args) {
+  (void)module;
+  int drop;
+  unsigned int wait_ms;
+  if (!PyArg_ParseTuple(args, "pI", &drop, &wait_ms)) return NULL;
+  if (wait_ms > TR_FULL_WAIT_MS_MAX)
+    return PyErr_Format(PyExc_ValueError, "wait_ms out of range");
+  tr_client_set_full_policy(drop != 0, (uint64_t)wait_ms * 1000000u);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"options", m_options, METH_NOARGS,
-     "options() -> [(env, flag, kwarg, kind, lo, hi, default)]."},
+     "options() -> [(env, flag, kwarg, kind, lo, hi, default, metavar)]."},
+    {"set_full_policy", m_set_full_policy, METH_VARARGS,
+     "set_full_policy(drop, wait_ms): what a thread whose ring is full "
+     "does."},
     {"parse_option", m_parse_option, METH_VARARGS,
      "parse_option(name, text) -> int: parse an option's value."},
     {"configure", (PyCFunction)(void (*)(void))m_configure,

@@ -116,6 +116,7 @@ def _install(opts: _options.Options) -> None:
                       include=opts.include_files, exclude=opts.exclude_files,
                       max_depth=opts.max_depth, log_args=opts.log_args,
                       log_return=opts.log_return, repr_limit=opts.repr_limit)
+    _traced.set_full_policy(opts.on_full == "drop", opts.full_wait_ms)
     if not _traced.uses_eval_hook():
         # The profile hook is per thread: threads started later get it from
         # threading (imported only here: the frame-evaluation hook reaches

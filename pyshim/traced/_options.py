@@ -11,9 +11,10 @@ import os
 from . import _traced
 
 # Kinds, as in options.h.
-PATHS, COUNT, FLAG, DURATION = 0, 1, 2, 3
+PATHS, COUNT, FLAG, DURATION, CHOICE = 0, 1, 2, 3, 4
 
-# (env, flag, kwarg, kind, lo, hi, default) for every option.
+# (env, flag, kwarg, kind, lo, hi, default, metavar) for every option; a
+# choice's metavar is its words joined by '|', its value one of the words.
 TABLE = tuple(_traced.options())
 _BY_KWARG = {row[2]: row for row in TABLE}
 KWARGS = tuple(row[2] for row in TABLE)
@@ -27,11 +28,13 @@ class Options:
     __slots__ = KWARGS
 
     def __init__(self):
-        for env, flag, kwarg, kind, lo, hi, default in TABLE:
+        for env, flag, kwarg, kind, lo, hi, default, metavar in TABLE:
             if kind == PATHS:
                 value = ()
             elif kind == FLAG:
                 value = bool(default)
+            elif kind == CHOICE:
+                value = metavar.split("|")[default]
             else:
                 value = default
             setattr(self, kwarg, value)
@@ -52,7 +55,7 @@ def from_env(environ=None):
     warn again."""
     environ = os.environ if environ is None else environ
     opts = Options()
-    for env, flag, kwarg, kind, lo, hi, default in TABLE:
+    for env, flag, kwarg, kind, lo, hi, default, metavar in TABLE:
         text = environ.get(env)
         if not text:
             continue
@@ -66,14 +69,18 @@ def from_env(environ=None):
                          (env, text, e)).encode(errors="replace"))
             environ.pop(env, None)
             continue
-        setattr(opts, kwarg, bool(value) if kind == FLAG else value)
+        if kind == FLAG:
+            value = bool(value)
+        elif kind == CHOICE:
+            value = metavar.split("|")[value]
+        setattr(opts, kwarg, value)
     return opts
 
 
 def _convert(kwarg, value):
     """A keyword argument's value as an effective value; ValueError (with
     the option's name) when it is not one."""
-    env, flag, _, kind, lo, hi, default = _BY_KWARG[kwarg]
+    env, flag, _, kind, lo, hi, default, metavar = _BY_KWARG[kwarg]
     if kind == PATHS:
         if isinstance(value, (str, os.PathLike)):
             value = [value]
@@ -91,6 +98,13 @@ def _convert(kwarg, value):
             return bool(value)
         raise ValueError("traced: %s must be True or False, not %r" %
                          (kwarg, value))
+    if kind == CHOICE:
+        words = metavar.split("|")
+        if value not in words:
+            raise ValueError("traced: %s must be one of %s, not %r" %
+                             (kwarg, ", ".join(repr(w) for w in words),
+                              value))
+        return value
     if kind == DURATION:
         # A number is in microseconds (VizTracer's unit); a str is parsed
         # like the environment variable ("2ms").
@@ -144,7 +158,7 @@ def to_env(opts):
     """{variable: text, or None to remove it} describing `opts`, for the
     environment of child processes."""
     out = {}
-    for env, flag, kwarg, kind, lo, hi, default in TABLE:
+    for env, flag, kwarg, kind, lo, hi, default, metavar in TABLE:
         value = getattr(opts, kwarg)
         if kind == PATHS:
             out[env] = os.pathsep.join(value) if value else None
@@ -152,6 +166,8 @@ def to_env(opts):
             out[env] = "1" if value else None
         elif kind == DURATION:
             out[env] = "%dns" % value if value else None
+        elif kind == CHOICE:
+            out[env] = value if value != metavar.split("|")[default] else None
         else:
             out[env] = str(value) if value != default else None
     return out

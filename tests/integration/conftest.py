@@ -46,7 +46,7 @@ BOGUS_TOKEN = "0123456789abcdef0123456789abcdef"
 
 # Tuning that the test run itself sets (`make valgrind`) and that every
 # traced program must see.
-PASSTHROUGH = {"TRACED_FULL_WAIT_MS"}
+PASSTHROUGH = {"TRACED_STALL_MS"}
 
 
 def clean_env(**extra):

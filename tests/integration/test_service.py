@@ -456,7 +456,8 @@ def test_record_rate_limit_drops_are_counted(daemon_with, tmp_path):
     script = write_program(tmp_path, RATE)
     out = tmp_path / "rate.json"
     r = run([sys.executable, script, out],
-            env=dict(d.env, TRACED_FULL_WAIT_MS="0", TRACED_RING_SLOTS="1024"),
+            env=dict(d.env, TRACED_ON_FULL="drop", TRACED_FULL_WAIT_MS="0",
+                     TRACED_RING_SLOTS="1024"),
             cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     events = load_trace(out)

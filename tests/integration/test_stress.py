@@ -347,7 +347,8 @@ def test_python_api_reports_drops_and_they_account_for_every_call(
     else is recorded during the burst)."""
     script = write_program(tmp_path, BURST)
     out = tmp_path / "trace.json"
-    env = dict(daemon.env, TRACED_RING_SLOTS="1024", TRACED_FULL_WAIT_MS="0")
+    env = dict(daemon.env, TRACED_RING_SLOTS="1024", TRACED_ON_FULL="drop",
+               TRACED_FULL_WAIT_MS="0")
     r = run([sys.executable, script, out, BURST_CALLS], env=env, cwd=tmp_path,
             timeout=STRESS_TIMEOUT)
     assert r.returncode == 0, r.describe()
@@ -427,7 +428,8 @@ def test_drops_before_the_daemon_sees_a_new_ring_are_counted(daemon,
     D covers at least what the LOST markers in the trace report."""
     script = write_program(tmp_path, STOPPED)
     out = tmp_path / "trace.json"
-    env = dict(daemon.env, TRACED_RING_SLOTS="1024", TRACED_FULL_WAIT_MS="0")
+    env = dict(daemon.env, TRACED_RING_SLOTS="1024", TRACED_ON_FULL="drop",
+               TRACED_FULL_WAIT_MS="0")
     m = 100000
     r = run([sys.executable, script, out, m, daemon.proc.pid], env=env,
             cwd=tmp_path, timeout=STRESS_TIMEOUT)
