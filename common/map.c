@@ -25,7 +25,7 @@ void tr_map_clear(tr_map *m) {
 
 /* The first slot on key's probe path that holds key or is empty. */
 static tr_map_slot *probe(const tr_map *m, uint64_t key) {
-  size_t i = tr_map_mix(key) & (m->cap - 1);
+  size_t i = tr_map_home(m, key);
   while (m->slots[i].key != 0 && m->slots[i].key != key)
     i = (i + 1) & (m->cap - 1);
   return &m->slots[i];
@@ -33,7 +33,7 @@ static tr_map_slot *probe(const tr_map *m, uint64_t key) {
 
 /* The first empty slot on key's probe path. */
 static tr_map_slot *probe_empty(const tr_map *m, uint64_t key) {
-  size_t i = tr_map_mix(key) & (m->cap - 1);
+  size_t i = tr_map_home(m, key);
   while (m->slots[i].key != 0) i = (i + 1) & (m->cap - 1);
   return &m->slots[i];
 }
@@ -44,6 +44,8 @@ static int rehash(tr_map *m, size_t cap) {
   tr_map old = *m;
   m->slots = s;
   m->cap = cap;
+  m->shift = 64;
+  for (size_t c = cap; c > 1; c >>= 1) m->shift--;
   for (size_t i = 0; i < old.cap; i++)
     if (old.slots[i].key != 0) *probe_empty(m, old.slots[i].key) = old.slots[i];
   free(old.slots);
@@ -112,7 +114,7 @@ bool tr_map_remove(tr_map *m, uint64_t key) {
   size_t mask = m->cap - 1;
   size_t hole = (size_t)(s - m->slots);
   for (size_t i = (hole + 1) & mask; m->slots[i].key != 0; i = (i + 1) & mask) {
-    size_t home = tr_map_mix(m->slots[i].key) & mask;
+    size_t home = tr_map_home(m, m->slots[i].key);
     /* Whether home lies cyclically in (hole, i]: then the entry stays. */
     bool stays =
         hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
@@ -153,7 +155,7 @@ uint64_t *tr_map_find(const tr_map *m, uint64_t hash, tr_map_eq_fn eq,
                       const void *ctx) {
   if (m->cap == 0) return NULL;
   uint64_t key = hash_key(hash);
-  for (size_t i = tr_map_mix(key) & (m->cap - 1); m->slots[i].key != 0;
+  for (size_t i = tr_map_home(m, key); m->slots[i].key != 0;
        i = (i + 1) & (m->cap - 1))
     if (m->slots[i].key == key && eq(ctx, m->slots[i].value))
       return &m->slots[i].value;

@@ -30,18 +30,19 @@ typedef struct tr_map_slot {
 
 typedef struct tr_map {
   tr_map_slot *slots; /* cap slots; NULL until the first entry */
-  size_t cap;         /* 0 or a power of two */
-  size_t len;         /* entries, key 0's included */
-  bool has_zero;      /* key 0 has an entry: its value is `zero` */
+  size_t cap;         /* 0 or a power of two, 2^(64 - shift) */
+  unsigned shift;
+  size_t len;    /* entries, key 0's included */
+  bool has_zero; /* key 0 has an entry: its value is `zero` */
   uint64_t zero;
 } tr_map;
 
-/* A map's hash of a key: where its probe starts.  Keys that differ only in
- * their high bits (pid << 32 | tid) spread as well as any. */
-static inline size_t tr_map_mix(uint64_t key) {
-  key ^= key >> 32;
-  key *= 0x9e3779b97f4a7c15ull;
-  return (size_t)(key ^ (key >> 29));
+/* Where key's probe starts: Fibonacci hashing, the top bits of key times
+ * 2^64 / phi, which every bit of the key moves, so aligned keys (string
+ * offsets) and keys that differ only high up (pid << 32 | tid) spread
+ * alike.  One multiply and one shift: the daemon looks up per event. */
+static inline size_t tr_map_home(const tr_map *m, uint64_t key) {
+  return (size_t)((key * 0x9e3779b97f4a7c15ull) >> m->shift);
 }
 
 /* An empty map; a zeroed tr_map is one too. */
@@ -61,11 +62,15 @@ int tr_map_reserve(tr_map *m, size_t n);
 
 /* The value of key, or NULL when it has no entry. */
 static inline uint64_t *tr_map_get(const tr_map *m, uint64_t key) {
-  if (key == 0) return m->has_zero ? (uint64_t *)&m->zero : NULL;
-  if (m->cap == 0) return NULL;
-  for (size_t i = tr_map_mix(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-    if (m->slots[i].key == key) return &m->slots[i].value;
-    if (m->slots[i].key == 0) return NULL;
+  if (m->cap == 0) return key == 0 && m->has_zero ? (uint64_t *)&m->zero : NULL;
+  for (size_t i = tr_map_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+    uint64_t k = m->slots[i].key;
+    /* Key 0 "matches" the first empty slot: its entry is beside the table. */
+    if (k == key)
+      return key != 0      ? &m->slots[i].value
+             : m->has_zero ? (uint64_t *)&m->zero
+                           : NULL;
+    if (k == 0) return NULL;
   }
 }
 

@@ -77,21 +77,24 @@ START_TEST(test_map_grows) {
 }
 END_TEST
 
-/* Keys whose probes start at the same slot of an 8-slot table. */
-static size_t colliding(uint64_t *keys, size_t want, size_t cap) {
+/* Keys whose probes start at the same slot of m's table. */
+static void colliding(const tr_map *m, uint64_t *keys, size_t want) {
   size_t n = 0;
   for (uint64_t k = 1; n < want; k++)
-    if ((tr_map_mix(k) & (cap - 1)) == 3) keys[n++] = k;
-  return n;
+    if (tr_map_home(m, k) == m->cap - 1) keys[n++] = k;
 }
 
 START_TEST(test_map_collisions_and_removal) {
   tr_map m;
   tr_map_init(&m);
+  ck_assert_int_eq(tr_map_reserve(&m, 4), 0);
+  ck_assert_uint_eq(m.cap, 8);
   uint64_t keys[4];
-  colliding(keys, 4, 8);
+  colliding(&m, keys, 4); /* at the last slot: the run wraps around */
   for (int i = 0; i < 4; i++) ck_assert_int_eq(tr_map_set(&m, keys[i], i), 0);
   ck_assert_uint_eq(m.cap, 8); /* all four on one probe run */
+  ck_assert_uint_eq(m.slots[7].key, keys[0]);
+  ck_assert_uint_eq(m.slots[0].key, keys[1]);
   for (int i = 0; i < 4; i++) ck_assert_uint_eq(*tr_map_get(&m, keys[i]), i);
   /* Removing from the middle of the run keeps the later keys reachable. */
   ck_assert(tr_map_remove(&m, keys[1]));
