@@ -120,8 +120,7 @@ bool tr_map_next(const tr_map *m, size_t *it, uint64_t *key, uint64_t *value);
  * belongs to the caller, who may reuse it when its key is evicted. */
 typedef struct tr_cache_slot {
   uint64_t key;
-  void *value;
-  bool used;
+  void *value; /* NULL: the slot is empty */
 } tr_cache_slot;
 
 typedef struct tr_cache {
@@ -136,7 +135,7 @@ int tr_cache_init(tr_cache *c, size_t slots, unsigned shift);
 /* Frees the slots (not what their values point to: walk them first). */
 void tr_cache_free(tr_cache *c);
 
-/* The one slot key may be cached in: a hit when it is used and holds
+/* The one slot key may be cached in: a hit when it has a value and holds
  * key; otherwise the caller may fill it (evicting what it held). */
 static inline tr_cache_slot *tr_cache_slot_of(const tr_cache *c, uint64_t key) {
   return &c->slots[(key >> c->shift) & c->mask];

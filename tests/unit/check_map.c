@@ -276,10 +276,11 @@ START_TEST(test_cache_direct_mapped) {
   tr_cache c;
   ck_assert_int_eq(tr_cache_init(&c, 16, 2), 0);
   /* 4-aligned offsets 0, 4, ..., 60 fill the 16 slots one each. */
+  static int values[16];
   for (uint64_t k = 0; k < 64; k += 4) {
     tr_cache_slot *s = tr_cache_slot_of(&c, k);
-    ck_assert(!s->used);
-    s->used = true;
+    ck_assert_ptr_null(s->value);
+    s->value = &values[k / 4];
     s->key = k;
   }
   for (uint64_t k = 0; k < 64; k += 4)
