@@ -31,10 +31,10 @@ typedef struct tr_map_slot {
 typedef struct tr_map {
   tr_map_slot *slots; /* cap slots; NULL until the first entry */
   size_t cap;         /* 0 or a power of two, 2^(64 - shift) */
+  size_t len;         /* entries, key 0's included */
+  uint64_t zero;      /* key 0's value, when has_zero */
   unsigned shift;
-  size_t len;    /* entries, key 0's included */
-  bool has_zero; /* key 0 has an entry: its value is `zero` */
-  uint64_t zero;
+  bool has_zero;
 } tr_map;
 
 /* Where key's probe starts: Fibonacci hashing, the top bits of key times
@@ -89,15 +89,29 @@ bool tr_map_remove(tr_map *m, uint64_t key);
 /* Says whether the entry whose value is `value` is the one looked for. */
 typedef bool (*tr_map_eq_fn)(const void *ctx, uint64_t value);
 
-/* Hashes for keys wider than 64 bits (FNV-1a; not keyed: a hostile input
- * can make keys collide, which costs time, never correctness). */
+/* Hashes for keys wider than 64 bits (not keyed: a hostile input can make
+ * keys collide, which costs time, never correctness). */
 uint64_t tr_map_hash_bytes(const void *s, size_t n);
 uint64_t tr_map_hash_pair(uint64_t a, uint64_t b);
 
+/* Hashes are stored as keys, and 0 marks an empty slot: a zero hash is
+ * stored as another value (its entries are told apart by eq anyway). */
+static inline uint64_t tr_map_hash_key(uint64_t hash) {
+  return hash != 0 ? hash : 1;
+}
+
 /* The value of the entry under `hash` that eq(ctx, value) accepts, or
- * NULL. */
-uint64_t *tr_map_find(const tr_map *m, uint64_t hash, tr_map_eq_fn eq,
-                      const void *ctx);
+ * NULL.  Inline, so that a constant eq is inlined too. */
+static inline uint64_t *tr_map_find(const tr_map *m, uint64_t hash,
+                                    tr_map_eq_fn eq, const void *ctx) {
+  if (m->cap == 0) return NULL;
+  uint64_t key = tr_map_hash_key(hash);
+  for (size_t i = tr_map_home(m, key); m->slots[i].key != 0;
+       i = (i + 1) & (m->cap - 1))
+    if (m->slots[i].key == key && eq(ctx, m->slots[i].value))
+      return &m->slots[i].value;
+  return NULL;
+}
 
 /* Adds an entry under `hash` beside any that has it already (the caller
  * found none equal first).  Returns 0 or -ENOMEM. */

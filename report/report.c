@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/intern.h"
+#include "common/map.h"
 #include "output/json_escape.h"
 
 /* Timestamps of other producers' JSON are rounded to nanoseconds field by
@@ -25,154 +27,6 @@ static int64_t span(int64_t s, int64_t e) {
   return d > INT64_MAX ? INT64_MAX : (int64_t)d;
 }
 
-/* ---- interned function names --------------------------------------------- */
-
-typedef struct names {
-  char *bytes; /* every name, back to back */
-  size_t len, cap;
-  uint64_t *off; /* per id */
-  uint32_t *nlen, *hash;
-  uint32_t n, idcap;
-  uint32_t *slots; /* id + 1; 0: empty */
-  uint32_t nslots; /* a power of two */
-} names;
-
-static uint32_t hash_bytes(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) {
-    h ^= (uint8_t)s[i];
-    h *= 1099511628211ull;
-  }
-  return (uint32_t)(h ^ (h >> 32));
-}
-
-static void names_free(names *t) {
-  free(t->bytes);
-  free(t->off);
-  free(t->nlen);
-  free(t->hash);
-  free(t->slots);
-}
-
-static int names_rehash(names *t, uint32_t nslots) {
-  uint32_t *s = calloc(nslots, sizeof(*s));
-  if (s == NULL) return -ENOMEM;
-  for (uint32_t id = 0; id < t->n; id++) {
-    uint32_t i = t->hash[id] & (nslots - 1);
-    while (s[i] != 0) i = (i + 1) & (nslots - 1);
-    s[i] = id + 1;
-  }
-  free(t->slots);
-  t->slots = s;
-  t->nslots = nslots;
-  return 0;
-}
-
-/* The id of a name, added when new.  Returns the id or -ENOMEM. */
-static int64_t names_intern(names *t, const char *s, size_t n) {
-  if (t->nslots == 0 && names_rehash(t, 1024) < 0) return -ENOMEM;
-  uint32_t h = hash_bytes(s, n);
-  uint32_t i = h & (t->nslots - 1);
-  for (; t->slots[i] != 0; i = (i + 1) & (t->nslots - 1)) {
-    uint32_t id = t->slots[i] - 1;
-    if (t->hash[id] == h && t->nlen[id] == n &&
-        memcmp(t->bytes + t->off[id], s, n) == 0)
-      return id;
-  }
-  if (t->n == UINT32_MAX - 1 || n > UINT32_MAX) return -ENOMEM;
-  if (t->n == t->idcap) {
-    uint32_t cap = t->idcap ? t->idcap * 2 : 256;
-    uint64_t *off = realloc(t->off, cap * sizeof(*off));
-    if (off == NULL) return -ENOMEM;
-    t->off = off;
-    uint32_t *nl = realloc(t->nlen, cap * sizeof(*nl));
-    if (nl == NULL) return -ENOMEM;
-    t->nlen = nl;
-    uint32_t *hs = realloc(t->hash, cap * sizeof(*hs));
-    if (hs == NULL) return -ENOMEM;
-    t->hash = hs;
-    t->idcap = cap;
-  }
-  /* Allocated even for an empty name: names are read as bytes + offset. */
-  if (t->bytes == NULL || t->len + n > t->cap) {
-    size_t cap = t->cap ? t->cap : 64 * 1024;
-    while (t->len + n > cap) cap *= 2;
-    char *b = realloc(t->bytes, cap);
-    if (b == NULL) return -ENOMEM;
-    t->bytes = b;
-    t->cap = cap;
-  }
-  uint32_t id = t->n++;
-  if (n > 0) memcpy(t->bytes + t->len, s, n);
-  t->off[id] = t->len;
-  t->nlen[id] = (uint32_t)n;
-  t->hash[id] = h;
-  t->len += n;
-  t->slots[i] = id + 1;
-  if ((uint64_t)t->n * 2 > t->nslots && names_rehash(t, t->nslots * 2) < 0)
-    return -ENOMEM;
-  return id;
-}
-
-/* ---- a map from two 64-bit keys to an index ------------------------------ */
-
-typedef struct idslot {
-  uint64_t a, b;
-  uint32_t v; /* value + 1; 0: empty */
-} idslot;
-
-typedef struct idmap {
-  idslot *s;
-  size_t cap, n; /* cap: a power of two */
-} idmap;
-
-static size_t mix(uint64_t a, uint64_t b) {
-  uint64_t x = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
-  x ^= x >> 31;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 29;
-  return (size_t)x;
-}
-
-/* The slot of (a, b): its value + 1 in ->v, or an empty slot where it
- * goes. */
-static idslot *idmap_slot(const idmap *m, uint64_t a, uint64_t b) {
-  size_t i = mix(a, b) & (m->cap - 1);
-  while (m->s[i].v != 0 && (m->s[i].a != a || m->s[i].b != b))
-    i = (i + 1) & (m->cap - 1);
-  return &m->s[i];
-}
-
-static int idmap_grow(idmap *m) {
-  size_t cap = m->cap ? m->cap * 2 : 256;
-  idslot *s = calloc(cap, sizeof(*s));
-  if (s == NULL) return -ENOMEM;
-  idmap old = *m;
-  m->s = s;
-  m->cap = cap;
-  for (size_t i = 0; i < old.cap; i++)
-    if (old.s[i].v != 0) *idmap_slot(m, old.s[i].a, old.s[i].b) = old.s[i];
-  free(old.s);
-  return 0;
-}
-
-/* Returns the value of (a, b), or -1 when absent. */
-static int64_t idmap_get(const idmap *m, uint64_t a, uint64_t b) {
-  if (m->cap == 0) return -1;
-  idslot *s = idmap_slot(m, a, b);
-  return s->v == 0 ? -1 : (int64_t)s->v - 1;
-}
-
-static int idmap_put(idmap *m, uint64_t a, uint64_t b, uint32_t v) {
-  if ((m->n + 1) * 2 > m->cap && idmap_grow(m) < 0) return -ENOMEM;
-  idslot *s = idmap_slot(m, a, b);
-  if (s->v == 0) m->n++;
-  s->a = a;
-  s->b = b;
-  s->v = v + 1;
-  return 0;
-}
-
 /* ---- per-function counts below a call ----------------------------------- */
 
 /* A topmap holds, for a finished call's subtree, each function's topmost
@@ -183,54 +37,76 @@ static int idmap_put(idmap *m, uint64_t a, uint64_t b, uint32_t v) {
  * calls of each function are open. */
 
 typedef struct topent {
+  uint32_t fn;
   uint64_t count;
   int64_t dur;
-  uint32_t fn1; /* function id + 1; 0: empty */
 } topent;
 
+/* Most subtrees hold a few functions: up to TOP_SCAN entries are found by
+ * a scan, which is cheaper than hashing and needs no index; past that,
+ * through `at`.  (A thread's top-level calls keep their topmap for the
+ * whole report: it is kept small.) */
+#define TOP_SCAN 32u
+
 typedef struct topmap {
-  uint32_t cap, n; /* cap: a power of two */
+  tr_map *at; /* fn -> index in e, once n > TOP_SCAN */
+  uint32_t n, cap;
   topent e[];
 } topmap;
 
-static topent *top_slot(topmap *m, uint32_t fn) {
-  uint32_t i = (fn * 2654435761u) & (m->cap - 1);
-  while (m->e[i].fn1 != 0 && m->e[i].fn1 != fn + 1) i = (i + 1) & (m->cap - 1);
-  return &m->e[i];
+static void top_free(topmap *m) {
+  if (m == NULL) return;
+  if (m->at != NULL) tr_map_free(m->at);
+  free(m->at);
+  free(m);
 }
 
 static topent *top_find(topmap *m, uint32_t fn) {
   if (m == NULL) return NULL;
-  topent *e = top_slot(m, fn);
-  return e->fn1 != 0 ? e : NULL;
+  if (m->at == NULL) {
+    for (uint32_t i = 0; i < m->n; i++)
+      if (m->e[i].fn == fn) return &m->e[i];
+    return NULL;
+  }
+  const uint64_t *i = tr_map_get(m->at, fn);
+  return i != NULL ? &m->e[*i] : NULL;
 }
 
-/* The entry of fn, added (zero) when absent; *mp may move. */
+/* Indexes the entries of m by function. */
+static int top_index(topmap *m) {
+  m->at = calloc(1, sizeof(*m->at));
+  if (m->at == NULL) return -ENOMEM;
+  for (uint32_t i = 0; i < m->n; i++)
+    if (tr_map_set(m->at, m->e[i].fn, i) < 0) {
+      tr_map_free(m->at);
+      free(m->at);
+      m->at = NULL;
+      return -ENOMEM;
+    }
+  return 0;
+}
+
+/* The entry of fn, added (zero) when absent; *mp may move, and is
+ * created when NULL. */
 static topent *top_get(topmap **mp, uint32_t fn) {
   topmap *m = *mp;
-  if (m == NULL || (m->n + 1) * 4 > m->cap * 3) {
+  topent *e = top_find(m, fn);
+  if (e != NULL) return e;
+  if (m == NULL || m->n == m->cap) {
     uint32_t cap = m ? m->cap * 2 : 4;
-    topmap *g = calloc(1, sizeof(*g) + cap * sizeof(topent));
+    topmap *g = realloc(m, sizeof(*g) + cap * sizeof(topent));
     if (g == NULL) return NULL;
-    g->cap = cap;
-    if (m != NULL) {
-      for (uint32_t i = 0; i < m->cap; i++)
-        if (m->e[i].fn1 != 0) {
-          *top_slot(g, m->e[i].fn1 - 1) = m->e[i];
-          g->n++;
-        }
-      free(m);
+    if (m == NULL) {
+      g->at = NULL;
+      g->n = 0;
     }
+    g->cap = cap;
     *mp = m = g;
   }
-  topent *e = top_slot(m, fn);
-  if (e->fn1 == 0) {
-    e->fn1 = fn + 1;
-    e->count = 0;
-    e->dur = 0;
-    m->n++;
-  }
-  return e;
+  if (m->at == NULL && m->n >= TOP_SCAN && top_index(m) < 0) return NULL;
+  if (m->at != NULL && tr_map_set(m->at, fn, m->n) < 0) return NULL;
+  m->e[m->n] = (topent){.fn = fn};
+  return &m->e[m->n++];
 }
 
 /* ---- processes, threads, statistics -------------------------------------- */
@@ -280,8 +156,11 @@ typedef struct stat_rec {
 } stat_rec;
 
 struct tr_report {
-  names fns;
-  idmap procmap, threadmap, statmap;
+  tr_intern fns;  /* function names, by id */
+  tr_map procmap; /* pid -> index in procs */
+  /* (pid, tid), keyed by hash -> index in threads */
+  tr_map threadmap;
+  tr_map statmap; /* proc << 32 | fn -> index in stats */
   proc *procs;
   size_t nprocs, capprocs;
   thread *threads;
@@ -304,18 +183,18 @@ int tr_report_new(tr_report **out) {
 }
 
 static void thread_reset(thread *t) {
-  for (size_t i = 0; i < t->n; i++) free(t->v[i].map);
+  for (size_t i = 0; i < t->n; i++) top_free(t->v[i].map);
   t->n = 0;
-  free(t->active);
+  top_free(t->active);
   t->active = NULL;
 }
 
 void tr_report_free(tr_report *r) {
   if (r == NULL) return;
-  names_free(&r->fns);
-  free(r->procmap.s);
-  free(r->threadmap.s);
-  free(r->statmap.s);
+  tr_intern_free(&r->fns);
+  tr_map_free(&r->procmap);
+  tr_map_free(&r->threadmap);
+  tr_map_free(&r->statmap);
   for (size_t i = 0; i < r->nprocs; i++) free(r->procs[i].name);
   free(r->procs);
   for (size_t i = 0; i < r->nthreads; i++) {
@@ -351,11 +230,11 @@ static int grow(void **v, size_t *cap, size_t n, size_t size) {
 }
 
 static int64_t proc_get(tr_report *r, int64_t pid) {
-  int64_t i = idmap_get(&r->procmap, (uint64_t)pid, 0);
-  if (i >= 0) return i;
+  const uint64_t *i = tr_map_get(&r->procmap, (uint64_t)pid);
+  if (i != NULL) return (int64_t)*i;
   if (r->nprocs >= UINT32_MAX - 1 ||
       grow((void **)&r->procs, &r->capprocs, r->nprocs, sizeof(proc)) < 0 ||
-      idmap_put(&r->procmap, (uint64_t)pid, 0, (uint32_t)r->nprocs) < 0)
+      tr_map_set(&r->procmap, (uint64_t)pid, r->nprocs) < 0)
     return -ENOMEM;
   proc *p = &r->procs[r->nprocs];
   memset(p, 0, sizeof(*p));
@@ -363,15 +242,26 @@ static int64_t proc_get(tr_report *r, int64_t pid) {
   return (int64_t)r->nprocs++;
 }
 
+typedef struct thread_key {
+  const tr_report *r;
+  int64_t pid, tid;
+} thread_key;
+
+static bool thread_is(const void *ctx, uint64_t i) {
+  const thread_key *k = ctx;
+  return k->r->threads[i].pid == k->pid && k->r->threads[i].tid == k->tid;
+}
+
 static thread *thread_get(tr_report *r, int64_t pid, int64_t tid) {
-  int64_t i = idmap_get(&r->threadmap, (uint64_t)pid, (uint64_t)tid);
-  if (i >= 0) return &r->threads[i];
+  uint64_t h = tr_map_hash_pair((uint64_t)pid, (uint64_t)tid);
+  thread_key k = {r, pid, tid};
+  const uint64_t *i = tr_map_find(&r->threadmap, h, thread_is, &k);
+  if (i != NULL) return &r->threads[*i];
   int64_t p = proc_get(r, pid);
   if (p < 0 || r->nthreads >= UINT32_MAX - 1 ||
       grow((void **)&r->threads, &r->capthreads, r->nthreads, sizeof(thread)) <
           0 ||
-      idmap_put(&r->threadmap, (uint64_t)pid, (uint64_t)tid,
-                (uint32_t)r->nthreads) < 0)
+      tr_map_add(&r->threadmap, h, r->nthreads) < 0)
     return NULL;
   thread *t = &r->threads[r->nthreads++];
   memset(t, 0, sizeof(*t));
@@ -383,11 +273,12 @@ static thread *thread_get(tr_report *r, int64_t pid, int64_t tid) {
 }
 
 static int64_t stat_get(tr_report *r, uint32_t proc, uint32_t fn) {
-  int64_t i = idmap_get(&r->statmap, proc, fn);
-  if (i >= 0) return i;
+  uint64_t key = (uint64_t)proc << 32 | fn;
+  const uint64_t *i = tr_map_get(&r->statmap, key);
+  if (i != NULL) return (int64_t)*i;
   if (r->nstats >= UINT32_MAX - 1 ||
       grow((void **)&r->stats, &r->capstats, r->nstats, sizeof(stat_rec)) < 0 ||
-      idmap_put(&r->statmap, proc, fn, (uint32_t)r->nstats) < 0)
+      tr_map_set(&r->statmap, key, r->nstats) < 0)
     return -ENOMEM;
   stat_rec *s = &r->stats[r->nstats];
   memset(s, 0, sizeof(*s));
@@ -435,7 +326,7 @@ static void misnest(tr_report *r, thread *t) {
 static int push(thread *t, int64_t s, int64_t e, uint32_t fn, uint32_t stat,
                 topmap *map) {
   if (grow((void **)&t->v, &t->cap, t->n, sizeof(entry)) < 0) {
-    free(map);
+    top_free(map);
     return -ENOMEM;
   }
   t->v[t->n++] =
@@ -451,7 +342,7 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
   while (t->n > 0 && t->v[t->n - 1].start >= s) {
     entry *c = &t->v[t->n - 1];
     if (!ends_by(c->end, e)) {
-      free(acc);
+      top_free(acc);
       misnest(r, t);
       return push(t, s, e, fn, stat, NULL);
     }
@@ -462,7 +353,7 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
       /* A leaf: its subtree is itself. */
       topent *d = top_get(&acc, c->fn);
       if (d == NULL) {
-        free(acc);
+        top_free(acc);
         return -ENOMEM;
       }
       d->count++;
@@ -475,8 +366,8 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
     c->map = NULL;
     topent *self = top_get(&m, c->fn);
     if (self == NULL) {
-      free(m);
-      free(acc);
+      top_free(m);
+      top_free(acc);
       return -ENOMEM;
     }
     self->count = 1;
@@ -489,18 +380,17 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
         m = acc;
         acc = x;
       }
-      for (uint32_t i = 0; i < m->cap; i++) {
-        if (m->e[i].fn1 == 0) continue;
-        topent *d = top_get(&acc, m->e[i].fn1 - 1);
+      for (uint32_t i = 0; i < m->n; i++) {
+        topent *d = top_get(&acc, m->e[i].fn);
         if (d == NULL) {
-          free(m);
-          free(acc);
+          top_free(m);
+          top_free(acc);
           return -ENOMEM;
         }
         d->count += m->e[i].count;
         d->dur = WADD(d->dur, m->e[i].dur);
       }
-      free(m);
+      top_free(m);
     }
   }
   tr_report_fn *st = &r->stats[stat].s;
@@ -512,7 +402,7 @@ static int claim(tr_report *r, thread *t, int64_t s, int64_t e, uint32_t fn,
   }
   /* What remains must end before this call starts. */
   if (t->n > 0 && t->v[t->n - 1].end > s) {
-    free(acc);
+    top_free(acc);
     misnest(r, t);
     return push(t, s, e, fn, stat, NULL);
   }
@@ -647,14 +537,14 @@ int tr_report_add(tr_report *r, const tr_trace_event *ev) {
   }
   switch (ev->kind) {
     case TR_EV_COMPLETE: {
-      int64_t fn = names_intern(&r->fns, ev->name, ev->name_len);
+      int64_t fn = tr_intern_add(&r->fns, ev->name, ev->name_len);
       if (fn < 0) return -ENOMEM;
       int64_t e = ev->ts_ns <= INT64_MAX - ev->dur_ns ? ev->ts_ns + ev->dur_ns
                                                       : INT64_MAX;
       return add_call(r, t, (uint32_t)fn, ev->ts_ns, e, ev->unfinished);
     }
     case TR_EV_BEGIN: {
-      int64_t fn = names_intern(&r->fns, ev->name, ev->name_len);
+      int64_t fn = tr_intern_add(&r->fns, ev->name, ev->name_len);
       if (fn < 0 || grow((void **)&t->b, &t->bcap, t->bn, sizeof(bopen)) < 0)
         return -ENOMEM;
       t->b[t->bn++] = (bopen){.start = ev->ts_ns, .fn = (uint32_t)fn};
@@ -694,7 +584,7 @@ int tr_report_finish(tr_report *r) {
 /* ---- queries ------------------------------------------------------------- */
 
 bool tr_report_has_pid(const tr_report *r, int64_t pid) {
-  return idmap_get(&r->procmap, (uint64_t)pid, 0) >= 0;
+  return tr_map_get(&r->procmap, (uint64_t)pid) != NULL;
 }
 
 static uint64_t proc_dropped(const proc *p) {
@@ -710,9 +600,9 @@ bool tr_report_lookup(const tr_report *r, bool overall, int64_t pid,
   for (size_t i = 0; i < r->nstats; i++) {
     const stat_rec *s = &r->stats[i];
     if (!overall && r->procs[s->proc].pid != pid) continue;
-    if (r->fns.nlen[s->fn] != n ||
-        memcmp(r->fns.bytes + r->fns.off[s->fn], name, n) != 0)
-      continue;
+    size_t len;
+    const char *fn = tr_intern_str(&r->fns, s->fn, &len);
+    if (len != n || memcmp(fn, name, n) != 0) continue;
     out->calls += s->s.calls;
     out->primitive += s->s.primitive;
     out->unfinished += s->s.unfinished;
@@ -731,7 +621,7 @@ typedef struct row {
 } row;
 
 typedef struct sort_ctx {
-  const names *fns;
+  const tr_intern *fns;
   int key;
 } sort_ctx;
 
@@ -739,10 +629,10 @@ typedef struct sort_ctx {
 static sort_ctx g_sort;
 
 static int cmp_name(const row *a, const row *b) {
-  const names *t = g_sort.fns;
-  uint32_t la = t->nlen[a->fn], lb = t->nlen[b->fn];
-  int c = memcmp(t->bytes + t->off[a->fn], t->bytes + t->off[b->fn],
-                 la < lb ? la : lb);
+  size_t la, lb;
+  const char *sa = tr_intern_str(g_sort.fns, a->fn, &la);
+  const char *sb = tr_intern_str(g_sort.fns, b->fn, &lb);
+  int c = memcmp(sa, sb, la < lb ? la : lb);
   if (c != 0) return c;
   return la < lb ? -1 : la > lb;
 }
@@ -783,7 +673,8 @@ static int64_t collect(const tr_report *r, int64_t pi, const tr_report_opts *o,
       if (r->stats[i].proc == (uint32_t)pi)
         rows[n++] = (row){.fn = r->stats[i].fn, .s = r->stats[i].s};
   } else {
-    rows = calloc(r->fns.n ? r->fns.n : 1, sizeof(*rows));
+    uint32_t nfns = tr_intern_count(&r->fns);
+    rows = calloc(nfns ? nfns : 1, sizeof(*rows));
     if (rows == NULL) return -ENOMEM;
     for (size_t i = 0; i < r->nstats; i++) {
       const stat_rec *s = &r->stats[i];
@@ -795,7 +686,7 @@ static int64_t collect(const tr_report *r, int64_t pi, const tr_report_opts *o,
       d->s.self_ns = WADD(d->s.self_ns, s->s.self_ns);
       d->s.total_ns = WADD(d->s.total_ns, s->s.total_ns);
     }
-    for (uint32_t f = 0; f < r->fns.n; f++)
+    for (uint32_t f = 0; f < nfns; f++)
       if (rows[f].s.calls > 0) {
         rows[n] = rows[f];
         rows[n++].fn = f;
@@ -932,7 +823,9 @@ static void print_table(const tr_report *r, FILE *f, row *rows, size_t n,
     fputc(' ', f);
     put_ms(f, 11, s->primitive ? s->total_ns / (int64_t)s->primitive : 0);
     fputs("  ", f);
-    put_text(f, r->fns.bytes + r->fns.off[rows[i].fn], r->fns.nlen[rows[i].fn]);
+    size_t len;
+    const char *name = tr_intern_str(&r->fns, rows[i].fn, &len);
+    put_text(f, name, len);
     if (s->unfinished) fprintf(f, "  [%" PRIu64 " unfinished]", s->unfinished);
     fputc('\n', f);
   }
@@ -1058,8 +951,9 @@ static int put_json_rows(const tr_report *r, FILE *f, int64_t pi,
   for (size_t i = 0; rc == 0 && i < shown; i++) {
     const tr_report_fn *s = &rows[i].s;
     fputs(i ? ",\n    {\"name\":" : "\n    {\"name\":", f);
-    tr_json_put_str(f, r->fns.bytes + r->fns.off[rows[i].fn],
-                    r->fns.nlen[rows[i].fn]);
+    size_t len;
+    const char *name = tr_intern_str(&r->fns, rows[i].fn, &len);
+    tr_json_put_str(f, name, len);
     fprintf(f,
             ",\"calls\":%" PRIu64 ",\"primitive_calls\":%" PRIu64
             ",\"self_ns\":%" PRId64 ",\"total_ns\":%" PRId64
