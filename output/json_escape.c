@@ -77,16 +77,7 @@ size_t tr_json_escape(char *dst, const char *src, size_t n) {
       s++;
       continue;
     }
-    int k = tr_utf8_seq(s, (size_t)(end - s));
-    if (k > 0) {
-      memcpy(d, s, (size_t)k);
-      d += k;
-      s += k;
-    } else {
-      memcpy(d, "\\ufffd", 6);
-      d += 6;
-      s += -k;
-    }
+    tr_utf8_copy(&d, &s, end, "\\ufffd", 6);
   }
   return (size_t)(d - dst);
 }
