@@ -66,10 +66,10 @@ static inline uint64_t *tr_map_get(const tr_map *m, uint64_t key) {
   for (size_t i = tr_map_home(m, key);; i = (i + 1) & (m->cap - 1)) {
     uint64_t k = m->slots[i].key;
     /* Key 0 "matches" the first empty slot: its entry is beside the table. */
-    if (k == key)
-      return key != 0      ? &m->slots[i].value
-             : m->has_zero ? (uint64_t *)&m->zero
-                           : NULL;
+    if (k == key) {
+      if (key != 0) return &m->slots[i].value;
+      return m->has_zero ? (uint64_t *)&m->zero : NULL;
+    }
     if (k == 0) return NULL;
   }
 }
@@ -81,7 +81,8 @@ uint64_t *tr_map_insert(tr_map *m, uint64_t key, bool *added);
 /* key -> value, replacing the old value.  Returns 0 or -ENOMEM. */
 int tr_map_set(tr_map *m, uint64_t key, uint64_t value);
 
-/* Removes key's entry; false when it had none.  Never allocates. */
+/* Removes key's entry; false when it had none.  Never allocates.  (A map
+ * keyed by hash has no removal: the caller's records are append-only.) */
 bool tr_map_remove(tr_map *m, uint64_t key);
 
 /* ---- keyed by hash ------------------------------------------------------ */
