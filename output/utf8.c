@@ -49,16 +49,7 @@ size_t tr_utf8_sanitize(char *dst, const char *src, size_t n) {
       d += s - run;
     }
     if (s == end) break;
-    int k = tr_utf8_seq(s, (size_t)(end - s));
-    if (k > 0) {
-      memcpy(d, s, (size_t)k);
-      d += k;
-      s += k;
-    } else {
-      memcpy(d, TR_UTF8_REPLACEMENT, 3);
-      d += 3;
-      s += -k;
-    }
+    tr_utf8_copy(&d, &s, end, TR_UTF8_REPLACEMENT, 3);
   }
   return (size_t)(d - dst);
 }

@@ -10,11 +10,30 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* s[0] is a byte >= 0x80 and avail >= 1 bytes are readable.  Returns the
  * length of the well-formed sequence starting at s (2..4), or minus the
  * length of the ill-formed subsequence to replace by one U+FFFD (-1..-3). */
 int tr_utf8_seq(const uint8_t *s, size_t avail);
+
+/* Copies the character at *s (a byte >= 0x80 before end) to *d, or, for
+ * an ill-formed subsequence, the rlen bytes of `repl` (U+FFFD in the
+ * output's spelling); advances both.  Inline: the writers call it per
+ * non-ASCII character. */
+static inline void tr_utf8_copy(char **d, const uint8_t **s, const uint8_t *end,
+                                const char *repl, size_t rlen) {
+  int k = tr_utf8_seq(*s, (size_t)(end - *s));
+  if (k > 0) {
+    memcpy(*d, *s, (size_t)k);
+    *d += k;
+    *s += k;
+  } else {
+    memcpy(*d, repl, rlen);
+    *d += rlen;
+    *s += -k;
+  }
+}
 
 /* The UTF-8 encoding of U+FFFD. */
 #define TR_UTF8_REPLACEMENT "\xef\xbf\xbd"

@@ -57,7 +57,7 @@ def installed():
         assert r.returncode == 0, r.describe()
         # pip builds in the source tree: give it a copy, not the checkout.
         src = top / "src"
-        for part in ("pyshim", "libclient", "proto"):
+        for part in ("pyshim", "libclient", "proto", "common"):
             shutil.copytree(REPO / part, src / part,
                             ignore=shutil.ignore_patterns(
                                 "build", "*.egg-info", "__pycache__"))
