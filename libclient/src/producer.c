@@ -3,24 +3,38 @@
  * inline fast path stays a handful of instructions. */
 #include "producer.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+_Atomic bool tr_clock_tsc;
 
-bool tr_clock_tsc;
+/* What a thread reads once it must stop trying to record. */
+static _Atomic uint64_t never_state = 0;
+
+_Atomic uint64_t *tr_producer_never_word(void) { return &never_state; }
 
 /* Full-ring policy (documented in PROTOCOL.md section 5): poll every
- * 50 us for at most tr_client_full_wait_ns() (TRACED_FULL_WAIT_MS,
- * default 10 ms). */
+ * 50 us for at most p->full_wait_ns (TRACED_FULL_WAIT_MS, default
+ * 10 ms). */
 #define TR_FULL_POLL_NS (50u * 1000u)
 /* Slots kept free so a LOST record always fits after a run of drops. */
 #define TR_RESERVE_SLOTS 1u
 
+/* Acquire, pairing with the daemon's release store of `tail` after it
+ * copied the slots out (tr_ringview_drain_max): its reads of the slots
+ * below tail happen before our writes over them. */
 static uint64_t reload_tail(tr_producer *p) {
   return atomic_load_explicit(&p->hdr->tail, memory_order_acquire);
+}
+
+/* Asks the daemon to drain now.  `bell` is a rate limit, not a lock:
+ * relaxed accesses, because it publishes nothing (the records are
+ * published by `head`) and a doorbell lost to a race with the daemon's
+ * clear only delays a drain (see tr_ringview_drain_max). */
+static void ring_bell(tr_producer *p) {
+  atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
+  if (p->client != NULL) p->client(p, TR_PRODUCER_DOORBELL);
 }
 
 /* Sets `limit` from a fresh tail: the next position at which the fast path
@@ -36,10 +50,8 @@ static void set_limit(tr_producer *p, uint64_t tail) {
   } else {
     /* Past the watermark: ring (once per drain) and look again after an
      * eighth of the ring, so a slow daemon is reminded but not spammed. */
-    if (!atomic_load_explicit(&p->hdr->bell, memory_order_relaxed)) {
-      atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
-      tr_client_doorbell(p);
-    }
+    if (!atomic_load_explicit(&p->hdr->bell, memory_order_relaxed))
+      ring_bell(p);
     next = p->head + p->capacity / 8;
   }
   p->limit = next < full ? next : full;
@@ -70,9 +82,8 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
   p->dropping = false;
   if (p->head + need > tail + p->capacity) {
     /* Full: make sure the daemon knows, then wait a bounded time. */
-    atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
-    tr_client_doorbell(p);
-    uint64_t waited = 0, budget = tr_client_full_wait_ns();
+    ring_bell(p);
+    uint64_t waited = 0, budget = p->full_wait_ns;
     while (p->head + need > tail + p->capacity) {
       if (waited >= budget) {
         p->dropping = true;
@@ -95,6 +106,9 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
 void tr_producer_drop(tr_producer *p, uint32_t n) {
   p->dropped += n;
   p->lost_pending += n;
+  /* Relaxed: a statistic the daemon reads (tr_ringview_dropped) for the
+   * summary; it orders nothing, and the final value is read after the
+   * connection or ring closed. */
   if (p->hdr != NULL)
     atomic_store_explicit(&p->hdr->dropped, p->dropped, memory_order_relaxed);
 }
@@ -199,7 +213,7 @@ bool tr_producer_put_args(tr_producer *p, uint64_t ts, uint32_t id,
   if (len > TR_ARGS_MAX_BYTES) len = 0;
   uint32_t aslots = (len + 15) / 16;
   /* A daemon that cannot take the payload gets the record without it. */
-  if (aslots > tr_client_max_extra()) aslots = len = 0;
+  if (aslots > p->max_extra) aslots = len = 0;
   uint32_t n = (aslots ? 1 + aslots : 0) + 1 + nextra;
   tr_record *r = tr_producer_claim(p, n - 1);
   if (r == NULL) return false;
@@ -314,7 +328,10 @@ bool tr_producer_span_end(tr_producer *p, uint64_t ts, uint32_t id,
 bool tr_producer_sync(tr_producer *p, uint64_t state) {
   if (state & TR_STATE_REATTACH) {
     /* First event in a forked child: never touch the parent's ring. */
-    if (tr_client_reattach_thread(p) < 0) return false;
+    if (p->client == NULL || p->client(p, TR_PRODUCER_REATTACH) < 0)
+      return false;
+    /* Relaxed, as in tr_producer_ready(); the reattach just wrote it (or
+     * the daemon did, before answering the join) in this thread. */
     state = atomic_load_explicit(p->state, memory_order_relaxed);
     if (state & TR_STATE_REATTACH) return false;
   }
@@ -322,8 +339,8 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
   if (p->hdr == NULL) {
     /* Enabled, but this thread has no ring yet (its first event).  If it
      * cannot get one, it stops trying: one attempt, not one per event. */
-    if (tr_client_thread_open(p, NULL) < 0) {
-      p->state = tr_client_never_word();
+    if (p->client == NULL || p->client(p, TR_PRODUCER_OPEN) < 0) {
+      p->state = tr_producer_never_word();
       return false;
     }
   }
