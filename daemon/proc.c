@@ -614,6 +614,8 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   write_process_meta(p, seen);
   for (uint32_t i = 0; i < p->nthreads; i++)
     write_thread_name(p, p->threads[i], seen);
+  /* The arena's `dropped` is loaded relaxed, here and below: a count the
+   * producer adds to (arena_append), ordering nothing. */
   if (!again || p->stats.dropped > 0 || p->stats.late > 0 ||
       p->stats.malformed > 0 || p->stats.args_dropped > 0 ||
       (p->has_arena && atomic_load_explicit(&p->arena.hdr->dropped,

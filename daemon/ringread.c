@@ -58,7 +58,9 @@ int tr_ringview_attach(tr_ringview *v, void *base, size_t size,
   v->mask = slots - 1;
   v->tid = h->tid;
   /* Start where the producer says the consumer is (0 for a new ring); from
-   * here on only our copy counts. */
+   * here on only our copy counts.  Acquire is more than needed (the
+   * mapping itself came through a system call, which orders it), and
+   * costs nothing once per ring. */
   v->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
   return 0;
 }
@@ -93,10 +95,14 @@ void tr_ringview_unmap(tr_ringview *v) {
 }
 
 bool tr_ringview_closed(const tr_ringview *v) {
+  /* Acquire, pairing with the producer's release store of `closed`
+   * (tr_client_thread_close): its last release of `head` happened before,
+   * so the drain that follows sees the final head. */
   return atomic_load_explicit(&v->hdr->closed, memory_order_acquire) != 0;
 }
 
 uint64_t tr_ringview_dropped(const tr_ringview *v) {
+  /* Relaxed: a count for the summary, ordering nothing (tr_producer_drop). */
   return atomic_load_explicit(&v->hdr->dropped, memory_order_relaxed);
 }
 
@@ -112,10 +118,21 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                               bool *more) {
   *more = false;
   tr_ring_hdr *h = v->hdr;
-  /* Clear the bell before reading head: a producer that passes the
-   * watermark after this point rings again instead of being ignored. */
+  /* Clear the bell before reading head, so that a producer that passes
+   * the watermark after this drain rings again instead of being ignored.
+   * The two are not ordered (a relaxed store, then a load of another
+   * location: the CPU may read head first), nor is the producer's store
+   * of head before its load of bell, so a producer can pass the watermark
+   * unseen by this drain and still find the bell set: that doorbell is
+   * missed.  This is harmless, and not worth a fence per drain: the bell
+   * only hurries a drain.  The producer looks again an eighth of a ring
+   * later and rings then (set_limit in producer.c), rings whatever the
+   * bell says when the ring is full, and the timer drains every ring
+   * anyway. */
   if (atomic_load_explicit(&h->bell, memory_order_relaxed) != 0)
     atomic_store_explicit(&h->bell, 0, memory_order_relaxed);
+  /* Acquire, pairing with the producer's release store of `head`
+   * (tr_producer_publish): the slots below it are written. */
   uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
   uint64_t t = v->tail;
   if (head < t || head - t > v->capacity) return -EPROTO;
@@ -164,6 +181,9 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
     }
   }
   v->tail = t;
+  /* Release, pairing with the producer's acquire load of `tail`
+   * (reload_tail in producer.c): the slots are copied out before the
+   * producer may write over them. */
   atomic_store_explicit(&h->tail, t, memory_order_release);
   /* Wake a producer sleeping for room (PROTOCOL.md section 5, "Full
    * ring").  The fence orders the tail store before the load of `waiting`;
@@ -237,6 +257,8 @@ void tr_arena_unmap(tr_arenaview *a) {
 /* Refreshes the cached `committed`; a value beyond the capacity is a lie
  * and is not believed. */
 static uint32_t arena_reload(tr_arenaview *a) {
+  /* Acquire, pairing with the producer's release store of `committed`
+   * (arena_append in client.c): the entries below it are written. */
   uint32_t c = atomic_load_explicit(&a->hdr->committed, memory_order_acquire);
   if (c <= a->capacity && c > a->committed) a->committed = c;
   return a->committed;
@@ -258,5 +280,16 @@ int tr_arena_get(tr_arenaview *a, uint32_t id, const char **ptr,
 }
 
 void tr_arena_set_state(tr_arenaview *a, uint64_t state) {
-  atomic_store_explicit(&a->hdr->state, state, memory_order_seq_cst);
+  /* Relaxed: the state word publishes nothing (producers load it relaxed,
+   * tr_producer_ready says why that is enough), and no order around it
+   * in the daemon is needed.  The one order the protocol promises, this
+   * store before the SESSION_CREATED or SESSION_JOINED reply that tells
+   * the client it records, comes from sending that reply: the send()
+   * system call orders this process's earlier stores before it, and the
+   * client's recv() its later loads after it, as a mutex would.  A
+   * disable is not
+   * waited for by anyone: records made after it belong to no session
+   * (tr_proc_attach).  seq_cst, used before, bought nothing: a store
+   * cannot synchronise with relaxed loads. */
+  atomic_store_explicit(&a->hdr->state, state, memory_order_relaxed);
 }

@@ -5,8 +5,12 @@
  * Threading: every function may be called from any thread.  Events go to
  * the calling thread's ring, created on the thread's first event.
  * Errors: functions that can fail return 0 or a negative errno value;
- * traced_strerror() describes it.  The library never prints to the
- * terminal and never exits the process.
+ * traced_strerror() describes it.  The library never exits the process,
+ * and prints one thing only, once per process at most: when a fork()ed
+ * child cannot rejoin its parent's session (the daemon is gone), it
+ * writes "traced: warning: forked child PID could not reattach: REASON"
+ * to stderr and runs untraced, as a traced program that cannot reach the
+ * daemon does.  TRACED_QUIET=1 in the environment silences it.
  * Cost: when the process is not attached or its session has ended, every
  * event function returns after one relaxed atomic load. */
 #ifndef TRACED_H

@@ -45,7 +45,7 @@ static tr_producer *self_ready(void) {
   /* Attached after this thread's producer was set up: follow the new
    * process state word and try again. */
   if (t->p.hdr == NULL && t->p.state != tr_client_state_word() &&
-      t->p.state != tr_client_never_word()) {
+      t->p.state != tr_producer_never_word()) {
     t->p.state = tr_client_state_word();
     if (tr_producer_ready(&t->p)) return &t->p;
   }

@@ -59,8 +59,6 @@ bool tr_client_may_use_tsc(void) {
 #endif
 }
 
-uint32_t tr_client_max_extra(void) { return g_max_extra; }
-
 /* What producers read while the process is not attached. */
 static _Atomic uint64_t g_disabled_state = 0;
 
@@ -251,11 +249,6 @@ bool tr_client_connected(void) { return g.fd >= 0 && g.pid == getpid(); }
 
 const char *tr_client_token(void) { return g.token; }
 const char *tr_client_socket_path(void) { return g.socket_path; }
-
-_Atomic uint64_t *tr_client_never_word(void) {
-  static _Atomic uint64_t never = 0;
-  return &never;
-}
 
 _Atomic uint64_t *tr_client_state_word(void) {
   return g.arena != NULL ? &g.arena->state : &g_disabled_state;
@@ -506,9 +499,12 @@ uint32_t tr_client_intern(const char *s, size_t n) {
 
 /* ---- rings ------------------------------------------------------------ */
 
+static int producer_call(tr_producer *p, tr_producer_req req);
+
 void tr_client_thread_init(tr_producer *p) {
   memset(p, 0, sizeof(*p));
   p->state = tr_client_state_word();
+  p->client = producer_call;
 }
 
 static uint32_t gettid_u32(void) { return (uint32_t)syscall(SYS_gettid); }
@@ -576,6 +572,7 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   p->tid = h->tid;
   p->state = tr_client_state_word();
   p->beat = g.arena != NULL ? &g.arena->beat : NULL;
+  p->max_extra = g_max_extra;
   if (name != p->name) snprintf(p->name, sizeof(p->name), "%s", name);
   return 0;
 }
@@ -591,7 +588,9 @@ void tr_client_thread_close(tr_producer *p) {
   tr_client_thread_init(p);
 }
 
-int tr_client_reattach_thread(tr_producer *p) {
+/* The first event after fork(): connects the child, joins its parent's
+ * session and gives p a fresh ring. */
+static int reattach_thread(tr_producer *p) {
   /* Forget the parent's ring without writing to it. */
   if (p->hdr != NULL && p->pid != getpid()) {
     munmap(p->hdr, p->map_size);
@@ -619,8 +618,8 @@ int tr_client_reattach_thread(tr_producer *p) {
   return rc;
 }
 
-void tr_client_doorbell(tr_producer *p) {
-  (void)p;
+/* Asks the daemon to drain now. */
+static void doorbell(void) {
   /* Never wait: if another thread is talking to the daemon, the daemon's
    * timer drains soon anyway. */
   if (pthread_mutex_trylock(&g.io_lock) != 0) return;
@@ -634,4 +633,18 @@ void tr_client_doorbell(tr_producer *p) {
       connection_lost_locked();
   }
   pthread_mutex_unlock(&g.io_lock);
+}
+
+/* The producer's one way into the connection (producer.h). */
+static int producer_call(tr_producer *p, tr_producer_req req) {
+  switch (req) {
+    case TR_PRODUCER_DOORBELL:
+      doorbell();
+      return 0;
+    case TR_PRODUCER_OPEN:
+      return tr_client_thread_open(p, NULL);
+    case TR_PRODUCER_REATTACH:
+      return reattach_thread(p);
+  }
+  return -EINVAL;
 }

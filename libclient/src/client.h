@@ -52,7 +52,8 @@ void tr_client_set_child_name(const char *name);
 uint32_t tr_client_intern(const char *s, size_t n);
 
 /* Gives the calling thread a ring: creates and maps it, registers it with
- * the daemon (RING_ADD) and points p at it.  `name` may be NULL. */
+ * the daemon (RING_ADD), points p at it and fills the producer's
+ * connection values (beat, max_extra).  `name` may be NULL. */
 int tr_client_thread_open(tr_producer *p, const char *name);
 /* The thread is gone: marks the ring closed (the daemon drains and frees
  * it) and unmaps it.  Safe to call in a forked child on a parent's ring:
@@ -60,19 +61,14 @@ int tr_client_thread_open(tr_producer *p, const char *name);
 void tr_client_thread_close(tr_producer *p);
 
 /* A producer that has never been opened: its state word reads "disabled"
- * so events cost one load and are not recorded. */
+ * so events cost one load and are not recorded; its `client` is this
+ * file's, which opens its ring on its first enabled event, rings the
+ * doorbell and reattaches it after fork(). */
 void tr_client_thread_init(tr_producer *p);
 
 /* The address of the process state word, or of a static "disabled" word
  * when not connected. */
 _Atomic uint64_t *tr_client_state_word(void);
-
-/* A state word that is never enabled, for a thread that must stop. */
-_Atomic uint64_t *tr_client_never_word(void);
-
-/* Called from tr_producer_sync() on the first event after fork(): connects
- * the child, joins its parent's session and gives p a fresh ring. */
-int tr_client_reattach_thread(tr_producer *p);
 
 /* Sets the full-ring mode (tr_full): drop after wait_ns, or (drop false)
  * wait while the daemon makes progress.  TRACED_ON_FULL and
@@ -84,17 +80,9 @@ void tr_client_set_full_policy(bool drop, uint64_t wait_ns);
  * x86-64, unless TRACED_CLOCK=monotonic. */
 bool tr_client_may_use_tsc(void);
 
-/* The most payload slots one record may carry for this daemon (its
- * WELCOME `max_extra`; TR_RECORD_MAX_EXTRA_V1 for daemons that do not
- * say). */
-uint32_t tr_client_max_extra(void);
-
 /* The calling thread's producer of the C API (api.c), ready to record, or
  * NULL when the process records nothing now. */
 tr_producer *tr_api_producer(void);
-
-/* Ask the daemon to drain now (rate-limited by the ring's bell flag). */
-void tr_client_doorbell(tr_producer *p);
 
 /* Warn once on stderr (used by the Python shim and attach paths, never by
  * the hot path); silenced by TRACED_QUIET=1. */

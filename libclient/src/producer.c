@@ -3,7 +3,6 @@
  * inline fast path stays a handful of instructions. */
 #include "producer.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdlib.h>
@@ -12,10 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "options.h"
 
-bool tr_clock_tsc;
+_Atomic bool tr_clock_tsc;
+
+/* What a thread reads once it must stop trying to record. */
+static _Atomic uint64_t never_state = 0;
+
+_Atomic uint64_t *tr_producer_never_word(void) { return &never_state; }
 
 tr_full_policy tr_full = {
     .drop = false,
@@ -33,8 +36,20 @@ tr_full_policy tr_full = {
 /* Slots kept free so a LOST record always fits after a run of drops. */
 #define TR_RESERVE_SLOTS 1u
 
+/* Acquire, pairing with the daemon's release store of `tail` after it
+ * copied the slots out (tr_ringview_drain_max): its reads of the slots
+ * below tail happen before our writes over them. */
 static uint64_t reload_tail(tr_producer *p) {
   return atomic_load_explicit(&p->hdr->tail, memory_order_acquire);
+}
+
+/* Asks the daemon to drain now.  `bell` is a rate limit, not a lock:
+ * relaxed accesses, because it publishes nothing (the records are
+ * published by `head`) and a doorbell lost to a race with the daemon's
+ * clear only delays a drain (see tr_ringview_drain_max). */
+static void ring_bell(tr_producer *p) {
+  atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
+  if (p->client != NULL) p->client(p, TR_PRODUCER_DOORBELL);
 }
 
 /* Sets `limit` from a fresh tail: the next position at which the fast path
@@ -50,10 +65,8 @@ static void set_limit(tr_producer *p, uint64_t tail) {
   } else {
     /* Past the watermark: ring (once per drain) and look again after an
      * eighth of the ring, so a slow daemon is reminded but not spammed. */
-    if (!atomic_load_explicit(&p->hdr->bell, memory_order_relaxed)) {
-      atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
-      tr_client_doorbell(p);
-    }
+    if (!atomic_load_explicit(&p->hdr->bell, memory_order_relaxed))
+      ring_bell(p);
     next = p->head + p->capacity / 8;
   }
   p->limit = next < full ? next : full;
@@ -148,8 +161,7 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
   p->dropping = false;
   if (p->head + need > tail + p->capacity) {
     /* Full: make sure the daemon knows, then wait as the policy says. */
-    atomic_store_explicit(&p->hdr->bell, 1, memory_order_relaxed);
-    tr_client_doorbell(p);
+    ring_bell(p);
     bool ok;
     tail = wait_for_room(p, need, tail, &ok);
     if (!ok) {
@@ -169,6 +181,9 @@ bool tr_producer_room(tr_producer *p, uint32_t n) {
 void tr_producer_drop(tr_producer *p, uint32_t n) {
   p->dropped += n;
   p->lost_pending += n;
+  /* Relaxed: a statistic the daemon reads (tr_ringview_dropped) for the
+   * summary; it orders nothing, and the final value is read after the
+   * connection or ring closed. */
   if (p->hdr != NULL)
     atomic_store_explicit(&p->hdr->dropped, p->dropped, memory_order_relaxed);
 }
@@ -273,7 +288,7 @@ bool tr_producer_put_args(tr_producer *p, uint64_t ts, uint32_t id,
   if (len > TR_ARGS_MAX_BYTES) len = 0;
   uint32_t aslots = (len + 15) / 16;
   /* A daemon that cannot take the payload gets the record without it. */
-  if (aslots > tr_client_max_extra()) aslots = len = 0;
+  if (aslots > p->max_extra) aslots = len = 0;
   uint32_t n = (aslots ? 1 + aslots : 0) + 1 + nextra;
   tr_record *r = tr_producer_claim(p, n - 1);
   if (r == NULL) return false;
@@ -388,7 +403,10 @@ bool tr_producer_span_end(tr_producer *p, uint64_t ts, uint32_t id,
 bool tr_producer_sync(tr_producer *p, uint64_t state) {
   if (state & TR_STATE_REATTACH) {
     /* First event in a forked child: never touch the parent's ring. */
-    if (tr_client_reattach_thread(p) < 0) return false;
+    if (p->client == NULL || p->client(p, TR_PRODUCER_REATTACH) < 0)
+      return false;
+    /* Relaxed, as in tr_producer_ready(); the reattach just wrote it (or
+     * the daemon did, before answering the join) in this thread. */
     state = atomic_load_explicit(p->state, memory_order_relaxed);
     if (state & TR_STATE_REATTACH) return false;
   }
@@ -396,8 +414,8 @@ bool tr_producer_sync(tr_producer *p, uint64_t state) {
   if (p->hdr == NULL) {
     /* Enabled, but this thread has no ring yet (its first event).  If it
      * cannot get one, it stops trying: one attempt, not one per event. */
-    if (tr_client_thread_open(p, NULL) < 0) {
-      p->state = tr_client_never_word();
+    if (p->client == NULL || p->client(p, TR_PRODUCER_OPEN) < 0) {
+      p->state = tr_producer_never_word();
       return false;
     }
   }

@@ -17,7 +17,14 @@
  *    filtered calls take the branch that skipped calls always took.
  *
  * A tr_producer belongs to exactly one thread; nothing here is thread-safe
- * and nothing needs to be. */
+ * and nothing needs to be.
+ *
+ * This file and producer.c are a leaf: they call nothing in the rest of
+ * libclient.  What they need from the connection (how long to wait on a
+ * full ring, how many payload slots the daemon reads) is filled into the
+ * producer when its ring is opened, and the three things only the
+ * connection can do (ring the doorbell, open a ring, reattach after
+ * fork()) go through the one `client` function pointer. */
 #ifndef TRACED_PRODUCER_H
 #define TRACED_PRODUCER_H
 
@@ -44,13 +51,32 @@
 /* max_depth when there is no limit. */
 #define TR_DEPTH_UNLIMITED UINT32_MAX
 
+struct tr_producer;
+
+/* What a producer asks of whoever owns its connection (client.c; a unit
+ * test's fixture). */
+typedef enum tr_producer_req {
+  /* The ring passed its watermark or is full and `bell` was 0: ask the
+   * daemon to drain now.  May do nothing (the daemon's timer drains). */
+  TR_PRODUCER_DOORBELL = 0,
+  /* Recording is on and the thread has no ring (its first event): give it
+   * one, filling the fields marked "filled at open". */
+  TR_PRODUCER_OPEN = 1,
+  /* The first event in a fork()ed child (the state word says REATTACH):
+   * connect the child, rejoin the session, give the thread a fresh ring
+   * without touching the parent's. */
+  TR_PRODUCER_REATTACH = 2,
+} tr_producer_req;
+
+/* Returns 0 or a negative errno (the doorbell's result is ignored). */
+typedef int (*tr_producer_client_fn)(struct tr_producer *p,
+                                     tr_producer_req req);
+
 typedef struct tr_producer {
   /* Hot fields first. */
-  _Atomic uint64_t *state;      /* the process state word (arena header) */
-  _Atomic const uint64_t *beat; /* the daemon's heartbeat (arena header),
-                                   or NULL: read on a full ring only */
-  uint64_t last_state;          /* last *enabled* state seen; 0 = none */
-  tr_record *slots;             /* ring data area */
+  _Atomic uint64_t *state; /* the process state word (arena header) */
+  uint64_t last_state;     /* last *enabled* state seen; 0 = none */
+  tr_record *slots;        /* ring data area */
   tr_ring_hdr *hdr;
   uint64_t head;        /* next slot to write (== hdr->head after publish) */
   uint64_t limit;       /* head may grow up to here before the slow path */
@@ -74,10 +100,17 @@ typedef struct tr_producer {
    * session's options). */
   bool (*on_session)(struct tr_producer *p);
   /* Cold fields. */
-  uint32_t overflow;       /* enters past TR_STACK_MAX, not on the stack */
-  uint32_t capacity;       /* slots */
-  uint64_t lost_pending;   /* dropped since the last LOST record */
-  uint64_t dropped;        /* total dropped (mirrored into hdr->dropped) */
+  tr_producer_client_fn client; /* NULL: no connection (doorbell does
+                                   nothing, open and reattach fail) */
+  _Atomic const uint64_t *beat; /* filled at open: the daemon's heartbeat
+                                   (arena header), or NULL; read on a full
+                                   ring only (tr_full says how long) */
+  uint32_t max_extra;           /* filled at open: payload slots per record the
+                                   daemon reads (its WELCOME's max_extra) */
+  uint32_t overflow;            /* enters past TR_STACK_MAX, not on the stack */
+  uint32_t capacity;            /* slots */
+  uint64_t lost_pending;        /* dropped since the last LOST record */
+  uint64_t dropped;             /* total dropped (mirrored into hdr->dropped) */
   uint64_t drop_mode_tail; /* while dropping: the tail seen when it began */
   bool dropping;           /* a full ring timed out: drop without waiting */
   pid_t pid;               /* process that owns the mapping */
@@ -100,6 +133,10 @@ typedef struct tr_full_policy {
 } tr_full_policy;
 extern tr_full_policy tr_full;
 
+/* A state word that is never enabled, for a thread that must stop
+ * trying (its ring could not be opened). */
+_Atomic uint64_t *tr_producer_never_word(void);
+
 /* Out-of-line slow paths (producer.c). */
 bool tr_producer_sync(tr_producer *p, uint64_t state);
 bool tr_producer_room(tr_producer *p, uint32_t n);
@@ -120,14 +157,27 @@ static inline void tr_producer_set_limit(tr_producer *p) {
 
 /* The clock records carry, chosen per connection by the daemon's WELCOME
  * (PROTOCOL.md, "Clock"): raw TSC ticks (true), which the daemon converts,
- * or CLOCK_MONOTONIC ns.  Written only while recording is off for every
- * thread (at connect), read on every event. */
-extern bool tr_clock_tsc;
+ * or CLOCK_MONOTONIC ns.  Written by the connecting thread (client.c) only
+ * while recording is off for every thread, read on every event by every
+ * thread: hence atomic, so that the read is not a data race, and loaded
+ * relaxed, because nothing is published through it.  (Its one store, at
+ * connect, is a plain assignment: seq_cst, more than it needs.) */
+extern _Atomic bool tr_clock_tsc;
 
 /* A timestamp in the process's record clock. */
 static inline uint64_t tr_now(void) {
 #if defined(__x86_64__)
-  if (__builtin_expect(tr_clock_tsc, 1)) return __rdtsc();
+  /* Relaxed is enough.  It is read only here, on x86-64, whose loads
+   * are not reordered with older loads; it changes only at connect, under
+   * the client's io_lock, while the state word reads disabled; a thread
+   * stamps an event only after its load of the state word (earlier in
+   * program order) saw a state the daemon wrote after that connect's
+   * WELCOME; and its first event after a state change goes through
+   * tr_producer_sync(), an opaque call the compiler cannot move this load
+   * above.  (A thread's first ring is opened under io_lock as well.) */
+  if (__builtin_expect(
+          atomic_load_explicit(&tr_clock_tsc, memory_order_relaxed), 1))
+    return __rdtsc();
 #endif
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -137,6 +187,13 @@ static inline uint64_t tr_now(void) {
 /* True when this thread should record now.  Handles session changes and
  * the first event after fork() out of line. */
 static inline bool tr_producer_ready(tr_producer *p) {
+  /* Relaxed is enough: the daemon (tr_arena_set_state) publishes nothing
+   * through the state word, it only says whether to record.  A thread
+   * that sees an enable late records from then on, as if the session had
+   * begun a moment later there; one that sees a disable late writes a few
+   * more records that the session's last drain may take or, if not,
+   * belong to no session and are discarded (tr_proc_attach).  The data
+   * itself is ordered by `head` and `tail`. */
   uint64_t s = atomic_load_explicit(p->state, memory_order_relaxed);
   if (__builtin_expect(s == p->last_state, 1)) return true;
   return tr_producer_sync(p, s);
@@ -157,6 +214,9 @@ static inline tr_record *tr_producer_claim(tr_producer *p, uint32_t extra) {
 
 static inline void tr_producer_publish(tr_producer *p, uint32_t extra) {
   p->head += 1 + extra;
+  /* Release, pairing with the daemon's acquire load of `head`
+   * (tr_ringview_drain_max): the record's slots, and the arena entries of
+   * the ids it carries (PROTOCOL.md section 4), are visible before it. */
   atomic_store_explicit(&p->hdr->head, p->head, memory_order_release);
 }
 

@@ -8,33 +8,10 @@
 
 #include "compat.h"
 
-/* Reading a frame's locals in place needs CPython's internal frame layout
- * before 3.12, which added PyFrame_GetVar(). */
-#if PY_VERSION_HEX < 0x030C0000
-#define Py_BUILD_CORE 1
-#include <internal/pycore_code.h>
-#include <internal/pycore_frame.h>
-#undef Py_BUILD_CORE
-
-PyObject *tr_frame_local(PyFrameObject *frame, PyCodeObject *code,
-                         Py_ssize_t i) {
-  return tr_iframe_local(frame->f_frame, code, i);
-}
-
-PyObject *tr_iframe_local(void *iframe, PyCodeObject *code, Py_ssize_t i) {
-  _PyInterpreterFrame *f = iframe;
-  if (f == NULL || i >= code->co_nlocalsplus) return NULL;
-  PyObject *v = f->localsplus[i];
-  /* An argument that a closure captures lives in a cell once the frame
-   * has made it (before its first instruction it is still the value). */
-  if (v != NULL &&
-      (_PyLocals_GetKind(code->co_localspluskinds, (int)i) & CO_FAST_CELL) &&
-      PyCell_Check(v))
-    v = PyCell_GET(v);
-  Py_XINCREF(v);
-  return v;
-}
-#else
+/* Reading a frame's locals in place (compat.h): 3.12's PyFrame_GetVar();
+ * 3.11 needs CPython's internal frame layout, so its version lives with
+ * the other code that does, in evalhook.c. */
+#if PY_VERSION_HEX >= 0x030C0000
 PyObject *tr_frame_local(PyFrameObject *frame, PyCodeObject *code,
                          Py_ssize_t i) {
   PyObject *names = PyCode_GetVarnames(code); /* new ref */

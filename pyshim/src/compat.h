@@ -49,6 +49,17 @@ static inline PyTypeObject *tr_exc_clear_type(void) {
   return tp;
 }
 
+/* CPython renamed the code-extra API in 3.12 (old names remain aliases). */
+#if PY_VERSION_HEX >= 0x030C0000
+#define TR_RequestCodeExtraIndex PyUnstable_Eval_RequestCodeExtraIndex
+#define TR_CodeGetExtra PyUnstable_Code_GetExtra
+#define TR_CodeSetExtra PyUnstable_Code_SetExtra
+#else
+#define TR_RequestCodeExtraIndex _PyEval_RequestCodeExtraIndex
+#define TR_CodeGetExtra _PyCode_GetExtra
+#define TR_CodeSetExtra _PyCode_SetExtra
+#endif
+
 /* The value of the frame's i-th local variable (an argument when i is
  * below the code's argument count), a new reference, or NULL without an
  * exception when it has none (e.g. it was deleted).  It is read in place:
@@ -59,7 +70,9 @@ PyObject *tr_frame_local(PyFrameObject *frame, PyCodeObject *code,
 
 #if PY_VERSION_HEX < 0x030C0000
 /* The same for an interpreter frame (struct _PyInterpreterFrame *), which
- * the frame-evaluation hook has instead of a frame object. */
+ * the frame-evaluation hook has instead of a frame object.  Both read
+ * 3.11's internal frame layout, so they live in evalhook.c; 3.12's
+ * tr_frame_local uses PyFrame_GetVar (args.c). */
 PyObject *tr_iframe_local(void *iframe, PyCodeObject *code, Py_ssize_t i);
 #endif
 

@@ -5,29 +5,14 @@
  * Arguments are checked whether or not tracing is on, so that a program's
  * behaviour never depends on being traced; beyond that, these functions
  * never raise. */
+#include "events.h"
+
 #include <string.h>
 
 #include "args.h"
 #include "compat.h"
-#include "shim.h"
-
-/* Where the calling thread's events go: its profile hook's ring when the
- * hook is installed on it, else libtraced's per-thread ring of the C API
- * (threads that existed before an inline session started); NULL when the
- * thread records nothing now, or is inside the hook's repr(). */
-static tr_producer *event_producer(void) {
-  TracedThread *t = tr_thread_current();
-  if (t == NULL) return tr_api_producer();
-  if (t->busy) return NULL;
-  if (tr_producer_ready(&t->p)) return &t->p;
-  /* This call found a new session, and the thread switched its profile
-   * function: the event is still ours to record. */
-  if (t->redispatch) {
-    t->redispatch = false;
-    return tr_producer_ready(&t->p) ? &t->p : NULL;
-  }
-  return NULL;
-}
+#include "thread.h"
+#include "traced.h"
 
 static uint32_t intern_name(PyObject *name) {
   const char *u = PyUnicode_AsUTF8(name);
@@ -77,7 +62,7 @@ static PyObject *m_instant(PyObject *module, PyObject *const *argv,
   PyObject *args = argc > 1 ? argv[1] : Py_None;
   if (check_name(argv[0], "instant") < 0 || check_args(args, "instant") < 0)
     return NULL;
-  tr_producer *p = event_producer();
+  tr_producer *p = tr_thread_event_producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
   uint32_t id = intern_name(argv[0]);
@@ -113,7 +98,7 @@ static PyObject *m_counter(PyObject *module, PyObject *const *argv,
       return NULL;
     }
   }
-  tr_producer *p = event_producer();
+  tr_producer *p = tr_thread_event_producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
   uint32_t id = intern_name(argv[0]);
@@ -167,7 +152,7 @@ static PyObject *span_event(PyObject *const *argv, Py_ssize_t argc,
   PyObject *args = argc > 1 ? argv[1] : Py_None;
   if (check_name(argv[0], "span") < 0 || check_args(args, "span") < 0)
     return NULL;
-  tr_producer *p = event_producer();
+  tr_producer *p = tr_thread_event_producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
   uint32_t id = intern_name(argv[0]);
@@ -203,19 +188,8 @@ static PyObject *m_set_thread_name(PyObject *module, PyObject *const *argv,
   if (check_name(argv[0], "set_thread_name") < 0) return NULL;
   const char *u = PyUnicode_AsUTF8(argv[0]);
   if (u == NULL) return NULL;
-  tr_events_thread_name(u);
+  tr_thread_set_name(u);
   Py_RETURN_NONE;
-}
-
-void tr_events_thread_name(const char *name) {
-  TracedThread *t = tr_thread_current();
-  if (t != NULL) {
-    /* Also the name a ring created later registers with. */
-    snprintf(t->p.name, sizeof(t->p.name), "%s", name);
-  }
-  tr_producer *p = event_producer();
-  if (p == NULL) return;
-  tr_producer_put(p, tr_now(), traced_intern(name), TR_REC_THREAD_NAME);
 }
 
 PyMethodDef tr_event_methods[] = {

@@ -3,8 +3,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "evalhook.h"
+#include "events.h"
+#include "filters.h"
+#include "libclient/src/client.h"
 #include "libclient/src/options.h"
-#include "shim.h"
+#include "names.h"
+#include "profile.h"
+#include "thread.h"
 
 typedef struct module_state {
   PyTypeObject *thread_type;
@@ -151,12 +157,7 @@ static PyObject *m_warn(PyObject *module, PyObject *args) {
 /* Installs the hook on the calling thread, with a new ring named `name`.
  * Returns a borrowed reference (the thread state owns the object). */
 static TracedThread *install_current(PyObject *module, const char *name) {
-  module_state *st = get_state(module);
-  TracedThread *t = tr_thread_new(st->thread_type, name);
-  if (t == NULL) return NULL;
-  PyEval_SetProfile(tr_hook_func(), (PyObject *)t);
-  Py_DECREF(t);
-  return t;
+  return tr_profile_install(get_state(module)->thread_type, name);
 }
 
 /* The frame-evaluation hook serves the options it can: C functions left
@@ -231,7 +232,7 @@ static PyObject *m_set_skip_prefix(PyObject *module, PyObject *args) {
   (void)module;
   PyObject *prefix;
   if (!PyArg_ParseTuple(args, "U", &prefix)) return NULL;
-  tr_hook_set_skip_prefix(prefix);
+  tr_filters_set_skip_prefix(prefix);
   Py_RETURN_NONE;
 }
 
@@ -294,7 +295,9 @@ static PyObject *m_configure(PyObject *module, PyObject *args,
   if (repr_limit < TR_REPR_LIMIT_MIN || repr_limit > TR_REPR_LIMIT_MAX ||
       max_depth > TR_STACK_MAX)
     return PyErr_Format(PyExc_ValueError, "option out of range");
-  if (tr_hook_set_file_filters(include, exclude) < 0) return NULL;
+  int changed = tr_filters_set_files(include, exclude);
+  if (changed < 0) return NULL;
+  if (changed) tr_names_filters_changed();
   tr_hook_options.trace_c = trace_c != 0;
   tr_hook_options.max_depth = max_depth;
   tr_hook_options.log_args = log_args != 0;
@@ -365,7 +368,7 @@ static PyMethodDef methods[] = {
 
 static int module_exec(PyObject *module) {
   if (PyModule_AddFunctions(module, tr_event_methods) < 0) return -1;
-  if (tr_hook_init() < 0) {
+  if (tr_names_init() < 0) {
     PyErr_SetString(PyExc_RuntimeError, "no code-object extra slot left");
     return -1;
   }

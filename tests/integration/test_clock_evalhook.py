@@ -6,7 +6,7 @@
   process, whichever clock a producer used.
 * With C functions left out, Python calls are seen through the
   interpreter's frame-evaluation hook instead of the profile hook
-  (pyshim/src/hook.c): it must record exactly the same Python calls, on
+  (pyshim/src/evalhook.c): it must record exactly the same Python calls, on
   every thread, with the same nesting.
 """
 
