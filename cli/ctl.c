@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "libclient/src/client.h"
 #include "libclient/src/conn.h"
 #include "proto/mp.h"
+#include "proto/sockpath.h"
 #include "proto/traced_proto.h"
 
 /* `traced stop` waits this long for the sessions to be finalised (the
@@ -116,8 +116,7 @@ static int parse(int argc, char **argv, const char *cmd, bool allow_json,
     usage(stderr);
     return -1;
   }
-  if (!sock && !sys &&
-      tr_client_default_socket(o->socket, sizeof(o->socket)) < 0) {
+  if (!sock && !sys && tr_sockpath_default(o->socket, sizeof(o->socket)) < 0) {
     fprintf(stderr, "traced %s: the socket path is too long\n", cmd);
     return -1;
   }

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "libclient/src/client.h"
 #include "libclient/src/conn.h"
+#include "proto/sockpath.h"
 #include "report/report.h"
 #include "runopts.h"
 
@@ -273,8 +273,7 @@ static int run_main(int argc, char **argv, const struct option *opts,
     strftime(defname, sizeof(defname), "traced-%Y%m%d-%H%M%S.json", &tm);
     output = defname;
   }
-  if (socket[0] == '\0' &&
-      tr_client_default_socket(socket, sizeof(socket)) < 0) {
+  if (socket[0] == '\0' && tr_sockpath_default(socket, sizeof(socket)) < 0) {
     fprintf(stderr, "traced run: socket path too long\n");
     return 2;
   }

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "proto/frame.h"
 #include "proto/mp.h"
+#include "proto/sockpath.h"
 
 #define TR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
@@ -84,21 +85,6 @@ void tr_client_warn(const char *fmt, ...) {
     ssize_t ignored = write(STDERR_FILENO, out, (size_t)n);
     (void)ignored;
   }
-}
-
-int tr_client_default_socket(char *buf, size_t size) {
-  const char *env = getenv(TR_ENV_SOCKET);
-  int n;
-  if (env != NULL && env[0] != '\0') {
-    n = snprintf(buf, size, "%s", env);
-  } else {
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg != NULL && xdg[0] == '/')
-      n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
-    else
-      n = snprintf(buf, size, "/tmp/traced-%u/traced.sock", (unsigned)getuid());
-  }
-  return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
 }
 
 /* ---- shared memory ---------------------------------------------------- */
@@ -268,7 +254,7 @@ static int connect_locked(const char *path) {
   if (g.fd >= 0 && g.pid == getpid()) return 0;
   char def[sizeof(g.socket_path)];
   if (path == NULL || *path == '\0') {
-    int rc = tr_client_default_socket(def, sizeof(def));
+    int rc = tr_sockpath_default(def, sizeof(def));
     if (rc < 0) return rc;
     path = def;
   }

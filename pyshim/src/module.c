@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "libclient/src/options.h"
+#include "proto/sockpath.h"
 #include "shim.h"
 
 typedef struct module_state {
@@ -135,7 +136,7 @@ static PyObject *m_default_socket(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
   char buf[108];
-  int rc = tr_client_default_socket(buf, sizeof(buf));
+  int rc = tr_sockpath_default(buf, sizeof(buf));
   if (rc < 0) return raise_errno(rc, "socket path");
   return PyUnicode_FromString(buf);
 }
