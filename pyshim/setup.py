@@ -33,7 +33,8 @@ sources = ["src/module.c", "src/hook.c", "src/args.c", "src/events.c"]
 sources += [rel("libclient", "src", n) for n in
             ("client.c", "conn.c", "producer.c", "api.c", "options.c",
              "argbuf.c")]
-sources += [rel("proto", n) for n in ("frame.c", "mp.c", "sockpath.c")]
+sources += [rel("proto", n) for n in
+            ("frame.c", "mp.c", "msg.c", "sockpath.c")]
 
 ext = Extension(
     "traced._traced",
