@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "libclient/src/client.h"
 #include "libclient/src/conn.h"
 #include "output/json_escape.h"
-#include "proto/mp.h"
+#include "proto/msg.h"
+#include "proto/sockpath.h"
 #include "proto/traced_proto.h"
 
 /* `traced stop` waits this long for the sessions to be finalised (the
@@ -117,8 +117,7 @@ static int parse(int argc, char **argv, const char *cmd, bool allow_json,
     usage(stderr);
     return -1;
   }
-  if (!sock && !sys &&
-      tr_client_default_socket(o->socket, sizeof(o->socket)) < 0) {
+  if (!sock && !sys && tr_sockpath_default(o->socket, sizeof(o->socket)) < 0) {
     fprintf(stderr, "traced %s: the socket path is too long\n", cmd);
     return -1;
   }
@@ -138,18 +137,8 @@ static int ctl_connect(const char *cmd, const char *socket) {
             socket, strerror(-fd));
     return -1;
   }
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_hello(&pk, "control", 0, "traced");
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
   char err[256] = "";
-  int rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, NULL, 0, TR_MSG_WELCOME,
-                           &reply, TR_CONN_TIMEOUT_MS, err, sizeof(err));
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
+  int rc = tr_conn_hello(fd, "traced", -1, 0, false, NULL, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "traced %s: the daemon at %s did not answer (%s)\n", cmd,
             socket, err[0] ? err : strerror(-rc));
@@ -170,17 +159,19 @@ static const char *user_name(uint64_t uid, char *buf, size_t size) {
   return buf;
 }
 
-static uint64_t get_u64(const msgpack_object *m, const char *key) {
-  uint64_t v = 0;
-  tr_mp_get_u64(m, key, &v);
-  return v;
-}
-
 static void json_str(const char *s, size_t n) { tr_json_put_str(stdout, s, n); }
 
+/* Whether a map key is the string `lit`. */
+static bool key_is(const msgpack_object *k, const char *lit) {
+  size_t n = strlen(lit);
+  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+         memcmp(k->via.str.ptr, lit, n) == 0;
+}
+
 /* Writes a decoded reply as JSON (maps with string keys, arrays, strings,
- * integers and booleans are all a STATUS_REPLY holds); a session's owner
- * gets its user name next to the uid. */
+ * integers and booleans are all a STATUS_REPLY holds), whatever keys the
+ * daemon sent; a session's owner and the daemon's uid get their user name
+ * next to them. */
 static void json_value(const msgpack_object *o) {
   switch (o->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
@@ -214,15 +205,11 @@ static void json_value(const msgpack_object *o) {
           fputs("\"?\"", stdout);
         putchar(':');
         json_value(&kv->val);
-        if (kv->key.type == MSGPACK_OBJECT_STR &&
-            ((kv->key.via.str.size == 5 &&
-              memcmp(kv->key.via.str.ptr, "owner", 5) == 0) ||
-             (kv->key.via.str.size == 10 &&
-              memcmp(kv->key.via.str.ptr, "daemon_uid", 10) == 0)) &&
+        bool owner = key_is(&kv->key, TR_KEY_OWNER);
+        if ((owner || key_is(&kv->key, TR_KEY_DAEMON_UID)) &&
             kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
           char name[64];
-          printf(",\"%s_name\":",
-                 kv->key.via.str.size == 5 ? "owner" : "daemon_user");
+          printf(",\"%s\":", owner ? "owner_name" : "daemon_user_name");
           user_name(kv->val.via.u64, name, sizeof(name));
           json_str(name, strlen(name));
         }
@@ -245,47 +232,43 @@ static void print_duration(uint64_t ns) {
            s % 60);
 }
 
-static void print_status(const msgpack_object *m) {
+static void print_status(const msgpack_object *map) {
+  tr_msg_status_reply m;
+  tr_msg_status_reply_unpack(map, &m, NULL);
   char ver[32] = "?", sock[128] = "?", mode[16] = "?", name[64];
-  tr_mp_get_strcpy(m, "version", ver, sizeof(ver));
-  tr_mp_get_strcpy(m, "socket", sock, sizeof(sock));
-  tr_mp_get_strcpy(m, "mode", mode, sizeof(mode));
-  uint64_t rate = get_u64(m, "record_rate_per_uid");
+  tr_msg_strcpy(ver, sizeof(ver), m.version);
+  tr_msg_strcpy(sock, sizeof(sock), m.socket);
+  tr_msg_strcpy(mode, sizeof(mode), m.mode);
   printf("traced %s (protocol %" PRIu64 "): pid %" PRIu64
          ", user %s, %s mode, up ",
-         ver, get_u64(m, "protocol"), get_u64(m, "daemon_pid"),
-         user_name(get_u64(m, "daemon_uid"), name, sizeof(name)), mode);
-  print_duration(get_u64(m, "uptime_ns"));
+         ver, m.protocol, m.daemon_pid,
+         user_name(m.daemon_uid, name, sizeof(name)), mode);
+  print_duration(m.uptime_ns);
   printf("\nsocket: %s\n", sock);
-  printf("connections: %" PRIu64 "%s\n", get_u64(m, "connections"),
-         get_u64(m, "viewer_uid") == 0 ? "" : " (yours)");
-  if (rate > 0)
-    printf("record rate limit: %" PRIu64 " per second per user\n", rate);
-  const msgpack_object *list = tr_mp_get(m, "sessions");
-  uint32_t n = list != NULL && list->type == MSGPACK_OBJECT_ARRAY
-                   ? list->via.array.size
-                   : 0;
-  uint64_t total = get_u64(m, "sessions_total");
-  printf("sessions: %" PRIu64 " running, %u shown", total, n);
-  if (get_u64(m, "viewer_uid") != 0 && total > n)
+  printf("connections: %" PRIu64 "%s\n", m.connections,
+         m.viewer_uid == 0 ? "" : " (yours)");
+  if (m.record_rate_per_uid > 0)
+    printf("record rate limit: %" PRIu64 " per second per user\n",
+           m.record_rate_per_uid);
+  uint32_t n = m.nsessions;
+  printf("sessions: %" PRIu64 " running, %u shown", m.sessions_total, n);
+  if (m.viewer_uid != 0 && m.sessions_total > n)
     printf(" (the others belong to other users)");
-  if (get_u64(m, "sessions_omitted") > 0)
-    printf(" (%" PRIu64 " more did not fit)", get_u64(m, "sessions_omitted"));
+  if (m.sessions_omitted > 0)
+    printf(" (%" PRIu64 " more did not fit)", m.sessions_omitted);
   putchar('\n');
   for (uint32_t i = 0; i < n; i++) {
-    const msgpack_object *s = &list->via.array.ptr[i];
+    tr_msg_status_session s;
+    tr_msg_status_session_unpack(&m.sessions[i], &s, NULL);
     char path[1024] = "";
-    tr_mp_get_strcpy(s, "path", path, sizeof(path));
-    uint64_t owner = get_u64(s, "owner");
-    printf(
-        "  session %" PRIu64 ": owner %s (uid %" PRIu64 "), %" PRIu64
-        " processes (%" PRIu64 " connected), %" PRIu64 " threads, %" PRIu64
-        " events (%" PRIu64 "/s), %" PRIu64 " dropped, %" PRIu64 " bytes, age ",
-        get_u64(s, "id"), user_name(owner, name, sizeof(name)), owner,
-        get_u64(s, "processes"), get_u64(s, "members"), get_u64(s, "threads"),
-        get_u64(s, "events"), get_u64(s, "events_per_s"), get_u64(s, "dropped"),
-        get_u64(s, "bytes"));
-    print_duration(get_u64(s, "age_ns"));
+    tr_msg_strcpy(path, sizeof(path), s.path);
+    printf("  session %" PRIu64 ": owner %s (uid %" PRIu64 "), %" PRIu64
+           " processes (%" PRIu64 " connected), %" PRIu64 " threads, %" PRIu64
+           " events (%" PRIu64 "/s), %" PRIu64 " dropped, %" PRIu64
+           " bytes, age ",
+           s.id, user_name(s.owner, name, sizeof(name)), s.owner, s.processes,
+           s.members, s.threads, s.events, s.events_per_s, s.dropped, s.bytes);
+    print_duration(s.age_ns);
     printf(", %s\n", path[0] ? path : "(no path)");
   }
 }
@@ -299,7 +282,7 @@ static int ctl_request(int fd, uint16_t type, uint16_t want,
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
+  tr_msg_empty_pack(&pk);
   msgpack_unpacked_init(reply);
   int rc = tr_conn_request(fd, type, &sb, NULL, 0, want, reply,
                            TR_CONN_TIMEOUT_MS, err, errlen);
@@ -369,8 +352,9 @@ int tr_cmd_stop(int argc, char **argv) {
             o.socket, err[0] ? err : strerror(-rc));
     return 1;
   }
-  uint64_t pid = get_u64(&reply.data, "daemon_pid");
-  uint64_t sessions = get_u64(&reply.data, "sessions");
+  tr_msg_stopping st;
+  tr_msg_stopping_unpack(&reply.data, &st, NULL);
+  uint64_t pid = st.daemon_pid, sessions = st.sessions;
   msgpack_unpacked_destroy(&reply);
   /* The daemon closes this connection once every session is finalised. */
   msgpack_unpacked_init(&reply);

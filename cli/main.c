@@ -19,7 +19,7 @@
 #include "common/version.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
-#include "libclient/src/client.h"
+#include "proto/sockpath.h"
 #include "proto/traced_proto.h"
 #include "report/report.h"
 
@@ -210,18 +210,6 @@ static void report_ready(int fd, char status) {
     n = write(fd, &status, 1);
   } while (n < 0 && errno == EINTR);
   close(fd);
-}
-
-/* The per-user default socket, ignoring $TRACED_SOCKET (the same rule as
- * tr_client_default_socket otherwise). */
-static int per_user_socket(char *buf, size_t size) {
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  int n;
-  if (xdg != NULL && xdg[0] == '/')
-    n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
-  else
-    n = snprintf(buf, size, "/tmp/traced-%u/traced.sock", (unsigned)getuid());
-  return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
 }
 
 static int parse_seconds(const char *s, unsigned *out) {
@@ -421,7 +409,7 @@ static int cmd_serve(int argc, char **argv) {
      * not move it. */
     socket_path = TR_SYSTEM_SOCKET;
   } else if (socket_path == NULL) {
-    if (tr_client_default_socket(def, sizeof(def)) < 0) {
+    if (tr_sockpath_default(def, sizeof(def)) < 0) {
       fprintf(stderr, "traced serve: the default socket path is too long\n");
       return 1;
     }
@@ -431,7 +419,7 @@ static int cmd_serve(int argc, char **argv) {
    * (`traced run` passes it with --socket when it starts a daemon). */
   char own[PATH_MAX];
   bool make_dir = !system_mode && so.activated_fd < 0 &&
-                  per_user_socket(own, sizeof(own)) == 0 &&
+                  tr_sockpath_user(own, sizeof(own)) == 0 &&
                   strcmp(own, socket_path) == 0;
   char logdef[PATH_MAX + 8];
   if (detach && log_file == NULL) {

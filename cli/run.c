@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "libclient/src/client.h"
 #include "libclient/src/conn.h"
+#include "proto/sockpath.h"
 #include "report/report.h"
 #include "runopts.h"
 
@@ -112,42 +112,12 @@ static int control_connect(const char *socket, bool *started) {
     }
   }
   if (fd < 0) return fd;
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_hello(&pk, "control", 0, "traced run");
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
-  int rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, NULL, 0, TR_MSG_WELCOME,
-                           &reply, TR_CONN_TIMEOUT_MS, NULL, 0);
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
+  int rc = tr_conn_hello(fd, "traced run", -1, 0, false, NULL, NULL, 0);
   if (rc < 0) {
     close(fd);
     return rc;
   }
   return fd;
-}
-
-static int create_session(int fd, const char *path, int out_fd,
-                          uint64_t min_duration_ns,
-                          char token[TR_TOKEN_HEX_LEN + 1], char *err,
-                          size_t errsz) {
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, path, min_duration_ns);
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
-  int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
-                           TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
-                           err, errsz);
-  if (rc == 0) rc = tr_conn_read_token(&reply.data, token);
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
-  return rc;
 }
 
 static volatile sig_atomic_t g_child = 0;
@@ -273,8 +243,7 @@ static int run_main(int argc, char **argv, const struct option *opts,
     strftime(defname, sizeof(defname), "traced-%Y%m%d-%H%M%S.json", &tm);
     output = defname;
   }
-  if (socket[0] == '\0' &&
-      tr_client_default_socket(socket, sizeof(socket)) < 0) {
+  if (socket[0] == '\0' && tr_sockpath_default(socket, sizeof(socket)) < 0) {
     fprintf(stderr, "traced run: socket path too long\n");
     return 2;
   }
@@ -311,8 +280,8 @@ static int run_main(int argc, char **argv, const struct option *opts,
     return 2;
   }
   char err[256] = "";
-  int rc = create_session(fd, abspath, out_fd, ro->min_duration_ns, token, err,
-                          sizeof(err));
+  int rc = tr_conn_session_create(fd, abspath, out_fd, ro->min_duration_ns,
+                                  token, err, sizeof(err));
   close(out_fd);
   if (rc < 0) {
     fprintf(stderr,

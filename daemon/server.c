@@ -25,7 +25,7 @@
 #include "peer.h"
 #include "proc.h"
 #include "proto/frame.h"
-#include "proto/mp.h"
+#include "proto/msg.h"
 #include "proto/traced_proto.h"
 #include "ringread.h"
 #include "session.h"
@@ -104,9 +104,7 @@ static void send_error(client *cl, int code, const char *msg) {
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2);
-  tr_mp_kv_i64(&pk, "code", code);
-  tr_mp_kv_str(&pk, "message", msg);
+  tr_msg_error_pack(&pk, &(tr_msg_error){code, tr_msg_cstr(msg)});
   tr_peer_send(&cl->conn, TR_MSG_ERROR, sb.data, sb.size);
   msgpack_sbuffer_destroy(&sb);
 }
@@ -172,10 +170,9 @@ typedef struct packer {
   msgpack_packer pk;
 } packer;
 
-static void packer_init(packer *p, size_t nkeys) {
+static void packer_init(packer *p) {
   msgpack_sbuffer_init(&p->sb);
   msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&p->pk, nkeys);
 }
 
 static void packer_send(client *cl, packer *p, uint16_t type) {
@@ -185,9 +182,8 @@ static void packer_send(client *cl, packer *p, uint16_t type) {
 
 static void send_joined(client *cl, bool active, uint64_t epoch) {
   packer p;
-  packer_init(&p, 2);
-  tr_mp_kv_bool(&p.pk, "active", active);
-  tr_mp_kv_u64(&p.pk, "epoch", epoch);
+  packer_init(&p);
+  tr_msg_session_joined_pack(&p.pk, &(tr_msg_session_joined){active, epoch});
   packer_send(cl, &p, TR_MSG_SESSION_JOINED);
 }
 
@@ -204,65 +200,27 @@ static const char *basename_of(const char *s, size_t n, size_t *len) {
 
 static void handle_hello(client *cl, const msgpack_object *m) {
   tr_proc *p = &cl->proc;
-  const char *str;
-  size_t n;
-  uint64_t version, pid, u;
+  tr_msg_hello h;
+  tr_msg_err err;
   if (cl->hello) {
     client_fail(cl, EPROTO, "second HELLO");
     return;
   }
-  if (tr_mp_get_str(m, "magic", &str, &n) < 0 || n != strlen(TR_PROTO_MAGIC) ||
-      memcmp(str, TR_PROTO_MAGIC, n) != 0) {
-    client_fail(cl, EPROTO, "HELLO: missing or wrong magic");
+  int urc = tr_msg_hello_unpack(m, &h, &err);
+  if (urc < 0) {
+    client_fail(cl, -urc, "%s", err.text);
     return;
   }
-  if (tr_mp_get_u64(m, "version", &version) < 0) {
-    client_fail(cl, EPROTO, "HELLO: missing version");
-    return;
-  }
-  if (version != TR_PROTO_VERSION) {
-    client_fail(cl, EPROTO,
-                "HELLO: protocol version %llu, this daemon speaks %u",
-                (unsigned long long)version, TR_PROTO_VERSION);
-    return;
-  }
-  if (tr_mp_get_str(m, "role", &str, &n) < 0) {
-    client_fail(cl, EPROTO, "HELLO: missing role");
-    return;
-  }
-  if (n == 8 && memcmp(str, "producer", 8) == 0) {
-    p->producer = true;
-  } else if (!(n == 7 && memcmp(str, "control", 7) == 0)) {
-    client_fail(cl, EPROTO, "HELLO: unknown role '%.*s'",
-                (int)(n > 32 ? 32 : n), str);
-    return;
-  }
-  if (tr_mp_get_u64(m, "pid", &pid) < 0 || pid == 0 || pid > INT32_MAX) {
-    client_fail(cl, EPROTO, "HELLO: missing or invalid pid");
-    return;
-  }
-  if (tr_mp_get_str(m, "clock", &str, &n) == 0 &&
-      !(n == 9 && memcmp(str, "monotonic", 9) == 0)) {
-    client_fail(cl, EPROTO, "HELLO: clock '%.*s' is not supported",
-                (int)(n > 32 ? 32 : n), str);
-    return;
-  }
+  p->producer = h.producer;
   /* A producer that can write raw TSC ticks says so; it does only if the
    * WELCOME tells it to (the daemon then converts them, tsclock.h). */
-  bool tsc = false;
-  p->tsc = p->producer && cl->srv->tsclock != NULL &&
-           tr_mp_get_bool(m, "tsc", &tsc) == 0 && tsc;
-  p->pid = (uint32_t)pid;
-  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
-    p->ppid = (uint32_t)u;
+  p->tsc = p->producer && cl->srv->tsclock != NULL && h.tsc;
+  p->pid = (uint32_t)h.pid;
+  if (h.has_ppid) p->ppid = (uint32_t)h.ppid;
 
   if (p->producer) {
-    uint64_t size;
+    uint64_t size = h.arena_size;
     int fd;
-    if (tr_mp_get_u64(m, "arena_size", &size) < 0) {
-      client_fail(cl, EPROTO, "HELLO: producer without arena_size");
-      return;
-    }
     if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
       client_fail(cl, EBADF, "HELLO: producer without the arena descriptor");
       return;
@@ -288,45 +246,42 @@ static void handle_hello(client *cl, const msgpack_object *m) {
   }
 
   /* Display name: `name`, else argv[0]'s last component, else the pid. */
-  if (tr_mp_get_str(m, "name", &str, &n) == 0 && n > 0) {
-    tr_proc_set_name(p, str, n);
+  if (h.name.len > 0) {
+    tr_proc_set_name(p, h.name.ptr, h.name.len);
+  } else if (h.argv0.len > 0) {
+    size_t n;
+    const char *b = basename_of(h.argv0.ptr, h.argv0.len, &n);
+    tr_proc_set_name(p, b, n);
   } else {
-    const msgpack_object *argv = tr_mp_get(m, "argv");
-    if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY &&
-        argv->via.array.size > 0 &&
-        argv->via.array.ptr[0].type == MSGPACK_OBJECT_STR &&
-        argv->via.array.ptr[0].via.str.size > 0) {
-      const char *b = basename_of(argv->via.array.ptr[0].via.str.ptr,
-                                  argv->via.array.ptr[0].via.str.size, &n);
-      tr_proc_set_name(p, b, n);
-    } else {
-      char buf[32];
-      int k = snprintf(buf, sizeof(buf), "pid %u", p->pid);
-      tr_proc_set_name(p, buf, (size_t)k);
-    }
+    char buf[32];
+    int k = snprintf(buf, sizeof(buf), "pid %u", p->pid);
+    tr_proc_set_name(p, buf, (size_t)k);
   }
   cl->hello = true;
 
   packer pk;
-  packer_init(&pk, 4);
-  tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
-  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
-  tr_mp_kv_str(&pk.pk, "clock", p->tsc ? "tsc" : "monotonic");
+  packer_init(&pk);
   /* Producers write records with more payload slots than version 1's
    * first daemons took (4) only when told so (ARGS records). */
-  tr_mp_kv_u64(&pk.pk, "max_extra", TR_RECORD_MAX_EXTRA);
+  tr_msg_welcome_pack(&pk.pk, &(tr_msg_welcome){
+                                  .version = TR_PROTO_VERSION,
+                                  .daemon_pid = (uint64_t)getpid(),
+                                  .tsc = p->tsc,
+                                  .max_extra = TR_RECORD_MAX_EXTRA,
+                              });
   packer_send(cl, &pk, TR_MSG_WELCOME);
   char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
   tr_log(TR_LOG_DEBUG, "event=hello %s role=%s name=%s client_pid=%u clock=%s",
-         who(cl, pb), p->producer ? "producer" : "control",
-         tr_log_q(q, p->name), p->pid, p->tsc ? "tsc" : "monotonic");
+         who(cl, pb), p->producer ? TR_ROLE_PRODUCER : TR_ROLE_CONTROL,
+         tr_log_q(q, p->name), p->pid,
+         p->tsc ? TR_CLOCK_TSC : TR_CLOCK_MONOTONIC);
 }
 
 static void handle_session_create(client *cl, const msgpack_object *m) {
   tr_server *s = cl->srv;
   tr_proc *p = &cl->proc;
-  const char *str = "";
-  size_t n = 0;
+  tr_msg_session_create c;
+  tr_msg_err err;
   int fd;
   if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
     client_fail(cl, EBADF, "SESSION_CREATE without the output descriptor");
@@ -338,29 +293,26 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
                 "SESSION_CREATE while this connection's session is open");
     return;
   }
-  /* A client that predates the key writes JSON. */
-  tr_format format = TR_FORMAT_JSON;
-  int frc = tr_mp_get_str(m, "format", &str, &n);
-  if (frc == -EINVAL || (frc == 0 && tr_format_parse(str, n, &format) < 0)) {
+  int urc = tr_msg_session_create_unpack(m, &c, &err);
+  if (urc < 0) {
     close(fd);
-    if (frc == -EINVAL)
-      client_fail(cl, EINVAL, "SESSION_CREATE: format is not a string");
-    else
-      client_fail(cl, EINVAL,
-                  "SESSION_CREATE: format '%.*s' is not supported (use "
-                  "'" TR_FORMAT_NAME_JSON "', '" TR_FORMAT_NAME_JSON_GZ
-                  "' or '" TR_FORMAT_NAME_PERFETTO "')",
-                  (int)(n > 32 ? 32 : n), str);
+    client_fail(cl, -urc, "%s", err.text);
     return;
   }
-  if (tr_mp_get_str(m, "path", &str, &n) < 0) {
-    str = "";
-    n = 0;
+  /* A client that predates the key writes JSON. */
+  tr_format format = TR_FORMAT_JSON;
+  if (c.format.ptr != NULL &&
+      tr_format_parse(c.format.ptr, c.format.len, &format) < 0) {
+    close(fd);
+    client_fail(cl, EINVAL,
+                "SESSION_CREATE: format '%.*s' is not supported (use "
+                "'" TR_FORMAT_NAME_JSON "', '" TR_FORMAT_NAME_JSON_GZ
+                "' or '" TR_FORMAT_NAME_PERFETTO "')",
+                (int)(c.format.len > 32 ? 32 : c.format.len), c.format.ptr);
+    return;
   }
   /* Calls shorter than this are not written (docs/options.md). */
-  uint64_t min_duration_ns = 0;
-  if (tr_mp_get_u64(m, "min_duration_ns", &min_duration_ns) < 0)
-    min_duration_ns = 0;
+  uint64_t min_duration_ns = c.min_duration_ns;
   bool was_idle = p->session == NULL;
   /* A member of another session switches to the one it creates. */
   tr_session_leave(p);
@@ -370,8 +322,8 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     return;
   }
   tr_session *sess;
-  int rc = tr_session_create(&s->sessions, p, fd, format, str, n,
-                             s->limits.sessions_per_uid, &sess);
+  int rc = tr_session_create(&s->sessions, p, fd, format, c.path.ptr,
+                             c.path.len, s->limits.sessions_per_uid, &sess);
   if (rc < 0) {
     close(fd);
     client_fail(cl, -rc, "SESSION_CREATE refused: %s",
@@ -406,24 +358,26 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     }
   }
   if (cl->conn.dead) return;
+  tr_msg_session_created created = {.epoch = sess->epoch};
+  memcpy(created.token, sess->token, sizeof(created.token));
   packer pk;
-  packer_init(&pk, 2);
-  tr_mp_kv_str(&pk.pk, "token", sess->token);
-  tr_mp_kv_u64(&pk.pk, "epoch", sess->epoch);
+  packer_init(&pk);
+  tr_msg_session_created_pack(&pk.pk, &created);
   packer_send(cl, &pk, TR_MSG_SESSION_CREATED);
 }
 
 static void handle_session_join(client *cl, const msgpack_object *m) {
   tr_server *s = cl->srv;
   tr_proc *p = &cl->proc;
-  const char *tok;
-  size_t n;
+  tr_msg_session_join j;
+  tr_msg_err err;
   char pb[TR_LOG_PEER_MAX];
-  if (tr_mp_get_str(m, "token", &tok, &n) < 0) {
-    client_fail(cl, EPROTO, "SESSION_JOIN without a token");
+  int urc = tr_msg_session_join_unpack(m, &j, &err);
+  if (urc < 0) {
+    client_fail(cl, -urc, "%s", err.text);
     return;
   }
-  tr_session *sess = tr_session_find(&s->sessions, tok, n);
+  tr_session *sess = tr_session_find(&s->sessions, j.token.ptr, j.token.len);
   if (sess == NULL) {
     /* Not an error: the process waits, idle, for a session to adopt it. */
     send_joined(cl, false, 0);
@@ -464,9 +418,8 @@ static void handle_session_join(client *cl, const msgpack_object *m) {
 
 static void handle_ring_add(client *cl, const msgpack_object *m) {
   tr_proc *p = &cl->proc;
-  uint64_t tid, slots;
-  const char *name = "";
-  size_t n = 0;
+  tr_msg_ring_add r;
+  tr_msg_err err;
   int fd;
   if (!p->producer) {
     client_fail(cl, EPROTO, "RING_ADD on a control connection");
@@ -476,16 +429,13 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
     client_fail(cl, EBADF, "RING_ADD without the ring descriptor");
     return;
   }
-  if (tr_mp_get_u64(m, "tid", &tid) < 0 ||
-      tr_mp_get_u64(m, "slots", &slots) < 0) {
+  int urc = tr_msg_ring_add_unpack(m, &r, &err);
+  if (urc < 0) {
     close(fd);
-    client_fail(cl, EPROTO, "RING_ADD without tid or slots");
+    client_fail(cl, -urc, "%s", err.text);
     return;
   }
-  if (tr_mp_get_str(m, "name", &name, &n) < 0) {
-    name = "";
-    n = 0;
-  }
+  uint64_t tid = r.tid, slots = r.slots;
   if (slots > cl->srv->limits.ring_slots_max) {
     close(fd);
     client_fail(cl, EFBIG, "RING_ADD: %llu slots exceeds the limit of %u",
@@ -538,7 +488,7 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                 htid, (unsigned long long)tid);
     return;
   }
-  rc = tr_proc_add_thread(p, &v, name, n);
+  rc = tr_proc_add_thread(p, &v, r.name.ptr, r.name.len);
   if (rc < 0) {
     client_fail(
         cl, -rc, "RING_ADD: %s",
@@ -588,9 +538,9 @@ static void handle_stop(client *cl) {
   tr_log(TR_LOG_INFO, "event=stop_request %s sessions=%u", who(cl, pb),
          s->sessions.count);
   packer pk;
-  packer_init(&pk, 2);
-  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
-  tr_mp_kv_u64(&pk.pk, "sessions", s->sessions.count);
+  packer_init(&pk);
+  tr_msg_stopping_pack(
+      &pk.pk, &(tr_msg_stopping){(uint64_t)getpid(), s->sessions.count});
   packer_send(cl, &pk, TR_MSG_STOPPING);
   tr_server_stop(s);
 }
@@ -612,13 +562,10 @@ static void handle_session_end(client *cl) {
 }
 
 static void handle_process_info(client *cl, const msgpack_object *m) {
-  const char *name;
-  size_t n;
-  uint64_t u;
-  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
-    cl->proc.ppid = (uint32_t)u;
-  if (tr_mp_get_str(m, "name", &name, &n) == 0 && n > 0)
-    tr_proc_set_name(&cl->proc, name, n);
+  tr_msg_process_info pi;
+  tr_msg_process_info_unpack(m, &pi, NULL);
+  if (pi.has_ppid) cl->proc.ppid = (uint32_t)pi.ppid;
+  if (pi.name.len > 0) tr_proc_set_name(&cl->proc, pi.name.ptr, pi.name.len);
 }
 
 static void on_frame(tr_peer *c, const tr_frame_hdr *h,
@@ -705,18 +652,21 @@ static void finish_session(tr_server *s, tr_session *sess, bool reply) {
   for (uint32_t i = 0; i < n; i++) check_failed(snap[i]);
   free(snap);
   if (reply && creator != NULL && !creator->conn.dead) {
+    tr_msg_session_summary sum = {
+        .processes = st.processes,
+        .threads = st.threads,
+        .events = st.events,
+        .dropped = st.dropped,
+        .late = st.late,
+        .malformed = st.malformed,
+        .unmatched = st.unmatched,
+        .filtered = st.filtered,
+        .bytes = st.bytes,
+        .path = tr_msg_cstr(path),
+    };
     packer pk;
-    packer_init(&pk, 10);
-    tr_mp_kv_u64(&pk.pk, "processes", st.processes);
-    tr_mp_kv_u64(&pk.pk, "threads", st.threads);
-    tr_mp_kv_u64(&pk.pk, "events", st.events);
-    tr_mp_kv_u64(&pk.pk, "dropped", st.dropped);
-    tr_mp_kv_u64(&pk.pk, "late", st.late);
-    tr_mp_kv_u64(&pk.pk, "malformed", st.malformed);
-    tr_mp_kv_u64(&pk.pk, "unmatched", st.unmatched);
-    tr_mp_kv_u64(&pk.pk, "filtered", st.filtered);
-    tr_mp_kv_u64(&pk.pk, "bytes", st.bytes);
-    tr_mp_kv_str(&pk.pk, "path", path);
+    packer_init(&pk);
+    tr_msg_session_summary_pack(&pk.pk, &sum);
     packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);
   }
 }
@@ -792,9 +742,7 @@ static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2);
-  tr_mp_kv_i64(&pk, "code", code);
-  tr_mp_kv_str(&pk, "message", why);
+  tr_msg_error_pack(&pk, &(tr_msg_error){code, tr_msg_cstr(why)});
   uint8_t hdr[sizeof(tr_frame_hdr)];
   tr_frame_hdr_encode(hdr, TR_MSG_ERROR, (uint32_t)sb.size);
   struct iovec iov[2] = {{hdr, sizeof(hdr)}, {sb.data, sb.size}};

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "common/version.h"
-#include "proto/mp.h"
+#include "proto/msg.h"
 #include "proto/traced_proto.h"
 
 /* Only the owner and root get here, so the output path is shown. */
@@ -15,18 +15,20 @@ static void pack_session(msgpack_sbuffer *sb, const tr_session *s,
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   tr_session_live l;
   tr_session_live_stats(s, now, &l);
-  msgpack_pack_map(&pk, 11);
-  tr_mp_kv_u64(&pk, "id", s->epoch);
-  tr_mp_kv_u64(&pk, "owner", s->owner);
-  tr_mp_kv_u64(&pk, "processes", l.processes);
-  tr_mp_kv_u64(&pk, "members", l.members);
-  tr_mp_kv_u64(&pk, "threads", l.threads);
-  tr_mp_kv_u64(&pk, "events", l.events);
-  tr_mp_kv_u64(&pk, "events_per_s", l.events_per_s);
-  tr_mp_kv_u64(&pk, "dropped", l.dropped);
-  tr_mp_kv_u64(&pk, "bytes", l.bytes);
-  tr_mp_kv_u64(&pk, "age_ns", l.age_ns);
-  tr_mp_kv_str(&pk, "path", s->path);
+  tr_msg_status_session m = {
+      .id = s->epoch,
+      .owner = s->owner,
+      .processes = l.processes,
+      .members = l.members,
+      .threads = l.threads,
+      .events = l.events,
+      .events_per_s = l.events_per_s,
+      .dropped = l.dropped,
+      .bytes = l.bytes,
+      .age_ns = l.age_ns,
+      .path = tr_msg_cstr(s->path),
+  };
+  tr_msg_status_session_pack(&pk, &m);
 }
 
 void tr_status_pack(msgpack_sbuffer *sb, const tr_status_daemon *d,
@@ -57,25 +59,25 @@ void tr_status_pack(msgpack_sbuffer *sb, const tr_status_daemon *d,
     }
     shown++;
   }
+  tr_msg_status_reply m = {
+      .version = tr_msg_cstr(TRACED_VERSION),
+      .protocol = TR_PROTO_VERSION,
+      .daemon_pid = (uint64_t)getpid(),
+      .daemon_uid = (uint64_t)geteuid(),
+      .uptime_ns = d->uptime_ns,
+      .socket = tr_msg_cstr(d->socket),
+      .mode = tr_msg_cstr(d->system ? TR_MODE_SYSTEM : TR_MODE_PRIVATE),
+      .connections = d->connections,
+      .sessions_total = ss->count,
+      .record_rate_per_uid =
+          d->record_rate_per_uid == UINT64_MAX ? 0 : d->record_rate_per_uid,
+      .viewer_uid = (uint64_t)viewer,
+      .sessions_omitted = omitted,
+      .nsessions = shown,
+  };
   msgpack_packer pk;
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 13);
-  tr_mp_kv_str(&pk, "version", TRACED_VERSION);
-  tr_mp_kv_u64(&pk, "protocol", TR_PROTO_VERSION);
-  tr_mp_kv_u64(&pk, "daemon_pid", (uint64_t)getpid());
-  tr_mp_kv_u64(&pk, "daemon_uid", (uint64_t)geteuid());
-  tr_mp_kv_u64(&pk, "uptime_ns", d->uptime_ns);
-  tr_mp_kv_str(&pk, "socket", d->socket);
-  tr_mp_kv_str(&pk, "mode", d->system ? "system" : "private");
-  tr_mp_kv_u64(&pk, "connections", d->connections);
-  tr_mp_kv_u64(&pk, "sessions_total", ss->count);
-  tr_mp_kv_u64(
-      &pk, "record_rate_per_uid",
-      d->record_rate_per_uid == UINT64_MAX ? 0 : d->record_rate_per_uid);
-  tr_mp_kv_u64(&pk, "viewer_uid", (uint64_t)viewer);
-  tr_mp_kv_u64(&pk, "sessions_omitted", omitted);
-  tr_mp_str(&pk, "sessions");
-  msgpack_pack_array(&pk, shown);
+  tr_msg_status_reply_pack(&pk, &m);
   msgpack_sbuffer_write(sb, items.data, items.size);
   msgpack_sbuffer_destroy(&items);
 }

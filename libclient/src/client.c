@@ -18,7 +18,8 @@
 #include "conn.h"
 #include "options.h"
 #include "proto/frame.h"
-#include "proto/mp.h"
+#include "proto/msg.h"
+#include "proto/sockpath.h"
 
 #define TR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
@@ -80,21 +81,6 @@ void tr_client_warn(const char *fmt, ...) {
     ssize_t ignored = write(STDERR_FILENO, out, (size_t)n);
     (void)ignored;
   }
-}
-
-int tr_client_default_socket(char *buf, size_t size) {
-  const char *env = getenv(TR_ENV_SOCKET);
-  int n;
-  if (env != NULL && env[0] != '\0') {
-    n = snprintf(buf, size, "%s", env);
-  } else {
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg != NULL && xdg[0] == '/')
-      n = snprintf(buf, size, "%s/traced/traced.sock", xdg);
-    else
-      n = snprintf(buf, size, "/tmp/traced-%u/traced.sock", (unsigned)getuid());
-  }
-  return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
 }
 
 /* ---- shared memory ---------------------------------------------------- */
@@ -283,7 +269,7 @@ static int connect_locked(const char *path) {
   if (g.fd >= 0 && g.pid == getpid()) return 0;
   char def[sizeof(g.socket_path)];
   if (path == NULL || *path == '\0') {
-    int rc = tr_client_default_socket(def, sizeof(def));
+    int rc = tr_sockpath_default(def, sizeof(def));
     if (rc < 0) return rc;
     path = def;
   }
@@ -317,36 +303,18 @@ static int connect_locked(const char *path) {
   }
   int afd = g.arena_fd;
 
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_hello(&pk, "producer", g.arena_cap, g.hello_name);
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
-  rc = tr_conn_request(fd, TR_MSG_HELLO, &sb, &afd, 1, TR_MSG_WELCOME, &reply,
-                       TR_CONN_TIMEOUT_MS, NULL, 0);
-  if (rc == 0) {
-    uint64_t max_extra;
-    if (tr_mp_get_u64(&reply.data, "max_extra", &max_extra) < 0)
-      max_extra = TR_RECORD_MAX_EXTRA_V1;
-    g_max_extra = max_extra < TR_RECORD_MAX_EXTRA ? (uint32_t)max_extra
-                                                  : TR_RECORD_MAX_EXTRA;
-  }
-  msgpack_sbuffer_destroy(&sb);
-  if (rc >= 0) {
-    /* Every thread is off while we connect, so no event is being stamped
-     * with the old clock as it changes. */
-    const char *clk;
-    size_t n;
-    tr_clock_tsc = tr_mp_get_str(&reply.data, "clock", &clk, &n) == 0 &&
-                   n == 3 && memcmp(clk, "tsc", 3) == 0;
-  }
-  msgpack_unpacked_destroy(&reply);
+  tr_msg_welcome w;
+  rc = tr_conn_hello(fd, g.hello_name, afd, g.arena_cap,
+                     tr_client_may_use_tsc(), &w, NULL, 0);
   if (rc < 0) {
     close(fd);
     return rc;
   }
+  g_max_extra = w.max_extra < TR_RECORD_MAX_EXTRA ? (uint32_t)w.max_extra
+                                                  : TR_RECORD_MAX_EXTRA;
+  /* Every thread is off while we connect, so no event is being stamped
+   * with the old clock as it changes. */
+  tr_clock_tsc = w.tsc;
   g.fd = fd;
   g.pid = getpid();
   return 0;
@@ -372,7 +340,6 @@ void tr_client_disconnect(void) {
   pthread_mutex_unlock(&g.io_lock);
 }
 
-/* A request on the connection; caller holds io_lock. */
 /* The daemon is gone (or talked nonsense): close the connection and stop
  * recording in every thread at once, so nobody retries per event.  Caller
  * holds io_lock. */
@@ -383,41 +350,39 @@ static void connection_lost_locked(void) {
     atomic_store_explicit(&g.arena->state, 0, memory_order_relaxed);
 }
 
+/* A request's outcome: a failure other than a refusal the connection
+ * survives (EACCES) or a slow answer means the daemon is gone.  Caller
+ * holds io_lock. */
+static int request_done_locked(int rc) {
+  if (rc < 0 && rc != -EACCES && rc != -ETIMEDOUT) connection_lost_locked();
+  return rc;
+}
+
+/* A request on the connection; caller holds io_lock. */
 static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
                           int nfds, uint16_t reply_type,
                           msgpack_unpacked *reply, int timeout_ms) {
   if (!tr_client_connected()) return -ENOTCONN;
   char msg[256] = "";
-  int rc = tr_conn_request(g.fd, type, sb, fds, nfds, reply_type, reply,
-                           timeout_ms, msg, sizeof(msg));
-  if (rc < 0 && rc != -EACCES && rc != -ETIMEDOUT) connection_lost_locked();
-  return rc;
+  return request_done_locked(tr_conn_request(g.fd, type, sb, fds, nfds,
+                                             reply_type, reply, timeout_ms, msg,
+                                             sizeof(msg)));
 }
 
 int tr_client_session_create(const char *display_path, int fd,
                              uint64_t min_duration_ns,
                              char token[TR_TOKEN_HEX_LEN + 1]) {
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  tr_conn_pack_session_create(&pk, display_path, min_duration_ns);
-  msgpack_unpacked reply;
-  msgpack_unpacked_init(&reply);
+  char t[TR_TOKEN_HEX_LEN + 1];
   pthread_mutex_lock(&g.io_lock);
-  int rc = request_locked(TR_MSG_SESSION_CREATE, &sb, &fd, 1,
-                          TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS);
+  int rc = -ENOTCONN;
+  if (tr_client_connected())
+    rc = request_done_locked(tr_conn_session_create(
+        g.fd, display_path, fd, min_duration_ns, t, NULL, 0));
   if (rc == 0) {
-    char t[TR_TOKEN_HEX_LEN + 1];
-    rc = tr_conn_read_token(&reply.data, t);
-    if (rc == 0) {
-      memcpy(g.token, t, sizeof(t));
-      if (token != NULL) memcpy(token, t, sizeof(t));
-    }
+    memcpy(g.token, t, sizeof(t));
+    if (token != NULL) memcpy(token, t, sizeof(t));
   }
   pthread_mutex_unlock(&g.io_lock);
-  msgpack_unpacked_destroy(&reply);
-  msgpack_sbuffer_destroy(&sb);
   return rc;
 }
 
@@ -427,8 +392,7 @@ static int join_locked(const char *token) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
-  tr_mp_kv_str(&pk, "token", token);
+  tr_msg_session_join_pack(&pk, &(tr_msg_session_join){tr_msg_cstr(token)});
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = request_locked(TR_MSG_SESSION_JOIN, &sb, NULL, 0,
@@ -467,8 +431,8 @@ int tr_client_process_info(const char *name) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
-  tr_mp_kv_str(&pk, "name", name);
+  tr_msg_process_info_pack(&pk,
+                           &(tr_msg_process_info){.name = tr_msg_cstr(name)});
   pthread_mutex_lock(&g.io_lock);
   int rc = tr_client_connected()
                ? tr_conn_send(g.fd, TR_MSG_PROCESS_INFO, sb.data,
@@ -541,10 +505,9 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 3);
-  tr_mp_kv_u64(&pk, "tid", h->tid);
-  tr_mp_kv_u64(&pk, "slots", slots);
-  tr_mp_kv_str(&pk, "name", name);
+  tr_msg_ring_add_pack(
+      &pk, &(tr_msg_ring_add){
+               .tid = h->tid, .slots = slots, .name = tr_msg_cstr(name)});
   pthread_mutex_lock(&g.io_lock);
   int rc = tr_client_connected()
                ? tr_conn_send(g.fd, TR_MSG_RING_ADD, sb.data, (uint32_t)sb.size,

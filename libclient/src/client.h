@@ -15,12 +15,9 @@
 #include "producer.h"
 #include "traced.h"
 
-/* Fills buf with the socket path: $TRACED_SOCKET, else
- * $XDG_RUNTIME_DIR/traced/traced.sock, else /tmp/traced-$UID/traced.sock. */
-int tr_client_default_socket(char *buf, size_t size);
-
 /* Connects and handshakes (HELLO with this process's string arena).
- * socket_path NULL means the default.  Idempotent while connected. */
+ * socket_path NULL means the default (tr_sockpath_default(),
+ * proto/sockpath.h).  Idempotent while connected. */
 int tr_client_connect(const char *socket_path);
 bool tr_client_connected(void);
 void tr_client_disconnect(void);

@@ -14,9 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "proto/frame.h"
-#include "proto/mp.h"
+#include "proto/msg.h"
 
 int tr_conn_connect(const char *path) {
   struct sockaddr_un addr;
@@ -158,10 +157,11 @@ int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms, char *errmsg,
     }
   }
   if (hdr.type == TR_MSG_ERROR) {
-    int64_t code = EPROTO;
-    tr_mp_get_i64(&out->data, "code", &code);
+    tr_msg_error e;
+    tr_msg_error_unpack(&out->data, &e, NULL);
+    int64_t code = e.code;
     if (errmsg != NULL && errmsg_size > 0 &&
-        tr_mp_get_strcpy(&out->data, "message", errmsg, errmsg_size) < 0)
+        tr_msg_strcpy(errmsg, errmsg_size, e.message) < 0)
       snprintf(errmsg, errmsg_size, "%s", strerror((int)code));
     msgpack_unpacked_destroy(out);
     msgpack_unpacked_init(out);
@@ -189,75 +189,53 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
   return 0;
 }
 
-/* argv of this process, read once from /proc (the C library does not keep
- * it anywhere public). */
-static int pack_argv(msgpack_packer *pk) {
-  char buf[8192];
+/* argv of this process as /proc/self/cmdline has it (the C library does
+ * not keep it anywhere public); returns the bytes read. */
+static size_t read_cmdline(char *buf, size_t size) {
   size_t len = 0;
   int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     ssize_t r;
-    while (len < sizeof(buf) &&
-           (r = read(fd, buf + len, sizeof(buf) - len)) > 0)
+    while (len < size && (r = read(fd, buf + len, size - len)) > 0)
       len += (size_t)r;
     close(fd);
   }
-  uint32_t count = 0;
-  for (size_t i = 0; i < len; i++)
-    if (buf[i] == '\0') count++;
-  msgpack_pack_array(pk, count);
-  size_t start = 0;
-  for (size_t i = 0; i < len && count > 0; i++) {
-    if (buf[i] != '\0') continue;
-    msgpack_pack_str(pk, i - start);
-    msgpack_pack_str_body(pk, buf + start, i - start);
-    start = i + 1;
-    count--;
-  }
-  return 0;
+  return len;
 }
 
-void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
-                        uint32_t arena_size, const char *display) {
-  bool producer = strcmp(role, "producer") == 0;
-  bool tsc = producer && tr_client_may_use_tsc();
-  msgpack_pack_map(pk, (producer ? 10 : 9) + (tsc ? 1 : 0));
-  tr_mp_kv_str(pk, "magic", TR_PROTO_MAGIC);
-  tr_mp_kv_u64(pk, "version", TR_PROTO_VERSION);
-  tr_mp_kv_str(pk, "role", role);
-  tr_mp_kv_u64(pk, "pid", (uint64_t)getpid());
-  tr_mp_kv_u64(pk, "ppid", (uint64_t)getppid());
-  tr_mp_str(pk, "argv");
-  pack_argv(pk);
-  if (display == NULL || display[0] == '\0')
-    display =
-        program_invocation_short_name ? program_invocation_short_name : "";
-  tr_mp_kv_str(pk, "name", display);
-  tr_mp_kv_str(pk, "clock", "monotonic");
+int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
+                  bool tsc, tr_msg_welcome *welcome, char *err, size_t errsz) {
+  char argv[8192];
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  tr_mp_kv_u64(pk, "now_ns",
-               (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-  if (producer) tr_mp_kv_u64(pk, "arena_size", arena_size);
-  if (tsc) tr_mp_kv_bool(pk, "tsc", true);
-}
-
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
-                          uint64_t *filtered) {
-  memset(out, 0, sizeof(*out));
-  tr_mp_get_u64(map, "processes", &out->processes);
-  tr_mp_get_u64(map, "threads", &out->threads);
-  tr_mp_get_u64(map, "events", &out->events);
-  tr_mp_get_u64(map, "dropped", &out->dropped);
-  tr_mp_get_u64(map, "late", &out->late);
-  tr_mp_get_u64(map, "malformed", &out->malformed);
-  tr_mp_get_u64(map, "unmatched", &out->unmatched);
-  tr_mp_get_u64(map, "bytes", &out->bytes);
-  if (filtered != NULL) {
-    *filtered = 0;
-    tr_mp_get_u64(map, "filtered", filtered);
-  }
-  tr_mp_get_strcpy(map, "path", out->path, sizeof(out->path));
+  if (name == NULL || name[0] == '\0')
+    name = program_invocation_short_name ? program_invocation_short_name : "";
+  tr_msg_hello h = {
+      .producer = arena_fd >= 0,
+      .pid = (uint64_t)getpid(),
+      .ppid = (uint64_t)getppid(),
+      .argv = argv,
+      .argv_len = read_cmdline(argv, sizeof(argv)),
+      .name = tr_msg_cstr(name),
+      .now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+      .arena_size = arena_size,
+      .tsc = tsc,
+  };
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_msg_hello_pack(&pk, &h);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc =
+      tr_conn_request(fd, TR_MSG_HELLO, &sb, &arena_fd, arena_fd >= 0 ? 1 : 0,
+                      TR_MSG_WELCOME, &reply, TR_CONN_TIMEOUT_MS, err, errsz);
+  if (rc == 0 && welcome != NULL)
+    rc = tr_msg_welcome_unpack(&reply.data, welcome, NULL);
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
 }
 
 int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
@@ -267,7 +245,7 @@ int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 0);
+  tr_msg_empty_pack(&pk);
   msgpack_unpacked reply;
   msgpack_unpacked_init(&reply);
   int rc = tr_conn_send(fd, TR_MSG_SESSION_END, sb.data, (uint32_t)sb.size,
@@ -279,7 +257,21 @@ int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
   if (rc == 0 || closed) {
     rc = tr_conn_recv(fd, &reply, closed ? 1000 : timeout_ms, NULL, 0);
     if (rc == TR_MSG_SESSION_SUMMARY) {
-      if (out != NULL) tr_conn_read_summary(&reply.data, out, filtered);
+      tr_msg_session_summary m;
+      tr_msg_session_summary_unpack(&reply.data, &m, NULL);
+      if (out != NULL) {
+        memset(out, 0, sizeof(*out));
+        out->processes = m.processes;
+        out->threads = m.threads;
+        out->events = m.events;
+        out->dropped = m.dropped;
+        out->late = m.late;
+        out->malformed = m.malformed;
+        out->unmatched = m.unmatched;
+        out->bytes = m.bytes;
+        tr_msg_strcpy(out->path, sizeof(out->path), m.path);
+        if (filtered != NULL) *filtered = m.filtered;
+      }
       *stopped = closed;
       rc = 0;
     } else if (rc >= 0) {
@@ -305,18 +297,31 @@ const char *tr_conn_format_for_path(const char *path) {
   return TR_FORMAT_NAME_JSON;
 }
 
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
-                                 uint64_t min_duration_ns) {
-  msgpack_pack_map(pk, min_duration_ns > 0 ? 3 : 2);
-  tr_mp_kv_str(pk, "path", path);
-  tr_mp_kv_str(pk, "format", tr_conn_format_for_path(path));
-  if (min_duration_ns > 0) tr_mp_kv_u64(pk, "min_duration_ns", min_duration_ns);
-}
-
-int tr_conn_read_token(const msgpack_object *map,
-                       char token[TR_TOKEN_HEX_LEN + 1]) {
-  if (tr_mp_get_strcpy(map, "token", token, TR_TOKEN_HEX_LEN + 1) < 0 ||
-      strlen(token) != TR_TOKEN_HEX_LEN)
-    return -EPROTO;
-  return 0;
+int tr_conn_session_create(int fd, const char *path, int out_fd,
+                           uint64_t min_duration_ns,
+                           char token[TR_TOKEN_HEX_LEN + 1], char *err,
+                           size_t errsz) {
+  tr_msg_session_create m = {
+      .path = tr_msg_cstr(path),
+      .format = tr_msg_cstr(tr_conn_format_for_path(path)),
+      .min_duration_ns = min_duration_ns,
+  };
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_msg_session_create_pack(&pk, &m);
+  msgpack_unpacked reply;
+  msgpack_unpacked_init(&reply);
+  int rc = tr_conn_request(fd, TR_MSG_SESSION_CREATE, &sb, &out_fd, 1,
+                           TR_MSG_SESSION_CREATED, &reply, TR_CONN_TIMEOUT_MS,
+                           err, errsz);
+  if (rc == 0) {
+    tr_msg_session_created c;
+    rc = tr_msg_session_created_unpack(&reply.data, &c, NULL);
+    if (rc == 0) memcpy(token, c.token, sizeof(c.token));
+  }
+  msgpack_unpacked_destroy(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
 }

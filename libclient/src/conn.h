@@ -1,6 +1,9 @@
 /* conn.h: blocking request/reply over the daemon's Unix socket: connect,
- * send a frame with descriptors, receive a frame, with timeouts.  Shared by
- * libtraced's client and the `traced run` CLI. */
+ * send a frame with descriptors, receive a frame, with timeouts, and the
+ * exchanges every client makes (HELLO, SESSION_CREATE, SESSION_END).
+ * libtraced's client and the `traced` CLI (run, status, stop) share it:
+ * the one libclient header besides options.h that cli/ includes.  It uses
+ * nothing else of libclient, so it never includes client.h. */
 #ifndef TRACED_CONN_H
 #define TRACED_CONN_H
 
@@ -9,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/msg.h"
 #include "proto/traced_proto.h"
 #include "traced.h"
 
@@ -38,12 +42,35 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
                     msgpack_unpacked *reply, int timeout_ms, char *errmsg,
                     size_t errmsg_size);
 
+/* HELLO for this process (pid, ppid, argv from /proc/self/cmdline, the
+ * display name `name`, the clock) and its WELCOME, read into *welcome
+ * when not NULL.  A producer passes its arena descriptor and size and says
+ * whether it offers TSC timestamps; a control connection (`traced run`,
+ * `traced status`) passes arena_fd -1.  NULL or "" for `name` means the
+ * program's short name.  Returns 0 or a negative errno; the daemon's
+ * refusal text goes to err (may be NULL). */
+int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
+                  bool tsc, tr_msg_welcome *welcome, char *err, size_t errsz);
+
+/* SESSION_CREATE for an output named `path` (for display; its extension
+ * picks the format, tr_conn_format_for_path), passing the output
+ * descriptor, with min_duration_ns (calls shorter than this are not
+ * written; 0: none); the SESSION_CREATED token goes to `token`.  Returns 0
+ * or a negative errno (-EPROTO for a reply without a proper token); the
+ * daemon's refusal text goes to err (may be NULL). */
+int tr_conn_session_create(int fd, const char *path, int out_fd,
+                           uint64_t min_duration_ns,
+                           char token[TR_TOKEN_HEX_LEN + 1], char *err,
+                           size_t errsz);
+
 /* Ends the creator's session: SESSION_END, then its SESSION_SUMMARY into
- * *out.  When the daemon already ended it (`traced stop`, SIGTERM: it
- * sends the creator its summary, then closes the connection), the summary
- * waiting on the socket is taken instead and *stopped is set.  *filtered
- * (when not NULL) gets the calls --min-duration left out.  Returns 0 or a
- * negative errno. */
+ * *out (absent keys read as 0).  When the daemon already ended it (`traced
+ * stop`, SIGTERM: it sends the creator its summary, then closes the
+ * connection), the summary waiting on the socket is taken instead and
+ * *stopped is set.  *filtered (when not NULL) gets the calls
+ * --min-duration left out: a count traced_summary has no room for without
+ * changing its size, which would break binary compatibility.  Returns 0 or
+ * a negative errno. */
 int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
                         bool *stopped, int timeout_ms);
 
@@ -52,28 +79,5 @@ int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
  * ".perfetto-trace" a Perfetto protobuf trace, anything else (no
  * extension, /dev/null, ".json") JSON. */
 const char *tr_conn_format_for_path(const char *path);
-
-/* Packs the SESSION_CREATE map for an output named `path`: the path (for
- * display only), the format its extension asks for, and min_duration_ns
- * (calls shorter than this are not written; 0: none). */
-void tr_conn_pack_session_create(msgpack_packer *pk, const char *path,
-                                 uint64_t min_duration_ns);
-
-/* Copies the token of a SESSION_CREATED payload; -EPROTO if it is missing
- * or not TR_TOKEN_HEX_LEN characters. */
-int tr_conn_read_token(const msgpack_object *map,
-                       char token[TR_TOKEN_HEX_LEN + 1]);
-
-/* Fills *out from a SESSION_SUMMARY payload (absent keys read as 0), and
- * *filtered (when not NULL) with the calls left out for being shorter
- * than the session's minimum duration: a count traced_summary has no room
- * for without changing its size, which would break binary compatibility. */
-void tr_conn_read_summary(const msgpack_object *map, traced_summary *out,
-                          uint64_t *filtered);
-
-/* Packs the HELLO map (the caller adds nothing after it).  `name` is the
- * process's display name; NULL or "" means the program's short name. */
-void tr_conn_pack_hello(msgpack_packer *pk, const char *role,
-                        uint32_t arena_size, const char *name);
 
 #endif

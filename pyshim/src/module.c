@@ -10,6 +10,7 @@
 #include "libclient/src/options.h"
 #include "names.h"
 #include "profile.h"
+#include "proto/sockpath.h"
 #include "thread.h"
 
 typedef struct module_state {
@@ -141,7 +142,7 @@ static PyObject *m_default_socket(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
   char buf[108];
-  int rc = tr_client_default_socket(buf, sizeof(buf));
+  int rc = tr_sockpath_default(buf, sizeof(buf));
   if (rc < 0) return raise_errno(rc, "socket path");
   return PyUnicode_FromString(buf);
 }

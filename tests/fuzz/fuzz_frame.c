@@ -9,8 +9,8 @@
  *    growing buffer.  Every complete payload goes through
  *    tr_mpcheck_size(); when it accepts an object, msgpack-c must decode
  *    exactly that many bytes (a differential check: the bounds check is
- *    what keeps msgpack-c from allocating on a peer's word), and every key
- *    a handler reads is looked up with the proto/mp.h getters.
+ *    what keeps msgpack-c from allocating on a peer's word), and every
+ *    message's unpacker (proto/msg.h) reads the map.
  *
  * 2. The real server: server.c is compiled into this file (its handlers
  *    are static), a socketpair stands for the client's connection, and
@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 
 #include "daemon/server.c"
+#include "proto/mp.h"
 
 #define FUZZ_ARENA_DATA TR_ARENA_MIN_SIZE
 #define FUZZ_RING_SLOTS 1024u
@@ -139,29 +140,73 @@ static void make_shm(void) {
 
 /* ---- pass 1: reassembly, bounds check, unpacking, field getters --------- */
 
+/* Both ends of an unpacked string are readable. */
+static void touch(tr_msg_str s) {
+  if (s.ptr == NULL || s.len == 0) return;
+  volatile char c = s.ptr[0];
+  c = s.ptr[s.len - 1];
+  (void)c;
+}
+
+/* A refusal has a code and says why. */
+static void refused(int rc, const tr_msg_err *err) {
+  if (rc == 0) return;
+  CHECK(rc < 0 && err->text[0] != '\0');
+  CHECK(strlen(err->text) < sizeof(err->text));
+}
+
+/* Every message's unpacker, on whatever map arrived. */
 static void read_fields(const msgpack_object *m) {
-  static const char *const keys[] = {
-      "magic", "version", "role",   "pid",        "ppid",   "argv",
-      "name",  "clock",   "now_ns", "arena_size", "path",   "format",
-      "token", "tid",     "slots",  "code",       "message"};
+  tr_msg_err err;
   char buf[64];
-  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-    const char *s;
-    size_t n;
-    uint64_t u;
-    int64_t v;
-    bool b;
-    (void)tr_mp_get(m, keys[i]);
-    (void)tr_mp_get_u64(m, keys[i], &u);
-    (void)tr_mp_get_i64(m, keys[i], &v);
-    (void)tr_mp_get_bool(m, keys[i], &b);
-    if (tr_mp_get_str(m, keys[i], &s, &n) == 0 && n > 0) {
-      volatile char c = s[0]; /* both ends are readable */
-      c = s[n - 1];
-      (void)c;
-    }
-    if (tr_mp_get_strcpy(m, keys[i], buf, sizeof(buf)) == 0)
-      CHECK(strlen(buf) < sizeof(buf));
+  tr_msg_hello h;
+  int rc = tr_msg_hello_unpack(m, &h, &err);
+  refused(rc, &err);
+  if (rc == 0) {
+    CHECK(h.pid > 0 && h.pid <= INT32_MAX);
+    touch(h.name);
+    touch(h.argv0);
+  }
+  tr_msg_session_create c;
+  refused(rc = tr_msg_session_create_unpack(m, &c, &err), &err);
+  if (rc == 0) {
+    touch(c.path);
+    touch(c.format);
+  }
+  tr_msg_session_join j;
+  refused(rc = tr_msg_session_join_unpack(m, &j, &err), &err);
+  if (rc == 0) touch(j.token);
+  tr_msg_ring_add r;
+  refused(rc = tr_msg_ring_add_unpack(m, &r, &err), &err);
+  if (rc == 0) touch(r.name);
+  tr_msg_process_info pi;
+  CHECK(tr_msg_process_info_unpack(m, &pi, &err) == 0);
+  touch(pi.name);
+  tr_msg_welcome w;
+  CHECK(tr_msg_welcome_unpack(m, &w, &err) == 0);
+  tr_msg_session_created sc;
+  if (tr_msg_session_created_unpack(m, &sc, &err) == 0)
+    CHECK(strlen(sc.token) == TR_TOKEN_HEX_LEN);
+  tr_msg_session_joined sj;
+  CHECK(tr_msg_session_joined_unpack(m, &sj, &err) == 0);
+  tr_msg_session_summary sum;
+  CHECK(tr_msg_session_summary_unpack(m, &sum, &err) == 0);
+  touch(sum.path);
+  tr_msg_error e;
+  CHECK(tr_msg_error_unpack(m, &e, &err) == 0);
+  if (tr_msg_strcpy(buf, sizeof(buf), e.message) == 0)
+    CHECK(strlen(buf) < sizeof(buf));
+  tr_msg_stopping st;
+  CHECK(tr_msg_stopping_unpack(m, &st, &err) == 0);
+  tr_msg_status_reply sr;
+  CHECK(tr_msg_status_reply_unpack(m, &sr, &err) == 0);
+  touch(sr.version);
+  touch(sr.socket);
+  touch(sr.mode);
+  for (uint32_t i = 0; i < sr.nsessions; i++) {
+    tr_msg_status_session ss;
+    CHECK(tr_msg_status_session_unpack(&sr.sessions[i], &ss, &err) == 0);
+    touch(ss.path);
   }
 }
 
@@ -276,8 +321,8 @@ static void check_replies(int fd, uint8_t **acc, size_t *len, bool final) {
       int64_t code;
       const char *msg;
       size_t n;
-      CHECK(tr_mp_get_i64(&up.data, "code", &code) == 0 && code > 0);
-      CHECK(tr_mp_get_str(&up.data, "message", &msg, &n) == 0 && n > 0);
+      CHECK(tr_mp_get_i64(&up.data, TR_KEY_CODE, &code) == 0 && code > 0);
+      CHECK(tr_mp_get_str(&up.data, TR_KEY_MESSAGE, &msg, &n) == 0 && n > 0);
     }
     msgpack_unpacked_destroy(&up);
     off += (size_t)total;
