@@ -2,7 +2,6 @@
  * defaults, the descriptor limit, per-uid usage, and accepting or refusing
  * a new connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>

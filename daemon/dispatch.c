@@ -1,7 +1,6 @@
 /* dispatch.c: the protocol's messages (PROTOCOL.md): one handler per
  * message a client sends, its reply, and the end of a session. */
 #include <errno.h>
-#include <limits.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
