@@ -8,6 +8,10 @@
  * not run it. */
 int tr_cmd_run(int argc, char **argv);
 
+/* `traced serve`: 0 once the daemon has stopped, 1 when it cannot start,
+ * 2 for bad usage. */
+int tr_cmd_serve(int argc, char **argv);
+
 /* `traced status` and `traced stop`: 0 done, 1 no daemon reachable (or it
  * failed to answer), 2 usage, and for stop 3 refused (not the daemon's user
  * nor root). */

@@ -1,0 +1,467 @@
+/* serve.c: `traced serve`: its flags (the limits from one table), the help
+ * they print, detaching, signals, and the daemon's event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "common/log.h"
+#include "daemon/listen.h"
+#include "daemon/server.h"
+#include "proto/sockpath.h"
+#include "proto/traced_proto.h"
+
+/* ---- the limit flags ----------------------------------------------------- */
+
+/* One flag per tr_limits field: its parsing, the values it accepts and its
+ * line in the help all come from this table.  A field is 32 or 64 bits
+ * wide; a 32-bit one keeps the low bits of a value above UINT32_MAX. */
+typedef struct limit_flag {
+  const char *name;  /* the long option, without "--" */
+  const char *arg;   /* its argument's name in the help */
+  size_t offset;     /* the field in tr_limits */
+  size_t size;       /* sizeof the field */
+  uint64_t min, max; /* the values accepted */
+  bool zero_is_none; /* 0 means no limit (stored as UINT64_MAX) */
+  const char *bad;   /* the error: "--NAME: 'VALUE' is not <bad>" */
+  const char *help;  /* later lines are indented under the first */
+} limit_flag;
+
+/* Designates .offset and .size; the members after them follow in order. */
+#define FIELD(f) \
+  .offset = offsetof(tr_limits, f), .size = sizeof(((tr_limits *)0)->f)
+#define POSITIVE "a positive number"
+
+static const limit_flag limit_flags[] = {
+    {"max-conns-per-uid", "N", FIELD(conns_per_uid), 1, UINT32_MAX, false,
+     POSITIVE, "open connections per user (1024)"},
+    {"max-conns", "N", FIELD(conns_max), 1, UINT32_MAX, false, POSITIVE,
+     "open connections in all (16384)"},
+    {"max-sessions-per-uid", "N", FIELD(sessions_per_uid), 1, UINT32_MAX, false,
+     POSITIVE, "open sessions per user (64)"},
+    {"max-ring-slots", "N", FIELD(ring_slots_max), 1, UINT32_MAX, false,
+     POSITIVE, "largest ring, in 16-byte slots (16777216)"},
+    {"max-arena-bytes", "N", FIELD(arena_bytes_max), 1, UINT32_MAX, false,
+     POSITIVE, "largest string table (268435456)"},
+    {"max-rings-per-process", "N", FIELD(rings_per_proc), 1, UINT32_MAX, false,
+     POSITIVE, "threads recording at once per process\n(4096)"},
+    {"max-rings-per-uid", "N", FIELD(rings_per_uid), 1, UINT32_MAX, false,
+     POSITIVE, "rings mapped at once per user (8192)"},
+    {"max-ring-bytes-per-uid", "N", FIELD(ring_bytes_per_uid), 1, UINT64_MAX,
+     false, POSITIVE, "bytes of rings mapped per user (4 GiB)"},
+    {"max-open-calls-per-uid", "N", FIELD(open_calls_per_uid), 1, UINT64_MAX,
+     false, POSITIVE, "open calls tracked per user, 16 bytes\neach (16777216)"},
+    /* Accepts 64-bit values and keeps their low 32 bits, as the option
+     * ids' arithmetic did (it counted this flag among the wide ones). */
+    {"max-frame-bytes", "N", FIELD(frame_bytes_max), 1, UINT64_MAX, false,
+     POSITIVE, "largest control message (4096..65536,\n65536)"},
+    /* The timeout is multiplied by 1000 into a 32-bit count of ms. */
+    {"hello-timeout", "SECONDS", FIELD(hello_timeout_s), 1, UINT_MAX / 1000u,
+     false, "a positive number of seconds",
+     "drop a connection that sends no HELLO\nwithin this long (30)"},
+    {"max-record-rate-per-uid", "N", FIELD(record_rate_per_uid), 0, UINT64_MAX,
+     true, "a number (0: no limit)",
+     "ring records drained per second per\nuser, 0: none (system mode "
+     "4000000,\nprivate none); beyond it the user's\nproducers drop and "
+     "count in its trace"},
+};
+#define NLIMITS (sizeof(limit_flags) / sizeof(limit_flags[0]))
+
+/* Sets the limit `l` names from the flag's argument `s`; prints why and
+ * returns -EINVAL when s is not a number within the flag's bounds. */
+static int set_limit(tr_limits *limits, const limit_flag *l, const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < l->min ||
+      v > l->max) {
+    fprintf(stderr, "traced serve: --%s: '%s' is not %s\n", l->name, s, l->bad);
+    return -EINVAL;
+  }
+  uint64_t value = v == 0 && l->zero_is_none ? UINT64_MAX : (uint64_t)v;
+  char *field = (char *)limits + l->offset;
+  if (l->size == sizeof(uint32_t)) {
+    uint32_t narrow = (uint32_t)value;
+    memcpy(field, &narrow, sizeof(narrow));
+  } else {
+    memcpy(field, &value, sizeof(value));
+  }
+  return 0;
+}
+
+static void serve_usage(FILE *f) {
+  fputs(
+      "usage: traced serve [--socket PATH] [--system [--group NAME]]\n"
+      "                    [--idle-exit SECONDS] [--daemon]\n"
+      "                    [--log-file PATH] [--verbose|--quiet] [limits]\n"
+      "\n"
+      "  --socket PATH        listen here (default: " TR_SYSTEM_SOCKET
+      "\n"
+      "                       with --system, else $TRACED_SOCKET, else the\n"
+      "                       per-user socket, its directory created 0700)\n"
+      "  --system             one daemon for every local user: the socket\n"
+      "                       is 0666 in a 0755 directory; sessions stay\n"
+      "                       their creator's (kernel credentials)\n"
+      "  --group NAME         with --system: only this group may connect\n"
+      "                       (socket 0660, owned by the group)\n"
+      "  --idle-exit SECONDS  exit after this long with no connection and no\n"
+      "                       session (default 0: never)\n"
+      "  --daemon             detach once listening; logs go to --log-file\n"
+      "                       (default: the socket path + \".log\")\n"
+      "  --log-file PATH      append log lines to PATH instead of stderr\n"
+      "  -v, --verbose        log connections and handshakes too\n"
+      "  -q, --quiet          log only warnings and errors\n"
+      "\n"
+      "limits (a peer over one gets an error naming it; see "
+      "docs/hostile.md):\n",
+      f);
+  for (size_t i = 0; i < NLIMITS; i++) {
+    const limit_flag *l = &limit_flags[i];
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--%s %s", l->name, l->arg);
+    fprintf(f, "  %-26s ", flag);
+    /* A help text's later lines line up under its first. */
+    for (const char *p = l->help; *p != '\0'; p++) {
+      fputc(*p, f);
+      if (*p == '\n') fprintf(f, "%29s", "");
+    }
+    fputc('\n', f);
+  }
+  fputs(
+      "\n"
+      "Started by systemd with one listening socket (LISTEN_FDS=1), it\n"
+      "serves that socket.\n"
+      "\n"
+      "  --clock auto|monotonic     auto (default): producers on a host with\n"
+      "                             an invariant TSC that the kernel uses as\n"
+      "                             its clocksource record raw TSC ticks,\n"
+      "                             which the daemon converts to\n"
+      "                             CLOCK_MONOTONIC; monotonic: they call\n"
+      "                             clock_gettime (docs/clock.md)\n"
+      "\n"
+      "SIGINT/SIGTERM finalise every open session and exit 0.\n",
+      f);
+}
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+typedef struct serve_state {
+  tr_server *srv;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+} serve_state;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  serve_state *st = h->data;
+  tr_log(TR_LOG_INFO, "event=signal signal=%s",
+         signum == SIGINT ? "SIGINT" : "SIGTERM");
+  tr_server_stop(st->srv);
+}
+
+static int open_log(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "traced serve: cannot open log file %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  if (dup2(fd, STDERR_FILENO) < 0) {
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+/* Detaches (fork, setsid, fork) with stdin/stdout on /dev/null and stderr
+ * appended to log_path.  The original process waits on a pipe until the
+ * daemon reports one status byte: '0' listening, 'A' another daemon serves
+ * the socket, anything else (or nothing) a failure described in the log.
+ * Returns the pipe's write end in the daemon; does not return in the
+ * original process. */
+static int daemonize(const char *log_path, const char *socket_path) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    perror("traced serve: pipe");
+    exit(1);
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("traced serve: fork");
+    exit(1);
+  }
+  if (pid > 0) {
+    close(p[1]);
+    char c = '1';
+    ssize_t n;
+    do {
+      n = read(p[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1 && c == '0') exit(0);
+    if (n == 1 && c == 'A')
+      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
+              socket_path);
+    else
+      fprintf(stderr, "traced serve: the daemon failed to start; see %s\n",
+              log_path);
+    exit(1);
+  }
+  close(p[0]);
+  if (setsid() < 0) _exit(1);
+  pid = fork();
+  if (pid < 0) _exit(1);
+  if (pid > 0) _exit(0);
+  if (chdir("/") < 0) _exit(1);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    close(null);
+  }
+  if (open_log(log_path) < 0) _exit(1);
+  return p[1];
+}
+
+static void report_ready(int fd, char status) {
+  if (fd < 0) return;
+  ssize_t n;
+  do {
+    n = write(fd, &status, 1);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+}
+
+static int parse_seconds(const char *s, unsigned *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+      v > UINT_MAX / 1000u)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+/* Option values past any character: OPT_LIMIT + i is limit_flags[i].
+ * Each limit has a value of its own so that getopt_long still reports an
+ * ambiguous abbreviation (--max-ring) instead of picking one. */
+enum { OPT_CLOCK = 256, OPT_LIMIT = 512 };
+
+static const struct option fixed_opts[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"idle-exit", required_argument, NULL, 'i'},
+    {"daemon", no_argument, NULL, 'd'},
+    {"log-file", required_argument, NULL, 'l'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"system", no_argument, NULL, 'S'},
+    {"group", required_argument, NULL, 'g'},
+    {"clock", required_argument, NULL, OPT_CLOCK},
+};
+#define NFIXED (sizeof(fixed_opts) / sizeof(fixed_opts[0]))
+
+int tr_cmd_serve(int argc, char **argv) {
+  struct option opts[NFIXED + NLIMITS + 1];
+  memcpy(opts, fixed_opts, sizeof(fixed_opts));
+  for (size_t i = 0; i < NLIMITS; i++)
+    opts[NFIXED + i] = (struct option){limit_flags[i].name, required_argument,
+                                       NULL, OPT_LIMIT + (int)i};
+  opts[NFIXED + NLIMITS] = (struct option){NULL, 0, NULL, 0};
+  const char *socket_path = NULL, *log_file = NULL, *group = NULL;
+  unsigned idle_exit = 0;
+  tr_limits limits = {0};
+  bool detach = false, system_mode = false, no_tsc = false;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+vqh", opts, NULL)) != -1) {
+    if (c >= OPT_LIMIT && c < OPT_LIMIT + (int)NLIMITS) {
+      if (set_limit(&limits, &limit_flags[c - OPT_LIMIT], optarg) < 0) {
+        serve_usage(stderr);
+        return 2;
+      }
+      continue;
+    }
+    switch (c) {
+      case 's':
+        socket_path = optarg;
+        break;
+      case 'i':
+        if (parse_seconds(optarg, &idle_exit) < 0) {
+          fprintf(stderr,
+                  "traced serve: --idle-exit: '%s' is not a number of "
+                  "seconds\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        break;
+      case 'd':
+        detach = true;
+        break;
+      case 'l':
+        log_file = optarg;
+        break;
+      case 'v':
+        tr_log_set_level(TR_LOG_DEBUG);
+        break;
+      case 'q':
+        tr_log_set_level(TR_LOG_WARN);
+        break;
+      case 'h':
+        serve_usage(stdout);
+        return 0;
+      case 'S':
+        system_mode = true;
+        break;
+      case 'g':
+        group = optarg;
+        break;
+      case OPT_CLOCK:
+        if (strcmp(optarg, "monotonic") == 0) {
+          no_tsc = true;
+        } else if (strcmp(optarg, "auto") != 0) {
+          fprintf(stderr,
+                  "traced serve: --clock: '%s' is not auto or monotonic\n",
+                  optarg);
+          serve_usage(stderr);
+          return 2;
+        }
+        break;
+      default:
+        fprintf(stderr, "traced serve: bad option '%s'\n", argv[optind - 1]);
+        serve_usage(stderr);
+        return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "traced serve: unexpected argument '%s'\n", argv[optind]);
+    serve_usage(stderr);
+    return 2;
+  }
+
+  tr_server_opts so = {.limits = limits,
+                       .system = system_mode,
+                       .idle_exit_s = idle_exit,
+                       .activated_fd = -1};
+  if (group != NULL) {
+    if (!system_mode) {
+      fprintf(stderr, "traced serve: --group needs --system\n");
+      serve_usage(stderr);
+      return 2;
+    }
+    struct group *gr = getgrnam(group);
+    if (gr == NULL) {
+      fprintf(stderr, "traced serve: --group: no group named '%s'\n", group);
+      serve_usage(stderr);
+      return 2;
+    }
+    so.has_group = true;
+    so.group = gr->gr_gid;
+  }
+  /* systemd socket activation: the socket is already listening. */
+  so.activated_fd = tr_listen_activated_fd();
+  if (so.activated_fd == -EINVAL) return 1;
+
+  char def[PATH_MAX];
+  if (socket_path == NULL && system_mode) {
+    /* The system daemon's place is fixed; a user's $TRACED_SOCKET does
+     * not move it. */
+    socket_path = TR_SYSTEM_SOCKET;
+  } else if (socket_path == NULL) {
+    if (tr_sockpath_default(def, sizeof(def)) < 0) {
+      fprintf(stderr, "traced serve: the default socket path is too long\n");
+      return 1;
+    }
+    socket_path = def;
+  }
+  /* The per-user location gets its private directory however it was named
+   * (`traced run` passes it with --socket when it starts a daemon). */
+  char own[PATH_MAX];
+  bool make_dir = !system_mode && so.activated_fd < 0 &&
+                  tr_sockpath_user(own, sizeof(own)) == 0 &&
+                  strcmp(own, socket_path) == 0;
+  char logdef[PATH_MAX + 8];
+  if (detach && log_file == NULL) {
+    snprintf(logdef, sizeof(logdef), "%.*s.log", PATH_MAX - 1, socket_path);
+    log_file = logdef;
+  }
+
+  /* Writes to the trace files and sockets must never kill the daemon. */
+  signal(SIGPIPE, SIG_IGN);
+  int ready_fd = -1;
+  /* The default directory first: the daemon's log may go there. */
+  if (make_dir && tr_listen_make_private_dir(socket_path) < 0) return 1;
+  if (detach)
+    ready_fd = daemonize(log_file, socket_path);
+  else if (log_file != NULL && open_log(log_file) < 0)
+    return 1;
+
+  uv_loop_t loop;
+  int rc = uv_loop_init(&loop);
+  if (rc < 0) {
+    tr_log(TR_LOG_ERROR,
+           "event=error reason=\"cannot create the event loop: %s\"",
+           uv_strerror(rc));
+    report_ready(ready_fd, '1');
+    return 1;
+  }
+  serve_state st;
+  memset(&st, 0, sizeof(st));
+  so.socket_path = socket_path;
+  so.make_dir = make_dir;
+  so.no_tsc = no_tsc;
+  /* The signal watchers come first: once the socket accepts, a client may
+   * stop us at once (SIGTERM before the handler exists would kill the
+   * daemon instead of finalising).  A signal is dispatched by uv_run, so
+   * the server exists by then.  They do not keep the loop alive: it ends
+   * when the server has closed its handles (signal, or --idle-exit). */
+  uv_signal_init(&loop, &st.sigint);
+  uv_signal_init(&loop, &st.sigterm);
+  st.sigint.data = st.sigterm.data = &st;
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&st.sigint);
+  uv_unref((uv_handle_t *)&st.sigterm);
+  rc = tr_server_start(&loop, &so, &st.srv);
+  if (rc < 0) {
+    if (rc == -EADDRINUSE && !detach)
+      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
+              socket_path);
+    report_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
+    uv_close((uv_handle_t *)&st.sigint, NULL);
+    uv_close((uv_handle_t *)&st.sigterm, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  report_ready(ready_fd, '0');
+
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  uv_close((uv_handle_t *)&st.sigint, NULL);
+  uv_close((uv_handle_t *)&st.sigterm, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  tr_server_free(st.srv);
+  rc = uv_loop_close(&loop);
+  if (rc < 0)
+    tr_log(TR_LOG_WARN,
+           "event=error reason=\"event loop not closed cleanly: %s\"",
+           uv_strerror(rc));
+  uv_library_shutdown();
+  tr_log(TR_LOG_INFO, "event=exit");
+  return 0;
+}
