@@ -232,9 +232,9 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
                $(FUZZ_SAN) -I. -Ilibclient/include $(PKG_CFLAGS)
-# The daemon without main() and the CLI; server.c is compiled into
-# fuzz_frame.c itself (its handlers are static).
-FUZZ_SRC := $(PROTO_SRC) $(filter-out cli/%.c daemon/server.c,$(DAEMON_SRC))
+# The daemon without main() and the CLI; fuzz_frame.c reaches the server's
+# handlers through daemon/server_int.h.
+FUZZ_SRC := $(PROTO_SRC) $(filter-out cli/%.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
 FUZZ_HARNESSES := frame ring report
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))

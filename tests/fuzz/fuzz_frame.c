@@ -12,9 +12,10 @@
  *    what keeps msgpack-c from allocating on a peer's word), and every key
  *    a handler reads is looked up with the proto/mp.h getters.
  *
- * 2. The real server: server.c is compiled into this file (its handlers
- *    are static), a socketpair stands for the client's connection, and
- *    accept_one() / on_conn_poll() read it exactly as the daemon does.
+ * 2. The real server: the daemon's objects are linked in and reached
+ *    through its private header (daemon/server_int.h), a socketpair stands
+ *    for the client's connection, and tr_admission_accept() /
+ *    tr_conn_on_poll() read it exactly as the daemon does.
  *    The stream is sent one frame per sendmsg; HELLO, RING_ADD and
  *    SESSION_CREATE carry a real descriptor (a valid sealed arena memfd,
  *    a valid ring memfd with records, /dev/null), so the fuzzer reaches
@@ -25,10 +26,24 @@
  *    input the client hangs up and the daemon's own teardown runs.
  *
  * Crashes, sanitizer reports and broken replies abort. */
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include "daemon/server.c"
+#include "common/log.h"
+#include "daemon/mpcheck.h"
+#include "daemon/server_int.h"
+#include "proto/frame.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
 
 #define FUZZ_ARENA_DATA TR_ARENA_MIN_SIZE
 #define FUZZ_RING_SLOTS 1024u
@@ -237,7 +252,7 @@ static void start_sessions(void) {
 
 static void end_sessions(void) {
   while (g_srv->sessions.head != NULL)
-    finish_session(g_srv, g_srv->sessions.head, false);
+    tr_dispatch_finish_session(g_srv, g_srv->sessions.head, false);
   CHECK(g_srv->sessions.count == 0);
 }
 
@@ -294,10 +309,10 @@ static void pump(client *cl, int daemon_fd) {
     if (cl->conn.dead || cl->conn.closing) return;
     if (ioctl(daemon_fd, FIONREAD, &avail) < 0 || avail == 0) {
       /* Still poll once: EOF and descriptors-only reads count. */
-      on_conn_poll(&cl->conn.poll, 0, UV_READABLE);
+      tr_conn_on_poll(&cl->conn.poll, 0, UV_READABLE);
       return;
     }
-    on_conn_poll(&cl->conn.poll, 0, UV_READABLE);
+    tr_conn_on_poll(&cl->conn.poll, 0, UV_READABLE);
   }
 }
 
@@ -359,7 +374,7 @@ static void serve(const uint8_t *data, size_t size) {
   reset_shm();
   start_sessions();
   uint32_t before = g_srv->nclients;
-  accept_one(g_srv, sv[0]); /* the daemon owns sv[0] from here */
+  tr_admission_accept(g_srv, sv[0]); /* the daemon owns sv[0] from here */
   CHECK(g_srv->nclients == before + 1);
   client *cl = g_srv->clients;
   uint8_t *acc = NULL;
@@ -387,14 +402,15 @@ static void serve(const uint8_t *data, size_t size) {
     check_replies(sv[1], &acc, &acc_len, false);
   }
   /* The client hangs up; the daemon drains and tears the connection down
-   * with its own code (teardown via reap, uv_close, on_client_closed). */
+   * with its own code (teardown via tr_conn_reap, uv_close, tr_conn_on_closed).
+   */
   shutdown(sv[1], SHUT_WR);
   pump(cl, sv[0]);
   if (!cl->conn.closing && !cl->conn.dead) {
     g_srv->depth++;
-    client_end(cl, TR_LOG_DEBUG, "fuzz input ended");
+    tr_conn_end(cl, TR_LOG_DEBUG, "fuzz input ended");
     g_srv->depth--;
-    reap(g_srv);
+    tr_conn_reap(g_srv);
   }
   CHECK(g_srv->nclients == before);
   check_replies(sv[1], &acc, &acc_len, true);

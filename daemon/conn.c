@@ -1,0 +1,138 @@
+/* conn.c: one connection's life in the server: its log label, its errors
+ * and replies, reading it, and its teardown once no callback holds it. */
+#include <errno.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
+#include "server_int.h"
+
+const char *tr_conn_who(const client *cl, char buf[TR_LOG_PEER_MAX]) {
+  const tr_proc *p = &cl->proc;
+  uint64_t epoch = 0;
+  if (p->session != NULL)
+    epoch = p->session->epoch;
+  else if (p->created != NULL)
+    epoch = p->created->epoch;
+  return tr_log_peer(buf, cl->conn.pid, cl->conn.uid, epoch);
+}
+
+void tr_conn_queue_teardown(client *cl) {
+  tr_peer_kill(&cl->conn);
+  if (cl->queued) return;
+  cl->queued = true;
+  cl->reap_next = cl->srv->reap;
+  cl->srv->reap = cl;
+}
+
+void tr_conn_send_error(client *cl, int code, const char *msg) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  tr_mp_kv_i64(&pk, "code", code);
+  tr_mp_kv_str(&pk, "message", msg);
+  tr_peer_send(&cl->conn, TR_MSG_ERROR, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+void tr_conn_fail(client *cl, int code, const char *fmt, ...) {
+  if (cl->conn.dead) return;
+  char reason[256], pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof(reason), fmt, ap);
+  va_end(ap);
+  tr_log(TR_LOG_WARN, "event=drop %s reason=%s", tr_conn_who(cl, pb),
+         tr_log_q(q, reason));
+  tr_conn_send_error(cl, code, reason);
+  tr_conn_queue_teardown(cl);
+}
+
+void tr_conn_end(client *cl, int level, const char *why) {
+  if (cl->conn.dead) return;
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(level, "event=disconnect %s reason=%s", tr_conn_who(cl, pb),
+         tr_log_q(q, why));
+  tr_conn_queue_teardown(cl);
+}
+
+void tr_conn_check_failed(client *cl) {
+  if (cl->proc.failed && !cl->conn.dead)
+    tr_conn_fail(cl, EPROTO,
+                 "the ring of thread %u has impossible head/tail positions",
+                 cl->proc.failed_tid);
+}
+
+void tr_conn_send_reply(client *cl, uint16_t type, msgpack_sbuffer *sb) {
+  int rc = tr_peer_send(&cl->conn, type, sb->data, sb->size);
+  if (rc == -ENOBUFS || rc == -ENOMEM)
+    tr_conn_fail(cl, ENOBUFS, "the client does not read its replies");
+  else if (rc < 0)
+    tr_conn_end(cl, TR_LOG_DEBUG, "connection lost while replying");
+}
+
+void tr_conn_read(client *cl) {
+  int rc = tr_peer_read(&cl->conn);
+  if (rc == 1) {
+    tr_conn_end(cl, TR_LOG_DEBUG, "disconnected");
+  } else if (rc == -ECONNRESET || rc == -EPIPE) {
+    tr_conn_end(cl, TR_LOG_DEBUG, "connection reset");
+  } else if (rc < 0) {
+    tr_conn_fail(cl, rc == -EMSGSIZE ? EMSGSIZE : EPROTO, "%s", cl->conn.err);
+  }
+}
+
+void tr_conn_on_closed(uv_handle_t *h) { free(h->data); }
+
+/* A connection's end: a session it created ends (without an answer), its
+ * rings are drained into its session one last time, open calls end as
+ * unfinished, the rings are unmapped. */
+static void teardown(tr_server *s, client *cl) {
+  tr_proc *p = &cl->proc;
+  tr_drain_forget(s, cl);
+  if (p->created != NULL) tr_dispatch_finish_session(s, p->created, false);
+  tr_session_leave(p);
+  tr_proc_fini(p);
+  tr_admission_usage_put(s, p->usage);
+  p->usage = NULL;
+  if (cl->prev != NULL)
+    cl->prev->next = cl->next;
+  else
+    s->clients = cl->next;
+  if (cl->next != NULL) cl->next->prev = cl->prev;
+  s->nclients--;
+  tr_peer_close(&cl->conn, tr_conn_on_closed);
+}
+
+void tr_conn_reap(tr_server *s) {
+  if (s->depth > 0 || s->reaping) return;
+  s->reaping = true;
+  while (s->reap != NULL) {
+    client *cl = s->reap;
+    s->reap = cl->reap_next;
+    teardown(s, cl);
+  }
+  s->reaping = false;
+  tr_server_idle_check(s);
+}
+
+void tr_conn_on_poll(uv_poll_t *h, int status, int events) {
+  client *cl = h->data;
+  tr_server *s = cl->srv;
+  s->depth++;
+  if (status < 0) {
+    tr_conn_end(cl, TR_LOG_DEBUG, uv_strerror(status));
+  } else {
+    if ((events & UV_WRITABLE) && tr_peer_flush(&cl->conn) < 0)
+      tr_conn_end(cl, TR_LOG_DEBUG, "connection lost while replying");
+    if ((events & UV_READABLE) && !cl->conn.dead) tr_conn_read(cl);
+  }
+  s->depth--;
+  tr_conn_reap(s);
+}

@@ -1,0 +1,571 @@
+/* dispatch.c: the protocol's messages (PROTOCOL.md): one handler per
+ * message a client sends, its reply, and the end of a session. */
+#include <errno.h>
+#include <limits.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "mpcheck.h"
+#include "proto/mp.h"
+#include "proto/traced_proto.h"
+#include "server_int.h"
+#include "status.h"
+
+/* ---- replies ------------------------------------------------------------ */
+
+typedef struct packer {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} packer;
+
+static void packer_init(packer *p, size_t nkeys) {
+  msgpack_sbuffer_init(&p->sb);
+  msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&p->pk, nkeys);
+}
+
+static void packer_send(client *cl, packer *p, uint16_t type) {
+  tr_conn_send_reply(cl, type, &p->sb);
+  msgpack_sbuffer_destroy(&p->sb);
+}
+
+static void send_joined(client *cl, bool active, uint64_t epoch) {
+  packer p;
+  packer_init(&p, 2);
+  tr_mp_kv_bool(&p.pk, "active", active);
+  tr_mp_kv_u64(&p.pk, "epoch", epoch);
+  packer_send(cl, &p, TR_MSG_SESSION_JOINED);
+}
+
+/* ---- message handlers --------------------------------------------------- */
+
+static const char *basename_of(const char *s, size_t n, size_t *len) {
+  const char *b = s;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '/') b = s + i + 1;
+  *len = n - (size_t)(b - s);
+  return b;
+}
+
+static void handle_hello(client *cl, const msgpack_object *m) {
+  tr_proc *p = &cl->proc;
+  const char *str;
+  size_t n;
+  uint64_t version, pid, u;
+  if (cl->hello) {
+    tr_conn_fail(cl, EPROTO, "second HELLO");
+    return;
+  }
+  if (tr_mp_get_str(m, "magic", &str, &n) < 0 || n != strlen(TR_PROTO_MAGIC) ||
+      memcmp(str, TR_PROTO_MAGIC, n) != 0) {
+    tr_conn_fail(cl, EPROTO, "HELLO: missing or wrong magic");
+    return;
+  }
+  if (tr_mp_get_u64(m, "version", &version) < 0) {
+    tr_conn_fail(cl, EPROTO, "HELLO: missing version");
+    return;
+  }
+  if (version != TR_PROTO_VERSION) {
+    tr_conn_fail(cl, EPROTO,
+                 "HELLO: protocol version %llu, this daemon speaks %u",
+                 (unsigned long long)version, TR_PROTO_VERSION);
+    return;
+  }
+  if (tr_mp_get_str(m, "role", &str, &n) < 0) {
+    tr_conn_fail(cl, EPROTO, "HELLO: missing role");
+    return;
+  }
+  if (n == 8 && memcmp(str, "producer", 8) == 0) {
+    p->producer = true;
+  } else if (!(n == 7 && memcmp(str, "control", 7) == 0)) {
+    tr_conn_fail(cl, EPROTO, "HELLO: unknown role '%.*s'",
+                 (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  if (tr_mp_get_u64(m, "pid", &pid) < 0 || pid == 0 || pid > INT32_MAX) {
+    tr_conn_fail(cl, EPROTO, "HELLO: missing or invalid pid");
+    return;
+  }
+  if (tr_mp_get_str(m, "clock", &str, &n) == 0 &&
+      !(n == 9 && memcmp(str, "monotonic", 9) == 0)) {
+    tr_conn_fail(cl, EPROTO, "HELLO: clock '%.*s' is not supported",
+                 (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  /* A producer that can write raw TSC ticks says so; it does only if the
+   * WELCOME tells it to (the daemon then converts them, tsclock.h). */
+  bool tsc = false;
+  p->tsc = p->producer && cl->srv->tsclock != NULL &&
+           tr_mp_get_bool(m, "tsc", &tsc) == 0 && tsc;
+  p->pid = (uint32_t)pid;
+  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
+    p->ppid = (uint32_t)u;
+
+  if (p->producer) {
+    uint64_t size;
+    int fd;
+    if (tr_mp_get_u64(m, "arena_size", &size) < 0) {
+      tr_conn_fail(cl, EPROTO, "HELLO: producer without arena_size");
+      return;
+    }
+    if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+      tr_conn_fail(cl, EBADF, "HELLO: producer without the arena descriptor");
+      return;
+    }
+    if (size < TR_ARENA_MIN_SIZE || size > cl->srv->limits.arena_bytes_max) {
+      close(fd);
+      tr_conn_fail(cl, EINVAL, "HELLO: arena_size %llu out of range",
+                   (unsigned long long)size);
+      return;
+    }
+    tr_arenaview a;
+    int rc = tr_arena_map(&a, fd, (uint32_t)size);
+    close(fd);
+    if (rc < 0) {
+      tr_conn_fail(cl, -rc, "HELLO: bad arena descriptor: %s (%s)",
+                   rc == -EPERM    ? "not sealed against shrinking"
+                   : rc == -EINVAL ? "wrong size or header"
+                                   : "cannot map it",
+                   strerror(-rc));
+      return;
+    }
+    tr_proc_set_arena(p, &a);
+  }
+
+  /* Display name: `name`, else argv[0]'s last component, else the pid. */
+  if (tr_mp_get_str(m, "name", &str, &n) == 0 && n > 0) {
+    tr_proc_set_name(p, str, n);
+  } else {
+    const msgpack_object *argv = tr_mp_get(m, "argv");
+    if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY &&
+        argv->via.array.size > 0 &&
+        argv->via.array.ptr[0].type == MSGPACK_OBJECT_STR &&
+        argv->via.array.ptr[0].via.str.size > 0) {
+      const char *b = basename_of(argv->via.array.ptr[0].via.str.ptr,
+                                  argv->via.array.ptr[0].via.str.size, &n);
+      tr_proc_set_name(p, b, n);
+    } else {
+      char buf[32];
+      int k = snprintf(buf, sizeof(buf), "pid %u", p->pid);
+      tr_proc_set_name(p, buf, (size_t)k);
+    }
+  }
+  cl->hello = true;
+
+  packer pk;
+  packer_init(&pk, 4);
+  tr_mp_kv_u64(&pk.pk, "version", TR_PROTO_VERSION);
+  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  tr_mp_kv_str(&pk.pk, "clock", p->tsc ? "tsc" : "monotonic");
+  /* Producers write records with more payload slots than version 1's
+   * first daemons took (4) only when told so (ARGS records). */
+  tr_mp_kv_u64(&pk.pk, "max_extra", TR_RECORD_MAX_EXTRA);
+  packer_send(cl, &pk, TR_MSG_WELCOME);
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_DEBUG, "event=hello %s role=%s name=%s client_pid=%u clock=%s",
+         tr_conn_who(cl, pb), p->producer ? "producer" : "control",
+         tr_log_q(q, p->name), p->pid, p->tsc ? "tsc" : "monotonic");
+}
+
+static void handle_session_create(client *cl, const msgpack_object *m) {
+  tr_server *s = cl->srv;
+  tr_proc *p = &cl->proc;
+  const char *str = "";
+  size_t n = 0;
+  int fd;
+  if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+    tr_conn_fail(cl, EBADF, "SESSION_CREATE without the output descriptor");
+    return;
+  }
+  if (p->created != NULL) {
+    close(fd);
+    tr_conn_fail(cl, EBUSY,
+                 "SESSION_CREATE while this connection's session is open");
+    return;
+  }
+  /* A client that predates the key writes JSON. */
+  tr_format format = TR_FORMAT_JSON;
+  int frc = tr_mp_get_str(m, "format", &str, &n);
+  if (frc == -EINVAL || (frc == 0 && tr_format_parse(str, n, &format) < 0)) {
+    close(fd);
+    if (frc == -EINVAL)
+      tr_conn_fail(cl, EINVAL, "SESSION_CREATE: format is not a string");
+    else
+      tr_conn_fail(cl, EINVAL,
+                   "SESSION_CREATE: format '%.*s' is not supported (use "
+                   "'" TR_FORMAT_NAME_JSON "', '" TR_FORMAT_NAME_JSON_GZ
+                   "' or '" TR_FORMAT_NAME_PERFETTO "')",
+                   (int)(n > 32 ? 32 : n), str);
+    return;
+  }
+  if (tr_mp_get_str(m, "path", &str, &n) < 0) {
+    str = "";
+    n = 0;
+  }
+  /* Calls shorter than this are not written (docs/options.md). */
+  uint64_t min_duration_ns = 0;
+  if (tr_mp_get_u64(m, "min_duration_ns", &min_duration_ns) < 0)
+    min_duration_ns = 0;
+  bool was_idle = p->session == NULL;
+  /* A member of another session switches to the one it creates. */
+  tr_session_leave(p);
+  tr_conn_check_failed(cl);
+  if (cl->conn.dead) {
+    close(fd);
+    return;
+  }
+  tr_session *sess;
+  int rc = tr_session_create(&s->sessions, p, fd, format, str, n,
+                             s->limits.sessions_per_uid, &sess);
+  if (rc < 0) {
+    close(fd);
+    tr_conn_fail(cl, -rc, "SESSION_CREATE refused: %s",
+                 rc == -EBADF ? "the output descriptor is not open for writing"
+                 : rc == -EINVAL ? "the output is not a regular file or device"
+                 : rc == -EMFILE ? "too many open sessions for this user"
+                                 : strerror(-rc));
+    return;
+  }
+  sess->min_duration_ns = min_duration_ns;
+  if (p->producer) {
+    rc = tr_session_join(sess, p);
+    tr_conn_check_failed(cl);
+    if (rc < 0) {
+      tr_conn_fail(cl, -rc, "SESSION_CREATE: cannot join: %s", strerror(-rc));
+      return;
+    }
+  }
+  char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
+  tr_log(TR_LOG_INFO, "event=session_create %s output=%s format=%s",
+         tr_conn_who(cl, pb), tr_log_q(q, sess->path), tr_format_name(format));
+  /* Idle pool workers of this process (still connected from an earlier
+   * session) record into the new one: see docs/sessions.md. */
+  if (p->producer && was_idle) {
+    for (client *o = s->clients; o != NULL; o = o->next) {
+      if (o == cl || o->conn.dead || !o->hello) continue;
+      if (!tr_session_may_adopt(sess, &o->proc)) continue;
+      if (tr_session_join(sess, &o->proc) == 0)
+        tr_log(TR_LOG_INFO, "event=adopt %s creator_pid=%ld",
+               tr_conn_who(o, pb), (long)cl->conn.pid);
+      tr_conn_check_failed(o);
+    }
+  }
+  if (cl->conn.dead) return;
+  packer pk;
+  packer_init(&pk, 2);
+  tr_mp_kv_str(&pk.pk, "token", sess->token);
+  tr_mp_kv_u64(&pk.pk, "epoch", sess->epoch);
+  packer_send(cl, &pk, TR_MSG_SESSION_CREATED);
+}
+
+static void handle_session_join(client *cl, const msgpack_object *m) {
+  tr_server *s = cl->srv;
+  tr_proc *p = &cl->proc;
+  const char *tok;
+  size_t n;
+  char pb[TR_LOG_PEER_MAX];
+  if (tr_mp_get_str(m, "token", &tok, &n) < 0) {
+    tr_conn_fail(cl, EPROTO, "SESSION_JOIN without a token");
+    return;
+  }
+  tr_session *sess = tr_session_find(&s->sessions, tok, n);
+  if (sess == NULL) {
+    /* Not an error: the process waits, idle, for a session to adopt it. */
+    send_joined(cl, false, 0);
+    return;
+  }
+  if (sess->owner != cl->conn.uid) {
+    tr_log(TR_LOG_WARN,
+           "event=refuse %s request=SESSION_JOIN reason=\"the session "
+           "belongs to uid %lu\"",
+           tr_conn_who(cl, pb), (unsigned long)sess->owner);
+    tr_conn_send_error(cl, EACCES, "the session belongs to another user");
+    return;
+  }
+  if (!p->producer) {
+    send_joined(cl, true, sess->epoch); /* control: a liveness check */
+    return;
+  }
+  if (p->session == sess) {
+    send_joined(cl, true, sess->epoch);
+    return;
+  }
+  if (p->created != NULL) {
+    tr_conn_fail(cl, EBUSY,
+                 "SESSION_JOIN from the creator of another open session");
+    return;
+  }
+  tr_session_leave(p);
+  int rc = tr_session_join(sess, p);
+  tr_conn_check_failed(cl);
+  if (rc < 0) {
+    tr_conn_fail(cl, -rc, "SESSION_JOIN: %s", strerror(-rc));
+    return;
+  }
+  if (cl->conn.dead) return;
+  tr_log(TR_LOG_DEBUG, "event=join %s", tr_conn_who(cl, pb));
+  send_joined(cl, true, sess->epoch);
+}
+
+static void handle_ring_add(client *cl, const msgpack_object *m) {
+  tr_proc *p = &cl->proc;
+  uint64_t tid, slots;
+  const char *name = "";
+  size_t n = 0;
+  int fd;
+  if (!p->producer) {
+    tr_conn_fail(cl, EPROTO, "RING_ADD on a control connection");
+    return;
+  }
+  if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+    tr_conn_fail(cl, EBADF, "RING_ADD without the ring descriptor");
+    return;
+  }
+  if (tr_mp_get_u64(m, "tid", &tid) < 0 ||
+      tr_mp_get_u64(m, "slots", &slots) < 0) {
+    close(fd);
+    tr_conn_fail(cl, EPROTO, "RING_ADD without tid or slots");
+    return;
+  }
+  if (tr_mp_get_str(m, "name", &name, &n) < 0) {
+    name = "";
+    n = 0;
+  }
+  if (slots > cl->srv->limits.ring_slots_max) {
+    close(fd);
+    tr_conn_fail(cl, EFBIG, "RING_ADD: %llu slots exceeds the limit of %u",
+                 (unsigned long long)slots, cl->srv->limits.ring_slots_max);
+    return;
+  }
+  if (p->nthreads >= cl->srv->limits.rings_per_proc) {
+    close(fd);
+    tr_conn_fail(cl, EMFILE, "RING_ADD: more than %u rings in one process",
+                 cl->srv->limits.rings_per_proc);
+    return;
+  }
+  tr_usage *u = p->usage;
+  uint64_t bytes = TR_SHM_HEADER_SIZE + slots * sizeof(tr_record);
+  if (u->rings >= cl->srv->limits.rings_per_uid ||
+      u->ring_bytes + bytes > cl->srv->limits.ring_bytes_per_uid) {
+    close(fd);
+    tr_conn_fail(cl, EMFILE,
+                 "RING_ADD: this user's rings would exceed the limit (%u "
+                 "rings, %llu bytes)",
+                 cl->srv->limits.rings_per_uid,
+                 (unsigned long long)cl->srv->limits.ring_bytes_per_uid);
+    return;
+  }
+  tr_ringview v;
+  int rc =
+      slots > UINT32_MAX ? -EINVAL : tr_ringview_map(&v, fd, (uint32_t)slots);
+  close(fd);
+  if (rc < 0) {
+    tr_conn_fail(cl, -rc, "RING_ADD: bad ring descriptor (%llu slots): %s (%s)",
+                 (unsigned long long)slots,
+                 rc == -EPERM    ? "not sealed against shrinking"
+                 : rc == -EINVAL ? "wrong size, slot count or header"
+                                 : "cannot map it",
+                 strerror(-rc));
+    return;
+  }
+  v.clock = p->tsc ? cl->srv->tsclock : NULL;
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    if (p->threads[i]->ring.ino == v.ino && p->threads[i]->ring.dev == v.dev) {
+      tr_ringview_unmap(&v);
+      tr_conn_fail(cl, EEXIST, "RING_ADD: this ring is already registered");
+      return;
+    }
+  }
+  if (v.tid != tid) {
+    uint32_t htid = v.tid;
+    tr_ringview_unmap(&v);
+    tr_conn_fail(cl, EPROTO, "RING_ADD: header tid %u differs from tid %llu",
+                 htid, (unsigned long long)tid);
+    return;
+  }
+  rc = tr_proc_add_thread(p, &v, name, n);
+  if (rc < 0) {
+    tr_conn_fail(
+        cl, -rc, "RING_ADD: %s",
+        rc == -EMFILE ? "too many rings for one process" : strerror(-rc));
+    return;
+  }
+}
+
+static void handle_status(client *cl) {
+  tr_server *s = cl->srv;
+  uid_t viewer = cl->conn.uid;
+  uint32_t conns = 0;
+  for (const client *c = s->clients; c != NULL; c = c->next)
+    if (viewer == 0 || c->conn.uid == viewer) conns++;
+  tr_status_daemon d = {.socket = s->lst.path,
+                        .system = s->system,
+                        .uptime_ns = tr_monotonic_ns() - s->started_ns,
+                        .connections = conns,
+                        .record_rate_per_uid = s->limits.record_rate_per_uid};
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  tr_status_pack(&sb, &d, &s->sessions, viewer);
+  tr_conn_send_reply(cl, TR_MSG_STATUS_REPLY, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  char pb[TR_LOG_PEER_MAX];
+  tr_log(TR_LOG_DEBUG, "event=status %s", tr_conn_who(cl, pb));
+}
+
+/* `traced stop`: the daemon's own user and root may stop it; the sessions
+ * end as on SIGTERM, and the requester's connection closes once they are
+ * finalised (its EOF tells `traced stop` the files are complete). */
+static void handle_stop(client *cl) {
+  tr_server *s = cl->srv;
+  char pb[TR_LOG_PEER_MAX];
+  uid_t me = geteuid();
+  if (cl->conn.uid != 0 && cl->conn.uid != me) {
+    char why[128];
+    snprintf(why, sizeof(why),
+             "only uid %lu (the daemon's user) and root may stop the daemon",
+             (unsigned long)me);
+    tr_log(TR_LOG_WARN, "event=refuse %s request=STOP reason=\"%s\"",
+           tr_conn_who(cl, pb), why);
+    tr_conn_send_error(cl, EPERM, why);
+    tr_conn_queue_teardown(cl);
+    return;
+  }
+  tr_log(TR_LOG_INFO, "event=stop_request %s sessions=%u", tr_conn_who(cl, pb),
+         s->sessions.count);
+  packer pk;
+  packer_init(&pk, 2);
+  tr_mp_kv_u64(&pk.pk, "daemon_pid", (uint64_t)getpid());
+  tr_mp_kv_u64(&pk.pk, "sessions", s->sessions.count);
+  packer_send(cl, &pk, TR_MSG_STOPPING);
+  tr_server_stop(s);
+}
+
+static void handle_session_end(client *cl) {
+  tr_proc *p = &cl->proc;
+  if (p->created == NULL) {
+    tr_conn_fail(cl, p->session ? EPERM : EINVAL,
+                 p->session ? "SESSION_END from a process that did not create "
+                              "its session"
+                            : "SESSION_END without an open session");
+    return;
+  }
+  if (p->created->ending) {
+    tr_conn_fail(cl, EALREADY, "SESSION_END repeated");
+    return;
+  }
+  tr_dispatch_finish_session(cl->srv, p->created, true);
+}
+
+static void handle_process_info(client *cl, const msgpack_object *m) {
+  const char *name;
+  size_t n;
+  uint64_t u;
+  if (tr_mp_get_u64(m, "ppid", &u) == 0 && u <= INT32_MAX)
+    cl->proc.ppid = (uint32_t)u;
+  if (tr_mp_get_str(m, "name", &name, &n) == 0 && n > 0)
+    tr_proc_set_name(&cl->proc, name, n);
+}
+
+void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
+                       const uint8_t *payload) {
+  client *cl = (client *)c;
+  msgpack_unpacked up;
+  msgpack_unpacked_init(&up);
+  const msgpack_object *m = NULL; /* an empty payload is an empty map */
+  if (h->len > 0) {
+    size_t off = 0;
+    if (tr_mpcheck_size(payload, h->len) != (long)h->len ||
+        msgpack_unpack_next(&up, (const char *)payload, h->len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        off != h->len || up.data.type != MSGPACK_OBJECT_MAP) {
+      tr_conn_fail(cl, EPROTO, "%s: payload is not a msgpack map",
+                   tr_msg_name(h->type));
+      goto out;
+    }
+    m = &up.data;
+  }
+  if (!cl->hello && h->type != TR_MSG_HELLO) {
+    tr_conn_fail(cl, EPROTO, "%s before HELLO", tr_msg_name(h->type));
+    goto out;
+  }
+  switch (h->type) {
+    case TR_MSG_HELLO:
+      handle_hello(cl, m);
+      break;
+    case TR_MSG_SESSION_CREATE:
+      handle_session_create(cl, m);
+      break;
+    case TR_MSG_SESSION_JOIN:
+      handle_session_join(cl, m);
+      break;
+    case TR_MSG_RING_ADD:
+      handle_ring_add(cl, m);
+      break;
+    case TR_MSG_DOORBELL:
+      tr_drain_client(cl->srv, cl, UINT64_MAX);
+      break;
+    case TR_MSG_STATUS:
+      handle_status(cl);
+      break;
+    case TR_MSG_STOP:
+      handle_stop(cl);
+      break;
+    case TR_MSG_SESSION_END:
+      handle_session_end(cl);
+      break;
+    case TR_MSG_PROCESS_INFO:
+      handle_process_info(cl, m);
+      break;
+    default:
+      tr_conn_fail(cl, EPROTO, "unexpected message type %u (%s)", h->type,
+                   tr_msg_name(h->type));
+  }
+out:
+  msgpack_unpacked_destroy(&up);
+}
+
+/* ---- sessions ending ---------------------------------------------------- */
+
+/* PROTOCOL.md section 2, SESSION_END: (1) frames already queued on member
+ * connections are handled (a RING_ADD sent before the creator's END must
+ * not be missed); (2)-(4) tr_session_end; (5) the creator's answer. */
+void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply) {
+  if (sess->ending) return;
+  sess->ending = true; /* from now on nobody joins it */
+  client *creator = sess->creator != NULL ? sess->creator->owner : NULL;
+  uint32_t n = sess->nmembers;
+  client **snap = n > 0 ? malloc(n * sizeof(*snap)) : NULL;
+  if (snap == NULL) n = 0;
+  for (uint32_t i = 0; i < n; i++) snap[i] = sess->members[i]->owner;
+  /* The creator's own later frames come after its END: not read here. */
+  for (uint32_t i = 0; i < n; i++) {
+    client *m = snap[i];
+    if (m != creator && !m->conn.dead && m->proc.session == sess)
+      tr_conn_read(m);
+  }
+  char path[TR_SESSION_PATH_MAX];
+  memcpy(path, sess->path, sizeof(path));
+  tr_session_stats st;
+  tr_session_end(&s->sessions, sess, &st);
+  for (uint32_t i = 0; i < n; i++) tr_conn_check_failed(snap[i]);
+  free(snap);
+  if (reply && creator != NULL && !creator->conn.dead) {
+    packer pk;
+    packer_init(&pk, 10);
+    tr_mp_kv_u64(&pk.pk, "processes", st.processes);
+    tr_mp_kv_u64(&pk.pk, "threads", st.threads);
+    tr_mp_kv_u64(&pk.pk, "events", st.events);
+    tr_mp_kv_u64(&pk.pk, "dropped", st.dropped);
+    tr_mp_kv_u64(&pk.pk, "late", st.late);
+    tr_mp_kv_u64(&pk.pk, "malformed", st.malformed);
+    tr_mp_kv_u64(&pk.pk, "unmatched", st.unmatched);
+    tr_mp_kv_u64(&pk.pk, "filtered", st.filtered);
+    tr_mp_kv_u64(&pk.pk, "bytes", st.bytes);
+    tr_mp_kv_str(&pk.pk, "path", path);
+    packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);
+  }
+}

@@ -1,0 +1,171 @@
+/* server_int.h: the server's private parts, shared by the files that make
+ * it up: the connection (conn.c), one handler per message (dispatch.c),
+ * admission and per-uid usage (admission.c), fair draining (drain.c) and
+ * the loop with its timers (server.c).  Nothing outside daemon/ includes
+ * it but the fuzz harness, which drives the real handlers.
+ *
+ * Every function here runs on the loop's thread.  Callbacks that may end a
+ * connection raise `depth` while they run and call tr_conn_reap() when it
+ * is back to 0: a connection ended inside a callback is only queued, so no
+ * client is freed while a caller up the stack still holds it. */
+#ifndef TRACED_SERVER_INT_H
+#define TRACED_SERVER_INT_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "listen.h"
+#include "peer.h"
+#include "proc.h"
+#include "proto/frame.h"
+#include "server.h"
+#include "session.h"
+#include "tsclock.h"
+
+/* One connection: its transport and the process that speaks through it. */
+typedef struct client {
+  tr_peer conn; /* first: conn.poll.data points back here */
+  tr_proc proc;
+  tr_server *srv;
+  struct client *prev;
+  struct client *next;
+  struct client *reap_next;
+  bool queued;          /* on the teardown list */
+  bool hello;           /* HELLO accepted */
+  uint64_t accepted_ms; /* loop time of accept, for the HELLO timeout */
+} client;
+
+/* Fair draining's state; only drain.c reads or writes it (tr_drain_*). */
+typedef struct tr_drain {
+  client *cursor;     /* drained first in the next pass (fairness) */
+  uint64_t refill_ms; /* loop time the rate tokens were last refilled */
+} tr_drain;
+
+struct tr_server {
+  uv_loop_t *loop;
+  tr_listener lst;
+  int reserve_fd; /* spare descriptor, given up to shed a connection on
+                     EMFILE instead of spinning on the listening socket */
+  uv_poll_t listen_poll;
+  uv_timer_t drain_timer; /* runs while there are connections */
+  uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
+  unsigned idle_exit_s;
+  tr_limits limits;
+  tr_usage *usage; /* one entry per uid with connections */
+  client *clients;
+  uint32_t nclients;
+  client *reap; /* connections to tear down once the current callback ends */
+  tr_drain drain;
+  uint64_t rates_ms; /* loop time the sessions' event rates were taken */
+  uint64_t beat_ms;  /* loop time of the last heartbeat */
+  tr_sessions sessions;
+  int depth; /* callbacks in progress: teardown waits until 0 */
+  bool reaping;
+  bool stopping;
+  bool listening;
+  bool system;         /* --system: a shared daemon */
+  uint64_t started_ns; /* CLOCK_MONOTONIC at start, for the uptime */
+  tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns */
+};
+
+/* ---- conn.c: a connection's errors, replies and end -------------------- */
+
+/* The peer's log label (pid, uid, session epoch) written into buf. */
+const char *tr_conn_who(const client *cl, char buf[TR_LOG_PEER_MAX]);
+
+/* Sends an ERROR {code, message}; best effort. */
+void tr_conn_send_error(client *cl, int code, const char *msg);
+
+/* Sends one reply; a peer that leaves too much unread is dropped. */
+void tr_conn_send_reply(client *cl, uint16_t type, msgpack_sbuffer *sb);
+
+/* Ends a connection for a protocol violation: one log line naming the peer
+ * and the reason, an ERROR when the socket still takes it, then teardown
+ * (its rings are drained first).  No-op on a dead connection. */
+void tr_conn_fail(client *cl, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Ends a connection without blame (the peer closed it, the daemon stops),
+ * logged at `level`. */
+void tr_conn_end(client *cl, int level, const char *why);
+
+/* Marks the connection dead and queues its teardown for tr_conn_reap. */
+void tr_conn_queue_teardown(client *cl);
+
+/* Fails the connection if one of its rings was found impossible while
+ * draining (tr_proc.failed). */
+void tr_conn_check_failed(client *cl);
+
+/* Reads and handles what the socket holds; ends the connection on EOF or a
+ * bad frame. */
+void tr_conn_read(client *cl);
+
+/* The connection's poll callback (tr_peer_init's `cb`). */
+void tr_conn_on_poll(uv_poll_t *h, int status, int events);
+
+/* The close callback of a connection's handle: frees the client. */
+void tr_conn_on_closed(uv_handle_t *h);
+
+/* Tears down the queued connections unless a callback is still in
+ * progress (depth > 0); with none left, the server may go idle. */
+void tr_conn_reap(tr_server *s);
+
+/* ---- dispatch.c: one handler per message -------------------------------- */
+
+/* The frame callback of every connection (tr_peer_init's `fn`): checks the
+ * payload and calls the message's handler. */
+void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
+                       const uint8_t *payload);
+
+/* Ends `sess` as PROTOCOL.md section 2 says for SESSION_END; `reply`:
+ * answer its creator with SESSION_SUMMARY if still connected.  Idempotent. */
+void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply);
+
+/* ---- admission.c: who may connect, and what each uid holds -------------- */
+
+/* Admits or refuses the accepted socket `fd` (which it owns from here). */
+void tr_admission_accept(tr_server *s, int fd);
+
+/* Raises the open-file limit and keeps the connection limits below it. */
+void tr_admission_raise_fd_limit(tr_limits *l);
+
+/* Releases a connection's share of its uid's usage entry (NULL: none). */
+void tr_admission_usage_put(tr_server *s, tr_usage *u);
+
+/* ---- drain.c: fair draining ----------------------------------------------
+ * The only way records leave the rings.  Draining reads s->limits,
+ * s->usage, s->clients and the loop's time; it writes the usage entries'
+ * drain counters (rate_tokens, pass_used, throttled, limit_logged_ms),
+ * s->drain, and the tr_proc it drains (whose events go to its session's
+ * writer).  A ring found broken fails its connection (tr_conn_check_failed),
+ * which only queues the teardown.  A multi-threaded drain changes these
+ * three functions' insides, not their callers. */
+
+/* Drains at most `quantum` records of cl's rings (UINT64_MAX: what its
+ * user's share allows, for a DOORBELL), charged to its user.  Returns true
+ * when records were left. */
+bool tr_drain_client(tr_server *s, client *cl, uint64_t quantum);
+
+/* One drain pass over every connection at loop time `now` (ms): refills
+ * the rate tokens, then gives turns until the rings are empty or each
+ * user's share for the pass is used. */
+void tr_drain_pass(tr_server *s, uint64_t now);
+
+/* `cl` is being torn down: the next pass must not start at it. */
+void tr_drain_forget(tr_server *s, const client *cl);
+
+/* ---- server.c: the loop -------------------------------------------------- */
+
+/* The first connection arrived: the idle countdown stops and the drain
+ * timer runs. */
+void tr_server_wake(tr_server *s);
+
+/* With no connection left, the drain timer sleeps and the idle countdown
+ * (--idle-exit) starts. */
+void tr_server_idle_check(tr_server *s);
+
+#endif
