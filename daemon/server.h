@@ -60,6 +60,7 @@ typedef struct tr_server_opts {
                            no session; 0: never */
   bool no_tsc;          /* never let producers write TSC ticks
                            (daemon/tsclock.h) */
+  unsigned threads;     /* drain workers (`--threads`); 0: one per CPU */
 } tr_server_opts;
 
 /* Opens the listening socket (daemon/listen.h: lock file, stale socket,
