@@ -103,7 +103,7 @@ static int set_limit(tr_limits *limits, const limit_flag *l, const char *s) {
 static void serve_usage(FILE *f) {
   fputs(
       "usage: traced serve [--socket PATH] [--system [--group NAME]]\n"
-      "                    [--idle-exit SECONDS] [--daemon]\n"
+      "                    [--idle-exit SECONDS] [--daemon] [--threads N]\n"
       "                    [--log-file PATH] [--verbose|--quiet] [limits]\n"
       "\n"
       "  --socket PATH        listen here (default: " TR_SYSTEM_SOCKET
@@ -119,6 +119,9 @@ static void serve_usage(FILE *f) {
       "                       session (default 0: never)\n"
       "  --daemon             detach once listening; logs go to --log-file\n"
       "                       (default: the socket path + \".log\")\n"
+      "  --threads N          drain workers: threads that empty the rings\n"
+      "                       and format the events (default: one per CPU;\n"
+      "                       1..256, docs/pipeline.md)\n"
       "  --log-file PATH      append log lines to PATH instead of stderr\n"
       "  -v, --verbose        log connections and handshakes too\n"
       "  -q, --quiet          log only warnings and errors\n"
@@ -257,7 +260,7 @@ static int parse_seconds(const char *s, unsigned *out) {
 /* Option values past any character: OPT_LIMIT + i is limit_flags[i].
  * Each limit has a value of its own so that getopt_long still reports an
  * ambiguous abbreviation (--max-ring) instead of picking one. */
-enum { OPT_CLOCK = 256, OPT_LIMIT = 512 };
+enum { OPT_CLOCK = 256, OPT_THREADS = 257, OPT_LIMIT = 512 };
 
 static const struct option fixed_opts[] = {
     {"socket", required_argument, NULL, 's'},
@@ -270,6 +273,7 @@ static const struct option fixed_opts[] = {
     {"system", no_argument, NULL, 'S'},
     {"group", required_argument, NULL, 'g'},
     {"clock", required_argument, NULL, OPT_CLOCK},
+    {"threads", required_argument, NULL, OPT_THREADS},
 };
 #define NFIXED (sizeof(fixed_opts) / sizeof(fixed_opts[0]))
 
@@ -281,7 +285,7 @@ int tr_cmd_serve(int argc, char **argv) {
                                        NULL, OPT_LIMIT + (int)i};
   opts[NFIXED + NLIMITS] = (struct option){NULL, 0, NULL, 0};
   const char *socket_path = NULL, *log_file = NULL, *group = NULL;
-  unsigned idle_exit = 0;
+  unsigned idle_exit = 0, threads = 0;
   tr_limits limits = {0};
   bool detach = false, system_mode = false, no_tsc = false;
   int c;
@@ -330,6 +334,22 @@ int tr_cmd_serve(int argc, char **argv) {
       case 'g':
         group = optarg;
         break;
+      case OPT_THREADS: {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(optarg, &end, 10);
+        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+            v < 1 || v > TR_THREADS_MAX) {
+          fprintf(stderr,
+                  "traced serve: --threads: '%s' is not a number of threads "
+                  "between 1 and %u\n",
+                  optarg, TR_THREADS_MAX);
+          serve_usage(stderr);
+          return 2;
+        }
+        threads = (unsigned)v;
+        break;
+      }
       case OPT_CLOCK:
         if (strcmp(optarg, "monotonic") == 0) {
           no_tsc = true;
@@ -356,6 +376,7 @@ int tr_cmd_serve(int argc, char **argv) {
   tr_server_opts so = {.limits = limits,
                        .system = system_mode,
                        .idle_exit_s = idle_exit,
+                       .threads = threads,
                        .activated_fd = -1};
   if (group != NULL) {
     if (!system_mode) {

@@ -89,17 +89,33 @@ void tr_conn_read(client *cl) {
 
 void tr_conn_on_closed(uv_handle_t *h) { free(h->data); }
 
-/* A connection's end: a session it created ends (without an answer), its
- * rings are drained into its session one last time, open calls end as
- * unfinished, the rings are unmapped. */
+/* A connection's end: a session it created ends (without an answer); a
+ * producer's worker drains its rings into its session one last time, in
+ * turns, ends open calls as unfinished and lets go of it, and then
+ * (tr_conn_finish_teardown, from the completion) its rings are unmapped
+ * and the connection freed.  Until then it stays in the list, dead. */
 static void teardown(tr_server *s, client *cl) {
   tr_proc *p = &cl->proc;
-  tr_drain_forget(s, cl);
+  for (tr_session *x = s->sessions.head; x != NULL; x = x->next)
+    if (x->reply_to == cl) x->reply_to = NULL;
   if (p->created != NULL) tr_dispatch_finish_session(s, p->created, false);
-  tr_session_leave(p);
+  if (p->worker >= 0) {
+    tr_op *op = cl->close_op;
+    cl->close_op = NULL;
+    tr_session_leave_into(op, TR_OP_CLOSE, p);
+    tr_workers_request(&s->workers, op);
+    return;
+  }
+  tr_conn_finish_teardown(s, cl);
+}
+
+void tr_conn_finish_teardown(tr_server *s, client *cl) {
+  tr_proc *p = &cl->proc;
   tr_proc_fini(p);
   tr_admission_usage_put(s, p->usage);
   p->usage = NULL;
+  free(cl->close_op);
+  cl->close_op = NULL;
   if (cl->prev != NULL)
     cl->prev->next = cl->next;
   else
@@ -107,6 +123,7 @@ static void teardown(tr_server *s, client *cl) {
   if (cl->next != NULL) cl->next->prev = cl->prev;
   s->nclients--;
   tr_peer_close(&cl->conn, tr_conn_on_closed);
+  tr_server_idle_check(s);
 }
 
 void tr_conn_reap(tr_server *s) {

@@ -95,6 +95,14 @@ static void handle_hello(client *cl, const msgpack_object *m) {
       return;
     }
     tr_proc_set_arena(p, &a);
+    /* The worker that will drain it, and the request that will let go of
+     * it when the connection closes (allocated now, so that a teardown
+     * never needs memory). */
+    cl->close_op = calloc(1, sizeof(*cl->close_op));
+    if (cl->close_op == NULL || tr_workers_add(&cl->srv->workers, p) < 0) {
+      tr_conn_fail(cl, ENOMEM, "HELLO: out of memory");
+      return;
+    }
   }
 
   /* Display name: `name`, else argv[0]'s last component, else the pid. */
@@ -167,7 +175,7 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
   uint64_t min_duration_ns = c.min_duration_ns;
   bool was_idle = p->session == NULL;
   /* A member of another session switches to the one it creates. */
-  tr_session_leave(p);
+  tr_session_leave(&s->sessions, p);
   tr_conn_check_failed(cl);
   if (cl->conn.dead) {
     close(fd);
@@ -187,7 +195,7 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
   }
   sess->min_duration_ns = min_duration_ns;
   if (p->producer) {
-    rc = tr_session_join(sess, p);
+    rc = tr_session_join(&s->sessions, sess, p);
     tr_conn_check_failed(cl);
     if (rc < 0) {
       tr_conn_fail(cl, -rc, "SESSION_CREATE: cannot join: %s", strerror(-rc));
@@ -203,7 +211,7 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     for (client *o = s->clients; o != NULL; o = o->next) {
       if (o == cl || o->conn.dead || !o->hello) continue;
       if (!tr_session_may_adopt(sess, &o->proc)) continue;
-      if (tr_session_join(sess, &o->proc) == 0)
+      if (tr_session_join(&s->sessions, sess, &o->proc) == 0)
         tr_log(TR_LOG_INFO, "event=adopt %s creator_pid=%ld",
                tr_conn_who(o, pb), (long)cl->conn.pid);
       tr_conn_check_failed(o);
@@ -256,8 +264,8 @@ static void handle_session_join(client *cl, const msgpack_object *m) {
                  "SESSION_JOIN from the creator of another open session");
     return;
   }
-  tr_session_leave(p);
-  int rc = tr_session_join(sess, p);
+  tr_session_leave(&s->sessions, p);
+  int rc = tr_session_join(&s->sessions, sess, p);
   tr_conn_check_failed(cl);
   if (rc < 0) {
     tr_conn_fail(cl, -rc, "SESSION_JOIN: %s", strerror(-rc));
@@ -294,7 +302,10 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                  (unsigned long long)slots, cl->srv->limits.ring_slots_max);
     return;
   }
-  if (p->nthreads >= cl->srv->limits.rings_per_proc) {
+  pthread_mutex_lock(&p->lock);
+  uint32_t nthreads = p->nthreads;
+  pthread_mutex_unlock(&p->lock);
+  if (nthreads >= cl->srv->limits.rings_per_proc) {
     close(fd);
     tr_conn_fail(cl, EMFILE, "RING_ADD: more than %u rings in one process",
                  cl->srv->limits.rings_per_proc);
@@ -325,14 +336,18 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                  strerror(-rc));
     return;
   }
-  v.clock = p->tsc ? cl->srv->tsclock : NULL;
+  /* Its worker converts its TSC readings with a clock of its own. */
+  v.clock = p->tsc ? tr_workers_clock(&cl->srv->workers, p) : NULL;
+  pthread_mutex_lock(&p->lock);
   for (uint32_t i = 0; i < p->nthreads; i++) {
     if (p->threads[i]->ring.ino == v.ino && p->threads[i]->ring.dev == v.dev) {
+      pthread_mutex_unlock(&p->lock);
       tr_ringview_unmap(&v);
       tr_conn_fail(cl, EEXIST, "RING_ADD: this ring is already registered");
       return;
     }
   }
+  pthread_mutex_unlock(&p->lock);
   if (v.tid != tid) {
     uint32_t htid = v.tid;
     tr_ringview_unmap(&v);
@@ -340,7 +355,9 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
                  htid, (unsigned long long)tid);
     return;
   }
+  pthread_mutex_lock(&p->lock);
   rc = tr_proc_add_thread(p, &v, r.name.ptr, r.name.len);
+  pthread_mutex_unlock(&p->lock);
   if (rc < 0) {
     tr_conn_fail(
         cl, -rc, "RING_ADD: %s",
@@ -416,8 +433,10 @@ static void handle_session_end(client *cl) {
 static void handle_process_info(client *cl, const msgpack_object *m) {
   tr_msg_process_info pi;
   tr_msg_process_info_unpack(m, &pi, NULL);
+  pthread_mutex_lock(&cl->proc.lock);
   if (pi.has_ppid) cl->proc.ppid = (uint32_t)pi.ppid;
   if (pi.name.len > 0) tr_proc_set_name(&cl->proc, pi.name.ptr, pi.name.len);
+  pthread_mutex_unlock(&cl->proc.lock);
 }
 
 void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
@@ -456,7 +475,7 @@ void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
       handle_ring_add(cl, m);
       break;
     case TR_MSG_DOORBELL:
-      tr_drain_client(cl->srv, cl, UINT64_MAX);
+      tr_workers_kick(&cl->srv->workers, &cl->proc);
       break;
     case TR_MSG_STATUS:
       handle_status(cl);
@@ -482,7 +501,9 @@ out:
 
 /* PROTOCOL.md section 2, SESSION_END: (1) frames already queued on member
  * connections are handled (a RING_ADD sent before the creator's END must
- * not be missed); (2)-(4) tr_session_end; (5) the creator's answer. */
+ * not be missed); (2)-(4) the members leave through their workers and the
+ * writer writes the end (tr_session_end_begin, then tr_dispatch_poll_
+ * sessions as they finish); (5) the creator's answer, sent then. */
 void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply) {
   if (sess->ending) return;
   sess->ending = true; /* from now on nobody joins it */
@@ -497,13 +518,25 @@ void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply) {
     if (m != creator && !m->conn.dead && m->proc.session == sess)
       tr_conn_read(m);
   }
-  char path[TR_SESSION_PATH_MAX];
-  memcpy(path, sess->path, sizeof(path));
-  tr_session_stats st;
-  tr_session_end(&s->sessions, sess, &st);
+  sess->reply_to =
+      reply && creator != NULL && !creator->conn.dead ? creator : NULL;
+  tr_session_end_begin(&s->sessions, sess);
   for (uint32_t i = 0; i < n; i++) tr_conn_check_failed(snap[i]);
   free(snap);
-  if (reply && creator != NULL && !creator->conn.dead) {
+  tr_dispatch_poll_sessions(s);
+}
+
+void tr_dispatch_poll_sessions(tr_server *s) {
+  tr_session *next;
+  for (tr_session *sess = s->sessions.head; sess != NULL; sess = next) {
+    next = sess->next;
+    if (!sess->ending) continue;
+    client *to = sess->reply_to;
+    char path[TR_SESSION_PATH_MAX];
+    memcpy(path, sess->path, sizeof(path));
+    tr_session_stats st;
+    if (!tr_session_end_poll(&s->sessions, sess, &st)) continue;
+    if (to == NULL || to->conn.dead) continue;
     tr_msg_session_summary sum = {
         .processes = st.processes,
         .threads = st.threads,
@@ -519,6 +552,6 @@ void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply) {
     packer pk;
     packer_init(&pk);
     tr_msg_session_summary_pack(&pk.pk, &sum);
-    packer_send(creator, &pk, TR_MSG_SESSION_SUMMARY);
+    packer_send(to, &pk, TR_MSG_SESSION_SUMMARY);
   }
 }

@@ -38,6 +38,9 @@ void tr_proc_init(tr_proc *p, pid_t kpid, uid_t uid, gid_t gid) {
   p->uid = uid;
   p->gid = gid;
   p->pid = (uint32_t)kpid;
+  pthread_mutex_init(&p->lock, NULL);
+  p->worker = -1;
+  p->ops_tail = &p->ops;
 }
 
 /* Frees a thread and gives its memory back to its user's budget. */
@@ -68,6 +71,7 @@ void tr_proc_fini(tr_proc *p) {
   p->nthreads = 0;
   p->raw = NULL;
   p->has_arena = false;
+  pthread_mutex_destroy(&p->lock);
 }
 
 void tr_proc_set_arena(tr_proc *p, const tr_arenaview *a) {
@@ -82,6 +86,16 @@ void tr_proc_set_state(tr_proc *p, uint64_t state) {
 
 void tr_proc_beat(tr_proc *p, uint64_t beat) {
   if (p->has_arena) tr_arena_beat(&p->arena, beat);
+}
+
+/* The session's metadata memory is shared by every worker writing into
+ * its output: each use holds its lock. */
+static void seen_lock(tr_proc *p) {
+  if (p->seen_mu != NULL) pthread_mutex_lock(p->seen_mu);
+}
+
+static void seen_unlock(tr_proc *p) {
+  if (p->seen_mu != NULL) pthread_mutex_unlock(p->seen_mu);
 }
 
 static void write_process_meta(tr_proc *p, tr_metaseen *seen) {
@@ -554,7 +568,9 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
     }
     close_open_calls(p, t);
     mark_drops(p, t);
+    seen_lock(p);
     write_thread_name(p, t, p->seen);
+    seen_unlock(p);
     p->stack_slots -= t->cap;
     thread_free(p, t);
     p->threads[i] = p->threads[--p->nthreads];
@@ -572,17 +588,15 @@ uint64_t tr_proc_dropped_now(const tr_proc *p) {
   return n;
 }
 
-int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
-                   uint64_t min_ts) {
+int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
+                   pthread_mutex_t *seen_mu, uint64_t min_ts) {
   tr_wstream *s;
-  int rc = tr_wstream_open(out, p->pid, proc_name, p, &s);
+  int rc = tr_wstream_open(out, lane, p->pid, proc_name, p, &s);
   if (rc < 0) return rc;
-  p->seen = seen;
-  /* Whatever the rings hold now was recorded before this output began. */
   tr_wstream_close(p->out);
-  p->out = NULL;
-  tr_proc_drain(p);
   p->out = s;
+  p->seen = seen;
+  p->seen_mu = seen_mu;
   p->min_ts = min_ts;
   memset(&p->stats, 0, sizeof(p->stats));
   p->stats.threads = p->nthreads;
@@ -595,6 +609,13 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
     t->dropped = 0;
     t->lost_marked = 0;
   }
+  /* What the rings hold from before min_ts was not meant for this output
+   * (an adopted worker's leftovers): discarded, and not counted as late,
+   * which is for records that arrive after the output began.  Records
+   * from min_ts on are this output's first events: the attach may run a
+   * little after the join that asked for it (on the process's worker). */
+  tr_proc_drain(p);
+  p->stats.late = 0;
   return 0;
 }
 
@@ -610,10 +631,12 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
   /* Names are written once per output, when recording ends, so each
    * carries the final name (see docs/daemon.md, "Metadata").  A pid seen
    * before in this output (it exec()ed) only adds what changed. */
+  seen_lock(p);
   bool again = seen != NULL && tr_metaseen_has(seen, p->pid, 0);
   write_process_meta(p, seen);
   for (uint32_t i = 0; i < p->nthreads; i++)
     write_thread_name(p, p->threads[i], seen);
+  seen_unlock(p);
   /* The arena's `dropped` is loaded relaxed, here and below: a count the
    * producer adds to (arena_append), ordering nothing. */
   if (!again || p->stats.dropped > 0 || p->stats.late > 0 ||

@@ -11,6 +11,8 @@
 #ifndef TRACED_PROC_H
 #define TRACED_PROC_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -77,22 +79,39 @@ typedef struct tr_proc_stats {
 } tr_proc_stats;
 
 /* What one user's connections hold in the daemon, shared by all of that
- * uid's processes (the server owns it); limits are checked against it. */
+ * uid's processes (the server owns it); limits are checked against it.
+ * The loop (admission, RING_ADD) and the drain workers (rings closing,
+ * call stacks growing, drains charged) update the counters concurrently:
+ * they are atomics, each a total read and updated on its own (a check
+ * and the update after it may let two threads pass a limit together by
+ * one step each, which the limits tolerate). */
 typedef struct tr_usage {
   uid_t uid;
-  uint32_t refs;            /* connections of this uid */
-  uint32_t rings;           /* rings mapped */
-  uint64_t ring_bytes;      /* bytes of rings mapped */
-  uint64_t open_slots;      /* open-call slots allocated */
-  uint64_t open_slots_max;  /* limit for open_slots */
-  uint64_t rate_tokens;     /* records it may still drain (rate limit) */
-  uint64_t pass_used;       /* records drained in the current drain pass */
-  uint64_t throttled;       /* drain passes the rate limit cut short */
-  uint64_t limit_logged_ms; /* when the rate limit was last logged */
+  uint32_t refs;                 /* connections of this uid (loop only) */
+  _Atomic uint32_t rings;        /* rings mapped */
+  _Atomic uint64_t ring_bytes;   /* bytes of rings mapped */
+  _Atomic uint64_t open_slots;   /* open-call slots allocated */
+  uint64_t open_slots_max;       /* limit for open_slots (set at creation) */
+  _Atomic uint64_t rate_tokens;  /* cost it may still drain (rate limit) */
+  _Atomic uint64_t window_used;  /* cost drained in the current window */
+  _Atomic uint64_t throttled;    /* turns the rate limit cut short */
+  _Atomic uint64_t limit_logged; /* loop ms the rate limit was last logged */
   struct tr_usage *next;
 } tr_usage;
 
+struct tr_op;
+
 typedef struct tr_proc {
+  /* Threading (daemon/worker.h).  `lock` is held by the drain worker that
+   * owns the process while it serves it, and by the loop whenever it reads
+   * or changes anything below that the worker uses (threads, name, out,
+   * stats...).  Requests to the worker (attach, detach, close) queue in
+   * `ops`, under the lock, and run in order. */
+  pthread_mutex_t lock;
+  int worker;        /* index of the owning worker; -1: none */
+  struct tr_op *ops; /* requests for the worker, oldest first */
+  struct tr_op **ops_tail;
+  _Atomic bool failed_noted; /* the loop was told of `failed` */
   /* Identity.  kpid/uid/gid come from the kernel (SO_PEERCRED); pid and
    * ppid are what the client says and only label the trace. */
   pid_t kpid;
@@ -103,7 +122,7 @@ typedef struct tr_proc {
   bool producer;
   bool tsc; /* its records carry TSC ticks (daemon/tsclock.h) */
   bool has_arena;
-  bool failed;         /* a ring was found broken: the connection must end */
+  _Atomic bool failed; /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
   uint16_t name_len;
   char name[TR_NAME_MAX];
@@ -120,6 +139,7 @@ typedef struct tr_proc {
    * the process belongs to no session. */
   tr_wstream *out;
   struct tr_metaseen *seen; /* the output's metadata so far (borrowed) */
+  pthread_mutex_t *seen_mu; /* guards *seen (borrowed), or NULL */
   uint64_t min_ts; /* records older than this belong to no session of ours */
   uint64_t min_duration_ns; /* Python and C calls shorter than this are not
                                written (0: every call is) */
@@ -172,11 +192,14 @@ int tr_proc_drain(tr_proc *p);
  * only once it is empty. */
 int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
 
-/* Starts writing into `out` through a stream of its own: discards what the
- * rings hold, forgets open calls from before, notes each ring's drop
- * count.  Records older than min_ts are discarded as late.  Returns 0 or
- * -ENOMEM (the process then stays detached). */
-int tr_proc_attach(tr_proc *p, tr_writer *out, struct tr_metaseen *seen,
+/* Starts writing into `out` through a stream of its own on lane `lane`:
+ * forgets open calls from before, notes each ring's drop count, discards
+ * what the rings hold from before min_ts and writes what they hold from
+ * then on.  Records older than min_ts arriving later are discarded as late.
+ * `seen_mu` (may be NULL) guards *seen.  Returns 0 or -ENOMEM (the process
+ * then stays detached). */
+int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane,
+                   struct tr_metaseen *seen, pthread_mutex_t *seen_mu,
                    uint64_t min_ts);
 
 /* Stops writing: drains, closes open calls as unfinished slices at each

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -67,8 +68,16 @@ static void on_drain_timer(uv_timer_t *t) {
       tr_conn_fail(cl, ETIMEDOUT, "no HELLO within %u s",
                    s->limits.hello_timeout_s);
   }
-  tr_drain_pass(s, now);
-  tr_sessions_flush(&s->sessions);
+  tr_drain_tick(s, now);
+  /* The heartbeat tells producers waiting on a full ring that the daemon
+   * lives and serves, however long their own turn takes (fair draining
+   * among many users, the rate limit). */
+  if (now - s->beat_ms >= TR_BEAT_INTERVAL_MS) {
+    for (client *cl = s->clients; cl != NULL; cl = cl->next)
+      tr_proc_beat(&cl->proc, now);
+    s->beat_ms = now;
+  }
+  tr_dispatch_poll_sessions(s);
   if (now - s->rates_ms >= 1000) {
     tr_sessions_sample_rates(&s->sessions, tr_monotonic_ns());
     s->rates_ms = now;
@@ -76,6 +85,40 @@ static void on_drain_timer(uv_timer_t *t) {
   s->depth--;
   tr_conn_reap(s);
 }
+
+void tr_server_on_async(uv_async_t *a) {
+  tr_server *s = a->data;
+  s->depth++;
+  tr_op *next;
+  for (tr_op *op = tr_workers_take_done(&s->workers); op != NULL; op = next) {
+    next = op->next;
+    client *cl = op->proc->owner;
+    switch (op->kind) {
+      case TR_OP_FAILED:
+        tr_conn_check_failed(cl);
+        free(op);
+        break;
+      case TR_OP_DETACH:
+        if (op->session != NULL) tr_session_left(op->session, &op->stats);
+        free(op);
+        break;
+      case TR_OP_CLOSE:
+        if (op->session != NULL) tr_session_left(op->session, &op->stats);
+        free(op);
+        tr_conn_finish_teardown(s, cl);
+        break;
+      case TR_OP_ATTACH:
+        free(op);
+        break;
+    }
+  }
+  tr_dispatch_poll_sessions(s);
+  s->depth--;
+  tr_conn_reap(s);
+}
+
+/* A writer finished its file: wake the loop (any thread). */
+static void writer_done(void *arg) { uv_async_send(arg); }
 
 static void on_idle_timer(uv_timer_t *t) {
   tr_server *s = t->data;
@@ -90,8 +133,25 @@ void tr_server_wake(tr_server *s) {
                  TR_DRAIN_INTERVAL_MS);
 }
 
+static void close_handles(tr_server *s) {
+  if (s->handles_closed) return;
+  s->handles_closed = true;
+  uv_close((uv_handle_t *)&s->drain_timer, NULL);
+  uv_close((uv_handle_t *)&s->idle_timer, NULL);
+  uv_close((uv_handle_t *)&s->async, NULL);
+}
+
 void tr_server_idle_check(tr_server *s) {
-  if (s->stopping || s->nclients != 0) return;
+  if (s->stopping) {
+    /* Sessions end first; their creators (`traced stop`'s requester too)
+     * are answered, then every connection closes, then the loop ends. */
+    if (s->sessions.count != 0) return;
+    for (client *cl = s->clients; cl != NULL; cl = cl->next)
+      tr_conn_end(cl, TR_LOG_DEBUG, "the daemon is stopping");
+    if (s->nclients == 0 && s->depth == 0) close_handles(s);
+    return;
+  }
+  if (s->nclients != 0 || s->sessions.count != 0) return;
   uv_timer_stop(&s->drain_timer);
   if (s->idle_exit_s > 0 && !uv_is_active((uv_handle_t *)&s->idle_timer))
     uv_timer_start(&s->idle_timer, on_idle_timer,
@@ -112,7 +172,6 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   tr_limits_default(&s->limits, opts->system);
   tr_admission_raise_fd_limit(&s->limits);
   tr_peer_max_payload = s->limits.frame_bytes_max;
-  tr_sessions_init(&s->sessions);
   int rc = 0;
   const char *why = "disabled by --clock monotonic";
   if (!opts->no_tsc && tr_tsclock_usable(&why)) {
@@ -125,6 +184,16 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   } else {
     tr_log(TR_LOG_INFO, "event=clock clock=monotonic reason=\"%s\"", why);
   }
+  if ((rc = uv_async_init(loop, &s->async, tr_server_on_async)) < 0) goto err;
+  s->async.data = s;
+  unsigned threads = opts->threads;
+  if (threads == 0) {
+    int n = get_nprocs();
+    threads = n > 0 ? (unsigned)n : 1u;
+  }
+  rc = tr_workers_start(&s->workers, threads, &s->async, s->tsclock != NULL);
+  if (rc < 0) goto err_async;
+  tr_sessions_init(&s->sessions, &s->workers, writer_done, &s->async);
   tr_listen_opts lo = {.path = opts->socket_path,
                        .make_dir = opts->make_dir,
                        .system = opts->system,
@@ -154,6 +223,14 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   *out = s;
   return 0;
 err:
+  /* After the workers started, the listener failed: the async handle is
+   * initialised and must be closed before the loop is freed. */
+  if (s->workers.started) tr_workers_stop(&s->workers);
+err_async:
+  if (uv_is_active((uv_handle_t *)&s->async) || s->async.type == UV_ASYNC) {
+    uv_close((uv_handle_t *)&s->async, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+  }
   tr_listen_close(&s->lst);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
   free(s->tsclock);
@@ -174,23 +251,23 @@ void tr_server_stop(tr_server *s) {
   tr_listen_close(&s->lst);
   tr_log(TR_LOG_INFO, "event=stop sessions=%u connections=%u",
          s->sessions.count, s->nclients);
-  while (s->sessions.head != NULL) {
-    tr_session *h = s->sessions.head;
+  tr_session *next;
+  for (tr_session *h = s->sessions.head; h != NULL; h = next) {
+    next = h->next;
     tr_dispatch_finish_session(s, h, true);
-    if (s->sessions.head == h) break; /* cannot happen: ending is final */
   }
-  for (client *cl = s->clients; cl != NULL; cl = cl->next)
-    tr_conn_end(cl, TR_LOG_DEBUG, "the daemon is stopping");
+  uv_timer_stop(&s->idle_timer);
+  uv_timer_start(&s->drain_timer, on_drain_timer, TR_DRAIN_INTERVAL_MS,
+                 TR_DRAIN_INTERVAL_MS);
   s->depth--;
   tr_conn_reap(s);
-  uv_close((uv_handle_t *)&s->drain_timer, NULL);
-  uv_close((uv_handle_t *)&s->idle_timer, NULL);
 }
 
 bool tr_server_stopped(const tr_server *s) { return s->stopping; }
 
 void tr_server_free(tr_server *s) {
   if (s == NULL) return;
+  tr_workers_stop(&s->workers);
   tr_listen_close(&s->lst);
   if (s->reserve_fd >= 0) close(s->reserve_fd);
   free(s->tsclock);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #define TR_DRAIN_INTERVAL_MS 10
+#define TR_THREADS_MAX 256u   /* drain workers at most (`--threads`) */
 #define TR_HELLO_TIMEOUT_S 30 /* a connection must say HELLO by then */
 #define TR_CONNS_PER_UID 1024 /* open connections per peer uid */
 #define TR_CONNS_MAX 16384    /* open connections in all */
@@ -60,6 +61,7 @@ typedef struct tr_server_opts {
                            no session; 0: never */
   bool no_tsc;          /* never let producers write TSC ticks
                            (daemon/tsclock.h) */
+  unsigned threads;     /* drain workers (`--threads`); 0: one per CPU */
 } tr_server_opts;
 
 /* Opens the listening socket (daemon/listen.h: lock file, stale socket,

@@ -25,6 +25,7 @@
 #include "server.h"
 #include "session.h"
 #include "tsclock.h"
+#include "worker.h"
 
 /* One connection: its transport and the process that speaks through it. */
 typedef struct client {
@@ -36,12 +37,13 @@ typedef struct client {
   struct client *reap_next;
   bool queued;          /* on the teardown list */
   bool hello;           /* HELLO accepted */
+  tr_op *close_op;      /* a producer's CLOSE request, allocated at HELLO */
   uint64_t accepted_ms; /* loop time of accept, for the HELLO timeout */
 } client;
 
-/* Fair draining's state; only drain.c reads or writes it (tr_drain_*). */
+/* Fair draining's state on the loop's side; only drain.c reads or writes
+ * it (tr_drain_*). */
 typedef struct tr_drain {
-  client *cursor;     /* drained first in the next pass (fairness) */
   uint64_t refill_ms; /* loop time the rate tokens were last refilled */
 } tr_drain;
 
@@ -61,6 +63,7 @@ struct tr_server {
   client *reap; /* connections to tear down once the current callback ends */
   tr_drain drain;
   uint64_t rates_ms; /* loop time the sessions' event rates were taken */
+  uint64_t beat_ms;  /* loop time of the last heartbeat */
   tr_sessions sessions;
   int depth; /* callbacks in progress: teardown waits until 0 */
   bool reaping;
@@ -68,7 +71,11 @@ struct tr_server {
   bool listening;
   bool system;         /* --system: a shared daemon */
   uint64_t started_ns; /* CLOCK_MONOTONIC at start, for the uptime */
-  tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns */
+  tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns; else
+                          each worker converts with a clock of its own */
+  tr_workers workers;  /* drain workers (worker.h) */
+  uv_async_t async;    /* woken by workers' completions and writers */
+  bool handles_closed; /* stop: the loop's handles are closing */
 };
 
 /* ---- conn.c: a connection's errors, replies and end -------------------- */
@@ -99,6 +106,12 @@ void tr_conn_queue_teardown(client *cl);
  * draining (tr_proc.failed). */
 void tr_conn_check_failed(client *cl);
 
+/* The rest of a teardown once the connection's worker let go of it (or
+ * at once for a connection without one): rings unmapped, usage released,
+ * the connection unlinked and its handle closed (freed in the close
+ * callback). */
+void tr_conn_finish_teardown(tr_server *s, client *cl);
+
 /* Reads and handles what the socket holds; ends the connection on EOF or a
  * bad frame. */
 void tr_conn_read(client *cl);
@@ -120,9 +133,14 @@ void tr_conn_reap(tr_server *s);
 void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
                        const uint8_t *payload);
 
-/* Ends `sess` as PROTOCOL.md section 2 says for SESSION_END; `reply`:
- * answer its creator with SESSION_SUMMARY if still connected.  Idempotent. */
+/* Begins ending `sess` as PROTOCOL.md section 2 says for SESSION_END;
+ * `reply`: answer its creator with SESSION_SUMMARY once it has ended, if
+ * still connected.  Idempotent. */
 void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply);
+
+/* Carries every ending session on (tr_session_end_poll) and answers the
+ * creators of those that ended. */
+void tr_dispatch_poll_sessions(tr_server *s);
 
 /* ---- admission.c: who may connect, and what each uid holds -------------- */
 
@@ -135,36 +153,27 @@ void tr_admission_raise_fd_limit(tr_limits *l);
 /* Releases a connection's share of its uid's usage entry (NULL: none). */
 void tr_admission_usage_put(tr_server *s, tr_usage *u);
 
-/* ---- drain.c: fair draining ----------------------------------------------
- * The only way records leave the rings.  Draining reads s->limits,
- * s->usage, s->clients and the loop's time; it writes the usage entries'
- * drain counters (rate_tokens, pass_used, throttled, limit_logged_ms),
- * s->drain, and the tr_proc it drains (whose events go to its session's
- * writer).  A ring found broken fails its connection (tr_conn_check_failed),
- * which only queues the teardown.  A multi-threaded drain changes these
- * three functions' insides, not their callers. */
+/* ---- drain.c: fair draining, the loop's part ------------------------------
+ * The drain workers (worker.h) empty the rings; each 10 ms tick the loop
+ * refills every user's rate tokens, opens a new window of fair shares, and
+ * tells the workers whether fairness and the rate limit apply. */
 
-/* Drains at most `quantum` records of cl's rings (UINT64_MAX: what its
- * user's share allows, for a DOORBELL), charged to its user.  Returns true
- * when records were left. */
-bool tr_drain_client(tr_server *s, client *cl, uint64_t quantum);
-
-/* One drain pass over every connection at loop time `now` (ms): refills
- * the rate tokens, then gives turns until the rings are empty or each
- * user's share for the pass is used. */
-void tr_drain_pass(tr_server *s, uint64_t now);
-
-/* `cl` is being torn down: the next pass must not start at it. */
-void tr_drain_forget(tr_server *s, const client *cl);
+/* One tick at loop time `now` (ms). */
+void tr_drain_tick(tr_server *s, uint64_t now);
 
 /* ---- server.c: the loop -------------------------------------------------- */
+
+/* The async handle's callback: the workers' completions (worker.h), and
+ * writers that finished their files. */
+void tr_server_on_async(uv_async_t *a);
 
 /* The first connection arrived: the idle countdown stops and the drain
  * timer runs. */
 void tr_server_wake(tr_server *s);
 
-/* With no connection left, the drain timer sleeps and the idle countdown
- * (--idle-exit) starts. */
+/* With no connection and no session left, the drain timer sleeps and the
+ * idle countdown (--idle-exit) starts; a stopping server closes its
+ * handles. */
 void tr_server_idle_check(tr_server *s);
 
 #endif

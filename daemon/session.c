@@ -21,7 +21,13 @@ uint64_t tr_monotonic_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void tr_sessions_init(tr_sessions *ss) { memset(ss, 0, sizeof(*ss)); }
+void tr_sessions_init(tr_sessions *ss, tr_workers *ws, void (*notify)(void *),
+                      void *notify_arg) {
+  memset(ss, 0, sizeof(*ss));
+  ss->ws = ws;
+  ss->notify = notify;
+  ss->notify_arg = notify_arg;
+}
 
 static uint64_t state_enabled(const tr_session *s) {
   return TR_STATE_ENABLED | (s->epoch << TR_STATE_EPOCH_SHIFT);
@@ -79,8 +85,12 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
   s->epoch = ++ss->last_epoch;
   snprintf(s->label, sizeof(s->label), "session=%llu",
            (unsigned long long)s->epoch);
-  rc = tr_writer_open(&s->out, fd, format, s->label);
+  rc = tr_writer_open(&s->out, fd, format, s->label, ss->ws->n);
   if (rc < 0) goto err;
+  if (ss->notify != NULL)
+    tr_writer_set_notify(s->out, ss->notify, ss->notify_arg);
+  pthread_mutex_init(&s->seen_mu, NULL);
+  tr_metaseen_init(&s->seen);
   if (path_len >= sizeof(s->path)) path_len = sizeof(s->path) - 1;
   memcpy(s->path, path, path_len);
   s->path[path_len] = '\0';
@@ -110,9 +120,10 @@ tr_session *tr_session_find(tr_sessions *ss, const char *token, size_t n) {
   return NULL;
 }
 
-int tr_session_join(tr_session *s, tr_proc *p) {
+int tr_session_join(tr_sessions *ss, tr_session *s, tr_proc *p) {
   if (p->uid != s->owner) return -EACCES;
   if (p->session == s) return 0;
+  if (p->worker < 0) return -EINVAL; /* not a producer */
   if (s->nmembers == s->members_cap) {
     uint32_t cap = s->members_cap ? s->members_cap * 2 : 8;
     tr_proc **m = realloc(s->members, cap * sizeof(*m));
@@ -120,56 +131,86 @@ int tr_session_join(tr_session *s, tr_proc *p) {
     s->members = m;
     s->members_cap = cap;
   }
+  tr_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) return -ENOMEM;
   s->members[s->nmembers++] = p;
   /* Records older than the join were not meant for this session (e.g. an
-   * adopted worker's leftovers from a previous one). */
+   * adopted worker's leftovers from a previous one).  The process's worker
+   * attaches it; records written from now on are kept whenever it does. */
   uint64_t now = tr_monotonic_ns();
-  int rc = tr_proc_attach(p, s->out, &s->seen,
-                          now > s->start_ts ? now : s->start_ts);
-  if (rc < 0) {
-    s->nmembers--;
-    return rc;
-  }
-  p->min_duration_ns = s->min_duration_ns;
+  op->kind = TR_OP_ATTACH;
+  op->proc = p;
+  op->writer = s->out;
+  op->seen = &s->seen;
+  op->seen_mu = &s->seen_mu;
+  op->min_ts = now > s->start_ts ? now : s->start_ts;
+  op->min_duration_ns = s->min_duration_ns;
   p->session = s;
   p->last_epoch = s->epoch;
   /* Viewers list processes by this index: the first to join (the program's
    * main process) comes first, its workers in the order they started.  A
-   * pid joining again (it exec()ed) is the same process: same index. */
+   * pid joining again (it exec()ed) is the same process: same index.  Set
+   * before the request is queued, which publishes it to the worker. */
   bool is_new;
-  p->sort_index = tr_metaseen_sort_index(
+  pthread_mutex_lock(&s->seen_mu);
+  uint32_t index = tr_metaseen_sort_index(
       &s->seen, p->pid, (uint32_t)s->stats.processes + 1, &is_new);
+  pthread_mutex_unlock(&s->seen_mu);
+  pthread_mutex_lock(&p->lock);
+  p->sort_index = index;
+  pthread_mutex_unlock(&p->lock);
   if (is_new) s->stats.processes++;
+  tr_workers_request(ss->ws, op);
   tr_proc_set_state(p, state_enabled(s));
   return 0;
 }
 
-/* Detaches p from its output and keeps its counters in the session's. */
-static void detach_member(tr_session *s, tr_proc *p) {
-  tr_proc_stats ps;
-  memset(&ps, 0, sizeof(ps));
-  tr_proc_detach(p, &ps);
-  s->stats.threads += ps.threads;
-  s->stats.dropped += ps.dropped;
-  s->stats.lost += ps.lost;
-  s->stats.late += ps.late;
-  s->stats.malformed += ps.malformed;
-  s->stats.unmatched += ps.unmatched;
-  s->stats.filtered += ps.filtered;
+tr_op *tr_session_leave_op(tr_op_kind kind, tr_proc *p) {
+  tr_op *op = calloc(1, sizeof(*op));
+  if (op != NULL) tr_session_leave_into(op, kind, p);
+  return op;
 }
 
-void tr_session_leave(tr_proc *p) {
+void tr_session_leave_into(tr_op *op, tr_op_kind kind, tr_proc *p) {
+  memset(op, 0, sizeof(*op));
+  op->kind = kind;
+  op->proc = p;
   tr_session *s = p->session;
   if (s == NULL) return;
   tr_proc_set_state(p, state_disabled(s));
-  detach_member(s, p);
   for (uint32_t i = 0; i < s->nmembers; i++) {
     if (s->members[i] == p) {
       s->members[i] = s->members[--s->nmembers];
       break;
     }
   }
+  op->session = s;
+  s->pending++;
   p->session = NULL;
+}
+
+void tr_session_leave(tr_sessions *ss, tr_proc *p) {
+  if (p->session == NULL) return;
+  tr_op *op = tr_session_leave_op(TR_OP_DETACH, p);
+  if (op == NULL) {
+    /* No memory for the request: the process stays attached until its
+     * connection closes (which needs no allocation of its own). */
+    tr_log(TR_LOG_ERROR, "event=leave_error pid=%u reason=\"out of memory\"",
+           p->pid);
+    return;
+  }
+  tr_workers_request(ss->ws, op);
+}
+
+void tr_session_left(tr_session *s, const tr_proc_stats *ps) {
+  s->stats.threads += ps->threads;
+  s->stats.dropped += ps->dropped;
+  s->stats.lost += ps->lost;
+  s->stats.late += ps->late;
+  s->stats.malformed += ps->malformed;
+  s->stats.unmatched += ps->unmatched;
+  s->stats.filtered += ps->filtered;
+  s->pending--;
 }
 
 bool tr_session_may_adopt(const tr_session *s, const tr_proc *p) {
@@ -178,22 +219,42 @@ bool tr_session_may_adopt(const tr_session *s, const tr_proc *p) {
          tr_pid_is_descendant(p->kpid, s->creator->kpid);
 }
 
-void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
+/* Asks every member's worker to detach it; false when a request could not
+ * be allocated (the rest is retried on the next poll). */
+static bool leave_members(tr_sessions *ss, tr_session *s) {
+  while (s->nmembers > 0) {
+    tr_op *op = tr_session_leave_op(TR_OP_DETACH, s->members[s->nmembers - 1]);
+    if (op == NULL) return false;
+    tr_workers_request(ss->ws, op);
+  }
+  return true;
+}
+
+void tr_session_end_begin(tr_sessions *ss, tr_session *s) {
   s->ending = true;
   /* Disable everyone first so no member records while others drain. */
   for (uint32_t i = 0; i < s->nmembers; i++)
     tr_proc_set_state(s->members[i], state_disabled(s));
-  for (uint32_t i = 0; i < s->nmembers; i++) {
-    detach_member(s, s->members[i]);
-    s->members[i]->session = NULL;
-  }
-  s->nmembers = 0;
+  leave_members(ss, s);
   if (s->creator != NULL) s->creator->created = NULL;
+  s->creator = NULL;
+}
 
-  tr_writer_finish(s->out);
-  s->stats.events = s->out->events;
-  s->stats.dropped += s->out->dropped;
-  s->stats.bytes = s->out->bytes;
+bool tr_session_end_poll(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
+  if (!s->ending || !leave_members(ss, s) || s->pending > 0) return false;
+  if (!s->closing) {
+    /* Every member's lane was flushed when it left: the writer writes
+     * what is queued, then the footer, on its own thread. */
+    s->closing = true;
+    tr_writer_close(s->out);
+  }
+  int wrc;
+  if (!tr_writer_done(s->out, &wrc)) return false;
+  uint64_t events, dropped, bytes;
+  tr_writer_stats(s->out, &events, &dropped, &bytes);
+  s->stats.events = events;
+  s->stats.dropped += dropped;
+  s->stats.bytes = bytes;
   if (close(s->fd) < 0)
     tr_log(TR_LOG_ERROR,
            "event=write_error %s uid=%lu reason=\"closing the trace file "
@@ -221,23 +282,30 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   }
   tr_writer_free(s->out);
   tr_metaseen_free(&s->seen);
+  pthread_mutex_destroy(&s->seen_mu);
   free(s->members);
   free(s);
+  return true;
 }
 
 void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
                            tr_session_live *out) {
   memset(out, 0, sizeof(*out));
+  uint64_t events, dropped, bytes;
+  tr_writer_stats(s->out, &events, &dropped, &bytes);
   out->processes = s->stats.processes;
   out->members = s->nmembers;
   out->threads = s->stats.threads;
-  out->dropped = s->stats.dropped + s->out->dropped;
+  out->dropped = s->stats.dropped + dropped;
   for (uint32_t i = 0; i < s->nmembers; i++) {
-    out->threads += s->members[i]->stats.threads;
-    out->dropped += tr_proc_dropped_now(s->members[i]);
+    tr_proc *p = s->members[i];
+    pthread_mutex_lock(&p->lock);
+    out->threads += p->stats.threads;
+    out->dropped += tr_proc_dropped_now(p);
+    pthread_mutex_unlock(&p->lock);
   }
-  out->events = s->out->events;
-  out->bytes = s->out->bytes;
+  out->events = events;
+  out->bytes = bytes;
   out->age_ns = now_ns > s->start_ts ? now_ns - s->start_ts : 0;
   /* A session younger than its first sample: its average so far. */
   if (s->rate_ns != 0)
@@ -252,15 +320,12 @@ void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns) {
     uint64_t base = s->rate_ns != 0 ? s->rate_events : 0;
     uint64_t ms = now_ns > since ? (now_ns - since) / 1000000 : 0;
     if (ms == 0) continue;
-    s->events_per_s = (s->out->events - base) * 1000 / ms;
-    s->rate_events = s->out->events;
+    uint64_t events;
+    tr_writer_stats(s->out, &events, NULL, NULL);
+    s->events_per_s = (events - base) * 1000 / ms;
+    s->rate_events = events;
     s->rate_ns = now_ns;
   }
-}
-
-void tr_sessions_flush(tr_sessions *ss) {
-  for (tr_session *s = ss->head; s != NULL; s = s->next)
-    tr_writer_flush(s->out);
 }
 
 /* The parent of pid according to /proc, or -1.  The command name in field

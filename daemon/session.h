@@ -7,10 +7,14 @@
  * finalises the file.  Idle producers that descend from the creator of a
  * new session are adopted into it (docs/sessions.md).
  *
- * Everything here runs on the event-loop thread; nothing is thread-safe. */
+ * Everything here runs on the event-loop thread.  What drains or writes
+ * (attaching a member to the output, detaching it) is a request to the
+ * member's drain worker (worker.h); a session ends once every member has
+ * left and its writer has written the footer (tr_session_end_poll). */
 #ifndef TRACED_SESSION_H
 #define TRACED_SESSION_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +24,7 @@
 #include "output/writer.h"
 #include "proc.h"
 #include "proto/traced_proto.h"
+#include "worker.h"
 
 #define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */
 #define TR_SESSIONS_PER_UID 64   /* open sessions per owner */
@@ -38,6 +43,8 @@ typedef struct tr_session_stats {
   uint64_t filtered;  /* calls not written: shorter than min_duration_ns */
 } tr_session_stats;
 
+struct client;
+
 typedef struct tr_session {
   struct tr_session *next;
   char token[TR_TOKEN_HEX_LEN + 1];
@@ -48,7 +55,12 @@ typedef struct tr_session {
   tr_proc *creator;         /* the creating connection's process */
   int fd;                   /* the output, owned */
   tr_writer *out;
-  bool ending; /* SESSION_END is being carried out */
+  bool ending;      /* SESSION_END is being carried out */
+  bool closing;     /* every member left: the writer is writing the end */
+  uint32_t pending; /* members that left and whose worker has not yet
+                       detached them */
+  struct client *reply_to; /* the creator to answer when it ends, or NULL */
+  pthread_mutex_t seen_mu; /* guards `seen`: workers write metadata */
   tr_proc **members;
   uint32_t nmembers;
   uint32_t members_cap;
@@ -65,9 +77,15 @@ typedef struct tr_sessions {
   tr_session *head;
   uint32_t count;
   uint64_t last_epoch;
+  tr_workers *ws;            /* borrowed: who attaches and detaches members */
+  void (*notify)(void *arg); /* called (any thread) when a writer is done */
+  void *notify_arg;
 } tr_sessions;
 
-void tr_sessions_init(tr_sessions *ss);
+/* `notify(notify_arg)` is called from a writer's thread when it finished
+ * a session's file (tr_session_end_poll can then complete it). */
+void tr_sessions_init(tr_sessions *ss, tr_workers *ws, void (*notify)(void *),
+                      void *notify_arg);
 
 /* Creates a session owned by creator->uid writing `format` to `fd` (which
  * must be open for writing; the session owns it from success on) and
@@ -84,24 +102,43 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
  * takes the same time wherever the tokens differ. */
 tr_session *tr_session_find(tr_sessions *ss, const char *token, size_t n);
 
-/* Makes p a member: attaches it to the output and enables its state word
- * (before the caller replies, as the protocol requires).  p must belong to
- * no session.  Returns 0, -EACCES (other uid), -ENOMEM. */
-int tr_session_join(tr_session *s, tr_proc *p);
+/* Makes p a member: asks its worker to attach it to the output and enables
+ * its state word (before the caller replies, as the protocol requires).
+ * p must belong to no session and have a worker.  Returns 0, -EACCES
+ * (other uid), -EINVAL (no worker: not a producer), -ENOMEM. */
+int tr_session_join(tr_sessions *ss, tr_session *s, tr_proc *p);
 
-/* p stops recording into its session: it is drained, its open calls end
- * unfinished, its state word is disabled.  No-op for a non-member. */
-void tr_session_leave(tr_proc *p);
+/* p stops recording into its session: its state word is disabled and its
+ * worker asked to drain it, end its open calls unfinished and detach it;
+ * the session waits for that (tr_session_left).  No-op for a non-member. */
+void tr_session_leave(tr_sessions *ss, tr_proc *p);
+
+/* The request (DETACH or CLOSE) that takes p out of its session, if any:
+ * p leaves the members, the session counts it as pending.  Not queued.
+ * NULL when out of memory (nothing changed). */
+tr_op *tr_session_leave_op(tr_op_kind kind, tr_proc *p);
+
+/* The same into a request the caller allocated. */
+void tr_session_leave_into(tr_op *op, tr_op_kind kind, tr_proc *p);
+
+/* A DETACH or CLOSE of a member of s was carried out: its counters join
+ * the session's. */
+void tr_session_left(tr_session *s, const tr_proc_stats *ps);
 
 /* Whether an idle producer p is adopted by the new session s: same uid as
  * the owner, in no session, and a descendant of the creator's process. */
 bool tr_session_may_adopt(const tr_session *s, const tr_proc *p);
 
-/* Ends s (PROTOCOL.md section 2, steps 2-4; the caller has already read the
- * members' pending frames): disables every member, drains them, closes
- * open calls as unfinished, writes the metadata and the closing bracket,
- * closes the file.  Fills *st (may be NULL), unlinks and frees s. */
-void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st);
+/* Begins ending s (PROTOCOL.md section 2, steps 2-4; the caller has
+ * already read the members' pending frames): nobody joins it any more,
+ * every member is disabled and asked to leave (drained, open calls closed
+ * as unfinished, metadata written). */
+void tr_session_end_begin(tr_sessions *ss, tr_session *s);
+
+/* Carries an ending session on: once every member has left, the writer
+ * writes the footer; once it has, the file is closed, *st (may be NULL)
+ * filled, s unlinked and freed, and true returned. */
+bool tr_session_end_poll(tr_sessions *ss, tr_session *s, tr_session_stats *st);
 
 /* What `traced status` shows of a running session: its counters so far,
  * members still connected included (their drops not yet collected too). */
@@ -120,10 +157,6 @@ void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
 
 /* Takes each session's event rate since the last call (once a second). */
 void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns);
-
-/* Writes out every session's buffered events (called on the drain timer so
- * a trace on disk lags by at most one tick). */
-void tr_sessions_flush(tr_sessions *ss);
 
 uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid);
 

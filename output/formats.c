@@ -53,8 +53,9 @@ static int open_format(tr_writer **out, int fd, tr_format format,
   return -EINVAL;
 }
 
-int tr_writer_open(tr_writer **out, int fd, tr_format format,
-                   const char *label) {
+int tr_writer_open(tr_writer **out, int fd, tr_format format, const char *label,
+                   unsigned nlanes) {
+  (void)nlanes; /* interim: one buffer behind one lock */
   int rc = open_format(out, fd, format, label);
   if (rc == 0) tr_writer_writeback_init(*out, fd);
   return rc;

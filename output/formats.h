@@ -15,7 +15,7 @@ const char *tr_format_name(tr_format f);
 /* Creates a writer of `format` over fd (borrowed: the caller closes it)
  * and buffers the file's header.  Returns 0, -ENOMEM or -EINVAL (unknown
  * format). */
-int tr_writer_open(tr_writer **out, int fd, tr_format format,
-                   const char *label);
+int tr_writer_open(tr_writer **out, int fd, tr_format format, const char *label,
+                   unsigned nlanes);
 
 #endif

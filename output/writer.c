@@ -22,6 +22,57 @@ static int64_t writeback_base(int fd) {
 void tr_writer_writeback_init(tr_writer *w, int fd) {
   w->wb_base = writeback_base(fd);
   w->wb_started = 0;
+  pthread_mutex_init(&w->mu, NULL);
+}
+
+/* interim: the single-buffer writer behind one lock. */
+void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force) {
+  (void)lane;
+  (void)force;
+  pthread_mutex_lock(&w->mu);
+  w->ops->flush(w);
+  pthread_mutex_unlock(&w->mu);
+}
+
+uint64_t tr_writer_lane_bytes(const tr_writer *w, unsigned lane) {
+  (void)w;
+  (void)lane;
+  return 0;
+}
+
+uint64_t tr_writer_backlog(const tr_writer *w) {
+  (void)w;
+  return 0;
+}
+
+void tr_writer_close(tr_writer *w) {
+  pthread_mutex_lock(&w->mu);
+  w->rc = w->ops->finish(w);
+  w->done = true;
+  pthread_mutex_unlock(&w->mu);
+}
+
+bool tr_writer_done(const tr_writer *w, int *rc) {
+  pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+  bool d = w->done;
+  if (rc != NULL) *rc = w->rc;
+  pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
+  return d;
+}
+
+void tr_writer_set_notify(tr_writer *w, void (*fn)(void *arg), void *arg) {
+  (void)w;
+  (void)fn;
+  (void)arg;
+}
+
+void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
+                     uint64_t *bytes) {
+  pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+  if (events != NULL) *events = w->events;
+  if (dropped != NULL) *dropped = w->dropped;
+  if (bytes != NULL) *bytes = w->bytes;
+  pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 
 void tr_writer_failed(tr_writer *w, int err, uint64_t lost) {
@@ -37,15 +88,18 @@ void tr_writer_free(tr_writer *w) {
   if (w != NULL) w->ops->free(w);
 }
 
-int tr_wstream_open(tr_writer *w, uint32_t pid, tr_name_fn name, void *name_ctx,
-                    tr_wstream **out) {
+int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
+                    void *name_ctx, tr_wstream **out) {
+  (void)lane;
   tr_wstream *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;
   s->w = w;
   s->pid = pid;
   s->name = name;
   s->name_ctx = name_ctx;
+  pthread_mutex_lock(&w->mu);
   int rc = w->ops->stream_open(s);
+  pthread_mutex_unlock(&w->mu);
   if (rc < 0) {
     free(s);
     return rc;
@@ -56,7 +110,10 @@ int tr_wstream_open(tr_writer *w, uint32_t pid, tr_name_fn name, void *name_ctx,
 
 void tr_wstream_close(tr_wstream *s) {
   if (s == NULL) return;
-  s->w->ops->stream_close(s);
+  tr_writer *w = s->w;
+  pthread_mutex_lock(&w->mu);
+  w->ops->stream_close(s);
+  pthread_mutex_unlock(&w->mu);
   free(s);
 }
 

@@ -24,6 +24,7 @@
 #ifndef TRACED_WRITER_H
 #define TRACED_WRITER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,6 +101,10 @@ struct tr_writer {
    * many of them have been handed to writeback. */
   int64_t wb_base;
   uint64_t wb_started;
+  /* interim (until per-lane buffers): one lock serialises every call. */
+  pthread_mutex_t mu;
+  bool done;
+  int rc;
 };
 
 /* Streaming writeback begins once a trace has TR_WRITEBACK_AFTER bytes;
@@ -116,6 +121,19 @@ struct tr_wstream {
   void *name_ctx;
   void *impl; /* the backend's per-stream state */
 };
+
+/* Seals lane `lane`'s partial chunk for the file (by the lane's thread). */
+void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force);
+/* Bytes formatted into lane `lane` so far (by the lane's thread). */
+uint64_t tr_writer_lane_bytes(const tr_writer *w, unsigned lane);
+/* Bytes sealed and not yet written. */
+uint64_t tr_writer_backlog(const tr_writer *w);
+/* Everything queued, then the footer; asynchronous. */
+void tr_writer_close(tr_writer *w);
+bool tr_writer_done(const tr_writer *w, int *rc);
+void tr_writer_set_notify(tr_writer *w, void (*fn)(void *arg), void *arg);
+void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
+                     uint64_t *bytes);
 
 /* Writes out what is buffered: called on the drain timer (10 ms), so a
  * file on disk lags the producers by at most a tick (gzip: by at most its
@@ -137,15 +155,19 @@ void tr_writer_free(tr_writer *w);
 
 /* Opens pid's stream; `name` reads the process's strings.  Returns 0 or
  * -ENOMEM.  Close it with tr_wstream_close before finishing the writer. */
-int tr_wstream_open(tr_writer *w, uint32_t pid, tr_name_fn name, void *name_ctx,
-                    tr_wstream **out);
+int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
+                    void *name_ctx, tr_wstream **out);
 void tr_wstream_close(tr_wstream *s);
 
 /* ---- events: `name` is a string id of the stream's process ---------- */
 
 static inline int tr_wstream_enter(tr_wstream *s, uint32_t tid, int cat,
                                    uint32_t name, uint64_t ts) {
-  return s->w->ops->enter ? s->w->ops->enter(s, tid, cat, name, ts) : 0;
+  if (!s->w->ops->enter) return 0;
+  pthread_mutex_lock(&s->w->mu);
+  int rc = s->w->ops->enter(s, tid, cat, name, ts);
+  pthread_mutex_unlock(&s->w->mu);
+  return rc;
 }
 
 /* A call [ts, ts + dur] on thread tid; `unfinished`: still open when its
@@ -157,13 +179,20 @@ static inline int tr_wstream_slice(tr_wstream *s, uint32_t tid, int cat,
                                    uint32_t name, uint64_t ts, uint64_t dur,
                                    bool unfinished, const tr_arg *args,
                                    uint32_t nargs) {
-  return s->w->ops->slice(s, tid, cat, name, ts, dur, unfinished, args, nargs);
+  pthread_mutex_lock(&s->w->mu);
+  int rc =
+      s->w->ops->slice(s, tid, cat, name, ts, dur, unfinished, args, nargs);
+  pthread_mutex_unlock(&s->w->mu);
+  return rc;
 }
 
 static inline int tr_wstream_instant(tr_wstream *s, uint32_t tid, int cat,
                                      uint32_t name, uint64_t ts,
                                      const tr_arg *args, uint32_t nargs) {
-  return s->w->ops->instant(s, tid, cat, name, ts, args, nargs);
+  pthread_mutex_lock(&s->w->mu);
+  int rc = s->w->ops->instant(s, tid, cat, name, ts, args, nargs);
+  pthread_mutex_unlock(&s->w->mu);
+  return rc;
 }
 
 /* A counter's new value; NaN and infinities are kept where the format can
@@ -175,13 +204,18 @@ static inline int tr_wstream_instant(tr_wstream *s, uint32_t tid, int cat,
 static inline int tr_wstream_counter(tr_wstream *s, uint32_t tid, uint32_t name,
                                      uint64_t ts, double value,
                                      const tr_arg *args, uint32_t nargs) {
-  return s->w->ops->counter(s, tid, name, ts, value, args, nargs);
+  pthread_mutex_lock(&s->w->mu);
+  int rc = s->w->ops->counter(s, tid, name, ts, value, args, nargs);
+  pthread_mutex_unlock(&s->w->mu);
+  return rc;
 }
 
 /* A marker where a producer dropped `count` events (ring full). */
 static inline void tr_wstream_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
                                    uint64_t count) {
+  pthread_mutex_lock(&s->w->mu);
   s->w->ops->lost(s, tid, ts, count);
+  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* ---- metadata (not counted in `events`): raw bytes, not string ids ---- */
@@ -189,24 +223,32 @@ static inline void tr_wstream_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
 /* The process's display name and the events its producers dropped. */
 static inline void tr_wstream_process_name(tr_wstream *s, const char *name,
                                            size_t len, uint64_t dropped) {
+  pthread_mutex_lock(&s->w->mu);
   s->w->ops->process_name(s, name, len, dropped);
+  pthread_mutex_unlock(&s->w->mu);
 }
 
 static inline void tr_wstream_thread_name(tr_wstream *s, uint32_t tid,
                                           const char *name, size_t len,
                                           uint64_t dropped) {
+  pthread_mutex_lock(&s->w->mu);
   s->w->ops->thread_name(s, tid, name, len, dropped);
+  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* The process's place in the viewer's list (1: first). */
 static inline void tr_wstream_sort_index(tr_wstream *s, uint32_t index) {
+  pthread_mutex_lock(&s->w->mu);
   s->w->ops->sort_index(s, index);
+  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* A free-form description of the process ("ppid 41, ..."). */
 static inline void tr_wstream_labels(tr_wstream *s, const char *labels,
                                      size_t len) {
+  pthread_mutex_lock(&s->w->mu);
   s->w->ops->labels(s, labels, len);
+  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* ---- for backends ---------------------------------------------------- */

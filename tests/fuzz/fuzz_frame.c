@@ -295,11 +295,25 @@ static void start_sessions(void) {
   memcpy(s->token, TOKEN_OTHER, TR_TOKEN_HEX_LEN);
 }
 
-static void end_sessions(void) {
-  while (g_srv->sessions.head != NULL)
-    tr_dispatch_finish_session(g_srv, g_srv->sessions.head, false);
-  CHECK(g_srv->sessions.count == 0);
+/* Runs the loop until cond() holds: the workers' completions arrive
+ * through the async handle. */
+static void run_until(bool (*cond)(void)) {
+  while (!cond()) uv_run(&g_loop, UV_RUN_ONCE);
 }
+
+static bool no_sessions(void) { return g_srv->sessions.count == 0; }
+
+static void end_sessions(void) {
+  tr_session *next;
+  for (tr_session *s = g_srv->sessions.head; s != NULL; s = next) {
+    next = s->next;
+    tr_dispatch_finish_session(g_srv, s, false);
+  }
+  run_until(no_sessions);
+}
+
+static uint32_t g_expect_clients;
+static bool clients_back(void) { return g_srv->nclients == g_expect_clients; }
 
 /* Reads what the daemon sent back; every reply must be a complete,
  * well-formed frame of a reply type carrying a msgpack map. */
@@ -457,7 +471,8 @@ static void serve(const uint8_t *data, size_t size) {
     g_srv->depth--;
     tr_conn_reap(g_srv);
   }
-  CHECK(g_srv->nclients == before);
+  g_expect_clients = before;
+  run_until(clients_back);
   check_replies(sv[1], &acc, &acc_len, true);
   free(acc);
   close(sv[1]);
@@ -480,7 +495,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   g_srv->loop = &g_loop;
   g_srv->lst.lock_fd = g_srv->lst.fd = g_srv->reserve_fd = -1;
   tr_limits_default(&g_srv->limits, false);
-  tr_sessions_init(&g_srv->sessions);
+  CHECK(uv_async_init(&g_loop, &g_srv->async, tr_server_on_async) == 0);
+  g_srv->async.data = g_srv;
+  CHECK(tr_workers_start(&g_srv->workers, 1, &g_srv->async, false) == 0);
+  tr_sessions_init(&g_srv->sessions, &g_srv->workers, NULL, NULL);
   uv_timer_init(&g_loop, &g_srv->drain_timer);
   uv_timer_init(&g_loop, &g_srv->idle_timer);
   g_srv->drain_timer.data = g_srv;

@@ -421,7 +421,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
   CHECK(ftruncate(g_out_fd, 0) == 0);
   CHECK(lseek(g_out_fd, 0, SEEK_SET) == 0);
   tr_writer *out = NULL;
-  CHECK(tr_writer_open(&out, g_out_fd, format, "fuzz") == 0);
+  CHECK(tr_writer_open(&out, g_out_fd, format, "fuzz", 1) == 0);
   tr_metaseen seen;
   tr_metaseen_init(&seen);
 
@@ -438,7 +438,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
   if (have_ring) CHECK(tr_proc_add_thread(&p, &rv, "main", 4) == 0);
   int views = have_ring ? 1 : 0;
 
-  CHECK(tr_proc_attach(&p, out, &seen, min_ts) == 0);
+  CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts) == 0);
   atomic_store(&rhp->head, want_head);
 
   tr_proc_stats st;
@@ -476,7 +476,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
         break;
       case OP_REATTACH:
         tr_proc_detach(&p, &st);
-        CHECK(tr_proc_attach(&p, out, &seen, min_ts) == 0);
+        CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts) == 0);
         break;
       case OP_DROPPED: {
         uint64_t v;

@@ -55,8 +55,8 @@ static size_t count(const char *hay, size_t n, const char *needle) {
  * slices, an instant, a counter, a lost marker and names. */
 static void write_events(tr_writer *w) {
   tr_wstream *a, *b;
-  ck_assert_int_eq(tr_wstream_open(w, 10, resolve, NULL, &a), 0);
-  ck_assert_int_eq(tr_wstream_open(w, 20, resolve, NULL, &b), 0);
+  ck_assert_int_eq(tr_wstream_open(w, 0, 10, resolve, NULL, &a), 0);
+  ck_assert_int_eq(tr_wstream_open(w, 0, 20, resolve, NULL, &b), 0);
   tr_arg args[2] = {
       {.key = "n", .klen = 1, .type = TR_ARG_INT, .v.i = -3},
       {.key = "s", .klen = 1, .type = TR_ARG_STR, .v.s = {"a\"b", 3}},
@@ -101,8 +101,8 @@ END_TEST
 START_TEST(test_writer_gzip_holds_the_json) {
   int jfd = out_fd(), gfd = out_fd();
   tr_writer *j, *g;
-  ck_assert_int_eq(tr_writer_open(&j, jfd, TR_FORMAT_JSON, "test"), 0);
-  ck_assert_int_eq(tr_writer_open(&g, gfd, TR_FORMAT_JSON_GZ, "test"), 0);
+  ck_assert_int_eq(tr_writer_open(&j, jfd, TR_FORMAT_JSON, "test", 1), 0);
+  ck_assert_int_eq(tr_writer_open(&g, gfd, TR_FORMAT_JSON_GZ, "test", 1), 0);
   write_events(j);
   write_events(g);
   ck_assert_int_eq(tr_writer_flush(g), 0); /* mid-stream: no sync yet */
@@ -145,7 +145,7 @@ END_TEST
 START_TEST(test_writer_pftrace_interns_once_per_stream) {
   int fd = out_fd();
   tr_writer *w;
-  ck_assert_int_eq(tr_writer_open(&w, fd, TR_FORMAT_PERFETTO, "test"), 0);
+  ck_assert_int_eq(tr_writer_open(&w, fd, TR_FORMAT_PERFETTO, "test", 1), 0);
   write_events(w);
   ck_assert_int_eq(tr_writer_finish(w), 0);
   ck_assert_uint_eq(w->events, 7); /* a slice is one event, two packets */
@@ -179,8 +179,8 @@ START_TEST(test_writer_unresolvable_name_writes_nothing) {
     int fd = out_fd();
     tr_writer *w;
     tr_wstream *s;
-    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test"), 0);
-    ck_assert_int_eq(tr_wstream_open(w, 1, resolve, NULL, &s), 0);
+    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test", 1), 0);
+    ck_assert_int_eq(tr_wstream_open(w, 0, 1, resolve, NULL, &s), 0);
     /* Perfetto resolves a call's name when it enters (its BEGIN); the
      * caller writes no slice for a call whose enter failed. */
     if (f == TR_FORMAT_PERFETTO)
@@ -208,8 +208,8 @@ START_TEST(test_writer_write_error_counts_dropped) {
     ck_assert_int_ge(fd, 0);
     tr_writer *w;
     tr_wstream *s;
-    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test"), 0);
-    ck_assert_int_eq(tr_wstream_open(w, 1, resolve, NULL, &s), 0);
+    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test", 1), 0);
+    ck_assert_int_eq(tr_wstream_open(w, 0, 1, resolve, NULL, &s), 0);
     ck_assert_int_eq(tr_wstream_enter(s, 1, TR_CAT_PYTHON, 4, 1), 0);
     ck_assert_int_eq(
         tr_wstream_slice(s, 1, TR_CAT_PYTHON, 4, 1, 1, false, NULL, 0), 0);
