@@ -136,8 +136,10 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
   t->tid = view.tid;
   t->name_len = copy_name(t->name, name, n);
   /* The producer records from the moment it creates the ring, before this
-   * RING_ADD is read: while in a session, every drop since then counts. */
-  t->dropped_base = p->out != NULL ? 0 : tr_ringview_dropped(&t->ring);
+   * RING_ADD is read: while in a session (or joining one), every drop
+   * since then counts. */
+  t->dropped_base =
+      p->out != NULL || p->session != NULL ? 0 : tr_ringview_dropped(&t->ring);
   p->threads[p->nthreads++] = t;
   if (p->usage != NULL) {
     p->usage->rings++;
@@ -492,10 +494,37 @@ static void close_open_calls(tr_proc *p, tr_thread *t) {
   t->arglen = 0;
 }
 
-/* Adds what the producer dropped since the last count. The counter only
- * grows; a value that went backwards is a lie and adds nothing. */
-static void count_drops(tr_proc *p, tr_thread *t) {
+void tr_proc_drop_marks(tr_proc *p, tr_drop_mark **out, uint32_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (p->nthreads == 0) return;
+  tr_drop_mark *m = malloc(p->nthreads * sizeof(*m));
+  if (m == NULL) return;
+  for (uint32_t i = 0; i < p->nthreads; i++) {
+    tr_thread *t = p->threads[i];
+    m[i] =
+        (tr_drop_mark){t->ring.dev, t->ring.ino, tr_ringview_dropped(&t->ring)};
+  }
+  *out = m;
+  *n = p->nthreads;
+}
+
+/* The mark of t's ring among marks, or NULL. */
+static const tr_drop_mark *find_mark(const tr_thread *t,
+                                     const tr_drop_mark *marks,
+                                     uint32_t nmarks) {
+  for (uint32_t i = 0; i < nmarks; i++)
+    if (marks[i].dev == t->ring.dev && marks[i].ino == t->ring.ino)
+      return &marks[i];
+  return NULL;
+}
+
+/* Adds what the producer dropped since the last count, up to `upto`. The
+ * counter only grows; a value that went backwards is a lie and adds
+ * nothing. */
+static void count_drops_upto(tr_proc *p, tr_thread *t, uint64_t upto) {
   uint64_t d = tr_ringview_dropped(&t->ring);
+  if (upto < d) d = upto;
   if (p->out != NULL && d > t->dropped_base) {
     p->stats.dropped += d - t->dropped_base;
     t->dropped += d - t->dropped_base;
@@ -507,8 +536,8 @@ static void count_drops(tr_proc *p, tr_thread *t) {
  * record marked (it dropped until it ended, say, with a dead or stopped
  * daemon) get one marker at its last timestamp, so the markers in a trace
  * add up to the dropped count its summary gives. */
-static void mark_drops(tr_proc *p, tr_thread *t) {
-  count_drops(p, t);
+static void mark_drops(tr_proc *p, tr_thread *t, uint64_t upto) {
+  count_drops_upto(p, t, upto);
   if (p->out != NULL && t->dropped > t->lost_marked) {
     tr_wstream_lost(p->out, t->tid, t->last_ts, t->dropped - t->lost_marked);
     t->lost_marked = t->dropped;
@@ -567,7 +596,7 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
       continue;
     }
     close_open_calls(p, t);
-    mark_drops(p, t);
+    mark_drops(p, t, UINT64_MAX);
     seen_lock(p);
     write_thread_name(p, t, p->seen);
     seen_unlock(p);
@@ -589,7 +618,8 @@ uint64_t tr_proc_dropped_now(const tr_proc *p) {
 }
 
 int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
-                   pthread_mutex_t *seen_mu, uint64_t min_ts) {
+                   pthread_mutex_t *seen_mu, uint64_t min_ts,
+                   const tr_drop_mark *marks, uint32_t nmarks) {
   tr_wstream *s;
   int rc = tr_wstream_open(out, lane, p->pid, proc_name, p, &s);
   if (rc < 0) return rc;
@@ -605,7 +635,10 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
     t->depth = 0;
     t->overflow = 0;
     t->arglen = 0;
-    t->dropped_base = tr_ringview_dropped(&t->ring);
+    const tr_drop_mark *m = find_mark(t, marks, nmarks);
+    t->dropped_base = m != NULL       ? m->dropped
+                      : marks != NULL ? 0
+                                      : tr_ringview_dropped(&t->ring);
     t->dropped = 0;
     t->lost_marked = 0;
   }
@@ -619,14 +652,19 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
   return 0;
 }
 
-void tr_proc_detach(tr_proc *p, tr_proc_stats *st) {
+void tr_proc_detach(tr_proc *p, tr_proc_stats *st, const tr_drop_mark *marks,
+                    uint32_t nmarks) {
   tr_metaseen *seen = p->seen;
   if (p->out == NULL) return;
   tr_proc_drain(p);
   for (uint32_t i = 0; i < p->nthreads; i++) {
     tr_thread *t = p->threads[i];
     close_open_calls(p, t);
-    mark_drops(p, t);
+    const tr_drop_mark *m = find_mark(t, marks, nmarks);
+    mark_drops(p, t,
+               m != NULL       ? m->dropped
+               : marks != NULL ? t->dropped_base
+                               : UINT64_MAX);
   }
   /* Names are written once per output, when recording ends, so each
    * carries the final name (see docs/daemon.md, "Metadata").  A pid seen

@@ -30,6 +30,16 @@
 
 struct tr_session;
 
+/* A ring's producer-side drop counter as it was when its process's state
+ * word changed (a session joined or left), by the ring's identity: the
+ * loop takes these marks at the change, the worker attributes drops with
+ * them when it attaches or detaches later, so every drop is counted in the
+ * session it happened in, whenever the worker gets to it. */
+typedef struct tr_drop_mark {
+  uint64_t dev, ino;
+  uint64_t dropped;
+} tr_drop_mark;
+
 /* A call seen entering and not yet exiting. */
 typedef struct tr_open_call {
   uint64_t ts;
@@ -192,21 +202,31 @@ int tr_proc_drain(tr_proc *p);
  * only once it is empty. */
 int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
 
+/* Marks of every ring's drop counter now (the caller holds p->lock):
+ * *out is NULL when there are no rings or no memory (the worker then
+ * uses the counters it finds). */
+void tr_proc_drop_marks(tr_proc *p, tr_drop_mark **out, uint32_t *n);
+
 /* Starts writing into `out` through a stream of its own on lane `lane`:
  * forgets open calls from before, notes each ring's drop count, discards
  * what the rings hold from before min_ts and writes what they hold from
  * then on.  Records older than min_ts arriving later are discarded as late.
- * `seen_mu` (may be NULL) guards *seen.  Returns 0 or -ENOMEM (the process
- * then stays detached). */
+ * `seen_mu` (may be NULL) guards *seen.  Drops count from each ring's
+ * mark (taken at the join); a ring without one was added after the join
+ * and counts all its drops; no marks at all: from the counters now.
+ * Returns 0 or -ENOMEM (the process then stays detached). */
 int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane,
                    struct tr_metaseen *seen, pthread_mutex_t *seen_mu,
-                   uint64_t min_ts);
+                   uint64_t min_ts, const tr_drop_mark *marks, uint32_t nmarks);
 
 /* Stops writing: drains, closes open calls as unfinished slices at each
  * thread's last timestamp, writes the process and thread names, sort index
  * and labels (only what p->seen says the output lacks), closes the
- * stream, adds this output's counters into *st. */
-void tr_proc_detach(tr_proc *p, tr_proc_stats *st);
+ * stream, adds this output's counters into *st.  Drops count up to each
+ * ring's mark (taken when the process left); a ring without one was added
+ * after the leave and has none for this output; no marks: up to now. */
+void tr_proc_detach(tr_proc *p, tr_proc_stats *st, const tr_drop_mark *marks,
+                    uint32_t nmarks);
 
 /* Events this process dropped into its current output so far: the depth
  * limit's and its producers' (counted by its rings, not yet collected). */

@@ -156,8 +156,11 @@ int tr_session_join(tr_sessions *ss, tr_session *s, tr_proc *p) {
   uint32_t index = tr_metaseen_sort_index(
       &s->seen, p->pid, (uint32_t)s->stats.processes + 1, &is_new);
   pthread_mutex_unlock(&s->seen_mu);
+  /* The drops counted for this session start at the rings' counters now,
+   * as the state word enables recording (proc.h, tr_drop_mark). */
   pthread_mutex_lock(&p->lock);
   p->sort_index = index;
+  tr_proc_drop_marks(p, &op->marks, &op->nmarks);
   pthread_mutex_unlock(&p->lock);
   if (is_new) s->stats.processes++;
   tr_workers_request(ss->ws, op);
@@ -178,6 +181,11 @@ void tr_session_leave_into(tr_op *op, tr_op_kind kind, tr_proc *p) {
   tr_session *s = p->session;
   if (s == NULL) return;
   tr_proc_set_state(p, state_disabled(s));
+  /* The drops counted for this session end at the rings' counters now,
+   * as the state word disables recording. */
+  pthread_mutex_lock(&p->lock);
+  tr_proc_drop_marks(p, &op->marks, &op->nmarks);
+  pthread_mutex_unlock(&p->lock);
   for (uint32_t i = 0; i < s->nmembers; i++) {
     if (s->members[i] == p) {
       s->members[i] = s->members[--s->nmembers];

@@ -135,7 +135,7 @@ static bool serve_op(tr_worker *w, tr_proc *p, tr_op *op, uint64_t *cost) {
   switch (op->kind) {
     case TR_OP_ATTACH: {
       int rc = tr_proc_attach(p, op->writer, w->index, op->seen, op->seen_mu,
-                              op->min_ts);
+                              op->min_ts, op->marks, op->nmarks);
       if (rc < 0)
         tr_log(TR_LOG_ERROR, "event=attach_error pid=%u uid=%lu reason=\"%s\"",
                p->pid, (unsigned long)p->uid, strerror(-rc));
@@ -157,7 +157,7 @@ static bool serve_op(tr_worker *w, tr_proc *p, tr_op *op, uint64_t *cost) {
       if (more && op->budget > 0) return false;
       tr_writer *out = p->out != NULL ? p->out->w : NULL;
       memset(&op->stats, 0, sizeof(op->stats));
-      tr_proc_detach(p, &op->stats);
+      tr_proc_detach(p, &op->stats, op->marks, op->nmarks);
       if (out != NULL) tr_writer_lane_flush(out, w->index, true);
       return true;
     }
@@ -179,6 +179,8 @@ static bool serve(tr_worker *w, tr_proc *p, uint64_t *cost, tr_op **closed) {
     if (!serve_op(w, p, op, cost)) return true;
     p->ops = op->next;
     if (p->ops == NULL) p->ops_tail = &p->ops;
+    free(op->marks);
+    op->marks = NULL;
     if (op->kind == TR_OP_ATTACH) {
       free(op);
     } else if (op->kind == TR_OP_CLOSE) {
@@ -342,6 +344,7 @@ void tr_workers_stop(tr_workers *ws) {
   /* Ops still queued (their processes' connections are gone). */
   for (tr_op *op = tr_workers_take_done(ws), *next; op != NULL; op = next) {
     next = op->next;
+    free(op->marks);
     free(op);
   }
   pthread_mutex_destroy(&ws->done_mu);

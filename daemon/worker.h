@@ -60,6 +60,10 @@ typedef struct tr_op {
   pthread_mutex_t *seen_mu; /* guards *seen (several workers write it) */
   uint64_t min_ts;
   uint64_t min_duration_ns;
+  /* ATTACH, DETACH, CLOSE: the rings' drop counters when the state word
+   * changed (proc.h), or NULL; the op owns them. */
+  tr_drop_mark *marks;
+  uint32_t nmarks;
   /* DETACH, CLOSE: the session being left (opaque here), and the
    * process's counters for it when done. */
   void *session;

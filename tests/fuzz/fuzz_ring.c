@@ -438,7 +438,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
   if (have_ring) CHECK(tr_proc_add_thread(&p, &rv, "main", 4) == 0);
   int views = have_ring ? 1 : 0;
 
-  CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts) == 0);
+  CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts, NULL, 0) == 0);
   atomic_store(&rhp->head, want_head);
 
   tr_proc_stats st;
@@ -475,8 +475,8 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
         atomic_store(&rhp->closed, 1);
         break;
       case OP_REATTACH:
-        tr_proc_detach(&p, &st);
-        CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts) == 0);
+        tr_proc_detach(&p, &st, NULL, 0);
+        CHECK(tr_proc_attach(&p, out, 0, &seen, NULL, min_ts, NULL, 0) == 0);
         break;
       case OP_DROPPED: {
         uint64_t v;
@@ -522,7 +522,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
   }
 done:
   tr_proc_drain(&p);
-  tr_proc_detach(&p, &st);
+  tr_proc_detach(&p, &st, NULL, 0);
   CHECK(tr_writer_finish(out) == 0);
   if (format == TR_FORMAT_PERFETTO)
     check_pftrace();

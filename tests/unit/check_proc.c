@@ -134,7 +134,7 @@ static void teardown(void) {
  * metadata lines (caller frees). */
 static char *events(tr_proc_stats *st) {
   memset(st, 0, sizeof(*st));
-  tr_proc_detach(&F.proc, st);
+  tr_proc_detach(&F.proc, st, NULL, 0);
   tr_writer_finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
@@ -164,7 +164,8 @@ static char *events(tr_proc_stats *st) {
 
 START_TEST(test_proc_pairs_nested_calls) {
   uint32_t f = intern("f"), g = intern("g"), len = intern("builtins.len");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(2500, len, TR_REC_C_CALL);
@@ -185,7 +186,8 @@ END_TEST
 
 START_TEST(test_proc_mismatch_closes_inner_unfinished) {
   uint32_t f = intern("f"), g = intern("g"), h = intern("h");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, f, TR_REC_PY_CALL);
   put(3000, h, TR_REC_PY_CALL);
@@ -203,7 +205,8 @@ END_TEST
 
 START_TEST(test_proc_unmatched_exit_ignored) {
   uint32_t f = intern("f"), g = intern("g");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, f, TR_REC_PY_RETURN); /* nothing open */
   put(2000, g, TR_REC_PY_CALL);
   put(3000, f, TR_REC_PY_RETURN); /* g open, f never entered */
@@ -219,7 +222,8 @@ END_TEST
 
 START_TEST(test_proc_open_calls_unfinished_at_detach) {
   uint32_t f = intern("f"), g = intern("g"), s = intern("span");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, g, TR_REC_PY_CALL);
   put(2000, s, TR_REC_BEGIN);
   put(2500, f, TR_REC_PY_CALL);
@@ -240,7 +244,8 @@ END_TEST
 
 START_TEST(test_proc_closed_ring_is_finished_and_freed) {
   uint32_t g = intern("g");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, g, TR_REC_PY_CALL);
   put(1500, g, TR_REC_INSTANT);
   atomic_store(&F.ring_hdr->closed, 1);
@@ -257,7 +262,8 @@ END_TEST
 
 START_TEST(test_proc_bad_ids_and_late_records) {
   uint32_t g = intern("g");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 500), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 500, NULL, 0),
+                   0);
   put(100, g, TR_REC_PY_CALL);      /* late */
   put(1000, 2, TR_REC_INSTANT);     /* misaligned id */
   put(1000, 60000, TR_REC_INSTANT); /* beyond committed */
@@ -280,7 +286,8 @@ START_TEST(test_proc_detached_discards) {
   put(1000, g, TR_REC_PY_CALL); /* recorded while no session is attached */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   ck_assert_uint_eq(atomic_load(&F.ring_hdr->tail), 1);
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(2000, g, TR_REC_PY_RETURN); /* its exit: nothing open here */
   ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
   tr_proc_stats st;
@@ -292,7 +299,8 @@ START_TEST(test_proc_detached_discards) {
 END_TEST
 
 START_TEST(test_proc_broken_ring_fails) {
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   atomic_store(&F.ring_hdr->head, 5000);
   ck_assert_int_eq(tr_proc_drain(&F.proc), -EPROTO);
   ck_assert(F.proc.failed);
@@ -305,7 +313,7 @@ END_TEST
 START_TEST(test_proc_arguments) {
   uint32_t f = intern("f"), g = intern("g"), i = intern("i"), c = intern("c"),
            h = intern("h");
-  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0);
+  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0);
   /* The ring wraps inside the records below. */
   F.head = 1020;
   atomic_store(&F.ring_hdr->head, F.head);
@@ -370,7 +378,7 @@ END_TEST
 
 START_TEST(test_proc_malformed_arguments) {
   uint32_t f = intern("f"), t = intern("t");
-  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0);
+  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0);
   tr_argbuf b;
   tr_argbuf_init(&b);
   tr_argbuf_add_str(&b, "a", 1, "1", 1, 100);
@@ -404,7 +412,7 @@ END_TEST
 
 START_TEST(test_proc_min_duration) {
   uint32_t f = intern("f"), g = intern("g"), s = intern("s");
-  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0);
+  tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0);
   F.proc.min_duration_ns = 1000;
   put(1000, g, TR_REC_PY_CALL);
   put(1100, f, TR_REC_PY_CALL);
@@ -428,7 +436,8 @@ END_TEST
 START_TEST(test_proc_thread_name_and_escaping) {
   uint32_t tn = intern("worker \"1\"");
   uint32_t bad = intern("bad\xff\n");
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
   put(1000, tn, TR_REC_THREAD_NAME);
   put(2000, bad, TR_REC_INSTANT);
   put(2001, bad, TR_REC_INSTANT); /* from the name cache */
@@ -436,7 +445,7 @@ START_TEST(test_proc_thread_name_and_escaping) {
   ck_assert_str_eq(F.proc.threads[0]->name, "worker \"1\"");
   tr_proc_stats st;
   memset(&st, 0, sizeof(st));
-  tr_proc_detach(&F.proc, &st);
+  tr_proc_detach(&F.proc, &st, NULL, 0);
   tr_writer_finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
