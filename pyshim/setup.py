@@ -1,5 +1,6 @@
 """Build the `traced` Python package: the profile hook extension (which
 compiles libtraced's sources in) and the .pth auto-attach hook."""
+import glob
 import os
 import shutil
 
@@ -40,9 +41,18 @@ sources += [rel("proto", n) for n in
 # The shared helpers libclient uses (api.c interns names in a common/ map).
 sources += [rel("common", n) for n in ("map.c", "intern.c")]
 
+# setuptools rebuilds the extension only when one of these is newer than
+# it: the headers too, or a change to one alone would install a stale build.
+depends = [os.path.relpath(p, HERE) for d in
+           (os.path.join(HERE, "src"), os.path.join(ROOT, "libclient", "src"),
+            os.path.join(ROOT, "libclient", "include"),
+            os.path.join(ROOT, "proto"))
+           for p in sorted(glob.glob(os.path.join(d, "*.h")))]
+
 ext = Extension(
     "traced._traced",
     sources=sources,
+    depends=depends,
     include_dirs=[rel("."), rel("libclient", "include"), "src"],
     libraries=["msgpackc", "pthread"],
     define_macros=[("_GNU_SOURCE", "1")],

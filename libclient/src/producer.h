@@ -162,7 +162,7 @@ static inline void tr_producer_set_limit(tr_producer *p) {
  * thread: hence atomic, so that the read is not a data race, and loaded
  * relaxed, because nothing is published through it.  (Its one store, at
  * connect, is a plain assignment: seq_cst, more than it needs.) */
-extern _Atomic bool tr_clock_tsc;
+extern _Atomic bool tr_clock_tsc __attribute__((visibility("hidden")));
 
 /* A timestamp in the process's record clock. */
 static inline uint64_t tr_now(void) {

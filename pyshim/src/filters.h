@@ -20,7 +20,7 @@ typedef struct tr_hook_opts {
   uint32_t repr_limit; /* bytes of each repr() */
 } tr_hook_opts;
 
-extern tr_hook_opts tr_hook_options;
+extern TR_HIDDEN tr_hook_opts tr_hook_options;
 
 /* Recomputes tr_hook_options.any after options were set. */
 void tr_hook_options_changed(void);

@@ -48,7 +48,7 @@ typedef struct tr_names_state {
   size_t cfuncs_cap, cfuncs_len;
 } tr_names_state;
 
-extern tr_names_state tr_names;
+extern TR_HIDDEN tr_names_state tr_names;
 
 /* Reserves the code-extra slot; -1 when none is left. */
 int tr_names_init(void);

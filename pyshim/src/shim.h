@@ -28,6 +28,12 @@
 
 #include "libclient/src/producer.h"
 
+/* For the extension's global variables read on the hot path: declared
+ * hidden, the compiler addresses them directly instead of loading their
+ * address first, as it must for a variable another shared object might
+ * define (-fvisibility=hidden covers only definitions). */
+#define TR_HIDDEN __attribute__((visibility("hidden")))
+
 /* The frame-evaluation hook (evalhook.c) exists for the CPython versions
  * whose frame layout it knows: 3.11 for now.  Elsewhere tr_eval_install
  * fails and the profile hook serves every mode. */

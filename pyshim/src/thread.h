@@ -63,7 +63,7 @@ typedef struct tr_thread_cache {
   PyThreadState *busy;
 } tr_thread_cache;
 
-extern tr_thread_cache tr_thread_cached;
+extern TR_HIDDEN tr_thread_cache tr_thread_cached;
 
 /* Brackets a slow path that may run Python code (see above). */
 static inline tr_thread_cache tr_thread_slow_enter(void) {
