@@ -40,11 +40,17 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
 PROTO_SRC := $(wildcard proto/*.c)
-CLIENT_SRC := $(wildcard libclient/src/*.c)
+# The shared helpers libclient uses (the hash map and the interner) are
+# linked into libtraced (and compiled into the Python extension); the rest
+# of common/ is the executable's.
+COMMON_CLIENT_SRC := common/map.c common/intern.c
+CLIENT_SRC := $(wildcard libclient/src/*.c) $(COMMON_CLIENT_SRC)
 # The traced executable: the server (daemon/), the output writers (output/),
 # the report tool (report/), the command line (cli/) and shared helpers
-# (common/).  Each folder includes another's headers by the folder's name.
-DAEMON_SRC := $(wildcard common/*.c output/*.c report/*.c daemon/*.c cli/*.c)
+# (common/), with libclient's objects.  Each folder includes another's
+# headers by the folder's name.
+DAEMON_SRC := $(filter-out $(COMMON_CLIENT_SRC),$(wildcard common/*.c)) \
+              $(wildcard output/*.c report/*.c daemon/*.c cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/check_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -116,7 +122,8 @@ $(VENV_PY):
 	$(VENV_PY) -m pip install -q --upgrade pip setuptools wheel
 
 $(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
-               $(wildcard libclient/src/*.h proto/*.h libclient/include/*.h)
+               $(wildcard libclient/src/*.h proto/*.h libclient/include/*.h \
+                 common/*.h)
 	$(VENV_PY) -m pip install -q --no-build-isolation ./pyshim
 	touch $@
 
@@ -232,9 +239,11 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -MMD -MP \
                $(FUZZ_SAN) -I. -Ilibclient/include $(PKG_CFLAGS)
-# The daemon without main() and the CLI; server.c is compiled into
+# The daemon without main() and the CLI, with the shared helpers libclient
+# would otherwise bring; server.c is compiled into
 # fuzz_frame.c itself (its handlers are static).
-FUZZ_SRC := $(PROTO_SRC) $(filter-out cli/%.c daemon/server.c,$(DAEMON_SRC))
+FUZZ_SRC := $(PROTO_SRC) $(COMMON_CLIENT_SRC) \
+            $(filter-out cli/%.c daemon/server.c,$(DAEMON_SRC))
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
 FUZZ_HARNESSES := frame ring report
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_HARNESSES))

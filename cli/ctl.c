@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "libclient/src/client.h"
 #include "libclient/src/conn.h"
+#include "output/json_escape.h"
 #include "proto/mp.h"
 #include "proto/traced_proto.h"
 
@@ -175,19 +176,7 @@ static uint64_t get_u64(const msgpack_object *m, const char *key) {
   return v;
 }
 
-static void json_str(const char *s, size_t n) {
-  putchar('"');
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\')
-      printf("\\%c", c);
-    else if (c < 0x20)
-      printf("\\u%04x", c);
-    else
-      putchar(c);
-  }
-  putchar('"');
-}
+static void json_str(const char *s, size_t n) { tr_json_put_str(stdout, s, n); }
 
 /* Writes a decoded reply as JSON (maps with string keys, arrays, strings,
  * integers and booleans are all a STATUS_REPLY holds); a session's owner

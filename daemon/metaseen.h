@@ -8,16 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct tr_metaseen_entry {
-  uint64_t key;       /* pid << 32 | tid (tid 0: the process) */
-  uint32_t name_hash; /* of the name last written for it, 0: none */
-  uint32_t sort_index;
-  bool used;
-} tr_metaseen_entry;
+#include "common/map.h"
 
+/* pid << 32 | tid (tid 0: the process) -> sort_index << 32 | the hash of
+ * the name last written for it (0: none). */
 typedef struct tr_metaseen {
-  tr_metaseen_entry *slots;
-  size_t cap, len;
+  tr_map map;
 } tr_metaseen;
 
 void tr_metaseen_init(tr_metaseen *m);

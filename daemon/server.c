@@ -21,6 +21,7 @@
 #include "common/version.h"
 #include "listen.h"
 #include "mpcheck.h"
+#include "output/formats.h"
 #include "peer.h"
 #include "proc.h"
 #include "proto/frame.h"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "output/formats.h"
 
 uint64_t tr_monotonic_ns(void) {
   struct timespec ts;

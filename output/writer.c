@@ -1,5 +1,5 @@
-/* writer.c: picking a trace writer backend by format, and what every
- * backend shares (streams, writing a buffer out). */
+/* writer.c: what every trace writer backend shares: streams, failing
+ * once, writing a buffer out with streaming writeback. */
 #include "writer.h"
 
 #include <errno.h>
@@ -10,53 +10,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "proto/traced_proto.h"
-#include "writer_json.h"
-#include "writer_pftrace.h"
-
-static const char *const format_names[] = {
-    [TR_FORMAT_JSON] = TR_FORMAT_NAME_JSON,
-    [TR_FORMAT_JSON_GZ] = TR_FORMAT_NAME_JSON_GZ,
-    [TR_FORMAT_PERFETTO] = TR_FORMAT_NAME_PERFETTO,
-};
-
-int tr_format_parse(const char *s, size_t n, tr_format *out) {
-  for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
-    if (strlen(format_names[i]) == n && memcmp(format_names[i], s, n) == 0) {
-      *out = (tr_format)i;
-      return 0;
-    }
-  }
-  return -EINVAL;
-}
-
-const char *tr_format_name(tr_format f) {
-  return (unsigned)f < sizeof(format_names) / sizeof(format_names[0])
-             ? format_names[f]
-             : "?";
-}
-
-static int open_format(tr_writer **out, int fd, tr_format format,
-                       const char *label) {
-  switch (format) {
-    case TR_FORMAT_JSON:
-    case TR_FORMAT_JSON_GZ: {
-      tr_json *j;
-      int rc = tr_json_open(&j, fd, label, format == TR_FORMAT_JSON_GZ);
-      if (rc < 0) return rc;
-      *out = &j->base;
-      return 0;
-    }
-    case TR_FORMAT_PERFETTO: {
-      tr_pftrace *p;
-      int rc = tr_pftrace_open(&p, fd, label);
-      if (rc < 0) return rc;
-      *out = &p->base;
-      return 0;
-    }
-  }
-  return -EINVAL;
-}
 
 /* Where a regular file's stream begins (for writeback), else -1. */
 static int64_t writeback_base(int fd) {
@@ -66,14 +19,9 @@ static int64_t writeback_base(int fd) {
   return off < 0 ? -1 : (int64_t)off;
 }
 
-int tr_writer_open(tr_writer **out, int fd, tr_format format,
-                   const char *label) {
-  int rc = open_format(out, fd, format, label);
-  if (rc == 0) {
-    (*out)->wb_base = writeback_base(fd);
-    (*out)->wb_started = 0;
-  }
-  return rc;
+void tr_writer_writeback_init(tr_writer *w, int fd) {
+  w->wb_base = writeback_base(fd);
+  w->wb_started = 0;
 }
 
 void tr_writer_failed(tr_writer *w, int err, uint64_t lost) {

@@ -12,9 +12,9 @@
  * bytes.
  *
  * Backends implement tr_writer_ops (writer_json.c, writer_pftrace.c) and
- * are picked by tr_writer_open() from the session's format; callers never
- * see which one they write to.  Memory per writer is fixed (one output
- * buffer, one compressor) and per stream grows only with the distinct
+ * are picked by tr_writer_open() (formats.h) from the session's format;
+ * callers never see which one they write to.  Memory per writer is fixed (one
+ * output buffer, one compressor) and per stream grows only with the distinct
  * names and threads it writes.
  *
  * Errors: after the first failed write(2) a writer logs once, writes
@@ -37,10 +37,6 @@ typedef enum tr_format {
   TR_FORMAT_JSON_GZ = 1,  /* "json.gz": the JSON, gzip-compressed */
   TR_FORMAT_PERFETTO = 2, /* "perfetto": Perfetto's protobuf trace */
 } tr_format;
-
-/* Parses a protocol format name (exact, case-sensitive); 0 or -EINVAL. */
-int tr_format_parse(const char *s, size_t n, tr_format *out);
-const char *tr_format_name(tr_format f);
 
 /* The category of an event. */
 enum tr_cat {
@@ -120,12 +116,6 @@ struct tr_wstream {
   void *name_ctx;
   void *impl; /* the backend's per-stream state */
 };
-
-/* Creates a writer of `format` over fd (borrowed: the caller closes it)
- * and buffers the file's header.  Returns 0, -ENOMEM or -EINVAL (unknown
- * format). */
-int tr_writer_open(tr_writer **out, int fd, tr_format format,
-                   const char *label);
 
 /* Writes out what is buffered: called on the drain timer (10 ms), so a
  * file on disk lags the producers by at most a tick (gzip: by at most its
@@ -220,6 +210,10 @@ static inline void tr_wstream_labels(tr_wstream *s, const char *labels,
 }
 
 /* ---- for backends ---------------------------------------------------- */
+
+/* Records where fd's bytes begin, for streaming writeback (regular files
+ * only); tr_writer_open calls it on each new writer. */
+void tr_writer_writeback_init(tr_writer *w, int fd);
 
 /* write(2)s all of p[0..n) to fd, retrying EINTR and short writes, and
  * adds what was written to w->bytes.  Returns 0 or a negative errno. */

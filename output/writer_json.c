@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/map.h"
 #include "proto/traced_proto.h"
 #include "utf8.h"
 
@@ -18,90 +19,6 @@
 #define EVENT_OVERHEAD 256u
 
 #define PUT_LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
-
-/* ---- escaping ------------------------------------------------------------
- * 0: copied as is; 1: ASCII that must be escaped; 2: start of a non-ASCII
- * sequence, validated as UTF-8. */
-/* clang-format off */
-static const uint8_t esc_class[256] = {
-    /* 0x00 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    /* 0x10 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    /* 0x20 */ 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x30 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x40 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x50 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    /* 0x60 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x70 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x80 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0x90 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xa0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xb0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xc0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xd0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xe0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    /* 0xf0 */ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-};
-/* clang-format on */
-
-static const char hex_digits[] = "0123456789abcdef";
-
-size_t tr_json_escape(char *dst, const char *src, size_t n) {
-  const uint8_t *s = (const uint8_t *)src;
-  const uint8_t *end = s + n;
-  char *d = dst;
-  while (s < end) {
-    const uint8_t *run = s;
-    while (s < end && esc_class[*s] == 0) s++;
-    if (s > run) {
-      memcpy(d, run, (size_t)(s - run));
-      d += s - run;
-    }
-    if (s == end) break;
-    uint8_t c = *s;
-    if (c < 0x80) {
-      *d++ = '\\';
-      switch (c) {
-        case '"':
-          *d++ = '"';
-          break;
-        case '\\':
-          *d++ = '\\';
-          break;
-        case '\b':
-          *d++ = 'b';
-          break;
-        case '\f':
-          *d++ = 'f';
-          break;
-        case '\n':
-          *d++ = 'n';
-          break;
-        case '\r':
-          *d++ = 'r';
-          break;
-        case '\t':
-          *d++ = 't';
-          break;
-        default:
-          d = PUT_LIT(d, "u00");
-          *d++ = hex_digits[c >> 4];
-          *d++ = hex_digits[c & 15];
-      }
-      s++;
-      continue;
-    }
-    int k = tr_utf8_seq(s, (size_t)(end - s));
-    if (k > 0) {
-      memcpy(d, s, (size_t)k);
-      d += k;
-      s += k;
-    } else {
-      d = PUT_LIT(d, "\\ufffd");
-      s += -k;
-    }
-  }
-  return (size_t)(d - dst);
-}
 
 /* ---- numbers --------------------------------------------------------------
  */
@@ -534,18 +451,22 @@ void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
   event_end(w, p, false);
 }
 
-/* ---- the backend: streams with an escaped-name cache -------------------- */
+/* ---- the backend: streams with an escaped-name cache --------------------
+ * The cache is direct-mapped (common/map.h's tr_cache), keyed by string id:
+ * ids are 4-aligned offsets into the process's append-only arena, so a
+ * program's first TR_NAME_CACHE_SLOTS names (and any run of that many
+ * consecutive ones) never evict each other, and a name that is evicted is
+ * escaped again when it comes back. */
 
-typedef struct name_slot {
-  uint32_t key; /* string id + 1; 0: empty */
+typedef struct cached_name {
   uint16_t len;
-  uint16_t cap;
-  char *buf; /* escaped name */
-} name_slot;
+  uint16_t cap; /* bytes of s */
+  char s[];     /* the escaped name */
+} cached_name;
 
 typedef struct json_stream {
-  name_slot *names; /* TR_NAME_CACHE_SLOTS, allocated on first use */
-  char *scratch;    /* escape buffer for names too long to cache */
+  tr_cache names; /* cached_name values; allocated on first use */
+  char *scratch;  /* escape buffer for names too long to cache */
 } json_stream;
 
 static int json_stream_open(tr_wstream *s) {
@@ -555,9 +476,10 @@ static int json_stream_open(tr_wstream *s) {
 
 static void json_stream_close(tr_wstream *s) {
   json_stream *js = s->impl;
-  if (js->names != NULL)
-    for (uint32_t i = 0; i < TR_NAME_CACHE_SLOTS; i++) free(js->names[i].buf);
-  free(js->names);
+  if (js->names.slots != NULL)
+    for (uint32_t i = 0; i < TR_NAME_CACHE_SLOTS; i++)
+      free(js->names.slots[i].value);
+  tr_cache_free(&js->names);
   free(js->scratch);
   free(js);
 }
@@ -569,13 +491,12 @@ static void json_stream_close(tr_wstream *s) {
 static bool json_name(tr_wstream *s, uint32_t id, const char **out,
                       size_t *len) {
   json_stream *js = s->impl;
-  name_slot *slot = NULL;
-  if (js->names != NULL) {
-    slot = &js->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
-    /* id 0xffffffff must not match an empty slot (key 0 = id + 1). */
-    if (slot->key != 0 && slot->key == id + 1) {
-      *out = slot->buf;
-      *len = slot->len;
+  if (js->names.slots != NULL) {
+    const tr_cache_slot *hit = tr_cache_slot_of(&js->names, id);
+    if (hit->value != NULL && hit->key == id) {
+      const cached_name *c = hit->value;
+      *out = c->s;
+      *len = c->len;
       return true;
     }
   }
@@ -583,13 +504,11 @@ static bool json_name(tr_wstream *s, uint32_t id, const char **out,
   uint32_t n;
   if (!s->name(s->name_ctx, id, &raw, &n)) return false;
   if (n > TR_STRING_MAX_LEN) n = TR_STRING_MAX_LEN;
-  if (js->names == NULL) {
-    js->names = calloc(TR_NAME_CACHE_SLOTS, sizeof(*js->names));
+  if (js->names.slots == NULL) {
     js->scratch = malloc(TR_JSON_ESCAPED_MAX(TR_STRING_MAX_LEN));
-    if (js->names == NULL || js->scratch == NULL) {
-      free(js->names);
+    if (js->scratch == NULL ||
+        tr_cache_init(&js->names, TR_NAME_CACHE_SLOTS, 2) < 0) {
       free(js->scratch);
-      js->names = NULL;
       js->scratch = NULL;
       return false;
     }
@@ -600,21 +519,23 @@ static bool json_name(tr_wstream *s, uint32_t id, const char **out,
     *len = 0;
     return true;
   }
-  slot = &js->names[(id >> 2) & (TR_NAME_CACHE_SLOTS - 1)];
   if (el <= TR_NAME_CACHE_MAX_LEN) {
-    if (slot->cap < el) {
+    /* The slot's buffer is reused for the name that evicts its own. */
+    tr_cache_slot *slot = tr_cache_slot_of(&js->names, id);
+    cached_name *c = slot->value;
+    if (c == NULL || c->cap < el) {
       size_t cap = el < 64 ? 64 : TR_NAME_CACHE_MAX_LEN;
-      char *b = realloc(slot->buf, cap);
-      if (b != NULL) {
-        slot->buf = b;
-        slot->cap = (uint16_t)cap;
+      cached_name *g = realloc(c, sizeof(*g) + cap);
+      if (g != NULL) {
+        g->cap = (uint16_t)cap;
+        slot->value = c = g;
       }
     }
-    if (slot->cap >= el) {
-      memcpy(slot->buf, js->scratch, el);
-      slot->len = (uint16_t)el;
-      slot->key = id + 1;
-      *out = slot->buf;
+    if (c != NULL && c->cap >= el) {
+      memcpy(c->s, js->scratch, el);
+      c->len = (uint16_t)el;
+      slot->key = id;
+      *out = c->s;
       *len = el;
       return true;
     }

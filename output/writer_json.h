@@ -29,12 +29,10 @@
 
 #include "event_args.h"
 #include "gzout.h"
+#include "json_escape.h"
 #include "writer.h"
 
 #define TR_JSON_BUF_SIZE (256u * 1024u)
-
-/* Worst-case escaped size of n input bytes ("\u001f" or "\ufffd" for each). */
-#define TR_JSON_ESCAPED_MAX(n) ((size_t)(n)*6u)
 
 /* Each stream caches the escaped form of the names it writes. */
 #define TR_NAME_CACHE_SLOTS 2048  /* escaped-name cache entries */
@@ -71,14 +69,6 @@ int tr_json_flush(tr_json *w);
 int tr_json_finish(tr_json *w);
 
 void tr_json_free(tr_json *w);
-
-/* Escapes n bytes for use inside a JSON string: quote and backslash
- * escaped, control characters as \n \t ... or \u00XX, valid UTF-8 copied,
- * each maximal invalid UTF-8 subsequence (stray continuation, overlong
- * form, surrogate, > U+10FFFF, truncated sequence) replaced by \ufffd.
- * dst must hold TR_JSON_ESCAPED_MAX(n) bytes.  Returns the bytes written
- * (no NUL). */
-size_t tr_json_escape(char *dst, const char *src, size_t n);
 
 /* ---- the formatter ------------------------------------------------------
  * `name` is already escaped (tr_json_escape) and nlen long; its length

@@ -7,80 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/map.h"
 #include "pb.h"
+#include "pftrace_fields.h"
 #include "proto/traced_proto.h"
 #include "utf8.h"
-
-/* ---- field numbers ------------------------------------------------------
- * From Perfetto's public protos (github.com/google/perfetto, protos/
- * perfetto/trace/...); checked against trace_packet.proto,
- * clock_snapshot.proto, trace_packet_defaults.proto, interned_data/
- * interned_data.proto and track_event/{track_event,track_descriptor,
- * process_descriptor,thread_descriptor,counter_descriptor,
- * debug_annotation}.proto. */
-enum {
-  F_TRACE_PACKET = 1, /* Trace.packet */
-
-  F_PKT_CLOCK_SNAPSHOT = 6,
-  F_PKT_TIMESTAMP = 8,
-  F_PKT_TIMESTAMP_CLOCK_ID = 58,
-  F_PKT_SEQUENCE_ID = 10, /* trusted_packet_sequence_id */
-  F_PKT_TRACK_EVENT = 11,
-  F_PKT_INTERNED_DATA = 12,
-  F_PKT_SEQUENCE_FLAGS = 13,
-  F_PKT_DEFAULTS = 59, /* trace_packet_defaults */
-  F_PKT_TRACK_DESCRIPTOR = 60,
-
-  SEQ_INCREMENTAL_STATE_CLEARED = 1,
-  SEQ_NEEDS_INCREMENTAL_STATE = 2,
-
-  F_DEFAULTS_CLOCK_ID = 58,    /* TracePacketDefaults.timestamp_clock_id */
-  F_DEFAULTS_TRACK_EVENT = 11, /* TracePacketDefaults.track_event_defaults */
-
-  F_SNAPSHOT_CLOCKS = 1, /* ClockSnapshot.clocks */
-  F_SNAPSHOT_PRIMARY = 2,
-  F_CLOCK_ID = 1,
-  F_CLOCK_TIMESTAMP = 2,
-  F_CLOCK_INCREMENTAL = 3,
-  BUILTIN_CLOCK_MONOTONIC = 3,
-  BUILTIN_CLOCK_BOOTTIME = 6,
-
-  F_INTERNED_CATEGORIES = 1, /* InternedData.event_categories */
-  F_INTERNED_NAMES = 2,      /* InternedData.event_names */
-  F_INTERNED_IID = 1,        /* EventCategory / EventName */
-  F_INTERNED_NAME = 2,
-
-  F_TD_UUID = 1, /* TrackDescriptor */
-  F_TD_NAME = 2,
-  F_TD_PROCESS = 3,
-  F_TD_THREAD = 4,
-  F_TD_PARENT_UUID = 5,
-  F_TD_COUNTER = 8,
-  F_PROCESS_PID = 1, /* ProcessDescriptor */
-  F_PROCESS_NAME = 6,
-  F_THREAD_PID = 1, /* ThreadDescriptor */
-  F_THREAD_TID = 2,
-  F_THREAD_NAME = 5,
-
-  F_TE_CATEGORY_IIDS = 3, /* TrackEvent */
-  F_TE_DEBUG_ANNOTATIONS = 4,
-  F_TE_TYPE = 9,
-  F_TE_NAME_IID = 10,
-  F_TE_TRACK_UUID = 11,
-  F_TE_NAME = 23,
-  F_TE_DOUBLE_COUNTER_VALUE = 44,
-  TYPE_SLICE_BEGIN = 1,
-  TYPE_SLICE_END = 2,
-  TYPE_INSTANT = 3,
-  TYPE_COUNTER = 4,
-
-  F_DA_BOOL = 2, /* DebugAnnotation */
-  F_DA_UINT = 3,
-  F_DA_INT = 4,
-  F_DA_DOUBLE = 5,
-  F_DA_STRING = 6,
-  F_DA_NAME = 10,
-};
 
 /* Packet sequence 1 carries the writer's own packets (the clock snapshot,
  * track descriptors); each thread of each stream gets one of 2, 3, ... */
@@ -127,26 +58,15 @@ uint64_t tr_pf_counter_uuid(uint32_t pid, const char *name, size_t len) {
 }
 
 /* ---- per-stream state ---------------------------------------------------
- * A process's stream remembers, in open-addressing maps, which of its
- * threads have a packet sequence (KEY_THREAD | tid -> pf_thread) and which
- * counter tracks it described (KEY_COUNTER | id -> uuid); each thread's
- * sequence remembers the names it interned (KEY_NAME | id).  They grow
- * with the distinct threads, counters and names of the process, never
- * with its events. */
+ * A process's stream remembers, in a map, which of its threads have a
+ * packet sequence (KEY_THREAD | tid -> pf_thread) and which counter tracks
+ * it described (KEY_COUNTER | id -> uuid); each thread's sequence
+ * remembers the names it interned (string id -> nothing).  They grow with
+ * the distinct threads, counters and names of the process, never with its
+ * events. */
 
-#define KEY_NAME (1ull << 62)
 #define KEY_THREAD (2ull << 62)
 #define KEY_COUNTER (3ull << 62)
-
-typedef struct map_slot {
-  uint64_t key; /* 0: empty */
-  uint64_t value;
-} map_slot;
-
-typedef struct map {
-  map_slot *slots;
-  size_t cap, len;
-} map;
 
 /* One thread's packet sequence: its track is the sequence's default track
  * and its timestamps are deltas on the sequence's incremental clock. */
@@ -154,49 +74,18 @@ typedef struct pf_thread {
   uint32_t tid;
   uint32_t seq;
   uint64_t clock; /* the incremental clock's value: the last timestamp */
-  map names;
+  tr_map names;
 } pf_thread;
 
 typedef struct pf_stream {
   bool described; /* the process track's descriptor is written */
-  map m;
+  tr_map m;
 } pf_stream;
 
-static size_t slot_of(uint64_t key, size_t cap) {
-  return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-static map_slot *map_find(const map *mp, uint64_t key) {
-  if (mp->cap == 0) return NULL;
-  for (size_t i = slot_of(key, mp->cap);; i = (i + 1) & (mp->cap - 1)) {
-    if (mp->slots[i].key == key) return &mp->slots[i];
-    if (mp->slots[i].key == 0) return NULL;
-  }
-}
-
-/* Remembers key -> value; false when out of memory (nothing remembered). */
-static bool map_put(map *mp, uint64_t key, uint64_t value) {
-  if (2 * (mp->len + 1) > mp->cap) {
-    size_t cap = mp->cap ? 2 * mp->cap : 16;
-    map_slot *s = calloc(cap, sizeof(*s));
-    if (s == NULL) return false;
-    for (size_t i = 0; i < mp->cap; i++) {
-      if (mp->slots[i].key == 0) continue;
-      size_t j = slot_of(mp->slots[i].key, cap);
-      while (s[j].key != 0) j = (j + 1) & (cap - 1);
-      s[j] = mp->slots[i];
-    }
-    free(mp->slots);
-    mp->slots = s;
-    mp->cap = cap;
-  }
-  size_t i = slot_of(key, mp->cap);
-  while (mp->slots[i].key != 0 && mp->slots[i].key != key)
-    i = (i + 1) & (mp->cap - 1);
-  if (mp->slots[i].key == 0) mp->len++;
-  mp->slots[i].key = key;
-  mp->slots[i].value = value;
-  return true;
+/* Thread tid's sequence, or NULL when it has none yet. */
+static inline pf_thread *thread_of(const pf_stream *ps, uint32_t tid) {
+  const uint64_t *t = tr_map_get(&ps->m, KEY_THREAD | tid);
+  return t != NULL ? (pf_thread *)(uintptr_t)*t : NULL;
 }
 
 /* ---- the output buffer -------------------------------------------------- */
@@ -228,7 +117,7 @@ static bool packet_begin(tr_pftrace *w, size_t need, tr_pb *pb, size_t *mark) {
   if (w->failed || w->finished || need > TR_PF_BUF_SIZE / 2) return false;
   if (w->len + need > TR_PF_BUF_SIZE && pf_flush(w) < 0) return false;
   tr_pb_init(pb, w->buf + w->len, TR_PF_BUF_SIZE - w->len);
-  *mark = tr_pb_begin(pb, F_TRACE_PACKET);
+  *mark = tr_pb_begin(pb, TR_PF_TRACE_PACKET);
   return true;
 }
 
@@ -248,9 +137,9 @@ static bool packet_end(tr_pftrace *w, tr_pb *pb, size_t mark, bool event) {
 static void put_clock(tr_pb *pb, uint32_t id, clockid_t clk) {
   struct timespec ts;
   clock_gettime(clk, &ts);
-  size_t m = tr_pb_begin(pb, F_SNAPSHOT_CLOCKS);
-  tr_pb_uint(pb, F_CLOCK_ID, id);
-  tr_pb_uint(pb, F_CLOCK_TIMESTAMP,
+  size_t m = tr_pb_begin(pb, TR_PF_SNAPSHOT_CLOCKS);
+  tr_pb_uint(pb, TR_PF_CLOCK_ID, id);
+  tr_pb_uint(pb, TR_PF_CLOCK_TIMESTAMP,
              (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
   tr_pb_end(pb, m);
 }
@@ -274,11 +163,11 @@ int tr_pftrace_open(tr_pftrace **out, int fd, const char *label) {
   tr_pb pb;
   size_t m;
   packet_begin(w, PACKET_OVERHEAD, &pb, &m);
-  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
-  size_t cs = tr_pb_begin(&pb, F_PKT_CLOCK_SNAPSHOT);
-  put_clock(&pb, BUILTIN_CLOCK_BOOTTIME, CLOCK_BOOTTIME);
-  put_clock(&pb, BUILTIN_CLOCK_MONOTONIC, CLOCK_MONOTONIC);
-  tr_pb_uint(&pb, F_SNAPSHOT_PRIMARY, BUILTIN_CLOCK_MONOTONIC);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
+  size_t cs = tr_pb_begin(&pb, TR_PF_PACKET_CLOCK_SNAPSHOT);
+  put_clock(&pb, TR_PF_BUILTIN_CLOCK_BOOTTIME, CLOCK_BOOTTIME);
+  put_clock(&pb, TR_PF_BUILTIN_CLOCK_MONOTONIC, CLOCK_MONOTONIC);
+  tr_pb_uint(&pb, TR_PF_SNAPSHOT_PRIMARY_CLOCK, TR_PF_BUILTIN_CLOCK_MONOTONIC);
   tr_pb_end(&pb, cs);
   packet_end(w, &pb, m, false);
   *out = w;
@@ -294,29 +183,29 @@ int tr_pftrace_open(tr_pftrace **out, int fd, const char *label) {
  * first timestamp: an event's timestamp is then the few bytes of its
  * distance from the thread's previous one. */
 
-/* Sequence-scoped clock ids are 64..127 (clock_snapshot.proto). */
-#define SEQ_CLOCK 64u
+/* The first sequence-scoped clock id. */
+#define SEQ_CLOCK TR_PF_SEQ_CLOCK_MIN
 
 static void put_process_descriptor(tr_pb *pb, uint32_t pid, const char *name,
                                    size_t len) {
-  size_t td = tr_pb_begin(pb, F_PKT_TRACK_DESCRIPTOR);
-  tr_pb_uint(pb, F_TD_UUID, tr_pf_process_uuid(pid));
-  size_t pd = tr_pb_begin(pb, F_TD_PROCESS);
-  tr_pb_int(pb, F_PROCESS_PID, (int32_t)pid);
-  if (name != NULL) tr_pb_utf8(pb, F_PROCESS_NAME, name, len);
+  size_t td = tr_pb_begin(pb, TR_PF_PACKET_TRACK_DESCRIPTOR);
+  tr_pb_uint(pb, TR_PF_TD_UUID, tr_pf_process_uuid(pid));
+  size_t pd = tr_pb_begin(pb, TR_PF_TD_PROCESS);
+  tr_pb_int(pb, TR_PF_PROCESS_PID, (int32_t)pid);
+  if (name != NULL) tr_pb_utf8(pb, TR_PF_PROCESS_NAME, name, len);
   tr_pb_end(pb, pd);
   tr_pb_end(pb, td);
 }
 
 static void put_thread_descriptor(tr_pb *pb, uint32_t pid, uint32_t tid,
                                   const char *name, size_t len) {
-  size_t td = tr_pb_begin(pb, F_PKT_TRACK_DESCRIPTOR);
-  tr_pb_uint(pb, F_TD_UUID, tr_pf_thread_uuid(pid, tid));
-  tr_pb_uint(pb, F_TD_PARENT_UUID, tr_pf_process_uuid(pid));
-  size_t th = tr_pb_begin(pb, F_TD_THREAD);
-  tr_pb_int(pb, F_THREAD_PID, (int32_t)pid);
-  tr_pb_int(pb, F_THREAD_TID, (int32_t)tid);
-  if (name != NULL) tr_pb_utf8(pb, F_THREAD_NAME, name, len);
+  size_t td = tr_pb_begin(pb, TR_PF_PACKET_TRACK_DESCRIPTOR);
+  tr_pb_uint(pb, TR_PF_TD_UUID, tr_pf_thread_uuid(pid, tid));
+  tr_pb_uint(pb, TR_PF_TD_PARENT_UUID, tr_pf_process_uuid(pid));
+  size_t th = tr_pb_begin(pb, TR_PF_TD_THREAD);
+  tr_pb_int(pb, TR_PF_THREAD_PID, (int32_t)pid);
+  tr_pb_int(pb, TR_PF_THREAD_TID, (int32_t)tid);
+  if (name != NULL) tr_pb_utf8(pb, TR_PF_THREAD_NAME, name, len);
   tr_pb_end(pb, th);
   tr_pb_end(pb, td);
 }
@@ -334,7 +223,7 @@ static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
   if (!ps->described) {
     /* The process track comes before any of its threads' tracks. */
     if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
-    tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+    tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
     put_process_descriptor(&pb, s->pid, NULL, 0);
     if (!packet_end(w, &pb, m, false)) return false;
     ps->described = true;
@@ -342,7 +231,7 @@ static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
   }
   if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
     return false;
-  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
   if (thread)
     put_thread_descriptor(&pb, s->pid, tid, name, len);
   else
@@ -352,10 +241,10 @@ static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
 
 static void put_snapshot_clock(tr_pb *pb, uint32_t id, uint64_t ts,
                                bool incremental) {
-  size_t m = tr_pb_begin(pb, F_SNAPSHOT_CLOCKS);
-  tr_pb_uint(pb, F_CLOCK_ID, id);
-  tr_pb_uint(pb, F_CLOCK_TIMESTAMP, ts);
-  if (incremental) tr_pb_bool(pb, F_CLOCK_INCREMENTAL, true);
+  size_t m = tr_pb_begin(pb, TR_PF_SNAPSHOT_CLOCKS);
+  tr_pb_uint(pb, TR_PF_CLOCK_ID, id);
+  tr_pb_uint(pb, TR_PF_CLOCK_TIMESTAMP, ts);
+  if (incremental) tr_pb_bool(pb, TR_PF_CLOCK_IS_INCREMENTAL, true);
   tr_pb_end(pb, m);
 }
 
@@ -364,9 +253,9 @@ static void put_snapshot_clock(tr_pb *pb, uint32_t id, uint64_t ts,
 static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
-  if (known != NULL) return (pf_thread *)(uintptr_t)known->value;
-  pf_thread *t = calloc(1, sizeof(*t));
+  pf_thread *t = thread_of(ps, tid);
+  if (t != NULL) return t;
+  t = calloc(1, sizeof(*t));
   if (t == NULL) return NULL;
   t->tid = tid;
   t->seq = w->next_seq++;
@@ -379,30 +268,31 @@ static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
     free(t);
     return NULL;
   }
-  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, t->seq);
-  tr_pb_uint(&pb, F_PKT_SEQUENCE_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED);
-  size_t d = tr_pb_begin(&pb, F_PKT_DEFAULTS);
-  tr_pb_uint(&pb, F_DEFAULTS_CLOCK_ID, SEQ_CLOCK);
-  size_t te = tr_pb_begin(&pb, F_DEFAULTS_TRACK_EVENT);
-  tr_pb_uint(&pb, F_TE_TRACK_UUID, tr_pf_thread_uuid(s->pid, tid));
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, t->seq);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_FLAGS,
+             TR_PF_SEQ_INCREMENTAL_STATE_CLEARED);
+  size_t d = tr_pb_begin(&pb, TR_PF_PACKET_DEFAULTS);
+  tr_pb_uint(&pb, TR_PF_DEFAULTS_CLOCK_ID, SEQ_CLOCK);
+  size_t te = tr_pb_begin(&pb, TR_PF_DEFAULTS_TRACK_EVENT);
+  tr_pb_uint(&pb, TR_PF_TE_DEFAULTS_TRACK_UUID, tr_pf_thread_uuid(s->pid, tid));
   tr_pb_end(&pb, te);
   tr_pb_end(&pb, d);
-  size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
+  size_t in = tr_pb_begin(&pb, TR_PF_PACKET_INTERNED_DATA);
   for (unsigned c = 0; c < TR_CAT_COUNT; c++) {
-    size_t e = tr_pb_begin(&pb, F_INTERNED_CATEGORIES);
-    tr_pb_uint(&pb, F_INTERNED_IID, c + 1);
-    tr_pb_bytes(&pb, F_INTERNED_NAME, cat_names[c], strlen(cat_names[c]));
+    size_t e = tr_pb_begin(&pb, TR_PF_INTERNED_EVENT_CATEGORIES);
+    tr_pb_uint(&pb, TR_PF_INTERNED_IID, c + 1);
+    tr_pb_bytes(&pb, TR_PF_INTERNED_NAME, cat_names[c], strlen(cat_names[c]));
     tr_pb_end(&pb, e);
   }
   tr_pb_end(&pb, in);
-  size_t cs = tr_pb_begin(&pb, F_PKT_CLOCK_SNAPSHOT);
+  size_t cs = tr_pb_begin(&pb, TR_PF_PACKET_CLOCK_SNAPSHOT);
   put_snapshot_clock(&pb, SEQ_CLOCK, ts, true);
-  put_snapshot_clock(&pb, BUILTIN_CLOCK_MONOTONIC, ts, false);
+  put_snapshot_clock(&pb, TR_PF_BUILTIN_CLOCK_MONOTONIC, ts, false);
   tr_pb_end(&pb, cs);
   /* Out of memory the thread is forgotten: its next event starts another
    * sequence, which is still a correct trace. */
   if (!packet_end(w, &pb, m, false) ||
-      !map_put(&ps->m, KEY_THREAD | tid, (uint64_t)(uintptr_t)t)) {
+      tr_map_set(&ps->m, KEY_THREAD | tid, (uint64_t)(uintptr_t)t) < 0) {
     free(t);
     return NULL;
   }
@@ -415,14 +305,16 @@ static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
  * leaves the delta chain alone. */
 static void put_head(tr_pb *pb, pf_thread *t, uint64_t ts) {
   if (ts >= t->clock) {
-    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts - t->clock);
+    tr_pb_uint(pb, TR_PF_PACKET_TIMESTAMP, ts - t->clock);
     t->clock = ts;
   } else {
-    tr_pb_uint(pb, F_PKT_TIMESTAMP, ts);
-    tr_pb_uint(pb, F_PKT_TIMESTAMP_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+    tr_pb_uint(pb, TR_PF_PACKET_TIMESTAMP, ts);
+    tr_pb_uint(pb, TR_PF_PACKET_TIMESTAMP_CLOCK_ID,
+               TR_PF_BUILTIN_CLOCK_MONOTONIC);
   }
-  tr_pb_uint(pb, F_PKT_SEQUENCE_ID, t->seq);
-  tr_pb_uint(pb, F_PKT_SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
+  tr_pb_uint(pb, TR_PF_PACKET_SEQUENCE_ID, t->seq);
+  tr_pb_uint(pb, TR_PF_PACKET_SEQUENCE_FLAGS,
+             TR_PF_SEQ_NEEDS_INCREMENTAL_STATE);
 }
 
 /* Interned-name iids are the process's string ids (4-aligned offsets)
@@ -436,7 +328,7 @@ static bool name_needed(tr_wstream *s, const pf_thread *t, uint32_t id,
                         const char **raw, uint32_t *len) {
   *raw = NULL;
   *len = 0;
-  if (t != NULL && map_find(&t->names, KEY_NAME | id) != NULL) return true;
+  if (t != NULL && tr_map_get(&t->names, id) != NULL) return true;
   if (!s->name(s->name_ctx, id, raw, len)) return false;
   if (*len > TR_STRING_MAX_LEN) *len = TR_STRING_MAX_LEN;
   return true;
@@ -456,23 +348,23 @@ static size_t args_need(const tr_arg *args, uint32_t nargs) {
 static void put_annotations(tr_pb *pb, const tr_arg *args, uint32_t nargs) {
   for (uint32_t i = 0; i < nargs; i++) {
     const tr_arg *a = &args[i];
-    size_t m = tr_pb_begin(pb, F_TE_DEBUG_ANNOTATIONS);
-    tr_pb_utf8(pb, F_DA_NAME, a->key, a->klen);
+    size_t m = tr_pb_begin(pb, TR_PF_TE_DEBUG_ANNOTATIONS);
+    tr_pb_utf8(pb, TR_PF_DA_NAME, a->key, a->klen);
     switch (a->type) {
       case TR_ARG_STR:
-        tr_pb_utf8(pb, F_DA_STRING, a->v.s.ptr, a->v.s.len);
+        tr_pb_utf8(pb, TR_PF_DA_STRING, a->v.s.ptr, a->v.s.len);
         break;
       case TR_ARG_INT:
-        tr_pb_int(pb, F_DA_INT, a->v.i);
+        tr_pb_int(pb, TR_PF_DA_INT, a->v.i);
         break;
       case TR_ARG_UINT:
-        tr_pb_uint(pb, F_DA_UINT, a->v.u);
+        tr_pb_uint(pb, TR_PF_DA_UINT, a->v.u);
         break;
       case TR_ARG_DOUBLE:
-        tr_pb_double(pb, F_DA_DOUBLE, a->v.d);
+        tr_pb_double(pb, TR_PF_DA_DOUBLE, a->v.d);
         break;
       case TR_ARG_BOOL:
-        tr_pb_bool(pb, F_DA_BOOL, a->v.b);
+        tr_pb_bool(pb, TR_PF_DA_BOOL, a->v.b);
         break;
       default:
         break; /* a type this writer does not know: the name alone */
@@ -489,11 +381,10 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
                         bool counted) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
-  pf_thread *t = known ? (pf_thread *)(uintptr_t)known->value : NULL;
+  pf_thread *t = thread_of(ps, tid);
   const char *raw = NULL;
   uint32_t rlen = 0;
-  bool named = type != TYPE_SLICE_END;
+  bool named = type != TR_PF_TYPE_SLICE_END;
   if (named && literal == NULL && !name_needed(s, t, id, &raw, &rlen))
     return -EINVAL;
   size_t need = PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(rlen) +
@@ -508,26 +399,26 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
   uint64_t clock = t->clock;
   put_head(&pb, t, ts);
   if (raw != NULL) {
-    size_t in = tr_pb_begin(&pb, F_PKT_INTERNED_DATA);
-    size_t e = tr_pb_begin(&pb, F_INTERNED_NAMES);
-    tr_pb_uint(&pb, F_INTERNED_IID, name_iid(id));
-    tr_pb_utf8(&pb, F_INTERNED_NAME, raw, rlen);
+    size_t in = tr_pb_begin(&pb, TR_PF_PACKET_INTERNED_DATA);
+    size_t e = tr_pb_begin(&pb, TR_PF_INTERNED_EVENT_NAMES);
+    tr_pb_uint(&pb, TR_PF_INTERNED_IID, name_iid(id));
+    tr_pb_utf8(&pb, TR_PF_INTERNED_NAME, raw, rlen);
     tr_pb_end(&pb, e);
     tr_pb_end(&pb, in);
   }
-  size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
-  tr_pb_uint(&pb, F_TE_TYPE, (uint64_t)type);
+  size_t te = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_EVENT);
+  tr_pb_uint(&pb, TR_PF_TE_TYPE, (uint64_t)type);
   if (named) {
-    tr_pb_uint(&pb, F_TE_CATEGORY_IIDS, ((unsigned)cat % TR_CAT_COUNT) + 1);
+    tr_pb_uint(&pb, TR_PF_TE_CATEGORY_IIDS, ((unsigned)cat % TR_CAT_COUNT) + 1);
     if (literal != NULL)
-      tr_pb_bytes(&pb, F_TE_NAME, literal, strlen(literal));
+      tr_pb_bytes(&pb, TR_PF_TE_NAME, literal, strlen(literal));
     else
-      tr_pb_uint(&pb, F_TE_NAME_IID, name_iid(id));
+      tr_pb_uint(&pb, TR_PF_TE_NAME_IID, name_iid(id));
   }
   if (unfinished) {
-    size_t a = tr_pb_begin(&pb, F_TE_DEBUG_ANNOTATIONS);
-    tr_pb_bytes(&pb, F_DA_NAME, "unfinished", 10);
-    tr_pb_bool(&pb, F_DA_BOOL, true);
+    size_t a = tr_pb_begin(&pb, TR_PF_TE_DEBUG_ANNOTATIONS);
+    tr_pb_bytes(&pb, TR_PF_DA_NAME, "unfinished", 10);
+    tr_pb_bool(&pb, TR_PF_DA_BOOL, true);
     tr_pb_end(&pb, a);
   }
   put_annotations(&pb, args, nargs);
@@ -538,7 +429,7 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
     return 0;
   }
   /* Out of memory, the name is not remembered and is interned again. */
-  if (raw != NULL) map_put(&t->names, KEY_NAME | id, 0);
+  if (raw != NULL) tr_map_set(&t->names, id, 0);
   return 0;
 }
 
@@ -558,21 +449,22 @@ static int pf_stream_open(tr_wstream *s) {
 
 static void pf_stream_close(tr_wstream *s) {
   pf_stream *ps = s->impl;
-  for (size_t i = 0; i < ps->m.cap; i++) {
-    map_slot *e = &ps->m.slots[i];
-    if ((e->key & KEY_COUNTER) != KEY_THREAD) continue;
-    pf_thread *t = (pf_thread *)(uintptr_t)e->value;
-    free(t->names.slots);
+  size_t it = 0;
+  uint64_t key, value;
+  while (tr_map_next(&ps->m, &it, &key, &value)) {
+    if ((key & KEY_COUNTER) != KEY_THREAD) continue;
+    pf_thread *t = (pf_thread *)(uintptr_t)value;
+    tr_map_free(&t->names);
     free(t);
   }
-  free(ps->m.slots);
+  tr_map_free(&ps->m);
   free(ps);
 }
 
 static int pf_enter(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
                     uint64_t ts) {
-  return thread_event(s, tid, TYPE_SLICE_BEGIN, cat, name, NULL, ts, false,
-                      NULL, 0, false);
+  return thread_event(s, tid, TR_PF_TYPE_SLICE_BEGIN, cat, name, NULL, ts,
+                      false, NULL, 0, false);
 }
 
 /* The BEGIN was written by pf_enter when the call entered; its arguments
@@ -580,20 +472,20 @@ static int pf_enter(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
 static int pf_slice(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
                     uint64_t ts, uint64_t dur, bool unfinished,
                     const tr_arg *args, uint32_t nargs) {
-  return thread_event(s, tid, TYPE_SLICE_END, cat, name, NULL, ts + dur,
+  return thread_event(s, tid, TR_PF_TYPE_SLICE_END, cat, name, NULL, ts + dur,
                       unfinished, args, nargs, true);
 }
 
 static int pf_instant(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
                       uint64_t ts, const tr_arg *args, uint32_t nargs) {
-  return thread_event(s, tid, TYPE_INSTANT, cat, name, NULL, ts, false, args,
-                      nargs, true);
+  return thread_event(s, tid, TR_PF_TYPE_INSTANT, cat, name, NULL, ts, false,
+                      args, nargs, true);
 }
 
 static void pf_lost(tr_wstream *s, uint32_t tid, uint64_t ts, uint64_t count) {
   tr_arg a = {.key = "count", .klen = 5, .type = TR_ARG_UINT, .v.u = count};
-  thread_event(s, tid, TYPE_INSTANT, TR_CAT_TRACED, 0, lost_name, ts, false, &a,
-               1, true);
+  thread_event(s, tid, TR_PF_TYPE_INSTANT, TR_CAT_TRACED, 0, lost_name, ts,
+               false, &a, 1, true);
 }
 
 /* Counters live on counter tracks under the process track, one per
@@ -605,8 +497,8 @@ static uint64_t counter_track(tr_wstream *s, uint64_t key, const char *raw,
                               uint32_t len) {
   tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
-  map_slot *known = map_find(&ps->m, key);
-  if (known != NULL) return known->value;
+  const uint64_t *known = tr_map_get(&ps->m, key);
+  if (known != NULL) return *known;
   uint64_t uuid = tr_pf_counter_uuid(s->pid, raw, len);
   tr_pb pb;
   size_t m;
@@ -614,38 +506,35 @@ static uint64_t counter_track(tr_wstream *s, uint64_t key, const char *raw,
   if (!ps->described && !describe(s, false, 0, NULL, 0)) return 0;
   if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
     return 0;
-  tr_pb_uint(&pb, F_PKT_SEQUENCE_ID, WRITER_SEQ);
-  size_t td = tr_pb_begin(&pb, F_PKT_TRACK_DESCRIPTOR);
-  tr_pb_uint(&pb, F_TD_UUID, uuid);
-  tr_pb_uint(&pb, F_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
-  tr_pb_utf8(&pb, F_TD_NAME, raw, len);
-  size_t cd = tr_pb_begin(&pb, F_TD_COUNTER);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
+  size_t td = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_DESCRIPTOR);
+  tr_pb_uint(&pb, TR_PF_TD_UUID, uuid);
+  tr_pb_uint(&pb, TR_PF_TD_PARENT_UUID, tr_pf_process_uuid(s->pid));
+  tr_pb_utf8(&pb, TR_PF_TD_NAME, raw, len);
+  size_t cd = tr_pb_begin(&pb, TR_PF_TD_COUNTER);
   tr_pb_end(&pb, cd);
   tr_pb_end(&pb, td);
   if (!packet_end(w, &pb, m, false)) return 0;
-  map_put(&ps->m, key, uuid);
+  tr_map_set(&ps->m, key, uuid); /* out of memory: described again */
   return uuid;
 }
 
 static void counter_value(tr_wstream *s, uint32_t tid, uint64_t ts,
                           uint64_t uuid, double value) {
   tr_pftrace *w = (tr_pftrace *)s->w;
-  pf_stream *ps = s->impl;
   tr_pb pb;
   size_t m;
-  map_slot *known = map_find(&ps->m, KEY_THREAD | tid);
-  pf_thread *t =
-      known ? (pf_thread *)(uintptr_t)known->value : thread_ready(s, tid, ts);
+  pf_thread *t = thread_ready(s, tid, ts);
   if (t == NULL || !packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
     w->base.dropped++;
     return;
   }
   uint64_t clock = t->clock;
   put_head(&pb, t, ts);
-  size_t te = tr_pb_begin(&pb, F_PKT_TRACK_EVENT);
-  tr_pb_uint(&pb, F_TE_TYPE, TYPE_COUNTER);
-  tr_pb_uint(&pb, F_TE_TRACK_UUID, uuid); /* not the thread's: its own */
-  tr_pb_double(&pb, F_TE_DOUBLE_COUNTER_VALUE, value);
+  size_t te = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_EVENT);
+  tr_pb_uint(&pb, TR_PF_TE_TYPE, TR_PF_TYPE_COUNTER);
+  tr_pb_uint(&pb, TR_PF_TE_TRACK_UUID, uuid); /* not the thread's: its own */
+  tr_pb_double(&pb, TR_PF_TE_DOUBLE_COUNTER_VALUE, value);
   tr_pb_end(&pb, te);
   if (!packet_end(w, &pb, m, true)) {
     t->clock = clock;
@@ -697,10 +586,10 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
       arg_number(&args[0], &value))
     nargs = 0;
   if (nargs == 0) {
-    map_slot *known = map_find(&ps->m, KEY_COUNTER | name);
+    const uint64_t *known = tr_map_get(&ps->m, KEY_COUNTER | name);
     uint64_t uuid;
     if (known != NULL) {
-      uuid = known->value;
+      uuid = *known;
     } else {
       if (!s->name(s->name_ctx, name, &raw, &len)) return -EINVAL;
       if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
@@ -720,10 +609,10 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
     double v;
     if (!arg_number(a, &v)) continue; /* a string is no counter value */
     uint64_t key = series_key(name, a->key, a->klen);
-    map_slot *known = map_find(&ps->m, key);
+    const uint64_t *known = tr_map_get(&ps->m, key);
     uint64_t uuid;
     if (known != NULL) {
-      uuid = known->value;
+      uuid = *known;
     } else {
       char buf[TR_STRING_MAX_LEN + 1 + 256];
       uint32_t kl = a->klen < 256 ? a->klen : 256;

@@ -34,6 +34,8 @@ sources += [rel("libclient", "src", n) for n in
             ("client.c", "conn.c", "producer.c", "api.c", "options.c",
              "argbuf.c")]
 sources += [rel("proto", n) for n in ("frame.c", "mp.c")]
+# The shared helpers libclient uses (api.c interns names in a common/ map).
+sources += [rel("common", n) for n in ("map.c", "intern.c")]
 
 ext = Extension(
     "traced._traced",

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "output/writer_json.h"
+#include "output/json_escape.h"
 
 /* Timestamps of other producers' JSON are rounded to nanoseconds field by
  * field, so a child's end may pass its parent's by one nanosecond. */
@@ -1045,19 +1045,6 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static int put_json_str(FILE *f, const char *s, size_t n) {
-  char small[1536];
-  size_t need = TR_JSON_ESCAPED_MAX(n);
-  char *buf = need <= sizeof(small) ? small : malloc(need ? need : 1);
-  if (buf == NULL) return -ENOMEM;
-  size_t k = tr_json_escape(buf, s, n);
-  fputc('"', f);
-  fwrite(buf, 1, k, f);
-  fputc('"', f);
-  if (buf != small) free(buf);
-  return 0;
-}
-
 static int put_json_rows(const tr_report *r, FILE *f, int64_t pi,
                          const tr_report_opts *o) {
   row *rows;
@@ -1071,8 +1058,8 @@ static int put_json_rows(const tr_report *r, FILE *f, int64_t pi,
   for (size_t i = 0; rc == 0 && i < shown; i++) {
     const tr_report_fn *s = &rows[i].s;
     fputs(i ? ",\n    {\"name\":" : "\n    {\"name\":", f);
-    rc = put_json_str(f, r->fns.bytes + r->fns.off[rows[i].fn],
-                      r->fns.nlen[rows[i].fn]);
+    tr_json_put_str(f, r->fns.bytes + r->fns.off[rows[i].fn],
+                    r->fns.nlen[rows[i].fn]);
     fprintf(f,
             ",\"calls\":%" PRIu64 ",\"primitive_calls\":%" PRIu64
             ",\"self_ns\":%" PRId64 ",\"total_ns\":%" PRId64
@@ -1090,9 +1077,7 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
   static const char *const sorts[] = {"total", "total", "self", "calls",
                                       "name"};
   fputs("{\"file\":", f);
-  int rc =
-      put_json_str(f, r->path ? r->path : "", r->path ? strlen(r->path) : 0);
-  if (rc < 0) return rc;
+  tr_json_put_str(f, r->path ? r->path : "", r->path ? strlen(r->path) : 0);
   fprintf(f,
           ",\"format\":\"%s\",\"compressed\":%s,\"cut_short\":%s,\n"
           " \"start_ns\":%" PRId64 ",\"end_ns\":%" PRId64
@@ -1108,7 +1093,7 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
           r->events, dropped, r->unfinished, r->misnested, r->skipped,
           sorts[o->sort >= 0 && o->sort <= TR_SORT_NAME ? o->sort : 0], o->top);
   fputs(" \"overall\":", f);
-  rc = put_json_rows(r, f, -1, o);
+  int rc = put_json_rows(r, f, -1, o);
   if (rc < 0) return rc;
   fputs(",\n \"process_reports\":[", f);
   uint32_t *ord = proc_order(r);
@@ -1121,7 +1106,7 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
             p->pid);
     first = false;
     if (p->name != NULL)
-      rc = put_json_str(f, p->name, p->name_len);
+      tr_json_put_str(f, p->name, p->name_len);
     else
       fputs("null", f);
     fprintf(f,

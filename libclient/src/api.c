@@ -9,6 +9,7 @@
 
 #include "argbuf.h"
 #include "client.h"
+#include "common/intern.h"
 #include "options.h"
 #include "traced.h"
 
@@ -55,58 +56,31 @@ tr_producer *tr_api_producer(void) { return self_ready(); }
 
 /* ---- interning by content ---------------------------------------------- */
 
-/* A small open-addressing table so the string forms of the API do not
- * append the same name to the arena on every call. */
-typedef struct intern_entry {
-  char *s;
-  uint32_t id;
-} intern_entry;
-
+/* The names the string forms of the API were given, each with the id the
+ * process's arena gave it, so a name is appended to the arena once, not
+ * on every call. */
 static pthread_mutex_t g_intern_lock = PTHREAD_MUTEX_INITIALIZER;
-static intern_entry *g_intern;
-static size_t g_intern_cap, g_intern_len;
-
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
-static bool intern_grow(void) {
-  size_t cap = g_intern_cap ? g_intern_cap * 2 : 256;
-  intern_entry *n = calloc(cap, sizeof(*n));
-  if (n == NULL) return false;
-  for (size_t i = 0; i < g_intern_cap; i++) {
-    if (g_intern[i].s == NULL) continue;
-    size_t j = hash_str(g_intern[i].s) & (cap - 1);
-    while (n[j].s != NULL) j = (j + 1) & (cap - 1);
-    n[j] = g_intern[i];
-  }
-  free(g_intern);
-  g_intern = n;
-  g_intern_cap = cap;
-  return true;
-}
+static tr_intern g_names; /* the names given */
+static uint32_t *g_ids;   /* per name in g_names: its arena id */
+static uint32_t g_ids_cap;
 
 uint32_t traced_intern(const char *name) {
   if (name == NULL) return TR_STRING_UNKNOWN;
+  size_t n = strlen(name);
   pthread_mutex_lock(&g_intern_lock);
-  uint32_t id = TR_STRING_UNKNOWN;
-  if ((g_intern_len + 1) * 2 > g_intern_cap && !intern_grow()) goto out;
-  size_t j = hash_str(name) & (g_intern_cap - 1);
-  while (g_intern[j].s != NULL) {
-    if (strcmp(g_intern[j].s, name) == 0) {
-      id = g_intern[j].id;
-      goto out;
-    }
-    j = (j + 1) & (g_intern_cap - 1);
+  int64_t k = tr_intern_find(&g_names, name, n);
+  uint32_t id = k >= 0 ? g_ids[k] : tr_client_intern(name, n);
+  /* Not attached or arena full: nothing to remember. */
+  if (k >= 0 || id == TR_STRING_UNKNOWN) goto out;
+  if (tr_intern_count(&g_names) == g_ids_cap) {
+    uint32_t cap = g_ids_cap ? g_ids_cap * 2 : 256;
+    uint32_t *ids = realloc(g_ids, cap * sizeof(*ids));
+    if (ids == NULL) goto out; /* out of memory: appended again next time */
+    g_ids = ids;
+    g_ids_cap = cap;
   }
-  id = tr_client_intern(name, strlen(name));
-  if (id == TR_STRING_UNKNOWN) goto out; /* not attached or arena full */
-  g_intern[j].s = strdup(name);
-  if (g_intern[j].s == NULL) goto out;
-  g_intern[j].id = id;
-  g_intern_len++;
+  k = tr_intern_add(&g_names, name, n);
+  if (k >= 0) g_ids[k] = id;
 out:
   pthread_mutex_unlock(&g_intern_lock);
   return id;

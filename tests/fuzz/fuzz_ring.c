@@ -44,6 +44,7 @@
 #include "daemon/metaseen.h"
 #include "daemon/proc.h"
 #include "daemon/ringread.h"
+#include "output/formats.h"
 #include "output/pb.h"
 #include "output/writer.h"
 #include "output/writer_json.h"

@@ -12,6 +12,7 @@
 #include "daemon/proc.h"
 #include "daemon/ringread.h"
 #include "libclient/src/argbuf.h"
+#include "output/formats.h"
 #include "output/writer.h"
 #include "output/writer_json.h"
 #include "proto/traced_proto.h"

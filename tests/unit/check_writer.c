@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "output/formats.h"
 #include "output/writer.h"
 #include "output/writer_json.h"
 #include "output/writer_pftrace.h"

@@ -110,6 +110,39 @@ START_TEST(test_writer_json_escape_every_byte_is_bounded) {
 }
 END_TEST
 
+/* Onto a stream (tr_json_put_str, for `traced report --json` and `traced
+ * status --json`): the input is escaped in chunks, which must give what
+ * escaping it whole gives, whatever UTF-8 (valid or not) a chunk ends in. */
+START_TEST(test_writer_json_put_str_matches_escape) {
+  static const uint8_t alphabet[] = {'a',  '"',  '\\', '\n', 0x01, 0x7f,
+                                     0x80, 0xbf, 0xc2, 0xe0, 0xe2, 0xed,
+                                     0xf0, 0xf4, 0xf5, 0xff};
+  static char in[1200], want[TR_JSON_ESCAPED_MAX(1200) + 2];
+  unsigned x = 7;
+  for (int round = 0; round < 400; round++) {
+    size_t n = (size_t)(round * 3) % sizeof(in);
+    for (size_t i = 0; i < n; i++) {
+      x = x * 1103515245u + 12345u;
+      /* Mostly continuation bytes, so sequences straddle the chunks. */
+      in[i] = (char)((x >> 16) % 3 ? 0x80 | ((x >> 8) & 0x3f)
+                                   : alphabet[(x >> 8) % sizeof(alphabet)]);
+    }
+    want[0] = '"';
+    size_t k = 1 + tr_json_escape(want + 1, in, n);
+    want[k++] = '"';
+    char *got = NULL;
+    size_t glen = 0;
+    FILE *f = open_memstream(&got, &glen);
+    ck_assert_ptr_nonnull(f);
+    tr_json_put_str(f, in, n);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_uint_eq(glen, k);
+    ck_assert_int_eq(memcmp(got, want, k), 0);
+    free(got);
+  }
+}
+END_TEST
+
 /* ---- events ----------------------------------------------------------------
  */
 
@@ -402,6 +435,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(esc, test_writer_json_escape_overlong);
   tcase_add_test(esc, test_writer_json_escape_surrogates_and_range);
   tcase_add_test(esc, test_writer_json_escape_every_byte_is_bounded);
+  tcase_add_test(esc, test_writer_json_put_str_matches_escape);
   suite_add_tcase(s, esc);
   TCase *core = tcase_create("core");
   tcase_add_test(core, test_writer_json_empty_trace);
