@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/ringread.h"
+#include "libclient/src/options.h"
 #include "libclient/src/producer.h"
 #include "proto/traced_proto.h"
 
@@ -231,25 +232,42 @@ START_TEST(test_ring_extra_wraps_at_end) {
 }
 END_TEST
 
-START_TEST(test_ring_full_drops_and_counts) {
+/* Sets the full-ring policy for one test and says what it was. */
+static void set_policy(bool drop, uint64_t wait_ms, uint64_t stall_ms) {
+  atomic_store(&tr_full.drop, drop);
+  atomic_store(&tr_full.wait_ns, wait_ms * 1000000u);
+  atomic_store(&tr_full.stall_ns, stall_ms * 1000000u);
+}
+
+static double ms_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+         (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Pushes `pushed` records into a ring nobody consumes; checks that the
+ * producer waited once, for about `bound_ms`, then dropped and counted
+ * without waiting again, and that the next record after room appears is
+ * preceded by a LOST marker with the count. */
+static void full_ring_drops(uint64_t bound_ms) {
   ring_fixture f;
   ring_setup(&f, TR_RING_MIN_SLOTS);
   const uint32_t pushed = 3000;
-  struct timespec t0, t1;
+  struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   uint32_t written = 0;
   for (uint32_t i = 0; i < pushed; i++)
     written += tr_producer_put(&f.prod, i + 1, i, TR_REC_INSTANT) ? 1 : 0;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-              (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-  /* Nobody consumes: the ring fills, the producer waits once (about
-   * 10 ms), then drops without waiting again. */
+  double ms = ms_since(&t0);
   ck_assert_uint_le(written, TR_RING_MIN_SLOTS);
   ck_assert_uint_ge(written, TR_RING_MIN_SLOTS - 1);
   ck_assert_uint_eq(atomic_load(&f.hdr->dropped), pushed - written);
   ck_assert_uint_eq(f.prod.dropped, pushed - written);
-  ck_assert_msg(ms < 500, "full ring stalled %.1f ms", ms);
+  /* One wait of the bound, not one per dropped event. */
+  ck_assert_msg(ms >= (double)bound_ms, "waited only %.1f ms", ms);
+  ck_assert_msg(ms < (double)bound_ms + 1000, "full ring stalled %.1f ms", ms);
+  ck_assert_uint_eq(atomic_load(&f.hdr->waiting), 0);
 
   seen s = {0};
   ck_assert_int_eq(tr_ringview_drain(&f.view, 0, on_rec, &s, NULL), 0);
@@ -262,6 +280,116 @@ START_TEST(test_ring_full_drops_and_counts) {
   ck_assert_uint_eq(s.n, written + 1);
   ck_assert_uint_eq(s.gaps, pushed - written);
   ring_teardown(&f);
+}
+
+/* --on-full drop: at most --full-wait-ms, whatever the consumer does. */
+START_TEST(test_ring_full_drop_mode_drops_and_counts) {
+  set_policy(true, 20, 100000);
+  full_ring_drops(20);
+  set_policy(false, TR_FULL_WAIT_MS_DEFAULT, TR_STALL_DEFAULT_MS);
+}
+END_TEST
+
+/* The default mode with a consumer that never comes: the stall bound. */
+START_TEST(test_ring_full_stalled_consumer_drops_after_bound) {
+  set_policy(false, 0, 150);
+  full_ring_drops(150);
+  set_policy(false, TR_FULL_WAIT_MS_DEFAULT, TR_STALL_DEFAULT_MS);
+}
+END_TEST
+
+typedef struct slow_consumer {
+  ring_fixture *f;
+  seen s;
+  _Atomic int stop;
+  bool beat_only; /* keep the heartbeat fresh, consume nothing */
+  _Atomic uint64_t beat;
+} slow_consumer;
+
+static void *slow_consume(void *arg) {
+  slow_consumer *c = arg;
+  while (!atomic_load(&c->stop)) {
+    struct timespec ts = {0, 40 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    if (c->beat_only)
+      atomic_fetch_add(&c->beat, 1);
+    else
+      ck_assert_int_eq(tr_ringview_drain(&c->f->view, 0, on_rec, &c->s, NULL),
+                       0);
+  }
+  return NULL;
+}
+
+/* The default mode: a consumer slower than the stall bound between two
+ * drains... but making progress each time: nothing is dropped. */
+START_TEST(test_ring_full_waits_while_consumer_progresses) {
+  set_policy(false, 0, 200);
+  ring_fixture f;
+  ring_setup(&f, TR_RING_MIN_SLOTS);
+  slow_consumer c = {.f = &f};
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, slow_consume, &c), 0);
+  const uint32_t pushed = 4 * TR_RING_MIN_SLOTS;
+  for (uint32_t i = 0; i < pushed; i++)
+    ck_assert(tr_producer_put(&f.prod, i + 1, i, TR_REC_INSTANT));
+  atomic_store(&c.stop, 1);
+  pthread_join(th, NULL);
+  ck_assert_int_eq(tr_ringview_drain(&f.view, 0, on_rec, &c.s, NULL), 0);
+  ck_assert_uint_eq(c.s.n, pushed);
+  ck_assert_uint_eq(f.prod.dropped, 0);
+  ring_teardown(&f);
+  set_policy(false, TR_FULL_WAIT_MS_DEFAULT, TR_STALL_DEFAULT_MS);
+}
+END_TEST
+
+typedef struct late_drainer {
+  ring_fixture *f;
+  seen s;
+  _Atomic int stop;
+} late_drainer;
+
+/* Drains nothing for 350 ms, then every 5 ms until told to stop. */
+static void *late_drain(void *arg) {
+  late_drainer *d = arg;
+  struct timespec first = {0, 350 * 1000 * 1000}, next = {0, 5 * 1000 * 1000};
+  nanosleep(&first, NULL);
+  while (!atomic_load(&d->stop)) {
+    ck_assert_int_eq(tr_ringview_drain(&d->f->view, 0, on_rec, &d->s, NULL), 0);
+    nanosleep(&next, NULL);
+  }
+  return NULL;
+}
+
+/* The default mode: a daemon busy elsewhere (its heartbeat changes, this
+ * ring's tail does not) is waited for past the stall bound: the producer
+ * fills the ring, then waits 350 ms (3.5 bounds) on the heartbeat alone
+ * until the consumer comes, and drops nothing. */
+START_TEST(test_ring_full_waits_while_heartbeat_changes) {
+  set_policy(false, 0, 100);
+  ring_fixture f;
+  ring_setup(&f, TR_RING_MIN_SLOTS);
+  slow_consumer beat = {.f = &f, .beat_only = true};
+  late_drainer late = {.f = &f};
+  f.prod.beat = &beat.beat;
+  pthread_t bt, lt;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(pthread_create(&bt, NULL, slow_consume, &beat), 0);
+  ck_assert_int_eq(pthread_create(&lt, NULL, late_drain, &late), 0);
+  const uint32_t pushed = 2 * TR_RING_MIN_SLOTS;
+  for (uint32_t i = 0; i < pushed; i++)
+    ck_assert(tr_producer_put(&f.prod, i + 1, i, TR_REC_INSTANT));
+  double ms = ms_since(&t0);
+  atomic_store(&late.stop, 1);
+  atomic_store(&beat.stop, 1);
+  pthread_join(lt, NULL);
+  pthread_join(bt, NULL);
+  ck_assert_int_eq(tr_ringview_drain(&f.view, 0, on_rec, &late.s, NULL), 0);
+  ck_assert_msg(ms >= 300, "the ring never filled: %.1f ms", ms);
+  ck_assert_uint_eq(f.prod.dropped, 0);
+  ck_assert_uint_eq(late.s.n, pushed);
+  ring_teardown(&f);
+  set_policy(false, TR_FULL_WAIT_MS_DEFAULT, TR_STALL_DEFAULT_MS);
 }
 END_TEST
 
@@ -667,7 +795,10 @@ static Suite *ring_suite(void) {
   tcase_add_test(core, test_ring_wraparound);
   tcase_add_test(core, test_ring_drain_budget);
   tcase_add_test(core, test_ring_extra_wraps_at_end);
-  tcase_add_test(core, test_ring_full_drops_and_counts);
+  tcase_add_test(core, test_ring_full_drop_mode_drops_and_counts);
+  tcase_add_test(core, test_ring_full_stalled_consumer_drops_after_bound);
+  tcase_add_test(core, test_ring_full_waits_while_consumer_progresses);
+  tcase_add_test(core, test_ring_full_waits_while_heartbeat_changes);
   tcase_add_test(core, test_ring_bell_cleared_and_closed);
   suite_add_tcase(s, core);
   TCase *race = tcase_create("race");
