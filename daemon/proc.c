@@ -575,7 +575,7 @@ uint64_t tr_proc_dropped_now(const tr_proc *p) {
 int tr_proc_attach(tr_proc *p, tr_writer *out, tr_metaseen *seen,
                    uint64_t min_ts) {
   tr_wstream *s;
-  int rc = tr_wstream_open(out, p->pid, proc_name, p, &s);
+  int rc = tr_wstream_open(out, 0, p->pid, proc_name, p, &s);
   if (rc < 0) return rc;
   p->seen = seen;
   /* Whatever the rings hold now was recorded before this output began. */

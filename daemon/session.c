@@ -79,7 +79,7 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
   s->epoch = ++ss->last_epoch;
   snprintf(s->label, sizeof(s->label), "session=%llu",
            (unsigned long long)s->epoch);
-  rc = tr_writer_open(&s->out, fd, format, s->label);
+  rc = tr_writer_open(&s->out, fd, format, s->label, 1);
   if (rc < 0) goto err;
   if (path_len >= sizeof(s->path)) path_len = sizeof(s->path) - 1;
   memcpy(s->path, path, path_len);
@@ -190,10 +190,15 @@ void tr_session_end(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   s->nmembers = 0;
   if (s->creator != NULL) s->creator->created = NULL;
 
-  tr_writer_finish(s->out);
-  s->stats.events = s->out->events;
-  s->stats.dropped += s->out->dropped;
-  s->stats.bytes = s->out->bytes;
+  /* interim: the daemon drains on one thread, into lane 0, and waits
+   * here for the writer's I/O thread to write the rest and the footer;
+   * the multi-threaded daemon ends sessions asynchronously instead. */
+  tr_writer_lane_flush(s->out, 0, true);
+  tr_writer_close(s->out);
+  tr_writer_wait(s->out);
+  uint64_t out_dropped;
+  tr_writer_stats(s->out, &s->stats.events, &out_dropped, &s->stats.bytes);
+  s->stats.dropped += out_dropped;
   if (close(s->fd) < 0)
     tr_log(TR_LOG_ERROR,
            "event=write_error %s uid=%lu reason=\"closing the trace file "
@@ -231,13 +236,13 @@ void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
   out->processes = s->stats.processes;
   out->members = s->nmembers;
   out->threads = s->stats.threads;
-  out->dropped = s->stats.dropped + s->out->dropped;
+  uint64_t out_dropped;
+  tr_writer_stats(s->out, &out->events, &out_dropped, &out->bytes);
+  out->dropped = s->stats.dropped + out_dropped;
   for (uint32_t i = 0; i < s->nmembers; i++) {
     out->threads += s->members[i]->stats.threads;
     out->dropped += tr_proc_dropped_now(s->members[i]);
   }
-  out->events = s->out->events;
-  out->bytes = s->out->bytes;
   out->age_ns = now_ns > s->start_ts ? now_ns - s->start_ts : 0;
   /* A session younger than its first sample: its average so far. */
   if (s->rate_ns != 0)
@@ -252,15 +257,17 @@ void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns) {
     uint64_t base = s->rate_ns != 0 ? s->rate_events : 0;
     uint64_t ms = now_ns > since ? (now_ns - since) / 1000000 : 0;
     if (ms == 0) continue;
-    s->events_per_s = (s->out->events - base) * 1000 / ms;
-    s->rate_events = s->out->events;
+    uint64_t events;
+    tr_writer_stats(s->out, &events, NULL, NULL);
+    s->events_per_s = (events - base) * 1000 / ms;
+    s->rate_events = events;
     s->rate_ns = now_ns;
   }
 }
 
 void tr_sessions_flush(tr_sessions *ss) {
   for (tr_session *s = ss->head; s != NULL; s = s->next)
-    tr_writer_flush(s->out);
+    tr_writer_lane_flush(s->out, 0, false);
 }
 
 /* The parent of pid according to /proc, or -1.  The command name in field

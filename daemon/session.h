@@ -121,8 +121,8 @@ void tr_session_live_stats(const tr_session *s, uint64_t now_ns,
 /* Takes each session's event rate since the last call (once a second). */
 void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns);
 
-/* Writes out every session's buffered events (called on the drain timer so
- * a trace on disk lags by at most one tick). */
+/* Hands every session's buffered events to its writer's I/O thread
+ * (called on the drain timer so a trace on disk lags by about a tick). */
 void tr_sessions_flush(tr_sessions *ss);
 
 uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid);

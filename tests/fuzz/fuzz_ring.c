@@ -421,7 +421,7 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
   CHECK(ftruncate(g_out_fd, 0) == 0);
   CHECK(lseek(g_out_fd, 0, SEEK_SET) == 0);
   tr_writer *out = NULL;
-  CHECK(tr_writer_open(&out, g_out_fd, format, "fuzz") == 0);
+  CHECK(tr_writer_open(&out, g_out_fd, format, "fuzz", 1) == 0);
   tr_metaseen seen;
   tr_metaseen_init(&seen);
 
@@ -523,7 +523,9 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
 done:
   tr_proc_drain(&p);
   tr_proc_detach(&p, &st);
-  CHECK(tr_writer_finish(out) == 0);
+  tr_writer_lane_flush(out, 0, true);
+  tr_writer_close(out);
+  CHECK(tr_writer_wait(out) == 0);
   if (format == TR_FORMAT_PERFETTO)
     check_pftrace();
   else
