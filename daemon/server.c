@@ -1016,6 +1016,9 @@ static void note_throttled(tr_server *s, tr_usage *u) {
 
 /* Drains at most `quantum` records of cl's rings, charged to its user.
  * Returns true when records were left. */
+/* interim: see drain_client. */
+#define TR_INTERIM_BACKLOG_MAX (1024u * 1024u)
+
 static bool drain_client(tr_server *s, client *cl, uint64_t quantum) {
   tr_usage *u = cl->proc.usage;
   if (cl->conn.dead || cl->proc.nthreads == 0 || u == NULL) return false;
@@ -1029,6 +1032,13 @@ static bool drain_client(tr_server *s, client *cl, uint64_t quantum) {
   bool more;
   if (tr_proc_drain_some(&cl->proc, quantum, &used, &more) < 0)
     check_failed(cl);
+  /* interim: the one-threaded daemon bounds its writers' queues as its
+   * synchronous writes used to, by waiting for the disk once a writer's
+   * I/O thread is TR_INTERIM_BACKLOG_MAX behind; the drain workers will
+   * instead stop draining that session's processes meanwhile. */
+  tr_session *ss = cl->proc.session;
+  if (ss != NULL && tr_writer_backlog(ss->out) > TR_INTERIM_BACKLOG_MAX)
+    tr_writer_wait(ss->out);
   u->pass_used += used;
   if (rate_limited(s)) {
     u->rate_tokens = used < u->rate_tokens ? u->rate_tokens - used : 0;
