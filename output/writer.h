@@ -123,9 +123,10 @@ typedef struct tr_writer_ops {
  * has a cache line of its own. */
 typedef struct tr_lane {
   _Alignas(64) tr_chunk *c; /* being filled; NULL when none could be had */
-  uint64_t since;          /* CLOCK_MONOTONIC_COARSE ns when a flush first saw c
-                              hold bytes; 0: c is empty */
-  _Atomic uint64_t events; /* events formatted into this lane */
+  /* CLOCK_MONOTONIC_COARSE ns when a flush first saw c hold bytes; 0 when
+   * c is empty. */
+  uint64_t since;
+  _Atomic uint64_t events;  /* events formatted into this lane */
   _Atomic uint64_t dropped; /* events this lane refused or discarded */
 } tr_lane;
 
@@ -210,8 +211,9 @@ void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
 void tr_writer_free(tr_writer *w);
 
 /* Opens pid's stream on `lane`; `name` reads the process's strings.
- * Called by the lane's thread.  Returns 0 or -ENOMEM.  Close it with
- * tr_wstream_close, on the same thread, before the writer closes. */
+ * Called by the lane's thread.  Returns 0, -ENOMEM or -EINVAL (no such
+ * lane).  Close it with tr_wstream_close, on the same thread, before the
+ * writer closes. */
 int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
                     void *name_ctx, tr_wstream **out);
 void tr_wstream_close(tr_wstream *s);
