@@ -31,32 +31,24 @@ const char *tr_format_name(tr_format f) {
              : "?";
 }
 
-static int open_format(tr_writer **out, int fd, tr_format format,
-                       const char *label) {
+int tr_writer_open(tr_writer **out, int fd, tr_format format, const char *label,
+                   unsigned nlanes) {
   switch (format) {
     case TR_FORMAT_JSON:
     case TR_FORMAT_JSON_GZ: {
       tr_json *j;
-      int rc = tr_json_open(&j, fd, label, format == TR_FORMAT_JSON_GZ);
+      int rc = tr_json_open(&j, fd, label, format == TR_FORMAT_JSON_GZ, nlanes);
       if (rc < 0) return rc;
       *out = &j->base;
       return 0;
     }
     case TR_FORMAT_PERFETTO: {
       tr_pftrace *p;
-      int rc = tr_pftrace_open(&p, fd, label);
+      int rc = tr_pftrace_open(&p, fd, label, nlanes);
       if (rc < 0) return rc;
       *out = &p->base;
       return 0;
     }
   }
   return -EINVAL;
-}
-
-int tr_writer_open(tr_writer **out, int fd, tr_format format, const char *label,
-                   unsigned nlanes) {
-  (void)nlanes; /* interim: one buffer behind one lock */
-  int rc = open_format(out, fd, format, label);
-  if (rc == 0) tr_writer_writeback_init(*out, fd);
-  return rc;
 }

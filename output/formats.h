@@ -12,9 +12,11 @@
 int tr_format_parse(const char *s, size_t n, tr_format *out);
 const char *tr_format_name(tr_format f);
 
-/* Creates a writer of `format` over fd (borrowed: the caller closes it)
- * and buffers the file's header.  Returns 0, -ENOMEM or -EINVAL (unknown
- * format). */
+/* Creates a writer of `format` over fd (borrowed: the caller closes it,
+ * once the writer is done) with nlanes >= 1 lanes (writer.h), buffers the
+ * file's head and starts the writer's I/O thread, which performs every
+ * write of fd from then on.  Returns 0, -ENOMEM, -EINVAL (unknown format,
+ * no lanes) or another negative errno (no thread). */
 int tr_writer_open(tr_writer **out, int fd, tr_format format, const char *label,
                    unsigned nlanes);
 

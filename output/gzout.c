@@ -1,82 +1,109 @@
-/* gzout.c: gzip compression of a writer's output, streamed to its file. */
+/* gzout.c: one gzip member made of pieces compressed independently. */
 #include "gzout.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int tr_gzout_init(tr_gzout *g, tr_writer *w, int fd) {
-  memset(g, 0, sizeof(*g));
-  g->w = w;
-  g->fd = fd;
-  g->out = malloc(TR_GZ_OUT_SIZE);
-  if (g->out == NULL) return -ENOMEM;
-  /* windowBits 15 + 16: a gzip header and trailer instead of zlib's. */
-  int rc = deflateInit2(&g->zs, TR_GZ_LEVEL, Z_DEFLATED, 15 + 16, 8,
-                        Z_DEFAULT_STRATEGY);
-  if (rc != Z_OK) {
-    free(g->out);
-    g->out = NULL;
-    return rc == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
-  }
-  g->last_sync = now_ns();
+/* Makes room for n bytes in p's output buffer. */
+static int reserve(tr_gzpiece *p, size_t n) {
+  if (p->cap >= n) return 0;
+  uint8_t *b = realloc(p->out, n);
+  if (b == NULL) return -ENOMEM;
+  p->out = b;
+  p->cap = n;
   return 0;
 }
 
-/* Runs deflate over the input with `flush` until it has consumed it all
- * (and, for Z_SYNC_FLUSH and Z_FINISH, produced all its output), writing
- * each full output buffer. */
-static int run(tr_gzout *g, const void *data, size_t n, int flush) {
-  g->zs.next_in = (Bytef *)(uintptr_t)data;
-  g->zs.avail_in = (uInt)n;
+int tr_gz_compress(tr_gzlane *z, tr_gzpiece *p, const void *data, size_t n) {
+  int rc;
+  if (!z->ready) {
+    memset(&z->zs, 0, sizeof(z->zs));
+    /* windowBits -15: raw deflate, no zlib or gzip wrapper of its own. */
+    rc = deflateInit2(&z->zs, TR_GZ_LEVEL, Z_DEFLATED, -15, 8,
+                      Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK) return rc == Z_MEM_ERROR ? -ENOMEM : -EIO;
+    z->ready = true;
+  } else if (deflateReset(&z->zs) != Z_OK) {
+    return -EIO;
+  }
+  /* deflateBound covers a Z_FINISH; the sync marker adds 5 bytes and the
+   * loop below grows the buffer should zlib ever need more. */
+  rc = reserve(p, deflateBound(&z->zs, (uLong)n) + 16);
+  if (rc < 0) return rc;
+  z->zs.next_in = (Bytef *)(uintptr_t)data;
+  z->zs.avail_in = (uInt)n;
+  z->zs.next_out = p->out;
+  z->zs.avail_out = (uInt)p->cap;
   for (;;) {
-    g->zs.next_out = g->out;
-    g->zs.avail_out = TR_GZ_OUT_SIZE;
-    int rc = deflate(&g->zs, flush);
-    if (rc == Z_STREAM_ERROR) return -EINVAL;
-    size_t have = TR_GZ_OUT_SIZE - g->zs.avail_out;
-    if (have > 0) {
-      int wr = tr_writer_write_all(g->w, g->fd, g->out, have);
-      if (wr < 0) return wr;
-    }
-    /* Done when deflate left room in the output buffer: it has taken all
-     * the input and, when flushing, emitted everything. */
-    if (g->zs.avail_out != 0 || rc == Z_STREAM_END) break;
+    rc = deflate(&z->zs, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return -EIO;
+    /* Done when deflate left room: it took all the input and emitted
+     * everything up to the byte boundary. */
+    if (z->zs.avail_out != 0) break;
+    size_t have = p->cap;
+    if (reserve(p, 2 * p->cap) < 0) return -ENOMEM;
+    z->zs.next_out = p->out + have;
+    z->zs.avail_out = (uInt)(p->cap - have);
   }
+  p->len = p->cap - z->zs.avail_out;
+  p->crc = (uint32_t)crc32(0, data, (uInt)n);
+  p->ulen = n;
   return 0;
 }
 
-int tr_gzout_write(tr_gzout *g, const void *data, size_t n) {
-  if (n == 0) return 0;
-  /* avail_in is a uInt; the JSON writer hands in at most one buffer. */
-  g->pending = true;
-  return run(g, data, n, Z_NO_FLUSH);
+/* A stored block (RFC 1951 3.2.4) starting on a byte boundary: BFINAL and
+ * BTYPE 00 padded to a byte, LEN and its complement NLEN, the bytes. */
+static size_t put_stored(uint8_t *out, const void *data, size_t n, bool last) {
+  out[0] = last ? 1 : 0;
+  out[1] = (uint8_t)n;
+  out[2] = (uint8_t)(n >> 8);
+  out[3] = (uint8_t)~n;
+  out[4] = (uint8_t)(~n >> 8);
+  memcpy(out + 5, data, n);
+  return 5 + n;
 }
 
-int tr_gzout_sync(tr_gzout *g, bool force) {
-  if (!g->pending) return 0;
-  uint64_t now = now_ns();
-  if (!force && now - g->last_sync < TR_GZ_SYNC_NS) return 0;
-  g->pending = false;
-  g->last_sync = now;
-  return run(g, NULL, 0, Z_SYNC_FLUSH);
+static void put_le32(uint8_t *out, uint32_t v) {
+  for (int i = 0; i < 4; i++) out[i] = (uint8_t)(v >> (8 * i));
 }
 
-int tr_gzout_finish(tr_gzout *g, const void *data, size_t n) {
-  g->pending = false;
-  return run(g, data, n, Z_FINISH);
+int tr_gz_head(tr_gzpiece *p, const void *data, size_t n) {
+  /* Magic, CM deflate, no flags, no mtime, no extra flags, OS Unix: the
+   * header zlib writes for windowBits 31. */
+  static const uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+  int rc = reserve(p, sizeof(header) + 5 + n);
+  if (rc < 0) return rc;
+  memcpy(p->out, header, sizeof(header));
+  p->len = sizeof(header) + put_stored(p->out + sizeof(header), data, n, false);
+  p->crc = (uint32_t)crc32(0, data, (uInt)n);
+  p->ulen = n;
+  return 0;
 }
 
-void tr_gzout_free(tr_gzout *g) {
-  if (g->out == NULL) return;
-  deflateEnd(&g->zs);
-  free(g->out);
-  g->out = NULL;
+void tr_gz_add(tr_gzsum *sum, const tr_gzpiece *p) {
+  sum->crc = (uint32_t)crc32_combine(sum->crc, p->crc, (z_off_t)p->ulen);
+  sum->len += p->ulen;
+}
+
+size_t tr_gz_end(uint8_t *out, const void *data, size_t n,
+                 const tr_gzsum *sum) {
+  size_t k = put_stored(out, data, n, true);
+  uint32_t crc =
+      (uint32_t)crc32_combine(sum->crc, crc32(0, data, (uInt)n), (z_off_t)n);
+  put_le32(out + k, crc);
+  /* ISIZE: the length modulo 2^32 (RFC 1952). */
+  put_le32(out + k + 4, (uint32_t)(sum->len + n));
+  return k + 8;
+}
+
+void tr_gzlane_free(tr_gzlane *z) {
+  if (!z->ready) return;
+  deflateEnd(&z->zs);
+  z->ready = false;
+}
+
+void tr_gzpiece_free(tr_gzpiece *p) {
+  free(p->out);
+  memset(p, 0, sizeof(*p));
 }

@@ -1,19 +1,28 @@
-/* gzout.h: a streaming gzip compressor (zlib deflate) writing to a file
- * descriptor with fixed memory, for the JSON writer's .json.gz output.
+/* gzout.h: gzip output compressed in pieces on several threads (pigz's
+ * scheme), which still make one gzip member (RFC 1952) read by every gzip
+ * reader, for the JSON writer's .json.gz output.
  *
- * The file is one gzip member (RFC 1952) from the first byte on.  Data
- * handed in with tr_gzout_write() is compressed without flushing, so
- * deflate sees long runs and compresses well; tr_gzout_sync() ends the
- * current deflate block with a Z_SYNC_FLUSH, after which everything handed
- * in so far can be decompressed from the file even if nothing more is
- * ever written (the daemon killed): `zcat` prints it, then reports the
- * missing end.  The writer syncs at most once per TR_GZ_SYNC_NS
- * (docs/formats.md says why).  tr_gzout_finish() writes the final block
- * and the CRC-32 and length trailer.
+ * The member is: the gzip header and the JSON head in a stored
+ * (uncompressed) deflate block (tr_gz_head); then one piece per chunk of
+ * JSON, each an independent raw deflate stream (its own dictionary,
+ * nothing referring back to the chunk before) ended by a Z_SYNC_FLUSH, so
+ * it ends on a byte boundary with no final block (tr_gz_compress); then
+ * the JSON footer in a final stored block and the trailer: the CRC-32 of
+ * everything, combined from the pieces' CRCs in order, and the length
+ * (tr_gz_end).  Concatenated in order the pieces are one valid deflate
+ * stream, so the pieces can be compressed on different threads in any
+ * order and written in order.  A file cut short (the daemon killed)
+ * decompresses up to its last whole piece: `zcat` prints that much, then
+ * reports the missing end.
  *
- * Memory: zlib's deflate state for windowBits 15, memLevel 8 (about
- * 256 KiB) and a TR_GZ_OUT_SIZE output buffer, whatever the trace's
- * length. */
+ * A piece is compressed once it holds TR_GZ_CHUNK_MIN bytes or its oldest
+ * byte is TR_GZ_SYNC_NS old (docs/formats.md says why: each piece ends
+ * with a sync marker and starts without a dictionary, which costs a few
+ * bytes and some compression).
+ *
+ * Memory: per compressing thread (tr_gzlane) zlib's deflate state for
+ * windowBits 15, memLevel 8 (about 256 KiB); per piece its output, at most
+ * a little more than its input. */
 #ifndef TRACED_GZOUT_H
 #define TRACED_GZOUT_H
 
@@ -22,39 +31,56 @@
 #include <stdint.h>
 #include <zlib.h>
 
-#include "writer.h"
+#define TR_GZ_SYNC_NS 1000000000ull   /* a byte waits at most a second */
+#define TR_GZ_CHUNK_MIN (64u * 1024u) /* a piece worth compressing alone */
+#define TR_GZ_LEVEL 6                 /* zlib's default speed/size balance */
 
-#define TR_GZ_OUT_SIZE (64u * 1024u)
-#define TR_GZ_SYNC_NS 1000000000ull /* at most one sync flush a second */
-#define TR_GZ_LEVEL 6               /* zlib's default speed/size balance */
-
-typedef struct tr_gzout {
+/* One thread's compressor: zlib's raw deflate state, set up on first use
+ * and reset for each piece. */
+typedef struct tr_gzlane {
   z_stream zs;
-  tr_writer *w; /* borrowed: its `bytes` counts what reaches the file */
-  int fd;       /* borrowed */
-  uint8_t *out;
-  bool pending;       /* data handed in since the last sync */
-  uint64_t last_sync; /* CLOCK_MONOTONIC ns of the last sync */
-} tr_gzout;
+  bool ready; /* zs is initialised */
+} tr_gzlane;
 
-/* Sets up the compressor.  Returns 0, -ENOMEM, or -EINVAL if zlib refuses
- * the parameters. */
-int tr_gzout_init(tr_gzout *g, tr_writer *w, int fd);
+/* Compressed bytes of the member and what they hold. */
+typedef struct tr_gzpiece {
+  uint8_t *out; /* malloc'd, cap bytes; kept from piece to piece */
+  size_t len;   /* bytes in out */
+  size_t cap;
+  uint32_t crc; /* CRC-32 of the uncompressed bytes */
+  size_t ulen;  /* uncompressed length */
+} tr_gzpiece;
 
-/* Compresses n bytes, writing whatever output deflate produces.  Returns 0
- * or the negative errno of a failed write. */
-int tr_gzout_write(tr_gzout *g, const void *data, size_t n);
+/* The running CRC-32 and length of the uncompressed member. */
+typedef struct tr_gzsum {
+  uint32_t crc;
+  uint64_t len;
+} tr_gzsum;
 
-/* When data arrived since the last sync and TR_GZ_SYNC_NS have passed (or
- * `force`), flushes deflate to a byte boundary and writes the output.
- * Returns 0 or a negative errno. */
-int tr_gzout_sync(tr_gzout *g, bool force);
+/* Compresses data[0..n) (n < 4 GiB) into p as an independent raw deflate
+ * stream ending on a byte boundary, with z.  Returns 0, -ENOMEM, or -EIO
+ * when zlib fails. */
+int tr_gz_compress(tr_gzlane *z, tr_gzpiece *p, const void *data, size_t n);
 
-/* Compresses the last n bytes and ends the member.  Returns 0 or a
- * negative errno. */
-int tr_gzout_finish(tr_gzout *g, const void *data, size_t n);
+/* The member's start into p: the gzip header, then data[0..n) (n <=
+ * 65535) in a stored block.  Returns 0 or -ENOMEM. */
+int tr_gz_head(tr_gzpiece *p, const void *data, size_t n);
 
-/* Frees zlib's state and the buffer (the descriptor stays open). */
-void tr_gzout_free(tr_gzout *g);
+/* Adds piece p (written after everything in *sum) to *sum. */
+void tr_gz_add(tr_gzsum *sum, const tr_gzpiece *p);
+
+/* The bytes tr_gz_end writes for an n-byte footer. */
+#define TR_GZ_END_SIZE(n) (5u + (n) + 8u)
+
+/* The member's end into out (TR_GZ_END_SIZE(n) bytes): data[0..n) (n <=
+ * 65535) in a final stored block, then the trailer for *sum and the
+ * footer.  Returns the bytes written. */
+size_t tr_gz_end(uint8_t *out, const void *data, size_t n, const tr_gzsum *sum);
+
+/* Frees z's zlib state (it can be set up again). */
+void tr_gzlane_free(tr_gzlane *z);
+
+/* Frees p's output buffer. */
+void tr_gzpiece_free(tr_gzpiece *p);
 
 #endif

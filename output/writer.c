@@ -1,105 +1,137 @@
-/* writer.c: what every trace writer backend shares: streams, failing
- * once, writing a buffer out with streaming writeback. */
+/* writer.c: what every trace writer backend shares: lanes and their
+ * buffers, sealing them into the sink, streams, counters. */
 #include "writer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <time.h>
 
-#include "common/log.h"
-
-/* Where a regular file's stream begins (for writeback), else -1. */
-static int64_t writeback_base(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return -1;
-  off_t off = lseek(fd, 0, SEEK_CUR);
-  return off < 0 ? -1 : (int64_t)off;
+int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
+                   const char *label, int fd, unsigned nlanes,
+                   size_t chunk_size, size_t first_skip) {
+  w->ops = ops;
+  w->format = format;
+  w->label = label;
+  w->first_skip = first_skip;
+  if (nlanes == 0) return -EINVAL;
+  /* sizeof(tr_lane) is a multiple of its alignment (a cache line). */
+  w->lanes = aligned_alloc(_Alignof(tr_lane), nlanes * sizeof(tr_lane));
+  if (w->lanes == NULL) return -ENOMEM;
+  memset(w->lanes, 0, nlanes * sizeof(tr_lane));
+  for (unsigned i = 0; i < nlanes; i++) {
+    atomic_init(&w->lanes[i].events, 0);
+    atomic_init(&w->lanes[i].dropped, 0);
+  }
+  w->nlanes = nlanes;
+  /* Reused chunks: one per lane being filled while another is written,
+   * and two more; beyond that (a disk falling behind) chunks are made
+   * and, once written, freed. */
+  return tr_sink_init(&w->sink, fd, chunk_size, nlanes + 2);
 }
 
-void tr_writer_writeback_init(tr_writer *w, int fd) {
-  w->wb_base = writeback_base(fd);
-  w->wb_started = 0;
-  pthread_mutex_init(&w->mu, NULL);
+int tr_writer_start(tr_writer *w) {
+  tr_lane *l = &w->lanes[0];
+  if (l->c == NULL || l->c->len == 0) return -ENOMEM; /* no head */
+  l->c = tr_sink_seal(w, 0, l->c, true);
+  return tr_sink_start(w);
 }
 
-/* interim: the single-buffer writer behind one lock. */
+/* After a failure: what the lane holds will never be written; its events
+ * move to `dropped`. */
+static void discard(tr_lane *l) {
+  tr_chunk *c = l->c;
+  if (c == NULL || c->len == 0) return;
+  tr_lane_count(&l->dropped, c->events);
+  tr_lane_count(&l->events, (uint64_t)0 - c->events);
+  c->len = 0;
+  c->events = 0;
+  l->since = 0;
+}
+
+static void seal(tr_writer *w, tr_lane *l) {
+  l->c = tr_sink_seal(w, (unsigned)(l - w->lanes), l->c, false);
+  l->since = 0;
+}
+
+char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need) {
+  /* Relaxed: as in tr_lane_reserve. */
+  if (atomic_load_explicit(&w->sink.failed, memory_order_relaxed)) {
+    discard(l);
+    return NULL;
+  }
+  if (l->c == NULL)
+    l->c = tr_sink_chunk(&w->sink);
+  else if (l->c->len + need > w->sink.chunk_size)
+    seal(w, l);
+  return l->c != NULL ? l->c->buf + l->c->len : NULL;
+}
+
+static uint64_t coarse_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force) {
-  (void)lane;
-  (void)force;
-  pthread_mutex_lock(&w->mu);
-  w->ops->flush(w);
-  pthread_mutex_unlock(&w->mu);
-}
-
-uint64_t tr_writer_lane_bytes(const tr_writer *w, unsigned lane) {
-  (void)w;
-  (void)lane;
-  return 0;
-}
-
-uint64_t tr_writer_backlog(const tr_writer *w) {
-  (void)w;
-  return 0;
-}
-
-void tr_writer_close(tr_writer *w) {
-  pthread_mutex_lock(&w->mu);
-  w->rc = w->ops->finish(w);
-  w->done = true;
-  pthread_mutex_unlock(&w->mu);
-}
-
-bool tr_writer_done(const tr_writer *w, int *rc) {
-  pthread_mutex_lock((pthread_mutex_t *)&w->mu);
-  bool d = w->done;
-  if (rc != NULL) *rc = w->rc;
-  pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
-  return d;
-}
-
-void tr_writer_set_notify(tr_writer *w, void (*fn)(void *arg), void *arg) {
-  (void)w;
-  (void)fn;
-  (void)arg;
+  tr_lane *l = &w->lanes[lane];
+  if (l->c == NULL || l->c->len == 0) return;
+  /* Relaxed: as in tr_lane_reserve. */
+  if (atomic_load_explicit(&w->sink.failed, memory_order_relaxed)) {
+    discard(l);
+    return;
+  }
+  if (!force && (w->seal_min > 0 || w->seal_age_ns > 0)) {
+    /* The buffer's age is counted from the first flush that saw it hold
+     * bytes: a pass later than its first byte at most, and no clock read
+     * per event. */
+    uint64_t now = coarse_ns();
+    if (l->since == 0) l->since = now;
+    if (l->c->len < w->seal_min && now - l->since < w->seal_age_ns) return;
+  }
+  seal(w, l);
 }
 
 void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
                      uint64_t *bytes) {
-  pthread_mutex_lock((pthread_mutex_t *)&w->mu);
-  if (events != NULL) *events = w->events;
-  if (dropped != NULL) *dropped = w->dropped;
-  if (bytes != NULL) *bytes = w->bytes;
-  pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
-}
-
-void tr_writer_failed(tr_writer *w, int err, uint64_t lost) {
-  tr_log(TR_LOG_ERROR,
-         "event=write_error %s reason=\"writing the trace failed: %s; the "
-         "rest of this session's events are dropped\"",
-         w->label ? w->label : "session=?", strerror(-err));
-  w->dropped += lost;
-  w->events -= lost;
+  /* Acquire: pairs with the I/O thread's release add (sink.c,
+   * write_chunk): the lane counts that held the lost events are then
+   * visible to the loads below. */
+  uint64_t lost = atomic_load_explicit(&w->sink.lost, memory_order_acquire);
+  uint64_t e = 0, d = 0;
+  for (unsigned i = 0; i < w->nlanes; i++) {
+    /* Relaxed: each is one lane's running count (tr_lane_count). */
+    e += atomic_load_explicit(&w->lanes[i].events, memory_order_relaxed);
+    d += atomic_load_explicit(&w->lanes[i].dropped, memory_order_relaxed);
+  }
+  if (events != NULL) *events = e - lost;
+  if (dropped != NULL) *dropped = d + lost;
+  /* Relaxed: the I/O thread's running count (tr_writer_write_all). */
+  if (bytes != NULL)
+    *bytes = atomic_load_explicit(&w->sink.bytes, memory_order_relaxed);
 }
 
 void tr_writer_free(tr_writer *w) {
-  if (w != NULL) w->ops->free(w);
+  if (w == NULL) return;
+  tr_sink_fini(&w->sink);
+  if (w->lanes != NULL)
+    for (unsigned i = 0; i < w->nlanes; i++) tr_chunk_free(w->lanes[i].c);
+  free(w->lanes);
+  w->lanes = NULL;
+  w->ops->free(w);
 }
 
 int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
                     void *name_ctx, tr_wstream **out) {
-  (void)lane;
+  if (lane >= w->nlanes) return -EINVAL;
   tr_wstream *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;
   s->w = w;
+  s->lane = lane;
   s->pid = pid;
   s->name = name;
   s->name_ctx = name_ctx;
-  pthread_mutex_lock(&w->mu);
   int rc = w->ops->stream_open(s);
-  pthread_mutex_unlock(&w->mu);
   if (rc < 0) {
     free(s);
     return rc;
@@ -110,45 +142,6 @@ int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
 
 void tr_wstream_close(tr_wstream *s) {
   if (s == NULL) return;
-  tr_writer *w = s->w;
-  pthread_mutex_lock(&w->mu);
-  w->ops->stream_close(s);
-  pthread_mutex_unlock(&w->mu);
+  s->w->ops->stream_close(s);
   free(s);
-}
-
-/* A long trace would otherwise fill the page cache with gigabytes of
- * dirty pages: the kernel then throttles and reclaims in the daemon's own
- * write(2) calls, which made a 9.5 GB trace spend three times as long in
- * the kernel as in the daemon (docs/benchmarks.md).  So past
- * TR_WRITEBACK_AFTER, writeback of each TR_WRITEBACK_CHUNK is started as
- * soon as it is written (asynchronous), and the chunk before it, written
- * back by then, leaves the cache.  Smaller traces are left to the kernel:
- * starting writeback ourselves moves that work into the daemon, which
- * costs more than it saves until the cache fills. */
-static void writeback(tr_writer *w, int fd) {
-  if (w->bytes < TR_WRITEBACK_AFTER) return;
-  if (w->wb_started == 0)
-    w->wb_started = w->bytes - w->bytes % TR_WRITEBACK_CHUNK;
-  while (w->bytes - w->wb_started >= TR_WRITEBACK_CHUNK) {
-    off_t off = (off_t)(w->wb_base + (int64_t)w->wb_started);
-    sync_file_range(fd, off, TR_WRITEBACK_CHUNK, SYNC_FILE_RANGE_WRITE);
-    posix_fadvise(fd, off - TR_WRITEBACK_CHUNK, TR_WRITEBACK_CHUNK,
-                  POSIX_FADV_DONTNEED);
-    w->wb_started += TR_WRITEBACK_CHUNK;
-  }
-}
-
-int tr_writer_write_all(tr_writer *w, int fd, const void *p, size_t n) {
-  const char *b = p;
-  while (n > 0) {
-    ssize_t k = write(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return k < 0 ? -errno : -EIO;
-    w->bytes += (uint64_t)k;
-    b += k;
-    n -= (size_t)k;
-  }
-  if (w->wb_base >= 0) writeback(w, fd);
-  return 0;
 }

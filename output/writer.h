@@ -11,25 +11,47 @@
  * resolves an id through the stream's tr_name_fn only when it needs the
  * bytes.
  *
+ * Threads.  A writer has `nlanes` lanes, one per thread that writes into
+ * it (the daemon's drain worker i uses lane i); a lane is used by one
+ * thread at a time.  A stream is bound to one lane for its life: opening
+ * it, each of its events and its metadata, and closing it are done by
+ * that lane's thread.  A lane formats into a buffer of its own; a full
+ * buffer, and the lane's buffer at the end of each of its thread's passes
+ * (tr_writer_lane_flush), is sealed into a chunk, numbered in sealing
+ * order, and the writer's own I/O thread (sink.h) writes the chunks in
+ * that order.  A stream's events therefore reach the file in the order it
+ * wrote them; streams of different lanes interleave chunk by chunk.  The
+ * functions below that say "thread-safe" may be called from any thread;
+ * the others belong to the lane's thread, or (open, close, free) to the
+ * one owner of the writer.
+ *
+ * Life: tr_writer_open (formats.h); streams open, write and close; each
+ * lane's thread calls tr_writer_lane_flush after each pass; at the end,
+ * with every stream closed, each lane flushes with force, then
+ * tr_writer_close; the I/O thread writes what is left and the footer and
+ * becomes done (tr_writer_done, or the tr_writer_set_notify callback);
+ * then tr_writer_free.
+ *
  * Backends implement tr_writer_ops (writer_json.c, writer_pftrace.c) and
  * are picked by tr_writer_open() (formats.h) from the session's format;
- * callers never see which one they write to.  Memory per writer is fixed (one
- * output buffer, one compressor) and per stream grows only with the distinct
- * names and threads it writes.
+ * callers never see which one they write to.  Memory per writer is one
+ * buffer per lane in use plus the queue of sealed chunks (bounded by the
+ * caller through tr_writer_backlog), and per stream grows only with the
+ * distinct names and threads it writes.
  *
  * Errors: after the first failed write(2) a writer logs once, writes
- * nothing more and counts every later event in `dropped` (a partial write
- * would leave a broken record for later ones to follow).  Everything here
- * runs on the daemon's one thread. */
+ * nothing more, and counts every event it had not written, and every
+ * later one, in `dropped` (a partial write would leave a broken record for
+ * later ones to follow): events + dropped stays what was written to it. */
 #ifndef TRACED_WRITER_H
 #define TRACED_WRITER_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "event_args.h"
+#include "sink.h"
 
 /* The output format, fixed at session creation (SESSION_CREATE "format",
  * PROTOCOL.md section 2). */
@@ -83,28 +105,48 @@ typedef struct tr_writer_ops {
                       uint64_t dropped);
   void (*sort_index)(tr_wstream *s, uint32_t index);
   void (*labels)(tr_wstream *s, const char *labels, size_t len);
-  int (*flush)(tr_writer *w);
-  int (*finish)(tr_writer *w);
+  /* On the thread that sealed chunk c (outside the writer's mutex), once
+   * it is numbered and before it may be written: gzip compresses it here.
+   * NULL when there is nothing to do.  Returns 0 or a negative errno (the
+   * writer then fails when the I/O thread reaches c). */
+  int (*seal)(tr_writer *w, unsigned lane, tr_chunk *c);
+  /* On the I/O thread: writes chunk c (NULL: its bytes buf[off..len) as
+   * they are), then, once after the last chunk, the footer (NULL: none).
+   * Each returns 0 or the negative errno of a failed write. */
+  int (*io_chunk)(tr_writer *w, tr_chunk *c);
+  int (*io_end)(tr_writer *w);
   void (*free)(tr_writer *w);
 } tr_writer_ops;
+
+/* A lane's formatting state: used by its thread alone, but for the
+ * counters, which it alone writes and tr_writer_stats reads.  Each lane
+ * has a cache line of its own. */
+typedef struct tr_lane {
+  _Alignas(64) tr_chunk *c; /* being filled; NULL when none could be had */
+  /* CLOCK_MONOTONIC_COARSE ns when a flush first saw c hold bytes; 0 when
+   * c is empty. */
+  uint64_t since;
+  _Atomic uint64_t events;  /* events formatted into this lane */
+  _Atomic uint64_t dropped; /* events this lane refused or discarded */
+  uint64_t bytes; /* bytes formatted into it (the lane's thread only) */
+} tr_lane;
 
 /* The part of every writer callers may read; backends embed it first. */
 struct tr_writer {
   const tr_writer_ops *ops;
   tr_format format;
   const char *label; /* borrowed, for log lines, e.g. "session=3" */
-  uint64_t bytes;    /* bytes written to the file (compressed for gzip) */
-  uint64_t events;   /* non-metadata events written or buffered */
-  uint64_t dropped;  /* events lost to write errors or size limits */
-  /* Streaming writeback (tr_writer_write_all): the file offset where this
-   * writer's bytes begin, -1 when the output is no regular file; and how
-   * many of them have been handed to writeback. */
-  int64_t wb_base;
-  uint64_t wb_started;
-  /* interim (until per-lane buffers): one lock serialises every call. */
-  pthread_mutex_t mu;
-  bool done;
-  int rc;
+  /* Bytes the chunk numbered 0 leaves out: the JSON writer starts each
+   * event with its separator, and the file's first event has none. */
+  size_t first_skip;
+  /* When tr_writer_lane_flush seals without `force`: once the buffer
+   * holds seal_min bytes or has held bytes for seal_age_ns; both 0: any
+   * bytes (gzip sets them, gzout.h). */
+  size_t seal_min;
+  uint64_t seal_age_ns;
+  unsigned nlanes;
+  tr_lane *lanes;
+  tr_sink sink; /* the I/O side */
 };
 
 /* Streaming writeback begins once a trace has TR_WRITEBACK_AFTER bytes;
@@ -116,45 +158,70 @@ struct tr_writer {
 /* One process's events into a writer. */
 struct tr_wstream {
   tr_writer *w;
+  unsigned lane; /* the only lane this stream writes into */
   uint32_t pid;
   tr_name_fn name;
   void *name_ctx;
   void *impl; /* the backend's per-stream state */
 };
 
-/* Seals lane `lane`'s partial chunk for the file (by the lane's thread). */
+/* Called by lane's thread at the end of each of its passes (about every
+ * 10 ms): seals the lane's buffer into a chunk for the I/O thread.  Plain
+ * JSON and Perfetto seal any bytes, so the file lags the producers by
+ * about a pass; gzip seals once the buffer holds TR_GZ_CHUNK_MIN bytes or
+ * its oldest byte is TR_GZ_SYNC_NS old (gzout.h), or with `force` (the
+ * session's end). */
 void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force);
-/* Bytes formatted into lane `lane` so far (by the lane's thread). */
-uint64_t tr_writer_lane_bytes(const tr_writer *w, unsigned lane);
-/* Bytes sealed and not yet written. */
+
+/* Bytes formatted into lane `lane` so far (uncompressed): what the
+ * daemon's fairness charges a drain for (docs/pipeline.md).  The lane's
+ * thread only. */
+static inline uint64_t tr_writer_lane_bytes(const tr_writer *w, unsigned lane) {
+  return lane < w->nlanes ? w->lanes[lane].bytes : 0;
+}
+
+/* Thread-safe: bytes sealed (queued, or being compressed) and not yet
+ * written, for the caller's back-pressure: it stops feeding the writer
+ * while this is above its bound, since the queue itself never blocks. */
 uint64_t tr_writer_backlog(const tr_writer *w);
-/* Everything queued, then the footer; asynchronous. */
+
+/* Called once, by the writer's owner, after every stream was closed and
+ * every lane flushed with force: the I/O thread writes everything queued,
+ * then the footer, then becomes done.  Does not block. */
 void tr_writer_close(tr_writer *w);
+
+/* Thread-safe: whether the I/O thread finished after tr_writer_close;
+ * then *rc (if not NULL) is 0 or the negative errno of the first failed
+ * write. */
 bool tr_writer_done(const tr_writer *w, int *rc);
+
+/* Optional, before tr_writer_close: fn(arg) is called on the I/O thread
+ * when it becomes done (the daemon passes uv_async_send), so fn must be
+ * thread-safe.  The writer may be freed as soon as fn was called. */
 void tr_writer_set_notify(tr_writer *w, void (*fn)(void *arg), void *arg);
+
+/* Blocks until the I/O thread has written (or discarded) every chunk
+ * sealed so far and, after tr_writer_close, until it is done.  Returns 0
+ * or the negative errno of the first failed write.  For tests and
+ * single-threaded tools; the daemon's loop never blocks on a writer. */
+int tr_writer_wait(tr_writer *w);
+
+/* Thread-safe: the writer's counters, summed over its lanes: events
+ * formatted (not metadata) and not lost, events lost to write errors or
+ * size limits, bytes written to the file (compressed for gzip).  Exact
+ * once the writer is done; while it runs, a moment's view. */
 void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
                      uint64_t *bytes);
 
-/* Writes out what is buffered: called on the drain timer (10 ms), so a
- * file on disk lags the producers by at most a tick (gzip: by at most its
- * sync interval, docs/formats.md).  Returns 0 or the sticky negative errno
- * of a failed write. */
-static inline int tr_writer_flush(tr_writer *w) { return w->ops->flush(w); }
-
-/* Writes the footer and everything buffered.  Idempotent.  Streams must be
- * closed first. */
-static inline int tr_writer_finish(tr_writer *w) { return w->ops->finish(w); }
-
-/* For backends: the first failed write of `w` (a negative errno), logged
- * once; the `lost` events that were buffered move from `events` to
- * `dropped`.  The backend then writes nothing more. */
-void tr_writer_failed(tr_writer *w, int err, uint64_t lost);
-
-/* Frees the writer (does not close its descriptor).  NULL is a no-op. */
+/* Stops the I/O thread (after done; if tr_writer_close was never called,
+ * it discards what is queued) and frees the writer.  Does not close its
+ * descriptor.  NULL is a no-op. */
 void tr_writer_free(tr_writer *w);
 
-/* Opens pid's stream; `name` reads the process's strings.  Returns 0 or
- * -ENOMEM.  Close it with tr_wstream_close before finishing the writer. */
+/* Opens pid's stream on `lane`; `name` reads the process's strings.
+ * Called by the lane's thread.  Returns 0, -ENOMEM or -EINVAL (no such
+ * lane).  Close it with tr_wstream_close, on the same thread, before the
+ * writer closes. */
 int tr_wstream_open(tr_writer *w, unsigned lane, uint32_t pid, tr_name_fn name,
                     void *name_ctx, tr_wstream **out);
 void tr_wstream_close(tr_wstream *s);
@@ -163,11 +230,7 @@ void tr_wstream_close(tr_wstream *s);
 
 static inline int tr_wstream_enter(tr_wstream *s, uint32_t tid, int cat,
                                    uint32_t name, uint64_t ts) {
-  if (!s->w->ops->enter) return 0;
-  pthread_mutex_lock(&s->w->mu);
-  int rc = s->w->ops->enter(s, tid, cat, name, ts);
-  pthread_mutex_unlock(&s->w->mu);
-  return rc;
+  return s->w->ops->enter ? s->w->ops->enter(s, tid, cat, name, ts) : 0;
 }
 
 /* A call [ts, ts + dur] on thread tid; `unfinished`: still open when its
@@ -179,20 +242,13 @@ static inline int tr_wstream_slice(tr_wstream *s, uint32_t tid, int cat,
                                    uint32_t name, uint64_t ts, uint64_t dur,
                                    bool unfinished, const tr_arg *args,
                                    uint32_t nargs) {
-  pthread_mutex_lock(&s->w->mu);
-  int rc =
-      s->w->ops->slice(s, tid, cat, name, ts, dur, unfinished, args, nargs);
-  pthread_mutex_unlock(&s->w->mu);
-  return rc;
+  return s->w->ops->slice(s, tid, cat, name, ts, dur, unfinished, args, nargs);
 }
 
 static inline int tr_wstream_instant(tr_wstream *s, uint32_t tid, int cat,
                                      uint32_t name, uint64_t ts,
                                      const tr_arg *args, uint32_t nargs) {
-  pthread_mutex_lock(&s->w->mu);
-  int rc = s->w->ops->instant(s, tid, cat, name, ts, args, nargs);
-  pthread_mutex_unlock(&s->w->mu);
-  return rc;
+  return s->w->ops->instant(s, tid, cat, name, ts, args, nargs);
 }
 
 /* A counter's new value; NaN and infinities are kept where the format can
@@ -204,18 +260,13 @@ static inline int tr_wstream_instant(tr_wstream *s, uint32_t tid, int cat,
 static inline int tr_wstream_counter(tr_wstream *s, uint32_t tid, uint32_t name,
                                      uint64_t ts, double value,
                                      const tr_arg *args, uint32_t nargs) {
-  pthread_mutex_lock(&s->w->mu);
-  int rc = s->w->ops->counter(s, tid, name, ts, value, args, nargs);
-  pthread_mutex_unlock(&s->w->mu);
-  return rc;
+  return s->w->ops->counter(s, tid, name, ts, value, args, nargs);
 }
 
 /* A marker where a producer dropped `count` events (ring full). */
 static inline void tr_wstream_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
                                    uint64_t count) {
-  pthread_mutex_lock(&s->w->mu);
   s->w->ops->lost(s, tid, ts, count);
-  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* ---- metadata (not counted in `events`): raw bytes, not string ids ---- */
@@ -223,42 +274,82 @@ static inline void tr_wstream_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
 /* The process's display name and the events its producers dropped. */
 static inline void tr_wstream_process_name(tr_wstream *s, const char *name,
                                            size_t len, uint64_t dropped) {
-  pthread_mutex_lock(&s->w->mu);
   s->w->ops->process_name(s, name, len, dropped);
-  pthread_mutex_unlock(&s->w->mu);
 }
 
 static inline void tr_wstream_thread_name(tr_wstream *s, uint32_t tid,
                                           const char *name, size_t len,
                                           uint64_t dropped) {
-  pthread_mutex_lock(&s->w->mu);
   s->w->ops->thread_name(s, tid, name, len, dropped);
-  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* The process's place in the viewer's list (1: first). */
 static inline void tr_wstream_sort_index(tr_wstream *s, uint32_t index) {
-  pthread_mutex_lock(&s->w->mu);
   s->w->ops->sort_index(s, index);
-  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* A free-form description of the process ("ppid 41, ..."). */
 static inline void tr_wstream_labels(tr_wstream *s, const char *labels,
                                      size_t len) {
-  pthread_mutex_lock(&s->w->mu);
   s->w->ops->labels(s, labels, len);
-  pthread_mutex_unlock(&s->w->mu);
 }
 
 /* ---- for backends ---------------------------------------------------- */
 
-/* Records where fd's bytes begin, for streaming writeback (regular files
- * only); tr_writer_open calls it on each new writer. */
-void tr_writer_writeback_init(tr_writer *w, int fd);
+/* Sets up the base of a new writer (zeroed by the caller) over fd, with
+ * nlanes lanes whose buffers are chunk_size bytes.  Returns 0 or -ENOMEM;
+ * after a failure the writer can still be freed. */
+int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
+                   const char *label, int fd, unsigned nlanes,
+                   size_t chunk_size, size_t first_skip);
 
-/* write(2)s all of p[0..n) to fd, retrying EINTR and short writes, and
- * adds what was written to w->bytes.  Returns 0 or a negative errno. */
-int tr_writer_write_all(tr_writer *w, int fd, const void *p, size_t n);
+/* Seals what lane 0 holds as the file's head, written before every
+ * numbered chunk; then starts the I/O thread.  Called once, by the
+ * backend's open.  Returns 0 or a negative errno. */
+int tr_writer_start(tr_writer *w);
+
+/* tr_lane_reserve's slow path: a buffer for a lane that has none, a full
+ * one sealed, or after a failure what the lane holds discarded. */
+char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need);
+
+/* Where `need` more bytes (at most chunk_size / 2) go in lane l's buffer,
+ * which is sealed first if they do not fit; NULL when the writer failed
+ * or no buffer could be had (the caller drops the event). */
+static inline char *tr_lane_reserve(tr_writer *w, tr_lane *l, size_t need) {
+  tr_chunk *c = l->c;
+  /* Relaxed: `failed` only tells lanes to stop early; a lane that sees it
+   * late formats a little more, which the I/O thread discards and
+   * counts. */
+  if (c != NULL && c->len + need <= w->sink.chunk_size &&
+      !atomic_load_explicit(&w->sink.failed, memory_order_relaxed))
+    return c->buf + c->len;
+  return tr_lane_reserve_slow(w, l, need);
+}
+
+/* Adds n to a lane counter.  Only the lane's thread writes it, so a
+ * relaxed load and store do (no locked read-modify-write on the hot
+ * path); tr_writer_stats reads it with a relaxed load. */
+static inline void tr_lane_count(_Atomic uint64_t *v, uint64_t n) {
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+/* Keeps the bytes written since tr_lane_reserve, up to `end`; `counted`:
+ * they are an event (not metadata). */
+static inline void tr_lane_commit(tr_lane *l, char *end, bool counted) {
+  tr_chunk *c = l->c;
+  size_t len = (size_t)(end - c->buf);
+  l->bytes += len - c->len;
+  c->len = len;
+  if (counted) {
+    c->events++;
+    tr_lane_count(&l->events, 1);
+  }
+}
+
+/* For io_chunk and io_end: write(2)s all of p[0..n) to the writer's file,
+ * retrying EINTR and short writes, and counts the bytes.  Returns 0 or a
+ * negative errno. */
+int tr_writer_write_all(tr_writer *w, const void *p, size_t n);
 
 #endif

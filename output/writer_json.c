@@ -105,129 +105,121 @@ static char *put_double(char *p, double v) {
 
 /* ---- buffer ------------------------------------------------------------ */
 
-static const tr_writer_ops json_ops;
+static const tr_writer_ops json_ops, json_gz_ops;
 
-int tr_json_open(tr_json **out, int fd, const char *label, bool gzip) {
+int tr_json_open(tr_json **out, int fd, const char *label, bool gzip,
+                 unsigned nlanes) {
   tr_json *w = calloc(1, sizeof(*w));
   if (w == NULL) return -ENOMEM;
-  w->buf = malloc(TR_JSON_BUF_SIZE);
-  if (w->buf == NULL) {
-    free(w);
-    return -ENOMEM;
-  }
   _Static_assert(sizeof(TR_JSON_OBJECT_HEAD) == sizeof(TR_JSON_ARRAY_HEAD),
                  "the object head overwrites the padded array head");
-  w->base.ops = &json_ops;
-  w->base.format = gzip ? TR_FORMAT_JSON_GZ : TR_FORMAT_JSON;
-  w->base.label = label;
-  w->fd = fd;
   w->gzip = gzip;
   w->start = -1;
+  /* Each event goes with the separator before it: the first chunk drops
+   * its first one. */
+  int rc = tr_writer_init(&w->base, gzip ? &json_gz_ops : &json_ops,
+                          gzip ? TR_FORMAT_JSON_GZ : TR_FORMAT_JSON, label, fd,
+                          nlanes, TR_JSON_BUF_SIZE, 2);
+  if (rc < 0) goto err;
+  tr_lane *l = &w->base.lanes[0];
+  char *p = tr_lane_reserve(&w->base, l, sizeof(TR_JSON_OBJECT_HEAD));
+  if (p == NULL) {
+    rc = -ENOMEM;
+    goto err;
+  }
   if (gzip) {
+    w->gz = calloc(nlanes, sizeof(*w->gz));
+    if (w->gz == NULL) {
+      rc = -ENOMEM;
+      goto err;
+    }
+    w->base.seal_min = TR_GZ_CHUNK_MIN;
+    w->base.seal_age_ns = TR_GZ_SYNC_NS;
     /* The compressed stream is written once, front to back: it holds the
      * object form from the start. */
-    int rc = tr_gzout_init(&w->gz, &w->base, fd);
-    if (rc < 0) {
-      free(w->buf);
-      free(w);
-      return rc;
-    }
-    w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_OBJECT_HEAD "\n") - w->buf);
+    tr_lane_commit(l, PUT_LIT(p, TR_JSON_OBJECT_HEAD "\n"), false);
   } else {
     /* The head can be rewritten in place only at a known offset of a
      * seekable file that is not in append mode (where pwrite appends). */
     off_t at = lseek(fd, 0, SEEK_CUR);
     int fl = fcntl(fd, F_GETFL);
     w->start = (at >= 0 && fl >= 0 && !(fl & O_APPEND)) ? (int64_t)at : -1;
-    w->len = (size_t)(PUT_LIT(w->buf, TR_JSON_ARRAY_HEAD "\n") - w->buf);
+    tr_lane_commit(l, PUT_LIT(p, TR_JSON_ARRAY_HEAD "\n"), false);
   }
+  rc = tr_writer_start(&w->base);
+  if (rc < 0) goto err;
   *out = w;
   return 0;
+err:
+  tr_writer_free(&w->base);
+  return rc;
 }
 
-void tr_json_free(tr_json *w) {
-  if (w == NULL) return;
-  if (w->gzip) tr_gzout_free(&w->gz);
-  free(w->buf);
+static void json_free(tr_writer *base) {
+  tr_json *w = (tr_json *)base;
+  if (w->gz != NULL)
+    for (unsigned i = 0; i < w->base.nlanes; i++) tr_gzlane_free(&w->gz[i]);
+  free(w->gz);
   free(w);
 }
 
-/* The first failed write: logged once; the buffered events are lost. */
-static int fail(tr_json *w, int err) {
-  tr_writer_failed(&w->base, err, w->buf_events);
-  w->failed = true;
-  w->buf_events = 0;
-  w->len = 0;
-  return err;
-}
-
-int tr_json_flush(tr_json *w) {
-  if (w->failed) return -EIO;
-  if (w->len == 0) return 0;
-  int rc = w->gzip ? tr_gzout_write(&w->gz, w->buf, w->len)
-                   : tr_writer_write_all(&w->base, w->fd, w->buf, w->len);
-  if (rc < 0) return fail(w, rc);
-  w->len = 0;
-  w->buf_events = 0;
-  return 0;
-}
-
-int tr_json_finish(tr_json *w) {
-  if (w->finished) return w->failed ? -EIO : 0;
-  w->finished = true;
-  if (w->failed) return -EIO;
-  if (w->len + 8 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return -EIO;
-  if (w->gzip) {
-    w->len += (size_t)(PUT_LIT(w->buf + w->len, "\n]}\n") - (w->buf + w->len));
-    int rc = tr_gzout_finish(&w->gz, w->buf, w->len);
-    if (rc < 0) return fail(w, rc);
-    w->len = 0;
-    w->buf_events = 0;
-    return 0;
-  }
-  w->len += (size_t)(PUT_LIT(w->buf + w->len, "\n]") - (w->buf + w->len));
-  if (tr_json_flush(w) < 0) return -EIO;
-  /* A complete array now; make it the object form if we can. */
+/* On the I/O thread, after the last event: a complete array, then, if it
+ * can, the object form. */
+static int json_io_end(tr_writer *base) {
+  tr_json *w = (tr_json *)base;
+  int rc = tr_writer_write_all(base, "\n]", 2);
+  if (rc < 0) return rc;
   bool object = false;
   if (w->start >= 0) {
     static const char head[] = TR_JSON_OBJECT_HEAD;
-    ssize_t k = pwrite(w->fd, head, sizeof(head) - 1, (off_t)w->start);
+    ssize_t k =
+        pwrite(w->base.sink.fd, head, sizeof(head) - 1, (off_t)w->start);
     object = k == (ssize_t)(sizeof(head) - 1);
   }
-  char *end = object ? PUT_LIT(w->buf, "}\n") : PUT_LIT(w->buf, "\n");
-  w->len = (size_t)(end - w->buf);
-  return tr_json_flush(w);
+  return object ? tr_writer_write_all(base, "}\n", 2)
+                : tr_writer_write_all(base, "\n", 1);
 }
 
-/* The drain timer's flush: the buffer out, and for gzip a sync flush at
- * most every TR_GZ_SYNC_NS so the file decompresses up to there. */
-static int json_tick(tr_writer *base) {
+/* gzip, on the thread that sealed chunk c: compressed on its lane's own
+ * compressor; the head goes in a stored block after the gzip header. */
+static int json_gz_seal(tr_writer *base, unsigned lane, tr_chunk *c) {
   tr_json *w = (tr_json *)base;
-  if (w->failed || w->finished) return w->failed ? -EIO : 0;
-  int rc = tr_json_flush(w);
-  if (rc < 0 || !w->gzip) return rc;
-  rc = tr_gzout_sync(&w->gz, false);
-  return rc < 0 ? fail(w, rc) : 0;
+  if (c->seq == TR_CHUNK_HEAD) return tr_gz_head(&c->gz, c->buf, c->len);
+  return tr_gz_compress(&w->gz[lane], &c->gz, c->buf + c->off, c->len - c->off);
 }
 
-/* Makes room for one event of at most `need` bytes plus its separator and
- * returns where to write it, or NULL when the writer has failed. */
-static char *event_begin(tr_json *w, size_t need) {
+static int json_gz_io_chunk(tr_writer *base, tr_chunk *c) {
+  tr_json *w = (tr_json *)base;
+  int rc = tr_writer_write_all(base, c->gz.out, c->gz.len);
+  if (rc == 0) tr_gz_add(&w->sum, &c->gz);
+  return rc;
+}
+
+static int json_gz_io_end(tr_writer *base) {
+  tr_json *w = (tr_json *)base;
+  static const char footer[] = "\n]}\n";
+  uint8_t out[TR_GZ_END_SIZE(sizeof(footer) - 1)];
+  size_t n = tr_gz_end(out, footer, sizeof(footer) - 1, &w->sum);
+  return tr_writer_write_all(base, out, n);
+}
+
+/* Makes room in the lane for one event of at most `need` bytes and its
+ * separator, writes the separator and returns where the event goes, or
+ * NULL when the writer has failed. */
+static char *event_begin(tr_json *w, unsigned lane, size_t need) {
   /* An oversized event (a caller bug) is refused rather than overflowing. */
-  if (w->failed || w->finished || need > TR_JSON_BUF_SIZE / 2) return NULL;
-  if (w->len + need + 2 > TR_JSON_BUF_SIZE && tr_json_flush(w) < 0) return NULL;
-  char *p = w->buf + w->len;
-  if (w->any) p = PUT_LIT(p, ",\n");
-  return p;
+  if (need > TR_JSON_BUF_SIZE / 2) return NULL;
+  char *p = tr_lane_reserve(&w->base, &w->base.lanes[lane], need + 2);
+  return p != NULL ? PUT_LIT(p, ",\n") : NULL;
 }
 
-static void event_end(tr_json *w, char *p, bool counted) {
-  w->len = (size_t)(p - w->buf);
-  w->any = true;
-  if (counted) {
-    w->base.events++;
-    w->buf_events++;
-  }
+static void event_end(tr_json *w, unsigned lane, char *p, bool counted) {
+  tr_lane_commit(&w->base.lanes[lane], p, counted);
+}
+
+/* An event that could not be written. */
+static void event_dropped(tr_json *w, unsigned lane) {
+  tr_lane_count(&w->base.lanes[lane].dropped, 1);
 }
 
 static char *put_head(char *p, const char *ph_cat, size_t phlen,
@@ -308,14 +300,15 @@ static const char *const cat_instant_prefix[] = {
     "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"traced\",",
 };
 
-void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
-                   uint32_t pid, uint32_t tid, uint64_t ts_ns, uint64_t dur_ns,
-                   bool unfinished, const tr_arg *args, uint32_t nargs) {
+void tr_json_slice(tr_json *w, unsigned lane, int cat, const char *name,
+                   size_t nlen, uint32_t pid, uint32_t tid, uint64_t ts_ns,
+                   uint64_t dur_ns, bool unfinished, const tr_arg *args,
+                   uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, need);
+  char *p = event_begin(w, lane, need);
   if (p == NULL) {
-    w->base.dropped++;
+    event_dropped(w, lane);
     return;
   }
   const char *pre = cat_prefix[(unsigned)cat & 3u];
@@ -330,17 +323,17 @@ void tr_json_slice(tr_json *w, int cat, const char *name, size_t nlen,
     *p++ = '}';
   }
   *p++ = '}';
-  event_end(w, p, true);
+  event_end(w, lane, p, true);
 }
 
-void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
-                     uint32_t pid, uint32_t tid, uint64_t ts_ns,
+void tr_json_instant(tr_json *w, unsigned lane, int cat, const char *name,
+                     size_t nlen, uint32_t pid, uint32_t tid, uint64_t ts_ns,
                      const tr_arg *args, uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, need);
+  char *p = event_begin(w, lane, need);
   if (p == NULL) {
-    w->base.dropped++;
+    event_dropped(w, lane);
     return;
   }
   const char *pre = cat_instant_prefix[(unsigned)cat & 3u];
@@ -352,17 +345,17 @@ void tr_json_instant(tr_json *w, int cat, const char *name, size_t nlen,
     *p++ = '}';
   }
   *p++ = '}';
-  event_end(w, p, true);
+  event_end(w, lane, p, true);
 }
 
-void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
-                     uint32_t tid, uint64_t ts_ns, double value,
+void tr_json_counter(tr_json *w, unsigned lane, const char *name, size_t nlen,
+                     uint32_t pid, uint32_t tid, uint64_t ts_ns, double value,
                      const tr_arg *args, uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, need);
+  char *p = event_begin(w, lane, need);
   if (p == NULL) {
-    w->base.dropped++;
+    event_dropped(w, lane);
     return;
   }
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
@@ -376,15 +369,15 @@ void tr_json_counter(tr_json *w, const char *name, size_t nlen, uint32_t pid,
     p = put_double(p, value);
   }
   p = PUT_LIT(p, "}}");
-  event_end(w, p, true);
+  event_end(w, lane, p, true);
 }
 
-void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
-                  uint64_t count) {
+void tr_json_lost(tr_json *w, unsigned lane, uint32_t pid, uint32_t tid,
+                  uint64_t ts_ns, uint64_t count) {
   static const char name[] = "traced: events lost (ring full)";
-  char *p = event_begin(w, EVENT_OVERHEAD + sizeof(name));
+  char *p = event_begin(w, lane, EVENT_OVERHEAD + sizeof(name));
   if (p == NULL) {
-    w->base.dropped++;
+    event_dropped(w, lane);
     return;
   }
   const char *pre = cat_instant_prefix[TR_CAT_TRACED];
@@ -393,16 +386,17 @@ void tr_json_lost(tr_json *w, uint32_t pid, uint32_t tid, uint64_t ts_ns,
   p = PUT_LIT(p, ",\"args\":{\"count\":");
   p = put_u64(p, count);
   p = PUT_LIT(p, "}}");
-  event_end(w, p, true);
+  event_end(w, lane, p, true);
 }
 
 /* Starts a metadata event: room for `extra` more bytes, then
  * {"ph":"M","name":what,"pid":P,"tid":T,"args":{"key": with the key's
  * opening quote written; returns where its value goes, or NULL. */
-static char *meta_begin(tr_json *w, const char *what, uint32_t pid,
-                        uint32_t tid, const char *key, size_t extra) {
+static char *meta_begin(tr_json *w, unsigned lane, const char *what,
+                        uint32_t pid, uint32_t tid, const char *key,
+                        size_t extra) {
   size_t wl = strlen(what), kl = strlen(key);
-  char *p = event_begin(w, EVENT_OVERHEAD + wl + kl + extra);
+  char *p = event_begin(w, lane, EVENT_OVERHEAD + wl + kl + extra);
   if (p == NULL) return NULL;
   p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
   memcpy(p, what, wl);
@@ -417,38 +411,40 @@ static char *meta_begin(tr_json *w, const char *what, uint32_t pid,
   return PUT_LIT(p, "\":");
 }
 
-void tr_json_meta(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
-                  const char *key, const char *value, size_t vlen) {
+void tr_json_meta(tr_json *w, unsigned lane, const char *what, uint32_t pid,
+                  uint32_t tid, const char *key, const char *value,
+                  size_t vlen) {
   if (vlen > TR_STRING_MAX_LEN) vlen = TR_STRING_MAX_LEN;
-  char *p = meta_begin(w, what, pid, tid, key, TR_JSON_ESCAPED_MAX(vlen));
+  char *p = meta_begin(w, lane, what, pid, tid, key, TR_JSON_ESCAPED_MAX(vlen));
   if (p == NULL) return;
   *p++ = '"';
   p += tr_json_escape(p, value, vlen);
   p = PUT_LIT(p, "\"}}");
-  event_end(w, p, false);
+  event_end(w, lane, p, false);
 }
 
-void tr_json_meta_name(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
-                       const char *name, size_t len, uint64_t dropped) {
+void tr_json_meta_name(tr_json *w, unsigned lane, const char *what,
+                       uint32_t pid, uint32_t tid, const char *name, size_t len,
+                       uint64_t dropped) {
   if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
-  char *p =
-      meta_begin(w, what, pid, tid, "name", 48 + TR_JSON_ESCAPED_MAX(len));
+  char *p = meta_begin(w, lane, what, pid, tid, "name",
+                       48 + TR_JSON_ESCAPED_MAX(len));
   if (p == NULL) return;
   *p++ = '"';
   p += tr_json_escape(p, name, len);
   p = PUT_LIT(p, "\",\"dropped\":");
   p = put_u64(p, dropped);
   p = PUT_LIT(p, "}}");
-  event_end(w, p, false);
+  event_end(w, lane, p, false);
 }
 
-void tr_json_meta_u64(tr_json *w, const char *what, uint32_t pid, uint32_t tid,
-                      const char *key, uint64_t value) {
-  char *p = meta_begin(w, what, pid, tid, key, 24);
+void tr_json_meta_u64(tr_json *w, unsigned lane, const char *what, uint32_t pid,
+                      uint32_t tid, const char *key, uint64_t value) {
+  char *p = meta_begin(w, lane, what, pid, tid, key, 24);
   if (p == NULL) return;
   p = put_u64(p, value);
   p = PUT_LIT(p, "}}");
-  event_end(w, p, false);
+  event_end(w, lane, p, false);
 }
 
 /* ---- the backend: streams with an escaped-name cache --------------------
@@ -551,8 +547,8 @@ static int json_op_slice(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
   const char *n;
   size_t len;
   if (!json_name(s, name, &n, &len)) return -EINVAL;
-  tr_json_slice((tr_json *)s->w, cat, n, len, s->pid, tid, ts, dur, unfinished,
-                args, nargs);
+  tr_json_slice((tr_json *)s->w, s->lane, cat, n, len, s->pid, tid, ts, dur,
+                unfinished, args, nargs);
   return 0;
 }
 
@@ -561,7 +557,8 @@ static int json_op_instant(tr_wstream *s, uint32_t tid, int cat, uint32_t name,
   const char *n;
   size_t len;
   if (!json_name(s, name, &n, &len)) return -EINVAL;
-  tr_json_instant((tr_json *)s->w, cat, n, len, s->pid, tid, ts, args, nargs);
+  tr_json_instant((tr_json *)s->w, s->lane, cat, n, len, s->pid, tid, ts, args,
+                  nargs);
   return 0;
 }
 
@@ -571,40 +568,37 @@ static int json_op_counter(tr_wstream *s, uint32_t tid, uint32_t name,
   const char *n;
   size_t len;
   if (!json_name(s, name, &n, &len)) return -EINVAL;
-  tr_json_counter((tr_json *)s->w, n, len, s->pid, tid, ts, value, args, nargs);
+  tr_json_counter((tr_json *)s->w, s->lane, n, len, s->pid, tid, ts, value,
+                  args, nargs);
   return 0;
 }
 
 static void json_op_lost(tr_wstream *s, uint32_t tid, uint64_t ts,
                          uint64_t count) {
-  tr_json_lost((tr_json *)s->w, s->pid, tid, ts, count);
+  tr_json_lost((tr_json *)s->w, s->lane, s->pid, tid, ts, count);
 }
 
 static void json_op_process_name(tr_wstream *s, const char *name, size_t len,
                                  uint64_t dropped) {
-  tr_json_meta_name((tr_json *)s->w, "process_name", s->pid, 0, name, len,
-                    dropped);
+  tr_json_meta_name((tr_json *)s->w, s->lane, "process_name", s->pid, 0, name,
+                    len, dropped);
 }
 
 static void json_op_thread_name(tr_wstream *s, uint32_t tid, const char *name,
                                 size_t len, uint64_t dropped) {
-  tr_json_meta_name((tr_json *)s->w, "thread_name", s->pid, tid, name, len,
-                    dropped);
+  tr_json_meta_name((tr_json *)s->w, s->lane, "thread_name", s->pid, tid, name,
+                    len, dropped);
 }
 
 static void json_op_sort_index(tr_wstream *s, uint32_t index) {
-  tr_json_meta_u64((tr_json *)s->w, "process_sort_index", s->pid, 0,
+  tr_json_meta_u64((tr_json *)s->w, s->lane, "process_sort_index", s->pid, 0,
                    "sort_index", index);
 }
 
 static void json_op_labels(tr_wstream *s, const char *labels, size_t len) {
-  tr_json_meta((tr_json *)s->w, "process_labels", s->pid, 0, "labels", labels,
-               len);
+  tr_json_meta((tr_json *)s->w, s->lane, "process_labels", s->pid, 0, "labels",
+               labels, len);
 }
-
-static int json_op_finish(tr_writer *w) { return tr_json_finish((tr_json *)w); }
-
-static void json_op_free(tr_writer *w) { tr_json_free((tr_json *)w); }
 
 static const tr_writer_ops json_ops = {
     .stream_open = json_stream_open,
@@ -618,7 +612,27 @@ static const tr_writer_ops json_ops = {
     .thread_name = json_op_thread_name,
     .sort_index = json_op_sort_index,
     .labels = json_op_labels,
-    .flush = json_tick,
-    .finish = json_op_finish,
-    .free = json_op_free,
+    .seal = NULL,
+    .io_chunk = NULL, /* the chunk's bytes as they are */
+    .io_end = json_io_end,
+    .free = json_free,
+};
+
+/* The same events; chunks compressed by their lanes, written as gzip. */
+static const tr_writer_ops json_gz_ops = {
+    .stream_open = json_stream_open,
+    .stream_close = json_stream_close,
+    .enter = NULL,
+    .slice = json_op_slice,
+    .instant = json_op_instant,
+    .counter = json_op_counter,
+    .lost = json_op_lost,
+    .process_name = json_op_process_name,
+    .thread_name = json_op_thread_name,
+    .sort_index = json_op_sort_index,
+    .labels = json_op_labels,
+    .seal = json_gz_seal,
+    .io_chunk = json_gz_io_chunk,
+    .io_end = json_gz_io_end,
+    .free = json_free,
 };

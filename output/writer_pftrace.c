@@ -92,47 +92,34 @@ static inline pf_thread *thread_of(const pf_stream *ps, uint32_t tid) {
 
 static const tr_writer_ops pf_ops;
 
-static int fail(tr_pftrace *w, int err) {
-  tr_writer_failed(&w->base, err, w->buf_events);
-  w->failed = true;
-  w->buf_events = 0;
-  w->len = 0;
-  return err;
+static inline tr_lane *lane_of(const tr_wstream *s) {
+  return &s->w->lanes[s->lane];
 }
 
-static int pf_flush(tr_pftrace *w) {
-  if (w->failed) return -EIO;
-  if (w->len == 0) return 0;
-  int rc = tr_writer_write_all(&w->base, w->fd, w->buf, w->len);
-  if (rc < 0) return fail(w, rc);
-  w->len = 0;
-  w->buf_events = 0;
-  return 0;
-}
-
-/* Makes room for a packet of at most `need` bytes and starts it: *pb
- * writes into the buffer's free space and *mark closes the packet.
+/* Makes room in lane l for a packet of at most `need` bytes and starts
+ * it: *pb writes into the lane's buffer and *mark closes the packet.
  * Returns false when the writer has failed or the packet cannot fit. */
-static bool packet_begin(tr_pftrace *w, size_t need, tr_pb *pb, size_t *mark) {
-  if (w->failed || w->finished || need > TR_PF_BUF_SIZE / 2) return false;
-  if (w->len + need > TR_PF_BUF_SIZE && pf_flush(w) < 0) return false;
-  tr_pb_init(pb, w->buf + w->len, TR_PF_BUF_SIZE - w->len);
+static bool packet_begin(tr_pftrace *w, tr_lane *l, size_t need, tr_pb *pb,
+                         size_t *mark) {
+  if (need > TR_PF_BUF_SIZE / 2) return false;
+  char *p = tr_lane_reserve(&w->base, l, need);
+  if (p == NULL) return false;
+  tr_pb_init(pb, (uint8_t *)p, TR_PF_BUF_SIZE - l->c->len);
   *mark = tr_pb_begin(pb, TR_PF_TRACE_PACKET);
   return true;
 }
 
 /* Closes the packet and keeps it, unless it overflowed its estimate (then
  * it is discarded whole: the file only ever holds whole packets). */
-static bool packet_end(tr_pftrace *w, tr_pb *pb, size_t mark, bool event) {
+static bool packet_end(tr_lane *l, tr_pb *pb, size_t mark, bool event) {
   tr_pb_end(pb, mark);
   if (pb->overflow) return false;
-  w->len += pb->len;
-  if (event) {
-    w->base.events++;
-    w->buf_events++;
-  }
+  tr_lane_commit(l, (char *)pb->buf + pb->len, event);
   return true;
 }
+
+/* An event that could not be written. */
+static void dropped(tr_lane *l) { tr_lane_count(&l->dropped, 1); }
 
 static void put_clock(tr_pb *pb, uint32_t id, clockid_t clk) {
   struct timespec ts;
@@ -144,34 +131,36 @@ static void put_clock(tr_pb *pb, uint32_t id, clockid_t clk) {
   tr_pb_end(pb, m);
 }
 
-int tr_pftrace_open(tr_pftrace **out, int fd, const char *label) {
+int tr_pftrace_open(tr_pftrace **out, int fd, const char *label,
+                    unsigned nlanes) {
   tr_pftrace *w = calloc(1, sizeof(*w));
   if (w == NULL) return -ENOMEM;
-  w->buf = malloc(TR_PF_BUF_SIZE);
-  if (w->buf == NULL) {
-    free(w);
-    return -ENOMEM;
-  }
-  w->base.ops = &pf_ops;
-  w->base.format = TR_FORMAT_PERFETTO;
-  w->base.label = label;
-  w->fd = fd;
-  w->next_seq = WRITER_SEQ + 1;
+  atomic_init(&w->next_seq, 0);
+  int rc = tr_writer_init(&w->base, &pf_ops, TR_FORMAT_PERFETTO, label, fd,
+                          nlanes, TR_PF_BUF_SIZE, 0);
+  if (rc < 0) goto err;
   /* Our timestamps are the producers' CLOCK_MONOTONIC: make it the trace's
    * clock, and relate it to BOOTTIME (Perfetto's default) so this trace
    * can be merged with a system trace. */
+  tr_lane *l = &w->base.lanes[0];
   tr_pb pb;
   size_t m;
-  packet_begin(w, PACKET_OVERHEAD, &pb, &m);
+  rc = -ENOMEM;
+  if (!packet_begin(w, l, PACKET_OVERHEAD, &pb, &m)) goto err;
   tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
   size_t cs = tr_pb_begin(&pb, TR_PF_PACKET_CLOCK_SNAPSHOT);
   put_clock(&pb, TR_PF_BUILTIN_CLOCK_BOOTTIME, CLOCK_BOOTTIME);
   put_clock(&pb, TR_PF_BUILTIN_CLOCK_MONOTONIC, CLOCK_MONOTONIC);
   tr_pb_uint(&pb, TR_PF_SNAPSHOT_PRIMARY_CLOCK, TR_PF_BUILTIN_CLOCK_MONOTONIC);
   tr_pb_end(&pb, cs);
-  packet_end(w, &pb, m, false);
+  if (!packet_end(l, &pb, m, false)) goto err;
+  rc = tr_writer_start(&w->base);
+  if (rc < 0) goto err;
   *out = w;
   return 0;
+err:
+  tr_writer_free(&w->base);
+  return rc;
 }
 
 /* ---- packets of a stream ------------------------------------------------
@@ -222,21 +211,22 @@ static bool describe(tr_wstream *s, bool thread, uint32_t tid, const char *name,
   if (len > TR_STRING_MAX_LEN) len = TR_STRING_MAX_LEN;
   if (!ps->described) {
     /* The process track comes before any of its threads' tracks. */
-    if (!packet_begin(w, PACKET_OVERHEAD, &pb, &m)) return false;
+    if (!packet_begin(w, lane_of(s), PACKET_OVERHEAD, &pb, &m)) return false;
     tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
     put_process_descriptor(&pb, s->pid, NULL, 0);
-    if (!packet_end(w, &pb, m, false)) return false;
+    if (!packet_end(lane_of(s), &pb, m, false)) return false;
     ps->described = true;
     if (!thread && name == NULL) return true;
   }
-  if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
+  if (!packet_begin(w, lane_of(s), PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len),
+                    &pb, &m))
     return false;
   tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
   if (thread)
     put_thread_descriptor(&pb, s->pid, tid, name, len);
   else
     put_process_descriptor(&pb, s->pid, name, len);
-  return packet_end(w, &pb, m, false);
+  return packet_end(lane_of(s), &pb, m, false);
 }
 
 static void put_snapshot_clock(tr_pb *pb, uint32_t id, uint64_t ts,
@@ -258,13 +248,16 @@ static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
   t = calloc(1, sizeof(*t));
   if (t == NULL) return NULL;
   t->tid = tid;
-  t->seq = w->next_seq++;
-  if (w->next_seq == 0) w->next_seq = WRITER_SEQ + 1; /* 0 is invalid */
+  /* Relaxed: lanes only need distinct numbers, and nothing is published
+   * through the counter.  Sequence ids run 2 .. 2^32 - 1 (0 is invalid,
+   * 1 is the writer's), then start over. */
+  uint64_t n = atomic_fetch_add_explicit(&w->next_seq, 1, memory_order_relaxed);
+  t->seq = WRITER_SEQ + 1 + (uint32_t)(n % (UINT32_MAX - WRITER_SEQ));
   t->clock = ts;
   tr_pb pb;
   size_t m;
   if (!describe(s, true, tid, NULL, 0) ||
-      !packet_begin(w, 2 * PACKET_OVERHEAD, &pb, &m)) {
+      !packet_begin(w, lane_of(s), 2 * PACKET_OVERHEAD, &pb, &m)) {
     free(t);
     return NULL;
   }
@@ -291,7 +284,7 @@ static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
   tr_pb_end(&pb, cs);
   /* Out of memory the thread is forgotten: its next event starts another
    * sequence, which is still a correct trace. */
-  if (!packet_end(w, &pb, m, false) ||
+  if (!packet_end(lane_of(s), &pb, m, false) ||
       tr_map_set(&ps->m, KEY_THREAD | tid, (uint64_t)(uintptr_t)t) < 0) {
     free(t);
     return NULL;
@@ -392,8 +385,8 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
   tr_pb pb;
   size_t m;
   if (t == NULL) t = thread_ready(s, tid, ts);
-  if (t == NULL || !packet_begin(w, need, &pb, &m)) {
-    if (counted) w->base.dropped++;
+  if (t == NULL || !packet_begin(w, lane_of(s), need, &pb, &m)) {
+    if (counted) dropped(lane_of(s));
     return 0;
   }
   uint64_t clock = t->clock;
@@ -423,9 +416,9 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
   }
   put_annotations(&pb, args, nargs);
   tr_pb_end(&pb, te);
-  if (!packet_end(w, &pb, m, counted)) {
+  if (!packet_end(lane_of(s), &pb, m, counted)) {
     t->clock = clock; /* the packet was not kept: nor was its delta */
-    if (counted) w->base.dropped++;
+    if (counted) dropped(lane_of(s));
     return 0;
   }
   /* Out of memory, the name is not remembered and is interned again. */
@@ -504,7 +497,8 @@ static uint64_t counter_track(tr_wstream *s, uint64_t key, const char *raw,
   size_t m;
   /* The process track first: the counter's parent. */
   if (!ps->described && !describe(s, false, 0, NULL, 0)) return 0;
-  if (!packet_begin(w, PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len), &pb, &m))
+  if (!packet_begin(w, lane_of(s), PACKET_OVERHEAD + TR_UTF8_SANITIZED_MAX(len),
+                    &pb, &m))
     return 0;
   tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
   size_t td = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_DESCRIPTOR);
@@ -514,7 +508,7 @@ static uint64_t counter_track(tr_wstream *s, uint64_t key, const char *raw,
   size_t cd = tr_pb_begin(&pb, TR_PF_TD_COUNTER);
   tr_pb_end(&pb, cd);
   tr_pb_end(&pb, td);
-  if (!packet_end(w, &pb, m, false)) return 0;
+  if (!packet_end(lane_of(s), &pb, m, false)) return 0;
   tr_map_set(&ps->m, key, uuid); /* out of memory: described again */
   return uuid;
 }
@@ -525,8 +519,8 @@ static void counter_value(tr_wstream *s, uint32_t tid, uint64_t ts,
   tr_pb pb;
   size_t m;
   pf_thread *t = thread_ready(s, tid, ts);
-  if (t == NULL || !packet_begin(w, PACKET_OVERHEAD, &pb, &m)) {
-    w->base.dropped++;
+  if (t == NULL || !packet_begin(w, lane_of(s), PACKET_OVERHEAD, &pb, &m)) {
+    dropped(lane_of(s));
     return;
   }
   uint64_t clock = t->clock;
@@ -536,9 +530,9 @@ static void counter_value(tr_wstream *s, uint32_t tid, uint64_t ts,
   tr_pb_uint(&pb, TR_PF_TE_TRACK_UUID, uuid); /* not the thread's: its own */
   tr_pb_double(&pb, TR_PF_TE_DOUBLE_COUNTER_VALUE, value);
   tr_pb_end(&pb, te);
-  if (!packet_end(w, &pb, m, true)) {
+  if (!packet_end(lane_of(s), &pb, m, true)) {
     t->clock = clock;
-    w->base.dropped++;
+    dropped(lane_of(s));
   }
 }
 
@@ -576,7 +570,6 @@ static bool arg_number(const tr_arg *a, double *v) {
 
 static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
                       double value, const tr_arg *args, uint32_t nargs) {
-  tr_pftrace *w = (tr_pftrace *)s->w;
   pf_stream *ps = s->impl;
   const char *raw;
   uint32_t len;
@@ -596,7 +589,7 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
       uuid = counter_track(s, KEY_COUNTER | name, raw, len);
     }
     if (uuid == 0)
-      w->base.dropped++;
+      dropped(lane_of(s));
     else
       counter_value(s, tid, ts, uuid, value);
     return 0;
@@ -622,7 +615,7 @@ static int pf_counter(tr_wstream *s, uint32_t tid, uint32_t name, uint64_t ts,
       uuid = counter_track(s, key, buf, len + 1 + kl);
     }
     if (uuid == 0)
-      w->base.dropped++;
+      dropped(lane_of(s));
     else
       counter_value(s, tid, ts, uuid, v);
   }
@@ -660,25 +653,7 @@ static void pf_labels(tr_wstream *s, const char *labels, size_t len) {
   (void)len;
 }
 
-static int pf_tick(tr_writer *base) {
-  tr_pftrace *w = (tr_pftrace *)base;
-  if (w->finished) return w->failed ? -EIO : 0;
-  return pf_flush(w);
-}
-
-static int pf_finish(tr_writer *base) {
-  tr_pftrace *w = (tr_pftrace *)base;
-  if (w->finished) return w->failed ? -EIO : 0;
-  int rc = pf_flush(w); /* a Trace needs no footer */
-  w->finished = true;
-  return rc;
-}
-
-static void pf_free(tr_writer *base) {
-  tr_pftrace *w = (tr_pftrace *)base;
-  free(w->buf);
-  free(w);
-}
+static void pf_free(tr_writer *w) { free(w); }
 
 static const tr_writer_ops pf_ops = {
     .stream_open = pf_stream_open,
@@ -692,7 +667,8 @@ static const tr_writer_ops pf_ops = {
     .thread_name = pf_thread_name,
     .sort_index = pf_sort_index,
     .labels = pf_labels,
-    .flush = pf_tick,
-    .finish = pf_finish,
+    .seal = NULL,
+    .io_chunk = NULL, /* packets as they are */
+    .io_end = NULL,   /* a Trace needs no footer */
     .free = pf_free,
 };

@@ -4,9 +4,10 @@
  *
  * The file is a sequence of TracePacket fields (field 1 of Trace), so any
  * prefix that ends on a packet boundary is itself a valid trace: packets
- * are only ever written whole, from one fixed buffer (TR_PF_BUF_SIZE).
+ * are only ever written whole, from a lane's buffer (TR_PF_BUF_SIZE).
  * Each thread of each process recording into the session writes one
- * packet sequence (trusted_packet_sequence_id): names are interned on it
+ * packet sequence (trusted_packet_sequence_id), all of it through its
+ * process's stream and so its lane, in order: names are interned on it
  * by the process's own string ids, its events default to the thread's
  * track, and their timestamps are deltas on an incremental clock.
  * Process, thread and counter tracks are described by TrackDescriptors
@@ -18,6 +19,7 @@
 #ifndef TRACED_WRITER_PFTRACE_H
 #define TRACED_WRITER_PFTRACE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,19 +29,15 @@
 #define TR_PF_BUF_SIZE (256u * 1024u)
 
 typedef struct tr_pftrace {
-  tr_writer base; /* first: a tr_pftrace is a tr_writer */
-  int fd;         /* borrowed */
-  bool failed;
-  bool finished;
-  size_t len;          /* bytes in buf */
-  uint64_t buf_events; /* events in buf (lost with it if the write fails) */
-  uint8_t *buf;
-  uint32_t next_seq; /* the next thread's packet sequence id */
+  tr_writer base;            /* first: a tr_pftrace is a tr_writer */
+  _Atomic uint64_t next_seq; /* threads' packet sequences handed out */
 } tr_pftrace;
 
-/* Allocates a writer over fd (not owned) and buffers the clock snapshot
- * that opens the file.  Returns 0 or -ENOMEM. */
-int tr_pftrace_open(tr_pftrace **out, int fd, const char *label);
+/* Allocates a writer over fd (not owned) with nlanes lanes, buffers the
+ * clock snapshot that opens the file and starts its I/O thread.  Returns
+ * 0 or a negative errno; tr_writer_free frees it. */
+int tr_pftrace_open(tr_pftrace **out, int fd, const char *label,
+                    unsigned nlanes);
 
 /* Track uuids (TrackDescriptor.uuid), global to the file.  They are
  * derived from pid and tid so that a process seen twice (it exec()ed)

@@ -37,6 +37,8 @@ Environment (all optional):
   BENCH_DAEMON_EVENTS   events in the long daemon trace (default 10M;
                         `make bench-daemon` passes 100M)
   BENCH_DAEMON_TPUT_EVENTS  events per throughput run (default 10M)
+  BENCH_DAEMON_FORMAT   the daemon figures' trace format: json (default),
+                        json.gz or perfetto
   TRACED_BIN            the traced binary (default build/bin/traced)
 """
 import json
@@ -63,6 +65,11 @@ PRODUCER = os.path.join(BUILD_BENCH, "producer")
 RUSAGE = os.path.join(BUILD_BENCH, "rusage")
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# The daemon figures' trace file, named so that its extension picks the
+# format (docs/formats.md).
+DAEMON_TRACE = {"json": "trace.json", "json.gz": "trace.json.gz",
+                "perfetto": "trace.pftrace"}[
+                    os.environ.get("BENCH_DAEMON_FORMAT") or "json"]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 5))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT") or 900)
 
@@ -779,7 +786,7 @@ def producer_run(daemon, procs, spans, tmpdir, sample=None):
     """`traced run -- bench_producer PROCS SPANS` on the private daemon.
     Producers wait (up to TRACED_FULL_WAIT_MS's 60 s maximum) instead of
     dropping when their ring is full, so the daemon sets the pace."""
-    trace = os.path.join(tmpdir, "trace.json")
+    trace = os.path.join(tmpdir, DAEMON_TRACE)
     stdout = os.path.join(tmpdir, "producer.out")
     env = base_env()
     env["TRACED_FULL_WAIT_MS"] = "60000"
@@ -857,6 +864,7 @@ def daemon_suite():
         BUILD_BENCH,
         "daemon-results-quick.json" if QUICK else "daemon-results.json")
     results = {"machine": machine_info(), "rounds": ROUNDS, "quick": QUICK,
+               "trace": DAEMON_TRACE,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     t_start = time.monotonic()
     tmpdir = tempfile.mkdtemp(prefix="traced-bench-daemon-")

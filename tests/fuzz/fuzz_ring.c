@@ -523,7 +523,9 @@ static void run(const uint8_t *data, size_t size, tr_format format) {
 done:
   tr_proc_drain(&p);
   tr_proc_detach(&p, &st, NULL, 0);
-  CHECK(tr_writer_finish(out) == 0);
+  tr_writer_lane_flush(out, 0, true);
+  tr_writer_close(out);
+  CHECK(tr_writer_wait(out) == 0);
   if (format == TR_FORMAT_PERFETTO)
     check_pftrace();
   else

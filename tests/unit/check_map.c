@@ -10,9 +10,15 @@
 #include "common/intern.h"
 #include "common/map.h"
 
-/* The out-of-memory test asks for more than any machine has: under ASan,
- * that must fail as it does elsewhere rather than abort the test. */
+/* The out-of-memory test asks for more than any machine has: under ASan
+ * or TSan, that must fail as it does elsewhere rather than abort the
+ * test. */
 __attribute__((visibility("default"))) const char *__asan_default_options(
+    void) {
+  return "allocator_may_return_null=1";
+}
+
+__attribute__((visibility("default"))) const char *__tsan_default_options(
     void) {
   return "allocator_may_return_null=1";
 }

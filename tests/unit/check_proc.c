@@ -122,6 +122,14 @@ static void setup(void) {
   ck_assert_int_eq(tr_writer_open(&F.out, F.fd, TR_FORMAT_JSON, "test", 1), 0);
 }
 
+/* What a session's end does to its writer: lane 0 flushed with force,
+ * the writer closed and waited for. */
+static void finish(tr_writer *w) {
+  tr_writer_lane_flush(w, 0, true);
+  tr_writer_close(w);
+  ck_assert_int_eq(tr_writer_wait(w), 0);
+}
+
 static void teardown(void) {
   tr_proc_fini(&F.proc);
   tr_writer_free(F.out);
@@ -135,7 +143,7 @@ static void teardown(void) {
 static char *events(tr_proc_stats *st) {
   memset(st, 0, sizeof(*st));
   tr_proc_detach(&F.proc, st, NULL, 0);
-  tr_writer_finish(F.out);
+  finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
   ck_assert_int_eq(pread(F.fd, buf, (size_t)end, 0), end);
@@ -446,7 +454,7 @@ START_TEST(test_proc_thread_name_and_escaping) {
   tr_proc_stats st;
   memset(&st, 0, sizeof(st));
   tr_proc_detach(&F.proc, &st, NULL, 0);
-  tr_writer_finish(F.out);
+  finish(F.out);
   off_t end = lseek(F.fd, 0, SEEK_END);
   char *buf = calloc(1, (size_t)end + 1);
   ck_assert_int_eq(pread(F.fd, buf, (size_t)end, 0), end);

@@ -51,6 +51,35 @@ static size_t count(const char *hay, size_t n, const char *needle) {
   return c;
 }
 
+/* What a session's end does: every lane flushed with force, the writer
+ * closed, then waited for until it is done.  Returns its result. */
+static int finish(tr_writer *w) {
+  for (unsigned i = 0; i < w->nlanes; i++) tr_writer_lane_flush(w, i, true);
+  tr_writer_close(w);
+  int rc = tr_writer_wait(w), done_rc = 1;
+  ck_assert(tr_writer_done(w, &done_rc));
+  ck_assert_int_eq(rc, done_rc);
+  return rc;
+}
+
+static uint64_t events_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, &n, NULL, NULL);
+  return n;
+}
+
+static uint64_t dropped_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, NULL, &n, NULL);
+  return n;
+}
+
+static uint64_t bytes_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, NULL, NULL, &n);
+  return n;
+}
+
 /* The same events into any writer: two processes, one of which writes
  * slices, an instant, a counter, a lost marker and names. */
 static void write_events(tr_writer *w) {
@@ -105,16 +134,19 @@ START_TEST(test_writer_gzip_holds_the_json) {
   ck_assert_int_eq(tr_writer_open(&g, gfd, TR_FORMAT_JSON_GZ, "test", 1), 0);
   write_events(j);
   write_events(g);
-  ck_assert_int_eq(tr_writer_flush(g), 0); /* mid-stream: no sync yet */
-  ck_assert_int_eq(tr_writer_finish(j), 0);
-  ck_assert_int_eq(tr_writer_finish(g), 0);
-  ck_assert_int_eq(tr_writer_finish(g), 0); /* idempotent */
-  ck_assert_uint_eq(j->events, 7);
-  ck_assert_uint_eq(g->events, 7);
+  /* Mid-stream, under TR_GZ_CHUNK_MIN and younger than TR_GZ_SYNC_NS: the
+   * lane keeps its bytes. */
+  tr_writer_lane_flush(g, 0, false);
+  ck_assert_uint_gt(g->lanes[0].c->len, 0);
+  ck_assert_int_eq(finish(j), 0);
+  ck_assert_int_eq(finish(g), 0);
+  ck_assert_int_eq(finish(g), 0); /* idempotent */
+  ck_assert_uint_eq(events_of(j), 7);
+  ck_assert_uint_eq(events_of(g), 7);
 
   size_t jn, gn;
   char *js = slurp(jfd, &jn), *gz = slurp(gfd, &gn);
-  ck_assert_uint_eq(g->bytes, gn);
+  ck_assert_uint_eq(bytes_of(g), gn);
   ck_assert_int_eq((uint8_t)gz[0], 0x1f);
   ck_assert_int_eq((uint8_t)gz[1], 0x8b);
   char *plain = malloc(jn + 1);
@@ -147,11 +179,11 @@ START_TEST(test_writer_pftrace_interns_once_per_stream) {
   tr_writer *w;
   ck_assert_int_eq(tr_writer_open(&w, fd, TR_FORMAT_PERFETTO, "test", 1), 0);
   write_events(w);
-  ck_assert_int_eq(tr_writer_finish(w), 0);
-  ck_assert_uint_eq(w->events, 7); /* a slice is one event, two packets */
+  ck_assert_int_eq(finish(w), 0);
+  ck_assert_uint_eq(events_of(w), 7); /* a slice is one event, two packets */
   size_t n;
   char *s = slurp(fd, &n);
-  ck_assert_uint_eq(w->bytes, n);
+  ck_assert_uint_eq(bytes_of(w), n);
   /* Stream a uses name id 4 three times, interning it once; stream b
    * never uses it. */
   ck_assert_uint_eq(count(s, n, "f (x.py:1)"), 1);
@@ -192,10 +224,10 @@ START_TEST(test_writer_unresolvable_name_writes_nothing) {
     ck_assert_int_eq(tr_wstream_instant(s, 1, TR_CAT_API, 5, 1, NULL, 0),
                      -EINVAL);
     ck_assert_int_eq(tr_wstream_counter(s, 1, 4000, 1, 1.0, NULL, 0), -EINVAL);
-    ck_assert_uint_eq(w->events, 0);
-    ck_assert_uint_eq(w->dropped, 0);
+    ck_assert_uint_eq(events_of(w), 0);
+    ck_assert_uint_eq(dropped_of(w), 0);
     tr_wstream_close(s);
-    tr_writer_finish(w);
+    finish(w);
     tr_writer_free(w);
     close(fd);
   }
@@ -204,26 +236,36 @@ END_TEST
 
 START_TEST(test_writer_write_error_counts_dropped) {
   for (int f = TR_FORMAT_JSON; f <= TR_FORMAT_PERFETTO; f++) {
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    ck_assert_int_ge(fd, 0);
+    /* A pipe whose reader leaves once the head is written, so the next
+     * write fails (EPIPE: the I/O thread never takes SIGPIPE), and fails
+     * only when the buffered event is written: the I/O thread writes
+     * asynchronously, and a descriptor refusing every write would fail
+     * the head before the event was even formatted. */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
     tr_writer *w;
     tr_wstream *s;
-    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test", 1), 0);
+    ck_assert_int_eq(tr_writer_open(&w, p[1], (tr_format)f, "test", 1), 0);
+    ck_assert_int_eq(tr_writer_wait(w), 0);
+    uint64_t head = bytes_of(w);
+    ck_assert_uint_gt(head, 0);
+    close(p[0]);
     ck_assert_int_eq(tr_wstream_open(w, 0, 1, resolve, NULL, &s), 0);
     ck_assert_int_eq(tr_wstream_enter(s, 1, TR_CAT_PYTHON, 4, 1), 0);
     ck_assert_int_eq(
         tr_wstream_slice(s, 1, TR_CAT_PYTHON, 4, 1, 1, false, NULL, 0), 0);
-    ck_assert_uint_eq(w->events, 1);
-    ck_assert_int_lt(tr_writer_flush(w), 0);
-    ck_assert_uint_eq(w->events, 0);
-    ck_assert_uint_eq(w->dropped, 1);
+    ck_assert_uint_eq(events_of(w), 1);
+    tr_writer_lane_flush(w, 0, true);
+    ck_assert_int_eq(tr_writer_wait(w), -EPIPE);
+    ck_assert_uint_eq(events_of(w), 0);
+    ck_assert_uint_eq(dropped_of(w), 1);
     ck_assert_int_eq(tr_wstream_counter(s, 1, 8, 2, 1.0, NULL, 0), 0);
-    ck_assert_uint_eq(w->dropped, 2);
+    ck_assert_uint_eq(dropped_of(w), 2);
     tr_wstream_close(s);
-    ck_assert_int_lt(tr_writer_finish(w), 0);
-    ck_assert_uint_eq(w->bytes, 0);
+    ck_assert_int_eq(finish(w), -EPIPE);
+    ck_assert_uint_eq(bytes_of(w), head); /* nothing after the failure */
     tr_writer_free(w);
-    close(fd);
+    close(p[1]);
   }
 }
 END_TEST

@@ -152,6 +152,43 @@ static int out_fd(void) {
   return fd;
 }
 
+/* The lanes' buffers sealed, as at the end of a drain pass, and waited
+ * for until the I/O thread has written them.  Returns 0 or the writer's
+ * error. */
+static int flush(tr_writer *w) {
+  for (unsigned i = 0; i < w->nlanes; i++) tr_writer_lane_flush(w, i, true);
+  return tr_writer_wait(w);
+}
+
+/* What a session's end does: every lane flushed with force, the writer
+ * closed, then waited for until it is done.  Returns its result. */
+static int finish(tr_writer *w) {
+  for (unsigned i = 0; i < w->nlanes; i++) tr_writer_lane_flush(w, i, true);
+  tr_writer_close(w);
+  int rc = tr_writer_wait(w), done_rc = 1;
+  ck_assert(tr_writer_done(w, &done_rc));
+  ck_assert_int_eq(rc, done_rc);
+  return rc;
+}
+
+static uint64_t events_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, &n, NULL, NULL);
+  return n;
+}
+
+static uint64_t dropped_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, NULL, &n, NULL);
+  return n;
+}
+
+static uint64_t bytes_of(const tr_writer *w) {
+  uint64_t n;
+  tr_writer_stats(w, NULL, NULL, &n);
+  return n;
+}
+
 /* The whole file, NUL-terminated (caller frees). */
 static char *slurp(int fd, size_t *len) {
   off_t end = lseek(fd, 0, SEEK_END);
@@ -167,15 +204,15 @@ static char *slurp(int fd, size_t *len) {
 START_TEST(test_writer_json_empty_trace) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
-  ck_assert_int_eq(tr_json_finish(w), 0);
-  ck_assert_int_eq(tr_json_finish(w), 0); /* idempotent */
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
+  ck_assert_int_eq(finish(&w->base), 0);
+  ck_assert_int_eq(finish(&w->base), 0); /* idempotent */
   char *s = slurp(fd, NULL);
   ck_assert_str_eq(s, "{\"traceEvents\":[\n\n]}\n");
-  ck_assert_uint_eq(w->base.bytes, strlen(s));
-  ck_assert_uint_eq(w->base.events, 0);
+  ck_assert_uint_eq(bytes_of(&w->base), strlen(s));
+  ck_assert_uint_eq(events_of(&w->base), 0);
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -185,26 +222,27 @@ END_TEST
 START_TEST(test_writer_json_array_form_until_finished) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, NULL, 0);
-  ck_assert_int_eq(tr_json_flush(w), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, NULL, 0);
+  ck_assert_int_eq(flush(&w->base), 0);
   char *s = slurp(fd, NULL);
   ck_assert_str_eq(s,
                    "[               \n"
                    "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":1,"
                    "\"tid\":2,\"ts\":1.000,\"dur\":0.010}");
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 
   int p[2];
   ck_assert_int_eq(pipe(p), 0);
-  ck_assert_int_eq(tr_json_open(&w, p[1], "test", false), 0);
-  ck_assert_int_eq(tr_json_finish(w), 0);
+  ck_assert_int_eq(tr_json_open(&w, p[1], "test", false, 1), 0);
+  ck_assert_int_eq(finish(&w->base), 0);
   char buf[64] = "";
-  ck_assert_int_eq(read(p[0], buf, sizeof(buf) - 1), (ssize_t)w->base.bytes);
+  ck_assert_int_eq(read(p[0], buf, sizeof(buf) - 1),
+                   (ssize_t)bytes_of(&w->base));
   ck_assert_str_eq(buf, "[               \n\n]\n");
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(p[0]);
   close(p[1]);
 }
@@ -213,20 +251,21 @@ END_TEST
 START_TEST(test_writer_json_events_exact) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
-  tr_json_meta(w, "process_name", 42, 0, "name", "py\"thon", 7);
-  tr_json_slice(w, TR_CAT_PYTHON, "f (x.py:1)", 10, 42, 43, 123456789, 7890,
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
+  tr_json_meta(w, 0, "process_name", 42, 0, "name", "py\"thon", 7);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "f (x.py:1)", 10, 42, 43, 123456789, 7890,
                 false, NULL, 0);
-  tr_json_slice(w, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true, NULL, 0);
-  tr_json_instant(w, TR_CAT_API, "mark", 4, 42, 43, 1000, NULL, 0);
-  tr_json_counter(w, "mem", 3, 42, 43, 2000, 3.25, NULL, 0);
-  tr_json_counter(w, "mem", 3, 42, 43, 2001, 0.1, NULL, 0);
-  tr_json_counter(w, "mem", 3, 42, 43, 2002, NAN, NULL, 0);
-  tr_json_counter(w, "mem", 3, 42, 43, 2003, -1e300, NULL, 0);
-  tr_json_lost(w, 42, 43, 3000, 17);
-  tr_json_slice(w, TR_CAT_API, "span", 4, 4294967295u, 4294967295u, UINT64_MAX,
-                999, false, NULL, 0);
-  ck_assert_int_eq(tr_json_finish(w), 0);
+  tr_json_slice(w, 0, TR_CAT_C, "builtins.len", 12, 42, 43, 5, 0, true, NULL,
+                0);
+  tr_json_instant(w, 0, TR_CAT_API, "mark", 4, 42, 43, 1000, NULL, 0);
+  tr_json_counter(w, 0, "mem", 3, 42, 43, 2000, 3.25, NULL, 0);
+  tr_json_counter(w, 0, "mem", 3, 42, 43, 2001, 0.1, NULL, 0);
+  tr_json_counter(w, 0, "mem", 3, 42, 43, 2002, NAN, NULL, 0);
+  tr_json_counter(w, 0, "mem", 3, 42, 43, 2003, -1e300, NULL, 0);
+  tr_json_lost(w, 0, 42, 43, 3000, 17);
+  tr_json_slice(w, 0, TR_CAT_API, "span", 4, 4294967295u, 4294967295u,
+                UINT64_MAX, 999, false, NULL, 0);
+  ck_assert_int_eq(finish(&w->base), 0);
   char *s = slurp(fd, NULL);
   const char *want =
       "{\"traceEvents\":[\n"
@@ -253,10 +292,10 @@ START_TEST(test_writer_json_events_exact) {
       "\"tid\":4294967295,\"ts\":18446744073709551.615,\"dur\":0.999}\n"
       "]}\n";
   ck_assert_str_eq(s, want);
-  ck_assert_uint_eq(w->base.events, 9); /* metadata is not counted */
-  ck_assert_uint_eq(w->base.bytes, strlen(want));
+  ck_assert_uint_eq(events_of(&w->base), 9); /* metadata is not counted */
+  ck_assert_uint_eq(bytes_of(&w->base), strlen(want));
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -264,7 +303,7 @@ END_TEST
 START_TEST(test_writer_json_args_every_type) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
   tr_arg args[] = {
       {.key = "s", .klen = 1, .type = TR_ARG_STR, .v.s = {"x\"\n\xff", 4}},
       {.key = "i", .klen = 1, .type = TR_ARG_INT, .v.i = INT64_MIN},
@@ -276,10 +315,10 @@ START_TEST(test_writer_json_args_every_type) {
       {.key = "k\"\x01", .klen = 3, .type = TR_ARG_BOOL, .v.b = false},
   };
   uint32_t n = sizeof(args) / sizeof(args[0]);
-  tr_json_slice(w, TR_CAT_API, "s", 1, 1, 2, 1000, 10, false, args, n);
-  tr_json_slice(w, TR_CAT_API, "t", 1, 1, 2, 1000, 10, true, args, 1);
-  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 3000, args + 6, 1);
-  ck_assert_int_eq(tr_json_finish(w), 0);
+  tr_json_slice(w, 0, TR_CAT_API, "s", 1, 1, 2, 1000, 10, false, args, n);
+  tr_json_slice(w, 0, TR_CAT_API, "t", 1, 1, 2, 1000, 10, true, args, 1);
+  tr_json_instant(w, 0, TR_CAT_API, "i", 1, 1, 2, 3000, args + 6, 1);
+  ck_assert_int_eq(finish(&w->base), 0);
   char *s = slurp(fd, NULL);
   const char *want =
       "{\"traceEvents\":[\n"
@@ -294,9 +333,9 @@ START_TEST(test_writer_json_args_every_type) {
       "\"tid\":2,\"ts\":3.000,\"args\":{\"b\":true}}\n"
       "]}\n";
   ck_assert_str_eq(s, want);
-  ck_assert_uint_eq(w->base.events, 3);
+  ck_assert_uint_eq(events_of(&w->base), 3);
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -311,7 +350,7 @@ static tr_arg str_arg(const char *k, const char *v, uint32_t vlen) {
 START_TEST(test_writer_json_args_exact) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
   tr_arg a[6];
   a[0] = str_arg("a", "'x\"y'", 5);
   a[1] = (tr_arg){.key = "n", .klen = 1, .type = TR_ARG_INT, .v.i = -42};
@@ -320,12 +359,12 @@ START_TEST(test_writer_json_args_exact) {
   a[3] = (tr_arg){.key = "d", .klen = 1, .type = TR_ARG_DOUBLE, .v.d = 0.5};
   a[4] = (tr_arg){.key = "b", .klen = 1, .type = TR_ARG_BOOL, .v.b = true};
   a[5] = str_arg("k\n\xff", "\xe2\x80\xa6", 3);
-  tr_json_slice(w, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, a, 6);
-  tr_json_slice(w, TR_CAT_PYTHON, "g", 1, 1, 2, 1000, 10, true, a, 1);
-  tr_json_instant(w, TR_CAT_API, "i", 1, 1, 2, 1000, a + 4, 1);
-  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, a + 1, 3);
-  tr_json_counter(w, "c", 1, 1, 2, 1000, 99.0, NULL, 0);
-  ck_assert_int_eq(tr_json_finish(w), 0);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "f", 1, 1, 2, 1000, 10, false, a, 6);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "g", 1, 1, 2, 1000, 10, true, a, 1);
+  tr_json_instant(w, 0, TR_CAT_API, "i", 1, 1, 2, 1000, a + 4, 1);
+  tr_json_counter(w, 0, "c", 1, 1, 2, 1000, 99.0, a + 1, 3);
+  tr_json_counter(w, 0, "c", 1, 1, 2, 1000, 99.0, NULL, 0);
+  ck_assert_int_eq(finish(&w->base), 0);
   char *s = slurp(fd, NULL);
   const char *want =
       "{\"traceEvents\":[\n"
@@ -346,7 +385,7 @@ START_TEST(test_writer_json_args_exact) {
       "]}\n";
   ck_assert_str_eq(s, want);
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -354,13 +393,13 @@ END_TEST
 START_TEST(test_writer_json_hostile_name_roundtrip) {
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
   const char raw[] = "q\"\\\n\x01\xff\xed\xa0\x80\xc3\xa9";
   char esc[TR_JSON_ESCAPED_MAX(sizeof(raw))];
   size_t n = tr_json_escape(esc, raw, sizeof(raw) - 1);
-  tr_json_slice(w, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false, NULL, 0);
-  tr_json_meta(w, "thread_name", 1, 2, "name", raw, sizeof(raw) - 1);
-  tr_json_finish(w);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, esc, n, 1, 2, 3000, 1000, false, NULL, 0);
+  tr_json_meta(w, 0, "thread_name", 1, 2, "name", raw, sizeof(raw) - 1);
+  finish(&w->base);
   char *s = slurp(fd, NULL);
   ck_assert_ptr_nonnull(strstr(
       s,
@@ -370,7 +409,7 @@ START_TEST(test_writer_json_hostile_name_roundtrip) {
       "\"args\":{\"name\":\"q\\\"\\\\\\n\\u0001\\ufffd\\ufffd\\ufffd\\ufffd"
       "\xc3\xa9\"}"));
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -379,24 +418,24 @@ START_TEST(test_writer_json_many_events_flush) {
   /* Far more than one buffer: every event reaches the file in order. */
   int fd = out_fd();
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
   const int n = 20000;
   for (int i = 0; i < n; i++)
-    tr_json_slice(w, TR_CAT_PYTHON, "some_function (module.py:123)", 29, 100,
+    tr_json_slice(w, 0, TR_CAT_PYTHON, "some_function (module.py:123)", 29, 100,
                   101, (uint64_t)i * 1000, 500, false, NULL, 0);
-  ck_assert_int_eq(tr_json_finish(w), 0);
+  ck_assert_int_eq(finish(&w->base), 0);
   size_t len;
   char *s = slurp(fd, &len);
-  ck_assert_uint_eq(len, w->base.bytes);
+  ck_assert_uint_eq(len, bytes_of(&w->base));
   ck_assert_uint_gt(len, 2 * TR_JSON_BUF_SIZE);
-  ck_assert_uint_eq(w->base.events, (uint64_t)n);
+  ck_assert_uint_eq(events_of(&w->base), (uint64_t)n);
   int lines = 0;
   for (size_t i = 0; i < len; i++) lines += s[i] == '\n';
   ck_assert_int_eq(lines, n + 2);
   ck_assert_ptr_nonnull(strstr(s, "\"ts\":19999.000,\"dur\":0.500}\n]}\n"));
   ck_assert_int_eq(memcmp(s, "{\"traceEvents\":[\n{", 18), 0);
   free(s);
-  tr_json_free(w);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST
@@ -407,19 +446,19 @@ START_TEST(test_writer_json_write_error_counts_dropped) {
   int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ck_assert_int_ge(fd, 0);
   tr_json *w;
-  ck_assert_int_eq(tr_json_open(&w, fd, "test", false), 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false, NULL, 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false, NULL, 0);
-  ck_assert_int_lt(tr_json_flush(w), 0);
-  ck_assert(w->failed);
-  ck_assert_uint_eq(w->base.dropped, 2);
-  ck_assert_uint_eq(w->base.events, 0);
-  tr_json_slice(w, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false, NULL, 0);
-  tr_json_instant(w, TR_CAT_API, "d", 1, 1, 1, 1, NULL, 0);
-  ck_assert_uint_eq(w->base.dropped, 4);
-  ck_assert_int_lt(tr_json_finish(w), 0);
-  ck_assert_uint_eq(w->base.bytes, 0);
-  tr_json_free(w);
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "a", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "b", 1, 1, 1, 1, 1, false, NULL, 0);
+  ck_assert_int_lt(flush(&w->base), 0);
+  ck_assert(atomic_load(&w->base.sink.failed));
+  ck_assert_uint_eq(dropped_of(&w->base), 2);
+  ck_assert_uint_eq(events_of(&w->base), 0);
+  tr_json_slice(w, 0, TR_CAT_PYTHON, "c", 1, 1, 1, 1, 1, false, NULL, 0);
+  tr_json_instant(w, 0, TR_CAT_API, "d", 1, 1, 1, 1, NULL, 0);
+  ck_assert_uint_eq(dropped_of(&w->base), 4);
+  ck_assert_int_lt(finish(&w->base), 0);
+  ck_assert_uint_eq(bytes_of(&w->base), 0);
+  tr_writer_free(&w->base);
   close(fd);
 }
 END_TEST

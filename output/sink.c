@@ -1,0 +1,363 @@
+/* sink.c: a writer's ordered chunk sink: the queue of sealed chunks and
+ * the I/O thread that writes them, in order, with the footer after the
+ * last; the first failed write; streaming writeback. */
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "writer.h"
+
+/* Where a regular file's stream begins (for writeback), else -1. */
+static int64_t writeback_base(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return -1;
+  off_t off = lseek(fd, 0, SEEK_CUR);
+  return off < 0 ? -1 : (int64_t)off;
+}
+
+int tr_sink_init(tr_sink *k, int fd, size_t chunk_size, unsigned max_free) {
+  k->fd = fd;
+  k->chunk_size = chunk_size;
+  k->max_free = max_free;
+  k->wb_base = writeback_base(fd);
+  atomic_init(&k->failed, false);
+  atomic_init(&k->done, false);
+  atomic_init(&k->bytes, 0);
+  atomic_init(&k->backlog, 0);
+  atomic_init(&k->lost, 0);
+  if (pthread_mutex_init(&k->mu, NULL) != 0) return -ENOMEM;
+  if (pthread_cond_init(&k->wake, NULL) != 0) {
+    pthread_mutex_destroy(&k->mu);
+    return -ENOMEM;
+  }
+  if (pthread_cond_init(&k->idle, NULL) != 0) {
+    pthread_cond_destroy(&k->wake);
+    pthread_mutex_destroy(&k->mu);
+    return -ENOMEM;
+  }
+  k->inited = true;
+  return 0;
+}
+
+void tr_chunk_free(tr_chunk *c) {
+  if (c == NULL) return;
+  tr_gzpiece_free(&c->gz);
+  free(c);
+}
+
+/* Empties a chunk for its next use; a gzip chunk keeps its output
+ * buffer. */
+static tr_chunk *chunk_reset(tr_chunk *c) {
+  c->next = NULL;
+  c->seq = 0;
+  c->events = 0;
+  c->len = 0;
+  c->off = 0;
+  c->err = 0;
+  c->ready = false;
+  c->gz.len = 0;
+  return c;
+}
+
+static tr_chunk *chunk_new(size_t size) {
+  tr_chunk *c = malloc(sizeof(*c) + size);
+  if (c == NULL) return NULL;
+  memset(c, 0, sizeof(*c));
+  return c;
+}
+
+/* A chunk off the free list, or NULL; under the mutex. */
+static tr_chunk *take_free(tr_sink *k) {
+  tr_chunk *c = k->free;
+  if (c != NULL) {
+    k->free = c->next;
+    k->nfree--;
+  }
+  return c;
+}
+
+tr_chunk *tr_sink_chunk(tr_sink *k) {
+  pthread_mutex_lock(&k->mu);
+  tr_chunk *c = take_free(k);
+  pthread_mutex_unlock(&k->mu);
+  return c != NULL ? chunk_reset(c) : chunk_new(k->chunk_size);
+}
+
+tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
+  tr_sink *k = &w->sink;
+  bool hook = w->ops->seal != NULL;
+  pthread_mutex_lock(&k->mu);
+  /* Numbered and queued in one step, so the queue is in number order. */
+  c->seq = head ? TR_CHUNK_HEAD : k->next_seq++;
+  c->off = c->seq == 0 ? w->first_skip : 0;
+  c->ready = !hook;
+  c->next = NULL;
+  if (k->tail != NULL)
+    k->tail->next = c;
+  else
+    k->head = c;
+  k->tail = c;
+  /* Relaxed: the backlog is a gauge for the caller's back-pressure;
+   * nothing else is published through it. */
+  atomic_fetch_add_explicit(&k->backlog, c->len, memory_order_relaxed);
+  tr_chunk *next = take_free(k);
+  if (c->ready) pthread_cond_signal(&k->wake);
+  pthread_mutex_unlock(&k->mu);
+  if (hook) {
+    /* Outside the mutex: the I/O thread leaves c alone until it is
+     * ready, and the mutex orders this work before its reads. */
+    int rc = w->ops->seal(w, lane, c);
+    pthread_mutex_lock(&k->mu);
+    c->err = rc;
+    c->ready = true;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->mu);
+  }
+  return next != NULL ? chunk_reset(next) : chunk_new(k->chunk_size);
+}
+
+/* The first failed write: logged once; from then on the I/O thread writes
+ * nothing, and lanes stop formatting. */
+static void fail(tr_writer *w, int err) {
+  char buf[128];
+  tr_log(TR_LOG_ERROR,
+         "event=write_error %s reason=\"writing the trace failed: %s; the "
+         "rest of this session's events are dropped\"",
+         w->label ? w->label : "session=?", strerror_r(-err, buf, sizeof(buf)));
+  w->sink.rc = err;
+  /* Relaxed: lanes use it only to stop early (tr_lane_reserve); what they
+   * format after the failure is discarded and counted all the same. */
+  atomic_store_explicit(&w->sink.failed, true, memory_order_relaxed);
+}
+
+/* Writes chunk c, or after a failure discards it: its events move from
+ * `events` to `dropped`. */
+static void write_chunk(tr_writer *w, tr_chunk *c) {
+  tr_sink *k = &w->sink;
+  /* Relaxed: only this thread stores `failed`. */
+  if (!atomic_load_explicit(&k->failed, memory_order_relaxed)) {
+    int rc = c->err;
+    if (rc == 0)
+      rc = w->ops->io_chunk != NULL
+               ? w->ops->io_chunk(w, c)
+               : tr_writer_write_all(w, c->buf + c->off, c->len - c->off);
+    if (rc == 0) return;
+    fail(w, rc);
+  }
+  /* Release: pairs with the acquire load in tr_writer_stats.  The lane
+   * counted these events before it sealed c (and sealing released the
+   * mutex this thread acquired since), so a reader that sees them lost
+   * also sees them counted, and its events - lost never goes below
+   * zero. */
+  atomic_fetch_add_explicit(&k->lost, c->events, memory_order_release);
+}
+
+/* Written chunks go back on the free list, up to max_free; the rest are
+ * returned through *spare, to be freed outside the mutex. */
+static void recycle(tr_sink *k, tr_chunk *list, tr_chunk **spare) {
+  for (tr_chunk *c = list, *next; c != NULL; c = next) {
+    next = c->next;
+    if (k->nfree < k->max_free) {
+      c->next = k->free;
+      k->free = c;
+      k->nfree++;
+    } else {
+      c->next = *spare;
+      *spare = c;
+    }
+  }
+}
+
+static void *io_main(void *arg) {
+  tr_writer *w = arg;
+  tr_sink *k = &w->sink;
+  pthread_mutex_lock(&k->mu);
+  for (;;) {
+    while (!k->stop && !(k->head != NULL && k->head->ready) &&
+           !(k->closing && k->head == NULL))
+      pthread_cond_wait(&k->wake, &k->mu);
+    if (k->stop || k->head == NULL) break;
+    /* The ready prefix of the queue, written without the mutex. */
+    tr_chunk *batch = k->head, *last = batch;
+    while (last->next != NULL && last->next->ready) last = last->next;
+    k->head = last->next;
+    if (k->head == NULL) k->tail = NULL;
+    last->next = NULL;
+    k->writing = true;
+    pthread_mutex_unlock(&k->mu);
+    uint64_t n = 0;
+    for (tr_chunk *c = batch; c != NULL; c = c->next) {
+      write_chunk(w, c);
+      n += c->len;
+    }
+    tr_chunk *spare = NULL;
+    pthread_mutex_lock(&k->mu);
+    recycle(k, batch, &spare);
+    /* Relaxed: a gauge, as in tr_sink_seal. */
+    atomic_fetch_sub_explicit(&k->backlog, n, memory_order_relaxed);
+    k->writing = false;
+    pthread_cond_broadcast(&k->idle);
+    if (spare != NULL) {
+      pthread_mutex_unlock(&k->mu);
+      for (tr_chunk *c = spare, *next; c != NULL; c = next) {
+        next = c->next;
+        tr_chunk_free(c);
+      }
+      pthread_mutex_lock(&k->mu);
+    }
+  }
+  bool closing = k->closing && !k->stop;
+  pthread_mutex_unlock(&k->mu);
+  if (!closing) return NULL;
+  if (!atomic_load_explicit(&k->failed, memory_order_relaxed) &&
+      w->ops->io_end != NULL) {
+    int rc = w->ops->io_end(w);
+    if (rc < 0) fail(w, rc);
+  }
+  pthread_mutex_lock(&k->mu);
+  /* Release: pairs with the acquire load in tr_writer_done, so whoever
+   * sees done also sees rc, the final counters and every write. */
+  atomic_store_explicit(&k->done, true, memory_order_release);
+  void (*fn)(void *) = k->notify;
+  void *fn_arg = k->notify_arg;
+  pthread_cond_broadcast(&k->idle);
+  pthread_mutex_unlock(&k->mu);
+  /* The last thing this thread does with the writer: the callback may
+   * lead to tr_writer_free, which joins this thread. */
+  if (fn != NULL) fn(fn_arg);
+  return NULL;
+}
+
+int tr_sink_start(tr_writer *w) {
+  tr_sink *k = &w->sink;
+  /* The I/O thread takes no signals: the event loop handles them, and a
+   * reader gone from a pipe makes write(2) fail with EPIPE here rather
+   * than raise SIGPIPE. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&k->thread, NULL, io_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) return -rc;
+  k->started = true;
+  return 0;
+}
+
+static void free_list(tr_chunk *c) {
+  while (c != NULL) {
+    tr_chunk *next = c->next;
+    tr_chunk_free(c);
+    c = next;
+  }
+}
+
+void tr_sink_fini(tr_sink *k) {
+  if (!k->inited) return;
+  if (k->started) {
+    pthread_mutex_lock(&k->mu);
+    if (!k->closing) k->stop = true;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    k->started = false;
+  }
+  free_list(k->head);
+  free_list(k->free);
+  k->head = k->tail = k->free = NULL;
+  pthread_cond_destroy(&k->idle);
+  pthread_cond_destroy(&k->wake);
+  pthread_mutex_destroy(&k->mu);
+  k->inited = false;
+}
+
+/* ---- the public half (writer.h) ------------------------------------------
+ */
+
+void tr_writer_close(tr_writer *w) {
+  tr_sink *k = &w->sink;
+  pthread_mutex_lock(&k->mu);
+  k->closing = true;
+  pthread_cond_signal(&k->wake);
+  pthread_mutex_unlock(&k->mu);
+}
+
+bool tr_writer_done(const tr_writer *w, int *rc) {
+  /* Acquire: pairs with the I/O thread's release store (io_main). */
+  if (!atomic_load_explicit(&w->sink.done, memory_order_acquire)) return false;
+  if (rc != NULL) *rc = w->sink.rc;
+  return true;
+}
+
+void tr_writer_set_notify(tr_writer *w, void (*fn)(void *arg), void *arg) {
+  tr_sink *k = &w->sink;
+  pthread_mutex_lock(&k->mu);
+  k->notify = fn;
+  k->notify_arg = arg;
+  pthread_mutex_unlock(&k->mu);
+}
+
+int tr_writer_wait(tr_writer *w) {
+  tr_sink *k = &w->sink;
+  if (!k->started) return k->rc;
+  pthread_mutex_lock(&k->mu);
+  /* Relaxed load of done: it is stored under this mutex. */
+  while (!k->stop &&
+         !(k->closing ? atomic_load_explicit(&k->done, memory_order_relaxed)
+                      : k->head == NULL && !k->writing))
+    pthread_cond_wait(&k->idle, &k->mu);
+  int rc = k->rc;
+  pthread_mutex_unlock(&k->mu);
+  return rc;
+}
+
+uint64_t tr_writer_backlog(const tr_writer *w) {
+  /* Relaxed: a gauge (tr_sink_seal). */
+  return atomic_load_explicit(&w->sink.backlog, memory_order_relaxed);
+}
+
+/* A long trace would otherwise fill the page cache with gigabytes of
+ * dirty pages: the kernel then throttles and reclaims in the daemon's own
+ * write(2) calls, which made a 9.5 GB trace spend three times as long in
+ * the kernel as in the daemon (docs/benchmarks.md).  So past
+ * TR_WRITEBACK_AFTER, writeback of each TR_WRITEBACK_CHUNK is started as
+ * soon as it is written (asynchronous), and the chunk before it, written
+ * back by then, leaves the cache.  Smaller traces are left to the kernel:
+ * starting writeback ourselves moves that work into the daemon, which
+ * costs more than it saves until the cache fills. */
+static void writeback(tr_sink *k, uint64_t bytes) {
+  if (bytes < TR_WRITEBACK_AFTER) return;
+  if (k->wb_started == 0) k->wb_started = bytes - bytes % TR_WRITEBACK_CHUNK;
+  while (bytes - k->wb_started >= TR_WRITEBACK_CHUNK) {
+    off_t off = (off_t)(k->wb_base + (int64_t)k->wb_started);
+    sync_file_range(k->fd, off, TR_WRITEBACK_CHUNK, SYNC_FILE_RANGE_WRITE);
+    posix_fadvise(k->fd, off - TR_WRITEBACK_CHUNK, TR_WRITEBACK_CHUNK,
+                  POSIX_FADV_DONTNEED);
+    k->wb_started += TR_WRITEBACK_CHUNK;
+  }
+}
+
+int tr_writer_write_all(tr_writer *w, const void *p, size_t n) {
+  tr_sink *k = &w->sink;
+  const char *b = p;
+  /* Relaxed: only this thread (the I/O thread) writes `bytes`; readers
+   * (tr_writer_stats) want a recent value, nothing more. */
+  uint64_t bytes = atomic_load_explicit(&k->bytes, memory_order_relaxed);
+  while (n > 0) {
+    ssize_t m = write(k->fd, b, n);
+    if (m < 0 && errno == EINTR) continue;
+    if (m <= 0) return m < 0 ? -errno : -EIO;
+    bytes += (uint64_t)m;
+    atomic_store_explicit(&k->bytes, bytes, memory_order_relaxed);
+    b += m;
+    n -= (size_t)m;
+  }
+  if (k->wb_base >= 0) writeback(k, bytes);
+  return 0;
+}
