@@ -217,8 +217,9 @@ static void flush_lanes(tr_worker *w, uint32_t n) {
 }
 
 /* One pass: turns for every process until none has more or the pass's
- * cost is spent. */
-static void pass(tr_worker *w, uint32_t n) {
+ * cost is spent.  Returns true when work was left (the next pass starts at
+ * once instead of after a tick). */
+static bool pass(tr_worker *w, uint32_t n) {
   uint64_t cost = 0;
   bool more = true;
   while (more && cost < TR_PASS_COST_MAX) {
@@ -243,6 +244,7 @@ static void pass(tr_worker *w, uint32_t n) {
   }
   w->rr++;
   flush_lanes(w, n);
+  return more;
 }
 
 static void *worker_main(void *arg) {
@@ -273,8 +275,9 @@ static void *worker_main(void *arg) {
     }
     if (n > 0) memcpy(w->snap, w->procs, n * sizeof(*w->snap));
     pthread_mutex_unlock(&w->mu);
-    if (n > 0) pass(w, n);
+    bool more = n > 0 && pass(w, n);
     pthread_mutex_lock(&w->mu);
+    if (more) w->kicked = true;
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
