@@ -723,4 +723,7 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st, const tr_drop_mark *marks,
   }
   tr_wstream_close(p->out);
   p->out = NULL;
+  /* The session's metadata memory and its lock go with the session. */
+  p->seen = NULL;
+  p->seen_mu = NULL;
 }
