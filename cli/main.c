@@ -86,6 +86,8 @@ static void serve_usage(FILE *f) {
       "  --log-file PATH      append log lines to PATH instead of stderr\n"
       "  -v, --verbose        log connections and handshakes too\n"
       "  -q, --quiet          log only warnings and errors\n"
+      "  --threads N          drain threads, 1..256 (default: one per CPU):\n"
+      "                       they empty the rings and format the events\n"
       "\n"
       "limits (a peer over one gets an error naming it; see docs/hostile.md):\n"
       "  --max-conns-per-uid N      open connections per user (1024)\n"
@@ -259,12 +261,14 @@ static int cmd_serve(int argc, char **argv) {
       {"system", no_argument, NULL, 'S'},
       {"group", required_argument, NULL, 'g'},
       {"clock", required_argument, NULL, 1100},
+      {"threads", required_argument, NULL, 1101},
       {NULL, 0, NULL, 0},
   };
   const char *socket_path = NULL, *log_file = NULL, *group = NULL;
   unsigned idle_exit = 0;
   tr_limits limits = {0};
   bool detach = false, system_mode = false, no_tsc = false;
+  unsigned threads = 0;
   int c;
   optind = 1;
   opterr = 0;
@@ -341,6 +345,22 @@ static int cmd_serve(int argc, char **argv) {
           return 2;
         }
         break;
+      case 1101: {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(optarg, &end, 10);
+        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+            v < 1 || v > TR_THREADS_MAX) {
+          fprintf(stderr,
+                  "traced serve: --threads: '%s' is not a number of drain "
+                  "threads from 1 to %u\n",
+                  optarg, TR_THREADS_MAX);
+          serve_usage(stderr);
+          return 2;
+        }
+        threads = (unsigned)v;
+        break;
+      }
       case 1000:
       case 1001:
       case 1002:
@@ -395,7 +415,8 @@ static int cmd_serve(int argc, char **argv) {
   tr_server_opts so = {.limits = limits,
                        .system = system_mode,
                        .idle_exit_s = idle_exit,
-                       .activated_fd = -1};
+                       .activated_fd = -1,
+                       .threads = threads};
   if (group != NULL) {
     if (!system_mode) {
       fprintf(stderr, "traced serve: --group needs --system\n");

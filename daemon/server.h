@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #define TR_DRAIN_INTERVAL_MS 10
+#define TR_THREADS_MAX 256u   /* drain workers at most (`--threads`) */
 #define TR_HELLO_TIMEOUT_S 30 /* a connection must say HELLO by then */
 #define TR_CONNS_PER_UID 1024 /* open connections per peer uid */
 #define TR_CONNS_MAX 16384    /* open connections in all */

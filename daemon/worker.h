@@ -29,9 +29,10 @@
 #include "metaseen.h"
 #include "output/writer.h"
 #include "proc.h"
+#include "server.h"
 #include "tsclock.h"
 
-#define TR_WORKERS_MAX 256u
+#define TR_WORKERS_MAX TR_THREADS_MAX
 /* A worker's pass over its processes ends after this much cost, so its
  * lanes are flushed (the file lags by about a pass) and requests served. */
 #define TR_PASS_COST_MAX (4u << 20)
