@@ -526,23 +526,18 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
   int rc = 0;
   *used = 0;
   *more = false;
-  /* Rings take turns at the head of the budget, so one busy thread does
-   * not keep the others waiting. */
-  if (p->nthreads > 0 && budget != UINT64_MAX) {
-    uint32_t k = p->rr++ % p->nthreads;
-    if (k != 0) {
-      tr_thread *first = p->threads[0];
-      p->threads[0] = p->threads[k];
-      p->threads[k] = first;
-    }
-  }
-  uint32_t i = 0;
-  while (i < p->nthreads) {
+  uint32_t n = p->nthreads;
+  if (n == 0) return 0;
+  /* Rings take turns at the head of the budget: each budgeted turn starts
+   * one ring further round, so while one thread's ring always holds more
+   * than a turn, every other ring is still reached within as many turns
+   * as there are rings. */
+  uint32_t first = budget != UINT64_MAX ? p->rr++ % n : 0;
+  bool gone = false;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t i = (first + k) % n;
     tr_thread *t = p->threads[i];
-    if (t->broken) {
-      i++;
-      continue;
-    }
+    if (t->broken) continue;
     if (*used >= budget) {
       *more = true;
       break;
@@ -551,21 +546,20 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
      * sees the producer's final head. */
     bool closed = tr_ringview_closed(&t->ring);
     bool left = false;
-    int64_t n = drain_thread(p, t, budget - *used, &left);
-    if (n < 0) {
+    int64_t got = drain_thread(p, t, budget - *used, &left);
+    if (got < 0) {
       t->broken = true;
-      if (!p->failed) p->failed_tid = t->tid;
+      if (!p->failed) {
+        p->failed_tid = t->tid;
+        p->failed_rc = (int)got;
+      }
       p->failed = true;
-      rc = -EPROTO;
-      i++;
+      rc = (int)got;
       continue;
     }
-    *used += (uint64_t)n;
+    *used += (uint64_t)got;
     if (left) *more = true;
-    if (!closed || left) {
-      i++;
-      continue;
-    }
+    if (!closed || left) continue;
     close_open_calls(p, t);
     mark_drops(p, t);
     seen_lock(p);
@@ -573,7 +567,16 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
     seen_unlock(p);
     p->stack_slots -= t->cap;
     thread_free(p, t);
-    p->threads[i] = p->threads[--p->nthreads];
+    p->threads[i] = NULL;
+    gone = true;
+  }
+  /* Finished rings leave the list afterwards, so the others keep their
+   * order (and their turns). */
+  if (gone) {
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n; i++)
+      if (p->threads[i] != NULL) p->threads[j++] = p->threads[i];
+    p->nthreads = j;
   }
   return rc;
 }

@@ -124,6 +124,7 @@ typedef struct tr_proc {
   bool has_arena;
   _Atomic bool failed; /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
+  int failed_rc;       /* and why: -EPROTO (positions), -ENODATA (pages) */
   uint16_t name_len;
   char name[TR_NAME_MAX];
   uint32_t sort_index; /* order of joining its current session, from 1 */
