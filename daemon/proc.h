@@ -124,7 +124,8 @@ typedef struct tr_proc {
   bool has_arena;
   _Atomic bool failed; /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
-  int failed_rc;       /* and why: -EPROTO (positions), -ENODATA (pages) */
+  int failed_rc;       /* and why: -EPROTO (positions), -ENODATA (pages); set
+                          before `failed`, read once `failed` is seen */
   uint16_t name_len;
   char name[TR_NAME_MAX];
   uint32_t sort_index; /* order of joining its current session, from 1 */
@@ -183,8 +184,9 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
 /* Drains every ring: into the output when attached, else discarding.
  * Rings the producer closed are drained a last time, their open calls
  * closed as unfinished, and unmapped.  Returns 0, or -EPROTO when a ring's
- * positions are impossible (that ring is never read again and p->failed is
- * set: the caller ends the connection). */
+ * positions are impossible, -ENODATA when it publishes records in pages it
+ * never wrote (that ring is never read again, p->failed is set and
+ * p->failed_rc says which: the caller ends the connection). */
 int tr_proc_drain(tr_proc *p);
 
 /* The same within a budget of ring slots (whole records; the rings take

@@ -25,7 +25,11 @@ typedef struct tr_ringview {
   uint32_t tid; /* from the validated header */
   void *map;    /* non-NULL when tr_ringview_map created the mapping */
   size_t map_size;
-  uint64_t dev, ino;        /* the memfd's identity (0 for attached memory) */
+  uint64_t dev, ino; /* the memfd's identity (0 for attached memory) */
+  /* Positions below `checked` lie in slot pages known to exist; checking
+   * stops at `check_end` (one lap from the start: every page verified). */
+  uint64_t checked;
+  uint64_t check_end;
   struct tr_tsclock *clock; /* borrowed; non-NULL: records carry TSC ticks,
                                converted to ns before anything reads them */
 } tr_ringview;
@@ -57,18 +61,23 @@ void tr_ringview_unmap(tr_ringview *v);
 
 /* Consumes everything published: loads `head` with acquire, checks
  * tail <= head <= tail + capacity (else -EPROTO: the producer is broken or
- * hostile, nothing is consumed), converts each record's ts to CLOCK_MONOTONIC
- * ns when the view has a clock, passes each record with ts >= min_ts to fn
- * (fn NULL: discard), then publishes `tail` with release and clears `bell`.
- * A record whose `extra` exceeds TR_RECORD_MAX_EXTRA or reaches beyond head
- * counts as malformed and ends the batch at head (resync). Stats are added
- * to *st when st is not NULL. */
+ * hostile, nothing is consumed), checks that the slot pages of
+ * [tail, head) exist, the first time the ring reaches them (else -ENODATA:
+ * the producer published records in pages it never wrote; the daemon does
+ * not read them, which would allocate them, and counts one malformed
+ * record; see docs/hostile.md, "Empty rings"), converts each record's ts to
+ * CLOCK_MONOTONIC ns when the view has a clock, passes each record with ts >=
+ * min_ts to fn (fn NULL: discard), then publishes `tail` with release and
+ * clears `bell`. A record whose `extra` exceeds TR_RECORD_MAX_EXTRA or reaches
+ * beyond head counts as malformed and ends the batch at head (resync). Stats
+ * are added to *st when st is not NULL. */
 int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                       void *ctx, tr_drain_stats *st);
 
 /* The same with a budget: consumes whole records until at least
  * `max_slots` slots (at least one record) are consumed or the ring is
- * empty.  Returns the slots consumed, or -EPROTO as above; *more says
+ * empty.  Returns the slots consumed, or -EPROTO or -ENODATA as above;
+ * *more says
  * whether published records were left for a later call. */
 int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                               void *ctx, tr_drain_stats *st, uint64_t max_slots,

@@ -715,6 +715,12 @@ BAD_INPUTS = [
      EPROTO, POSITIONS),
     ("ring-head-backwards", ring_positions(head_backwards),
      EPROTO, POSITIONS),
+    # The whole ring published, not one slot written: the daemon must not
+    # read (and so allocate) the pages.
+    ("ring-pages-never-written",
+     ring_positions(lambda r: r.publish(rp.RING_MIN_SLOTS)),
+     EPROTO, r"the ring of thread 424242 publishes records in pages it "
+             r"never wrote"),
 ]
 
 
@@ -1503,6 +1509,51 @@ def test_open_call_memory_is_bounded_per_user(daemon):
             c.close()
         creator.close()
         ring.close()
+
+
+@not_under_wrapper
+def test_empty_rings_are_not_faulted_in(daemon):
+    """A producer registers four 64 MiB rings and publishes a head that
+    claims every slot of each, writing none: reading them would make the
+    daemon allocate 256 MiB of shared memory that the producer never paid
+    for (a read of a page nobody wrote allocates it in the reader).  The
+    daemon checks that the pages exist before it reads them: its shared
+    memory grows by far less than the rings' size, the connection is
+    dropped with one log line, and another user's session meanwhile is
+    exact."""
+    slots = 1 << 22
+    rings = [Ring(slots=slots, tid=900 + i) for i in range(4)]
+    size = sum(r.size for r in rings)
+    log = LogMark(daemon)
+    base = daemon_status(daemon, "RssShmem")
+    c = Conn(daemon.socket, timeout=30)
+    arena = Arena()
+    try:
+        assert c.hello("producer", arena)[0] == WELCOME
+        for ring in rings:
+            ring.publish(slots)
+            c.add_ring(ring, name="empty")
+        kind, code, message = c.outcome(timeout=20)
+        assert (kind, code) == ("error", errno.EPROTO), (kind, code, message)
+        assert re.search(r"the ring of thread 9\d\d publishes records in "
+                         r"pages it never wrote", message), message
+        assert c.wait_eof(20)
+        if os.getuid() == 0:
+            assert other_user_session(daemon) == [20, 20]
+        else:
+            assert_serves(daemon)
+        grown = daemon_status(daemon, "RssShmem") - base
+        assert grown * 1024 < size // 16, (
+            "the daemon's shared memory grew by %d KiB for %d KiB of rings "
+            "that were never written" % (grown, size // 1024))
+        complaints = log.complaints()
+        assert len(complaints) == 1, "\n".join(log.lines())
+        alive(daemon)
+    finally:
+        c.close()
+        arena.close()
+        for ring in rings:
+            ring.close()
 
 
 def test_empty_string_names(daemon):
