@@ -29,7 +29,8 @@ import msgpack
 import pytest
 
 import rawproto as rp
-from conftest import pyname, run_traced, slices
+from conftest import (TRACED_BIN, pyname, run, run_traced, slices,
+                      summary_line)
 from rawproto import (HDR, HELLO, RING_ADD, SESSION_END, SESSION_JOIN,
                       SESSION_JOINED, WELCOME, Arena, Conn, Ring, frame,
                       hello_payload, memfd, raw_session)
@@ -1554,6 +1555,94 @@ def test_empty_rings_are_not_faulted_in(daemon):
         arena.close()
         for ring in rings:
             ring.close()
+
+
+def prefilled_rings_then_close(path, rings, slots):
+    """(As another user.)  A producer that creates a session into
+    /dev/null, registers `rings` rings of `slots` slots each already full
+    of calls (slots / 2 enter/exit pairs per ring), and disconnects: the
+    daemon's final drain of them is all that is left.  Returns the number
+    of calls."""
+    arena = Arena()
+    out = os.open("/dev/null", os.O_WRONLY)
+    made = []
+    try:
+        with Conn(path, timeout=30) as c:
+            t, p = c.hello("producer", arena)
+            assert t == WELCOME, (t, p)
+            t, p = c.create_session(out, path="/dev/null")
+            assert t == rp.SESSION_CREATED, (t, p)
+            fid = arena.intern("prefilled (flood.py:1)")
+            ts = time.monotonic_ns()
+            pair = (rp.RECORD.pack(ts, fid, rp.PY_CALL, 0) +
+                    rp.RECORD.pack(ts + 10, fid, rp.PY_RETURN, 0))
+            data = pair * (slots // 2)
+            for i in range(rings):
+                ring = Ring(slots=slots, tid=os.getpid() * 100 + i)
+                made.append(ring)
+                ring.map[rp.SHM_HEADER_SIZE:] = data
+                ring.publish(slots)
+                c.add_ring(ring, name="full")
+            t, p = c.sync()
+            assert t == SESSION_JOINED, (t, p)
+        return rings * slots // 2
+    finally:
+        os.close(out)
+        arena.close()
+        for ring in made:
+            ring.close()
+
+
+FINAL_DRAIN_PROGRAM = """
+    def f(i):
+        return i * 2
+
+
+    def main():
+        for i in range(20000):
+            f(i)
+
+
+    main()
+"""
+
+
+def test_prefilled_rings_closing_do_not_stall_others(daemon, tmp_path):
+    """Another user fills 256 MiB of rings (16 x 16 MiB of calls) and
+    disconnects: the daemon drains all of it (its final drains take turns
+    like live work), while this user's traced program runs exact with
+    nothing dropped and `traced status` answers."""
+    rings, slots = 16, 1 << 20
+    if os.environ.get("TRACED_DAEMON_WRAPPER"):
+        rings = 1  # the same path, sized for valgrind
+    open_to_others(daemon)
+    path = daemon.socket
+    calls = as_other_user(lambda: prefilled_rings_then_close(path, rings,
+                                                             slots),
+                          timeout=120)
+    assert calls == rings * slots // 2
+    st = run([TRACED_BIN, "status", "--socket", daemon.socket],
+             env=daemon.env, cwd=tmp_path, timeout=20)
+    assert st.returncode == 0, st.describe()
+    t = run_traced(daemon, FINAL_DRAIN_PROGRAM, tmp_path)
+    assert t.returncode == 0, t.result.describe()
+    assert " 0 dropped," in summary_line(t.stderr), t.stderr
+    assert_normal_trace(t, calls=20000)
+    st = run([TRACED_BIN, "status", "--socket", daemon.socket],
+             env=daemon.env, cwd=tmp_path, timeout=20)
+    assert st.returncode == 0, st.describe()
+    # The other user's session ends once its rings are drained: every
+    # call it committed is counted.
+    line = None
+    deadline = time.monotonic() + 300
+    while line is None and time.monotonic() < deadline:
+        line = next((l for l in daemon.log().splitlines()
+                     if "event=session_end" in l and " uid=65534 " in l),
+                    None)
+        time.sleep(0.1)
+    assert line is not None, daemon.log()[-3000:]
+    assert " events=%d dropped=0 " % calls in line, line
+    alive(daemon)
 
 
 def test_empty_string_names(daemon):
