@@ -136,8 +136,10 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
   t->tid = view.tid;
   t->name_len = copy_name(t->name, name, n);
   /* The producer records from the moment it creates the ring, before this
-   * RING_ADD is read: while in a session, every drop since then counts. */
-  t->dropped_base = p->out != NULL ? 0 : tr_ringview_dropped(&t->ring);
+   * RING_ADD is read: while in a session (joined, even if its worker has
+   * not attached it yet), every drop since then counts. */
+  bool recording = p->out != NULL || p->session != NULL;
+  t->dropped_base = recording ? 0 : tr_ringview_dropped(&t->ring);
   p->threads[p->nthreads++] = t;
   if (p->usage != NULL) {
     p->usage->rings++;
@@ -493,10 +495,13 @@ static void close_open_calls(tr_proc *p, tr_thread *t) {
 }
 
 /* Adds what the producer dropped since the last count. The counter only
- * grows; a value that went backwards is a lie and adds nothing. */
+ * grows; a value that went backwards is a lie and adds nothing, and the
+ * base stays the highest value seen, so going back and up again does not
+ * count the same drops twice. */
 static void count_drops(tr_proc *p, tr_thread *t) {
   uint64_t d = tr_ringview_dropped(&t->ring);
-  if (p->out != NULL && d > t->dropped_base) {
+  if (d <= t->dropped_base) return;
+  if (p->out != NULL) {
     p->stats.dropped += d - t->dropped_base;
     t->dropped += d - t->dropped_base;
   }
@@ -608,7 +613,10 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
     t->depth = 0;
     t->overflow = 0;
     t->arglen = 0;
-    t->dropped_base = tr_ringview_dropped(&t->ring);
+    /* dropped_base stays what the last count left (the previous output's
+     * end, or the ring's registration): the producer was disabled since,
+     * and it was enabled again at the join, before this attach runs on
+     * the worker, so every drop past the base belongs to this output. */
     t->dropped = 0;
     t->lost_marked = 0;
   }

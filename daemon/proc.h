@@ -58,7 +58,8 @@ typedef struct tr_thread {
    * each is its bytes followed by their u32 length. */
   uint8_t *argstack;
   uint32_t arglen, argcap;
-  uint64_t dropped_base; /* ring `dropped` when this output began */
+  uint64_t dropped_base; /* ring `dropped` already counted (the highest
+                            value seen when last counted) */
   uint16_t name_len;
   char name[TR_NAME_MAX];
   uint64_t dropped;     /* events its producer dropped into this output */
@@ -196,7 +197,9 @@ int tr_proc_drain(tr_proc *p);
 int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
 
 /* Starts writing into `out` through a stream of its own on lane `lane`:
- * forgets open calls from before, notes each ring's drop count, discards
+ * forgets open calls from before, counts each ring's drops from the last
+ * count on (the producer is enabled at the join, which may come a little
+ * before this attach), discards
  * what the rings hold from before min_ts and writes what they hold from
  * then on.  Records older than min_ts arriving later are discarded as late.
  * `seen_mu` (may be NULL) guards *seen.  Returns 0 or -ENOMEM (the process

@@ -503,7 +503,8 @@ typedef struct xring {
   uint64_t head;
 } xring;
 
-static void xring_add(xring *x, uint32_t tid) {
+/* `dropped`: what the producer had dropped before registering it. */
+static void xring_add(xring *x, uint32_t tid, uint64_t dropped) {
   size_t rsize = TR_SHM_HEADER_SIZE + 1024 * sizeof(tr_record);
   x->mem = aligned_alloc(4096, rsize);
   ck_assert_ptr_nonnull(x->mem);
@@ -514,6 +515,7 @@ static void xring_add(xring *x, uint32_t tid) {
   x->hdr->header_size = TR_SHM_HEADER_SIZE;
   x->hdr->capacity = 1024;
   x->hdr->tid = tid;
+  x->hdr->dropped = dropped;
   x->slots = (tr_record *)((uint8_t *)x->mem + TR_SHM_HEADER_SIZE);
   x->head = 0;
   tr_ringview v;
@@ -547,7 +549,7 @@ START_TEST(test_proc_every_ring_drained_within_n_turns) {
   xring x[kOthers];
   int since[kOthers];
   for (int i = 0; i < kOthers; i++) {
-    xring_add(&x[i], 12 + (uint32_t)i);
+    xring_add(&x[i], 12 + (uint32_t)i, 0);
     since[i] = -1;
   }
   uint64_t ts = 1000;
@@ -583,26 +585,6 @@ START_TEST(test_proc_every_ring_drained_within_n_turns) {
 }
 END_TEST
 
-/* The producer's `dropped` counter only grows: a value below what the
- * daemon saw when the output began is a lie and counts nothing (it must
- * not wrap around into an enormous count). */
-START_TEST(test_proc_dropped_going_backwards_not_trusted) {
-  uint32_t f = intern("f");
-  atomic_store(&F.ring_hdr->dropped, 5);
-  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
-  put(1000, f, TR_REC_PY_CALL);
-  put(2000, f, TR_REC_PY_RETURN);
-  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
-  atomic_store(&F.ring_hdr->dropped, 2);
-  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 0);
-  tr_proc_stats st;
-  char *ev = events(&st);
-  ck_assert_uint_eq(st.dropped, 0);
-  ck_assert_str_eq(ev, X("python", "f", "1.000", "1.000"));
-  free(ev);
-}
-END_TEST
-
 /* Sums the counts of the LOST events in a trace's lines. */
 static uint64_t lost_in(const char *ev) {
   uint64_t n = 0;
@@ -619,7 +601,7 @@ START_TEST(test_proc_lost_events_add_up_to_dropped) {
   uint32_t f = intern("f");
   ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
   xring x;
-  xring_add(&x, 12);
+  xring_add(&x, 12, 0);
   /* Thread 11 leaves with the process: 3 drops marked, 4 more not. */
   put(1000, f, TR_REC_PY_CALL);
   atomic_store(&F.ring_hdr->dropped, 3);
@@ -645,6 +627,64 @@ START_TEST(test_proc_lost_events_add_up_to_dropped) {
                                "\"tid\":12,\"ts\":1.300,"
                                "\"args\":{\"count\":5}}"));
   free(ev);
+  free(x.mem);
+}
+END_TEST
+
+/* The producer's `dropped` counter only grows: a value below one the
+ * daemon already counted is a lie and counts nothing (it must not wrap
+ * around into an enormous count), and going back up to it does not count
+ * the same drops again. */
+START_TEST(test_proc_dropped_going_backwards_not_trusted) {
+  uint32_t f = intern("f");
+  tr_proc_stats st;
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  put(1000, f, TR_REC_PY_CALL);
+  put(2000, f, TR_REC_PY_RETURN);
+  atomic_store(&F.ring_hdr->dropped, 5);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st);
+  ck_assert_uint_eq(st.dropped, 5);
+  /* The next output: the counter goes backwards. */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  atomic_store(&F.ring_hdr->dropped, 2);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 0);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st);
+  ck_assert_uint_eq(st.dropped, 0);
+  /* And up again: only what passes the highest value counted is new. */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  atomic_store(&F.ring_hdr->dropped, 7);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 2);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st);
+  ck_assert_uint_eq(st.dropped, 2);
+}
+END_TEST
+
+/* The producer is enabled at the join and the worker attaches it a little
+ * later: what it dropped in between (in a ring registered before or after
+ * the join) belongs to the session and is counted. */
+START_TEST(test_proc_drops_before_the_attach_count) {
+  static int session_token; /* p->session only needs to be non-NULL */
+  uint32_t f = intern("f");
+  F.proc.session = (struct tr_session *)&session_token;
+  atomic_store(&F.ring_hdr->dropped, 4); /* ring from before the join */
+  xring x;
+  xring_add(&x, 12, 3); /* and one registered since, after 3 drops */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0), 0);
+  put(1000, f, TR_REC_PY_CALL);
+  put(2000, f, TR_REC_PY_RETURN);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 7);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_uint_eq(st.dropped, 7);
+  ck_assert_uint_eq(lost_in(ev), 7);
+  free(ev);
+  F.proc.session = NULL;
+  tr_proc_fini(&F.proc);
+  tr_proc_init(&F.proc, 10, 1000, 1000);
   free(x.mem);
 }
 END_TEST
@@ -675,6 +715,7 @@ static Suite *proc_suite(void) {
   tcase_add_test(drain, test_proc_budget_ending_after_args_keeps_them);
   tcase_add_test(drain, test_proc_every_ring_drained_within_n_turns);
   tcase_add_test(drain, test_proc_lost_events_add_up_to_dropped);
+  tcase_add_test(drain, test_proc_drops_before_the_attach_count);
   suite_add_tcase(s, drain);
   return s;
 }
