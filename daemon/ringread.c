@@ -301,10 +301,19 @@ void tr_arena_unmap(tr_arenaview *a) {
 }
 
 /* Refreshes the cached `committed`; a value beyond the capacity is a lie
- * and is not believed. */
+ * and is not believed, and neither is one that covers pages the producer
+ * never wrote (looking strings up there would allocate them in the
+ * daemon): then the arena stops growing for good, so a lying producer
+ * cannot make every lookup ask the kernel again. */
 static uint32_t arena_reload(tr_arenaview *a) {
+  if (a->lied) return a->committed;
   uint32_t c = atomic_load_explicit(&a->hdr->committed, memory_order_acquire);
-  if (c <= a->capacity && c > a->committed) a->committed = c;
+  if (c <= a->capacity && c > a->committed) {
+    if (pages_exist(a->data + a->committed, c - a->committed) < 0)
+      a->lied = true;
+    else
+      a->committed = c;
+  }
   return a->committed;
 }
 

@@ -97,6 +97,8 @@ typedef struct tr_arenaview {
   const uint8_t *data;
   uint32_t capacity;  /* data bytes */
   uint32_t committed; /* last validated `committed` (it only grows) */
+  bool lied;          /* a `committed` over pages never written was seen:
+                         it never grows again */
   void *map;
   size_t map_size;
 } tr_arenaview;
@@ -109,7 +111,8 @@ int tr_arena_attach(tr_arenaview *a, void *base, size_t size,
 void tr_arena_unmap(tr_arenaview *a);
 
 /* Finds string `id`: checks id % 4 == 0 and id + 4 + len <= committed <=
- * capacity (reloading `committed` with acquire when needed) and
+ * capacity (reloading `committed` with acquire when needed; a new value is
+ * believed only if the pages it adds exist, see tr_ringview_drain) and
  * len <= TR_STRING_MAX_LEN.  *ptr points into shared memory: the bytes are
  * the producer's and may change, so copy them before relying on them.
  * Returns 0 or -EINVAL. */

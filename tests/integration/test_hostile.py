@@ -1557,6 +1557,53 @@ def test_empty_rings_are_not_faulted_in(daemon):
             ring.close()
 
 
+@not_under_wrapper
+def test_empty_arena_is_not_faulted_in(daemon):
+    """A producer's 256 MiB string arena says it is full (`committed` at
+    its capacity) with only its first page written, and its ring names a
+    string on every other page: looking them up would make the daemon
+    allocate 256 MiB that the producer never paid for.  The daemon does
+    not believe that `committed`: those events are malformed (counted),
+    its shared memory grows by far less than the arena, and the session
+    ends with every record accounted for."""
+    asize = rp.ARENA_MAX_SIZE
+    arena = Arena(data_size=asize)
+    arena.set_committed(asize)
+    slots = 1 << 16
+    ring = Ring(slots=slots, tid=777)
+    base = daemon_status(daemon, "RssShmem")
+    out = os.open("/dev/null", os.O_WRONLY)
+    c = Conn(daemon.socket, timeout=30)
+    try:
+        assert c.hello("producer", arena)[0] == WELCOME
+        assert c.create_session(out)[0] == rp.SESSION_CREATED
+        ts = time.monotonic_ns()
+        for k in range(1, slots):
+            ring.put(ts + k, k * 4096, rp.INSTANT)
+        c.add_ring(ring)
+        assert c.sync()[0] == SESSION_JOINED
+        ring.publish()
+        deadline = time.monotonic() + 20
+        while ring.tail() != ring.head and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ring.tail() == ring.head, "the daemon did not drain the ring"
+        grown = daemon_status(daemon, "RssShmem") - base
+        t, summary = c.request(SESSION_END, {}, timeout=20)
+        assert t == rp.SESSION_SUMMARY, (t, summary)
+        assert summary["events"] == 0, summary
+        assert summary["malformed"] == slots - 1, summary
+        assert grown * 1024 < asize // 16, (
+            "the daemon's shared memory grew by %d KiB for an arena of %d "
+            "KiB that was never written" % (grown, asize // 1024))
+        alive(daemon)
+    finally:
+        c.close()
+        os.close(out)
+        arena.close()
+        ring.close()
+    assert_serves(daemon)
+
+
 def prefilled_rings_then_close(path, rings, slots):
     """(As another user.)  A producer that creates a session into
     /dev/null, registers `rings` rings of `slots` slots each already full

@@ -857,6 +857,47 @@ START_TEST(test_arena_committed_beyond_capacity_ignored) {
 }
 END_TEST
 
+/* A `committed` that covers pages the producer never wrote is not
+ * believed (looking strings up there would allocate those pages in the
+ * daemon), and the arena stops growing: strings written before it still
+ * resolve. */
+START_TEST(test_arena_committed_over_pages_never_written) {
+  const uint32_t dsize = 1u << 20;
+  size_t size = TR_SHM_HEADER_SIZE + dsize;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(mem, MAP_FAILED);
+  arena_fixture a;
+  memset(&a, 0, sizeof(a));
+  a.mem = mem;
+  a.hdr = mem;
+  a.hdr->magic = TR_ARENA_MAGIC;
+  a.hdr->version = TR_PROTO_VERSION;
+  a.hdr->header_size = TR_SHM_HEADER_SIZE;
+  a.hdr->capacity = dsize;
+  a.data = (uint8_t *)mem + TR_SHM_HEADER_SIZE;
+  ck_assert_int_eq(tr_arena_attach(&a.view, mem, size, dsize), 0);
+  uint32_t f = arena_add(&a, "f", 1);
+  const char *p;
+  uint32_t n;
+  ck_assert_int_eq(tr_arena_get(&a.view, f, &p, &n), 0);
+  size_t before = resident_pages(a.data, dsize);
+  atomic_store(&a.hdr->committed, dsize);
+  ck_assert_int_eq(tr_arena_get(&a.view, dsize / 2, &p, &n), -EINVAL);
+  ck_assert_int_eq(tr_arena_get(&a.view, dsize - 8, &p, &n), -EINVAL);
+  ck_assert_uint_eq(resident_pages(a.data, dsize), before);
+  /* Written later, it is still not believed: the arena lied once. */
+  uint32_t g = dsize / 2;
+  uint32_t len = 1;
+  memcpy(a.data + g, &len, 4);
+  ck_assert_int_eq(tr_arena_get(&a.view, g, &p, &n), -EINVAL);
+  ck_assert_int_eq(tr_arena_get(&a.view, f, &p, &n), 0);
+  ck_assert_uint_eq(n, 1);
+  tr_arena_unmap(&a.view);
+  munmap(mem, size);
+}
+END_TEST
+
 static Suite *ring_suite(void) {
   Suite *s = suite_create("ring");
   TCase *core = tcase_create("core");
@@ -888,6 +929,7 @@ static Suite *ring_suite(void) {
   TCase *arena = tcase_create("arena");
   tcase_add_test(arena, test_arena_get_valid_and_invalid_ids);
   tcase_add_test(arena, test_arena_committed_beyond_capacity_ignored);
+  tcase_add_test(arena, test_arena_committed_over_pages_never_written);
   suite_add_tcase(s, arena);
   return s;
 }
