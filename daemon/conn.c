@@ -62,7 +62,13 @@ void tr_conn_end(client *cl, int level, const char *why) {
 }
 
 void tr_conn_check_failed(client *cl) {
-  if (cl->proc.failed && !cl->conn.dead)
+  if (!cl->proc.failed || cl->conn.dead) return;
+  if (cl->proc.failed_rc == -ENODATA)
+    tr_conn_fail(cl, EPROTO,
+                 "the ring of thread %u publishes records in pages it never "
+                 "wrote",
+                 cl->proc.failed_tid);
+  else
     tr_conn_fail(cl, EPROTO,
                  "the ring of thread %u has impossible head/tail positions",
                  cl->proc.failed_tid);

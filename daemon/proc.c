@@ -136,10 +136,10 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
   t->tid = view.tid;
   t->name_len = copy_name(t->name, name, n);
   /* The producer records from the moment it creates the ring, before this
-   * RING_ADD is read: while in a session (or joining one), every drop
-   * since then counts. */
-  t->dropped_base =
-      p->out != NULL || p->session != NULL ? 0 : tr_ringview_dropped(&t->ring);
+   * RING_ADD is read: while in a session (joined, even if its worker has
+   * not attached it yet), every drop since then counts. */
+  bool recording = p->out != NULL || p->session != NULL;
+  t->dropped_base = recording ? 0 : tr_ringview_dropped(&t->ring);
   p->threads[p->nthreads++] = t;
   if (p->usage != NULL) {
     p->usage->rings++;
@@ -521,11 +521,13 @@ static const tr_drop_mark *find_mark(const tr_thread *t,
 
 /* Adds what the producer dropped since the last count, up to `upto`. The
  * counter only grows; a value that went backwards is a lie and adds
- * nothing. */
+ * nothing, and the base stays the highest value seen, so going back and up
+ * again does not count the same drops twice. */
 static void count_drops_upto(tr_proc *p, tr_thread *t, uint64_t upto) {
   uint64_t d = tr_ringview_dropped(&t->ring);
   if (upto < d) d = upto;
-  if (p->out != NULL && d > t->dropped_base) {
+  if (d <= t->dropped_base) return;
+  if (p->out != NULL) {
     p->stats.dropped += d - t->dropped_base;
     t->dropped += d - t->dropped_base;
   }
@@ -555,23 +557,18 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
   int rc = 0;
   *used = 0;
   *more = false;
-  /* Rings take turns at the head of the budget, so one busy thread does
-   * not keep the others waiting. */
-  if (p->nthreads > 0 && budget != UINT64_MAX) {
-    uint32_t k = p->rr++ % p->nthreads;
-    if (k != 0) {
-      tr_thread *first = p->threads[0];
-      p->threads[0] = p->threads[k];
-      p->threads[k] = first;
-    }
-  }
-  uint32_t i = 0;
-  while (i < p->nthreads) {
+  uint32_t n = p->nthreads;
+  if (n == 0) return 0;
+  /* Rings take turns at the head of the budget: each budgeted turn starts
+   * one ring further round, so while one thread's ring always holds more
+   * than a turn, every other ring is still reached within as many turns
+   * as there are rings. */
+  uint32_t first = budget != UINT64_MAX ? p->rr++ % n : 0;
+  bool gone = false;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t i = (first + k) % n;
     tr_thread *t = p->threads[i];
-    if (t->broken) {
-      i++;
-      continue;
-    }
+    if (t->broken) continue;
     if (*used >= budget) {
       *more = true;
       break;
@@ -580,21 +577,20 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
      * sees the producer's final head. */
     bool closed = tr_ringview_closed(&t->ring);
     bool left = false;
-    int64_t n = drain_thread(p, t, budget - *used, &left);
-    if (n < 0) {
+    int64_t got = drain_thread(p, t, budget - *used, &left);
+    if (got < 0) {
       t->broken = true;
-      if (!p->failed) p->failed_tid = t->tid;
+      if (!p->failed) {
+        p->failed_tid = t->tid;
+        p->failed_rc = (int)got;
+      }
       p->failed = true;
-      rc = -EPROTO;
-      i++;
+      rc = (int)got;
       continue;
     }
-    *used += (uint64_t)n;
+    *used += (uint64_t)got;
     if (left) *more = true;
-    if (!closed || left) {
-      i++;
-      continue;
-    }
+    if (!closed || left) continue;
     close_open_calls(p, t);
     mark_drops(p, t, UINT64_MAX);
     seen_lock(p);
@@ -602,7 +598,16 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used,
     seen_unlock(p);
     p->stack_slots -= t->cap;
     thread_free(p, t);
-    p->threads[i] = p->threads[--p->nthreads];
+    p->threads[i] = NULL;
+    gone = true;
+  }
+  /* Finished rings leave the list afterwards, so the others keep their
+   * order (and their turns). */
+  if (gone) {
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n; i++)
+      if (p->threads[i] != NULL) p->threads[j++] = p->threads[i];
+    p->nthreads = j;
   }
   return rc;
 }
@@ -635,10 +640,12 @@ int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane, tr_metaseen *seen,
     t->depth = 0;
     t->overflow = 0;
     t->arglen = 0;
+    /* The base moves up to the ring's mark taken at the join (the
+     * producer's drops before it belong elsewhere), and never down; a
+     * ring without one was registered after the join and keeps the base
+     * its registration gave it. */
     const tr_drop_mark *m = find_mark(t, marks, nmarks);
-    t->dropped_base = m != NULL       ? m->dropped
-                      : marks != NULL ? 0
-                                      : tr_ringview_dropped(&t->ring);
+    if (m != NULL && m->dropped > t->dropped_base) t->dropped_base = m->dropped;
     t->dropped = 0;
     t->lost_marked = 0;
   }

@@ -68,7 +68,8 @@ typedef struct tr_thread {
    * each is its bytes followed by their u32 length. */
   uint8_t *argstack;
   uint32_t arglen, argcap;
-  uint64_t dropped_base; /* ring `dropped` when this output began */
+  uint64_t dropped_base; /* ring `dropped` already counted (the highest
+                            value seen when last counted) */
   uint16_t name_len;
   char name[TR_NAME_MAX];
   uint64_t dropped;     /* events its producer dropped into this output */
@@ -134,6 +135,8 @@ typedef struct tr_proc {
   bool has_arena;
   _Atomic bool failed; /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
+  int failed_rc;       /* and why: -EPROTO (positions), -ENODATA (pages); set
+                          before `failed`, read once `failed` is seen */
   uint16_t name_len;
   char name[TR_NAME_MAX];
   uint32_t sort_index; /* order of joining its current session, from 1 */
@@ -192,8 +195,9 @@ int tr_proc_add_thread(tr_proc *p, const tr_ringview *v, const char *name,
 /* Drains every ring: into the output when attached, else discarding.
  * Rings the producer closed are drained a last time, their open calls
  * closed as unfinished, and unmapped.  Returns 0, or -EPROTO when a ring's
- * positions are impossible (that ring is never read again and p->failed is
- * set: the caller ends the connection). */
+ * positions are impossible, -ENODATA when it publishes records in pages it
+ * never wrote (that ring is never read again, p->failed is set and
+ * p->failed_rc says which: the caller ends the connection). */
 int tr_proc_drain(tr_proc *p);
 
 /* The same within a budget of ring slots (whole records; the rings take
@@ -208,12 +212,15 @@ int tr_proc_drain_some(tr_proc *p, uint64_t budget, uint64_t *used, bool *more);
 void tr_proc_drop_marks(tr_proc *p, tr_drop_mark **out, uint32_t *n);
 
 /* Starts writing into `out` through a stream of its own on lane `lane`:
- * forgets open calls from before, notes each ring's drop count, discards
+ * forgets open calls from before, counts each ring's drops from the last
+ * count on (the producer is enabled at the join, which may come a little
+ * before this attach), discards
  * what the rings hold from before min_ts and writes what they hold from
  * then on.  Records older than min_ts arriving later are discarded as late.
  * `seen_mu` (may be NULL) guards *seen.  Drops count from each ring's
- * mark (taken at the join); a ring without one was added after the join
- * and counts all its drops; no marks at all: from the counters now.
+ * mark (taken at the join) or from where the last count left, whichever is
+ * higher (a ring without a mark was registered after the join and counts
+ * every drop since its registration).
  * Returns 0 or -ENOMEM (the process then stays detached). */
 int tr_proc_attach(tr_proc *p, tr_writer *out, unsigned lane,
                    struct tr_metaseen *seen, pthread_mutex_t *seen_mu,

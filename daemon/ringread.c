@@ -62,6 +62,8 @@ int tr_ringview_attach(tr_ringview *v, void *base, size_t size,
    * mapping itself came through a system call, which orders it), and
    * costs nothing once per ring. */
   v->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+  v->checked = v->tail;
+  v->check_end = v->tail + slots;
   return 0;
 }
 
@@ -106,6 +108,65 @@ uint64_t tr_ringview_dropped(const tr_ringview *v) {
   return atomic_load_explicit(&v->hdr->dropped, memory_order_relaxed);
 }
 
+/* ---- pages that exist ---------------------------------------------------
+ * Reading a page of shared memory that was never written allocates it, in
+ * the reader: a producer that publishes a head of a whole 256 MiB ring
+ * without writing a record would make the daemon hold 256 MiB per ring.
+ * So before the first read of a slot page the daemon asks the kernel
+ * whether it exists (mincore: in the memfd's page cache).  A page swapped
+ * out reads as absent: MADV_WILLNEED starts reading it back (into the swap
+ * cache, where mincore counts it) and leaves pages that were never written
+ * alone, so asking again tells the two apart. */
+
+#define PAGES_PER_CALL 256
+
+static bool all_resident(const unsigned char *vec, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!(vec[i] & 1)) return false;
+  return true;
+}
+
+/* 0 when every page of [addr, addr + len) exists, -ENODATA when one was
+ * never written.  Where the kernel cannot tell (mincore fails), the pages
+ * are taken to exist: the check is a defence, not a condition of
+ * draining. */
+static int pages_exist(const void *addr, size_t len) {
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t page = ps > 0 ? (size_t)ps : 4096;
+  uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(page - 1);
+  uintptr_t end = (uintptr_t)addr + len;
+  unsigned char vec[PAGES_PER_CALL];
+  while (a < end) {
+    size_t n = (end - a + page - 1) / page;
+    if (n > PAGES_PER_CALL) n = PAGES_PER_CALL;
+    void *p = (void *)a;
+    if (mincore(p, n * page, vec) < 0) return 0;
+    if (!all_resident(vec, n)) {
+      (void)madvise(p, n * page, MADV_WILLNEED);
+      if (mincore(p, n * page, vec) < 0) return 0;
+      if (!all_resident(vec, n)) return -ENODATA;
+    }
+    a += n * page;
+  }
+  return 0;
+}
+
+/* Checks the slot pages of positions [v->checked, head) that were never
+ * checked (at most one lap of the ring in the view's life). */
+static int check_slots(tr_ringview *v, uint64_t head) {
+  uint64_t to = head < v->check_end ? head : v->check_end;
+  if (v->checked >= to) return 0;
+  uint64_t from = v->checked;
+  uint32_t i = (uint32_t)(from & v->mask);
+  uint64_t n = to - from; /* <= capacity */
+  uint64_t first = n < (uint64_t)v->capacity - i ? n : v->capacity - i;
+  int rc = pages_exist(&v->slots[i], first * sizeof(tr_record));
+  if (rc == 0 && n > first)
+    rc = pages_exist(&v->slots[0], (n - first) * sizeof(tr_record));
+  if (rc == 0) v->checked = to;
+  return rc;
+}
+
 int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                       void *ctx, tr_drain_stats *st) {
   bool more;
@@ -137,6 +198,11 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
   uint64_t t = v->tail;
   if (head < t || head - t > v->capacity) return -EPROTO;
   if (head == t) return 0;
+  if (__builtin_expect(v->checked < v->check_end, 0) &&
+      check_slots(v, head) < 0) {
+    if (st != NULL) st->malformed++;
+    return -ENODATA;
+  }
   /* The batch ends at the first record boundary at or past the budget; a
    * record may still reach beyond it (its extra slots are checked against
    * head), never beyond head. */
@@ -255,12 +321,21 @@ void tr_arena_unmap(tr_arenaview *a) {
 }
 
 /* Refreshes the cached `committed`; a value beyond the capacity is a lie
- * and is not believed. */
+ * and is not believed, and neither is one that covers pages the producer
+ * never wrote (looking strings up there would allocate them in the
+ * daemon): then the arena stops growing for good, so a lying producer
+ * cannot make every lookup ask the kernel again. */
 static uint32_t arena_reload(tr_arenaview *a) {
+  if (a->lied) return a->committed;
   /* Acquire, pairing with the producer's release store of `committed`
    * (arena_append in client.c): the entries below it are written. */
   uint32_t c = atomic_load_explicit(&a->hdr->committed, memory_order_acquire);
-  if (c <= a->capacity && c > a->committed) a->committed = c;
+  if (c <= a->capacity && c > a->committed) {
+    if (pages_exist(a->data + a->committed, c - a->committed) < 0)
+      a->lied = true;
+    else
+      a->committed = c;
+  }
   return a->committed;
 }
 

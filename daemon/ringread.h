@@ -25,7 +25,11 @@ typedef struct tr_ringview {
   uint32_t tid; /* from the validated header */
   void *map;    /* non-NULL when tr_ringview_map created the mapping */
   size_t map_size;
-  uint64_t dev, ino;        /* the memfd's identity (0 for attached memory) */
+  uint64_t dev, ino; /* the memfd's identity (0 for attached memory) */
+  /* Positions below `checked` lie in slot pages known to exist; checking
+   * stops at `check_end` (one lap from the start: every page verified). */
+  uint64_t checked;
+  uint64_t check_end;
   struct tr_tsclock *clock; /* borrowed; non-NULL: records carry TSC ticks,
                                converted to ns before anything reads them */
 } tr_ringview;
@@ -57,18 +61,23 @@ void tr_ringview_unmap(tr_ringview *v);
 
 /* Consumes everything published: loads `head` with acquire, checks
  * tail <= head <= tail + capacity (else -EPROTO: the producer is broken or
- * hostile, nothing is consumed), converts each record's ts to CLOCK_MONOTONIC
- * ns when the view has a clock, passes each record with ts >= min_ts to fn
- * (fn NULL: discard), then publishes `tail` with release and clears `bell`.
- * A record whose `extra` exceeds TR_RECORD_MAX_EXTRA or reaches beyond head
- * counts as malformed and ends the batch at head (resync). Stats are added
- * to *st when st is not NULL. */
+ * hostile, nothing is consumed), checks that the slot pages of
+ * [tail, head) exist, the first time the ring reaches them (else -ENODATA:
+ * the producer published records in pages it never wrote; the daemon does
+ * not read them, which would allocate them, and counts one malformed
+ * record; see docs/hostile.md, "Empty rings"), converts each record's ts to
+ * CLOCK_MONOTONIC ns when the view has a clock, passes each record with ts >=
+ * min_ts to fn (fn NULL: discard), then publishes `tail` with release and
+ * clears `bell`. A record whose `extra` exceeds TR_RECORD_MAX_EXTRA or reaches
+ * beyond head counts as malformed and ends the batch at head (resync). Stats
+ * are added to *st when st is not NULL. */
 int tr_ringview_drain(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                       void *ctx, tr_drain_stats *st);
 
 /* The same with a budget: consumes whole records until at least
  * `max_slots` slots (at least one record) are consumed or the ring is
- * empty.  Returns the slots consumed, or -EPROTO as above; *more says
+ * empty.  Returns the slots consumed, or -EPROTO or -ENODATA as above;
+ * *more says
  * whether published records were left for a later call. */
 int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
                               void *ctx, tr_drain_stats *st, uint64_t max_slots,
@@ -88,6 +97,8 @@ typedef struct tr_arenaview {
   const uint8_t *data;
   uint32_t capacity;  /* data bytes */
   uint32_t committed; /* last validated `committed` (it only grows) */
+  bool lied;          /* a `committed` over pages never written was seen:
+                         it never grows again */
   void *map;
   size_t map_size;
 } tr_arenaview;
@@ -100,7 +111,8 @@ int tr_arena_attach(tr_arenaview *a, void *base, size_t size,
 void tr_arena_unmap(tr_arenaview *a);
 
 /* Finds string `id`: checks id % 4 == 0 and id + 4 + len <= committed <=
- * capacity (reloading `committed` with acquire when needed) and
+ * capacity (reloading `committed` with acquire when needed; a new value is
+ * believed only if the pages it adds exist, see tr_ringview_drain) and
  * len <= TR_STRING_MAX_LEN.  *ptr points into shared memory: the bytes are
  * the producer's and may change, so copy them before relying on them.
  * Returns 0 or -EINVAL. */

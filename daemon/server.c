@@ -62,11 +62,17 @@ static void on_drain_timer(uv_timer_t *t) {
   uint64_t now = uv_now(s->loop);
   for (client *cl = s->clients; cl != NULL; cl = cl->next) {
     /* A peer that connects and never says HELLO holds a connection of its
-     * user's budget for at most --hello-timeout seconds. */
+     * user's budget for at most --hello-timeout seconds.  The loop's clock
+     * also runs while the daemon itself is stopped or busy, and timers run
+     * before the sockets are read: a HELLO that arrived meanwhile waits
+     * unread in the socket, so the peer is judged on what it sent. */
     if (!cl->hello && !cl->conn.dead &&
-        now - cl->accepted_ms > 1000u * s->limits.hello_timeout_s)
-      tr_conn_fail(cl, ETIMEDOUT, "no HELLO within %u s",
-                   s->limits.hello_timeout_s);
+        now - cl->accepted_ms > 1000u * s->limits.hello_timeout_s) {
+      tr_conn_read(cl);
+      if (!cl->hello && !cl->conn.dead)
+        tr_conn_fail(cl, ETIMEDOUT, "no HELLO within %u s",
+                     s->limits.hello_timeout_s);
+    }
   }
   tr_drain_tick(s, now);
   /* The heartbeat tells producers waiting on a full ring that the daemon

@@ -12,6 +12,7 @@ then drop (counted)."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import (TRACED_BIN, parse_summary, summary_line, load_trace,
-                      run, write_program)
+from conftest import (TRACED_BIN, clean_env, load_trace, parse_summary, run,
+                      summary_line, write_program)
 
 # Threads call f() until the main thread reads a line from its standard
 # input, then the program prints how many calls they made and exits with
@@ -167,6 +168,65 @@ def test_cpu_contention_loses_nothing(daemon, tmp_path):
     assert s["dropped"] == 0, stderr
     done, unfinished = f_counts(load_trace(out))
     assert (done, unfinished) == (calls_of(stdout), 0)
+
+
+# Writes argv[2] bytes into the file argv[1] in 1 MiB blocks, as fast as
+# the kernel takes them (no fsync: the dirty pages and their write-back are
+# the point), printing "writing" once the first block is in.
+WRITER = """
+import os
+import sys
+
+path, size = sys.argv[1], int(sys.argv[2])
+block = b"w" * (1 << 20)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+written = 0
+while written < size:
+    written += os.write(fd, block[:min(len(block), size - written)])
+    if written == len(block):
+        print("writing", flush=True)
+os.close(fd)
+print("written", written, flush=True)
+"""
+
+
+def test_write_back_pressure_loses_nothing(daemon, tmp_path):
+    """Another process writes a file of several GB next to the trace: its
+    dirty pages and their write-back compete with the daemon's own writes
+    (which the kernel throttles once dirty memory passes its limits).  A
+    slow disk slows the program; its threads wait for the daemon and no
+    event is lost."""
+    free = shutil.disk_usage(tmp_path).free
+    if free < 1 << 30:
+        reason = ("only %d MiB free under %s; the write-back test needs "
+                  "1 GiB" % (free >> 20, tmp_path))
+        print(reason)
+        pytest.skip(reason)
+    size = min(3 << 30, free // 4)
+    big = tmp_path / "big.bin"
+    writer = start([sys.executable, "-c", WRITER, big, size], clean_env(),
+                   tmp_path)
+    try:
+        assert writer.stdout.readline() == b"writing\n", writer.stderr.read()
+        proc, out = traced_run(daemon, tmp_path, 4,
+                               env={"TRACED_RING_SLOTS": "1024"})
+        wait_started(proc)
+        # The program runs while the writer writes (about a second: its
+        # trace is some hundreds of MB itself).
+        deadline = time.monotonic() + 1.0
+        while writer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stdout, stderr, rc = finish(proc)
+    finally:
+        writer.kill()
+        writer.communicate()
+        big.unlink(missing_ok=True)
+    assert rc == 3, stderr
+    s = parse_summary(summary_line(stderr))
+    assert s["dropped"] == 0, stderr
+    done, unfinished = f_counts(load_trace(out))
+    assert (done, unfinished) == (calls_of(stdout), 0)
+    out.unlink()
 
 
 def test_daemon_stalled_past_the_bound_drops_counted(daemon, tmp_path):

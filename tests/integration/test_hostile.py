@@ -29,7 +29,8 @@ import msgpack
 import pytest
 
 import rawproto as rp
-from conftest import pyname, run_traced, slices
+from conftest import (TRACED_BIN, pyname, run, run_traced, slices,
+                      summary_line)
 from rawproto import (HDR, HELLO, RING_ADD, SESSION_END, SESSION_JOIN,
                       SESSION_JOINED, WELCOME, Arena, Conn, Ring, frame,
                       hello_payload, memfd, raw_session)
@@ -715,6 +716,12 @@ BAD_INPUTS = [
      EPROTO, POSITIONS),
     ("ring-head-backwards", ring_positions(head_backwards),
      EPROTO, POSITIONS),
+    # The whole ring published, not one slot written: the daemon must not
+    # read (and so allocate) the pages.
+    ("ring-pages-never-written",
+     ring_positions(lambda r: r.publish(rp.RING_MIN_SLOTS)),
+     EPROTO, r"the ring of thread 424242 publishes records in pages it "
+             r"never wrote"),
 ]
 
 
@@ -1503,6 +1510,186 @@ def test_open_call_memory_is_bounded_per_user(daemon):
             c.close()
         creator.close()
         ring.close()
+
+
+@not_under_wrapper
+def test_empty_rings_are_not_faulted_in(daemon):
+    """A producer registers four 64 MiB rings and publishes a head that
+    claims every slot of each, writing none: reading them would make the
+    daemon allocate 256 MiB of shared memory that the producer never paid
+    for (a read of a page nobody wrote allocates it in the reader).  The
+    daemon checks that the pages exist before it reads them: its shared
+    memory grows by far less than the rings' size, the connection is
+    dropped with one log line, and another user's session meanwhile is
+    exact."""
+    slots = 1 << 22
+    rings = [Ring(slots=slots, tid=900 + i) for i in range(4)]
+    size = sum(r.size for r in rings)
+    log = LogMark(daemon)
+    base = daemon_status(daemon, "RssShmem")
+    c = Conn(daemon.socket, timeout=30)
+    arena = Arena()
+    try:
+        assert c.hello("producer", arena)[0] == WELCOME
+        for ring in rings:
+            ring.publish(slots)
+            c.add_ring(ring, name="empty")
+        kind, code, message = c.outcome(timeout=20)
+        assert (kind, code) == ("error", errno.EPROTO), (kind, code, message)
+        assert re.search(r"the ring of thread 9\d\d publishes records in "
+                         r"pages it never wrote", message), message
+        assert c.wait_eof(20)
+        if os.getuid() == 0:
+            assert other_user_session(daemon) == [20, 20]
+        else:
+            assert_serves(daemon)
+        grown = daemon_status(daemon, "RssShmem") - base
+        assert grown * 1024 < size // 16, (
+            "the daemon's shared memory grew by %d KiB for %d KiB of rings "
+            "that were never written" % (grown, size // 1024))
+        complaints = log.complaints()
+        assert len(complaints) == 1, "\n".join(log.lines())
+        alive(daemon)
+    finally:
+        c.close()
+        arena.close()
+        for ring in rings:
+            ring.close()
+
+
+@not_under_wrapper
+def test_empty_arena_is_not_faulted_in(daemon):
+    """A producer's 256 MiB string arena says it is full (`committed` at
+    its capacity) with only its first page written, and its ring names a
+    string on every other page: looking them up would make the daemon
+    allocate 256 MiB that the producer never paid for.  The daemon does
+    not believe that `committed`: those events are malformed (counted),
+    its shared memory grows by far less than the arena, and the session
+    ends with every record accounted for."""
+    asize = rp.ARENA_MAX_SIZE
+    arena = Arena(data_size=asize)
+    arena.set_committed(asize)
+    slots = 1 << 16
+    ring = Ring(slots=slots, tid=777)
+    base = daemon_status(daemon, "RssShmem")
+    out = os.open("/dev/null", os.O_WRONLY)
+    c = Conn(daemon.socket, timeout=30)
+    try:
+        assert c.hello("producer", arena)[0] == WELCOME
+        assert c.create_session(out)[0] == rp.SESSION_CREATED
+        ts = time.monotonic_ns()
+        for k in range(1, slots):
+            ring.put(ts + k, k * 4096, rp.INSTANT)
+        c.add_ring(ring)
+        assert c.sync()[0] == SESSION_JOINED
+        ring.publish()
+        deadline = time.monotonic() + 20
+        while ring.tail() != ring.head and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ring.tail() == ring.head, "the daemon did not drain the ring"
+        grown = daemon_status(daemon, "RssShmem") - base
+        t, summary = c.request(SESSION_END, {}, timeout=20)
+        assert t == rp.SESSION_SUMMARY, (t, summary)
+        assert summary["events"] == 0, summary
+        assert summary["malformed"] == slots - 1, summary
+        assert grown * 1024 < asize // 16, (
+            "the daemon's shared memory grew by %d KiB for an arena of %d "
+            "KiB that was never written" % (grown, asize // 1024))
+        alive(daemon)
+    finally:
+        c.close()
+        os.close(out)
+        arena.close()
+        ring.close()
+    assert_serves(daemon)
+
+
+def prefilled_rings_then_close(path, rings, slots):
+    """(As another user.)  A producer that creates a session into
+    /dev/null, registers `rings` rings of `slots` slots each already full
+    of calls (slots / 2 enter/exit pairs per ring), and disconnects: the
+    daemon's final drain of them is all that is left.  Returns the number
+    of calls."""
+    arena = Arena()
+    out = os.open("/dev/null", os.O_WRONLY)
+    made = []
+    try:
+        with Conn(path, timeout=30) as c:
+            t, p = c.hello("producer", arena)
+            assert t == WELCOME, (t, p)
+            t, p = c.create_session(out, path="/dev/null")
+            assert t == rp.SESSION_CREATED, (t, p)
+            fid = arena.intern("prefilled (flood.py:1)")
+            ts = time.monotonic_ns()
+            pair = (rp.RECORD.pack(ts, fid, rp.PY_CALL, 0) +
+                    rp.RECORD.pack(ts + 10, fid, rp.PY_RETURN, 0))
+            data = pair * (slots // 2)
+            for i in range(rings):
+                ring = Ring(slots=slots, tid=os.getpid() * 100 + i)
+                made.append(ring)
+                ring.map[rp.SHM_HEADER_SIZE:] = data
+                ring.publish(slots)
+                c.add_ring(ring, name="full")
+            t, p = c.sync()
+            assert t == SESSION_JOINED, (t, p)
+        return rings * slots // 2
+    finally:
+        os.close(out)
+        arena.close()
+        for ring in made:
+            ring.close()
+
+
+FINAL_DRAIN_PROGRAM = """
+    def f(i):
+        return i * 2
+
+
+    def main():
+        for i in range(20000):
+            f(i)
+
+
+    main()
+"""
+
+
+def test_prefilled_rings_closing_do_not_stall_others(daemon, tmp_path):
+    """Another user fills 256 MiB of rings (16 x 16 MiB of calls) and
+    disconnects: the daemon drains all of it (its final drains take turns
+    like live work), while this user's traced program runs exact with
+    nothing dropped and `traced status` answers."""
+    rings, slots = 16, 1 << 20
+    if os.environ.get("TRACED_DAEMON_WRAPPER"):
+        rings = 1  # the same path, sized for valgrind
+    open_to_others(daemon)
+    path = daemon.socket
+    calls = as_other_user(lambda: prefilled_rings_then_close(path, rings,
+                                                             slots),
+                          timeout=120)
+    assert calls == rings * slots // 2
+    st = run([TRACED_BIN, "status", "--socket", daemon.socket],
+             env=daemon.env, cwd=tmp_path, timeout=20)
+    assert st.returncode == 0, st.describe()
+    t = run_traced(daemon, FINAL_DRAIN_PROGRAM, tmp_path)
+    assert t.returncode == 0, t.result.describe()
+    assert " 0 dropped," in summary_line(t.stderr), t.stderr
+    assert_normal_trace(t, calls=20000)
+    st = run([TRACED_BIN, "status", "--socket", daemon.socket],
+             env=daemon.env, cwd=tmp_path, timeout=20)
+    assert st.returncode == 0, st.describe()
+    # The other user's session ends once its rings are drained: every
+    # call it committed is counted.
+    line = None
+    deadline = time.monotonic() + 300
+    while line is None and time.monotonic() < deadline:
+        line = next((l for l in daemon.log().splitlines()
+                     if "event=session_end" in l and " uid=65534 " in l),
+                    None)
+        time.sleep(0.1)
+    assert line is not None, daemon.log()[-3000:]
+    assert " events=%d dropped=0 " % calls in line, line
+    alive(daemon)
 
 
 def test_empty_string_names(daemon):

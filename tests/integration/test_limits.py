@@ -221,3 +221,65 @@ def test_silent_client_is_dropped(daemon_with, tmp_path):
     r, _ = traced_run(d, tmp_path, out)
     assert r.returncode == 3, r.describe()
     assert len(slices(load_trace(out), "f (")) == 50
+
+
+def wait_stopped(pid, timeout=20):
+    """Waits until every thread of process `pid` is stopped (SIGSTOP)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as fh:
+                    states.append(fh.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError("process %d did not stop within %d s" %
+                         (pid, timeout))
+
+
+def test_hello_timeout_does_not_count_a_stopped_daemon(daemon_with):
+    """The HELLO timeout measures the peer's silence, not the daemon's: a
+    client whose HELLO reached the socket before the daemon was stopped
+    for three times --hello-timeout is welcomed when it continues, not
+    dropped for a silence that was the daemon's own."""
+    import signal
+    import time
+    d = daemon_with("--hello-timeout", 1, "-v")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(d.socket)
+        # The daemon accepted it (its clock for this peer started).
+        tag = "event=connect pid=%d " % os.getpid()
+        deadline = time.monotonic() + 20
+        while not log_lines(d, tag) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log_lines(d, tag), d.log()
+        d.proc.send_signal(signal.SIGSTOP)
+        try:
+            # Every thread stopped before the HELLO is sent: the loop's
+            # wait ends with EINTR on SIGCONT, not with this socket ready,
+            # so the daemon's timers run before it reads anything.
+            wait_stopped(d.proc.pid)
+            import msgpack
+            body = msgpack.packb({"magic": "traced", "version": 1,
+                                  "role": "control", "pid": os.getpid()})
+            s.sendall(struct.pack("<IHH", len(body), 1, 0) + body)
+            time.sleep(3)
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        s.settimeout(20)
+        head = b""
+        while len(head) < 8:
+            chunk = s.recv(8 - len(head))
+            assert chunk, d.log()
+            head += chunk
+        length, mtype, _ = struct.unpack("<IHH", head)
+        assert mtype == 2, (mtype, d.log())  # WELCOME, not ERROR
+        assert not log_lines(d, "no HELLO within"), d.log()
+    finally:
+        s.close()

@@ -686,6 +686,109 @@ def test_flood_hits_only_the_flooders_limits(shared):
                       fn_name(b, "intruder_work", "after.py", 5))) == 50
 
 
+# B's flood: PROCS processes of THREADS threads calling, until stdin
+# closes, a function whose trace name is about 4000 bytes (the daemon
+# formats and writes every byte of it for each call).  Prints "flooding"
+# once every thread of every process has made a call.
+LONG_NAMES = r"""
+import subprocess
+import sys
+import threading
+
+PROCS, THREADS = 3, 4
+stop = threading.Event()
+
+
+def f():
+    pass
+
+
+f.__code__ = f.__code__.replace(co_qualname="long_" + "n" * 3960)
+
+
+def loop(started):
+    f()
+    started.release()
+    while not stop.is_set():
+        for _ in range(100):
+            f()
+
+
+def flood():
+    started = threading.Semaphore(0)
+    threads = [threading.Thread(target=loop, args=(started,))
+               for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        started.acquire()
+    return threads
+
+
+if len(sys.argv) > 1:
+    threads = flood()
+    print("flooding", flush=True)
+    sys.stdin.read()
+    stop.set()
+    for t in threads:
+        t.join()
+    sys.exit(0)
+children = [subprocess.Popen([sys.executable, __file__, "child"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for _ in range(PROCS - 1)]
+for c in children:
+    assert c.stdout.readline() == b"flooding\n"
+threads = flood()
+print("flooding", flush=True)
+sys.stdin.read()
+stop.set()
+for t in threads:
+    t.join()
+for c in children:
+    c.communicate(b"")
+print("flood done")
+"""
+
+
+@needs_root
+def test_long_names_flood_does_not_touch_another_users_session(shared):
+    """B floods the daemon with calls of a 4000-byte name from 12 threads
+    in 3 processes (so they are on every drain worker) while A runs a
+    normal traced program: A's trace is exact and A lost nothing.  The
+    daemon charges B by what its events cost to format (bytes / 16 per
+    slot), not by records, so B's turns stay short."""
+    a, b = shared.a, shared.b
+    flood = b.write("long_names.py", LONG_NAMES)
+    pb = subprocess.Popen(
+        shared.as_user(b, [shared.traced, "run", "-o", "/dev/null", "--",
+                           shared.py, flood]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, cwd="/")
+    try:
+        assert pb.stdout.readline() == b"flooding\n", (
+            pb.stderr.read1(), shared.log()[-3000:])
+        prog = a.write("alpha_names.py", USER_PROG.format(
+            fn="alpha_names", n=1000, status=6))
+        out = a.home / "alpha_names.json"
+        r = run(shared.as_user(a, [shared.traced, "run", "-o", out, "--",
+                                   shared.py, prog]),
+                env={"PATH": PATH}, cwd="/")
+        assert r.returncode == 6, (r.describe(), shared.log()[-3000:])
+        assert r.stdout == b"alpha_names done\n"
+        summary = r.stderr.decode().splitlines()[-1]
+        assert " 2 processes," in summary and " 0 dropped" in summary, \
+            summary
+        events = load_trace(out)
+        assert len(slices(events, fn_name(a, "alpha_names"))) == 2000
+        assert not [e for e in slices(events)
+                    if (e.get("args") or {}).get("unfinished")]
+        assert "long_n" not in out.read_text()
+    finally:
+        stdout, stderr = pb.communicate(b"", timeout=TIMEOUT)
+    assert pb.returncode == 0, (stdout, stderr)
+    assert stdout == b"flood done\n", stdout
+
+
 @needs_root
 def test_root_stops_the_system_daemon_last(shared):
     """Root may stop a daemon running as another user: it exits 0."""

@@ -451,3 +451,109 @@ def test_drops_before_the_daemon_sees_a_new_ring_are_counted(daemon,
         (complete, unfin, dropped, lost, m,
          2 * m - (2 * complete + unfin + dropped)))
     assert lost <= dropped, (lost, dropped)
+
+
+# ---- many producers, several drain workers, every format --------------------
+
+# Processes x threads at least 4 x the machine's cores (8 threads each).
+MANY_PROCESSES = max(8, -(-4 * (os.cpu_count() or 2) // THREADS))
+MANY_SPANS = 2000
+
+
+def emitted_per_native_thread(spans):
+    """Records a stress_native thread emits: its spans and the enclosing
+    one (2 each), a counter and an instant."""
+    return 2 * (spans + 1) + 2
+
+
+@pytest.mark.parametrize("mode", ["wait", "drop"])
+@pytest.mark.parametrize("fmt", ["trace.json", "trace.json.gz",
+                                 "trace.pftrace"])
+def test_many_producers_into_one_session_with_4_drain_threads(
+        daemon_with, tmp_path, fmt, mode):
+    """MANY_PROCESSES native processes of 8 threads each record into one
+    session of a daemon with 4 drain threads (so several workers write one
+    session's file even on a 2-core machine).  The file is valid in every
+    format and each thread's events are exact: in order, nested exactly,
+    nothing else on its track.  By default (producers wait on a full ring)
+    every event is written; in the drop mode with tiny rings, each
+    thread's written records + its LOST markers' count == what it emitted,
+    and the LOST markers add up to the summary's dropped count."""
+    import tracefile
+    d = daemon_with("--threads", 4)
+    driver = write_program(tmp_path, DRIVER, "driver.py")
+    out = tmp_path / fmt
+    env = dict(d.env)
+    if mode == "drop":
+        env.update(TRACED_RING_SLOTS="1024", TRACED_ON_FULL="drop",
+                   TRACED_FULL_WAIT_MS="0")
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, driver,
+             MANY_PROCESSES, 0, TRACED_STRESS_NATIVE, MANY_SPANS, 0,
+             "unused", 0], env=env, cwd=tmp_path, timeout=STRESS_TIMEOUT)
+    assert r.returncode == 0, r.describe()
+    assert r.stderr.count(b"\n") == 1, r.describe()
+    summary = parse_summary(summary_line(r.stderr))
+    children = parse_driver_output(r.stdout)
+    assert len(children) == MANY_PROCESSES
+    assert all(c[2] == 0 and sorted(c[3]) == list(range(THREADS))
+               for c in children), children
+
+    model = tracefile.load(out)
+    assert model.errors == [], model.errors[:5]
+    assert summary["event"] == model.events, (summary, model.events)
+    assert summary["process"] == MANY_PROCESSES + 1, summary
+
+    lost = collections.Counter()
+    other = collections.defaultdict(list)  # (pid, tid) -> non-LOST events
+    for i in model.instants:
+        if i[2] == "traced":
+            lost[(i[0], i[1])] += dict(i[5])["count"]
+        else:
+            other[(i[0], i[1])].append(("i", i[3], i[4], i[4]))
+    for s in model.slices:
+        other[(s[0], s[1])].append(("X", s[3], s[4], s[4] + s[5], s[6]))
+    counters = collections.Counter((c[0], c[1]) for c in model.counters)
+    assert sum(lost.values()) == summary["dropped"], (lost, summary)
+    if mode == "wait":
+        assert summary["dropped"] == 0, summary
+    else:
+        assert summary["dropped"] > 0, (
+            "1024-slot rings that never wait dropped nothing", summary)
+
+    emitted = emitted_per_native_thread(MANY_SPANS)
+    for _, pid, _, tids in children:
+        for t in range(THREADS):
+            key = (pid, tids[t])
+            evs = other.pop(key, [])
+            xs = sorted((e for e in evs if e[0] == "X"),
+                        key=lambda e: (e[2], -e[3]))
+            inst = [e for e in evs if e[0] == "i"]
+            ncount = counters.get((pid, "t%d-done" % t), 0)
+            written = sum(1 if e[4] else 2 for e in xs) + len(inst) + ncount
+            assert written + lost[key] == emitted, (
+                "thread %r: %d records written + %d lost != %d emitted" %
+                (key, written, lost[key], emitted))
+            # The enclosing span's begin is the ring's first record: never
+            # dropped.  Everything else lies within it, in order.
+            assert xs and xs[0][1] == "t%d-all" % t, xs[:2]
+            outer = xs[0]
+            seq = xs[1:]
+            idx = [int(e[1].rsplit("-", 1)[1]) for e in seq]
+            assert all(e[1] == "t%d-seq-%d" % (t, i)
+                       for e, i in zip(seq, idx)), seq[:3]
+            assert idx == sorted(set(idx)), "thread %r: out of order" % (key,)
+            assert all(outer[2] <= e[2] and e[3] <= outer[3] for e in seq)
+            for a, b in zip(seq, seq[1:]):
+                # One after the other, or (a's end was dropped) b within a.
+                assert a[3] <= b[2] or (a[4] and b[3] <= a[3]), (key, a, b)
+            assert [e[1] for e in inst] in ([], ["t%d-end" % t])
+            if mode == "wait":
+                assert idx == list(range(MANY_SPANS)), key
+                assert not any(e[4] for e in xs), key
+                assert len(inst) == 1 and ncount == 1, key
+            assert model.thread_names.get(key) == "t%d" % t, key
+    # In the children, nothing but their 8 threads wrote events (the
+    # driver, a Python program, records its own calls).
+    pids = {c[1] for c in children}
+    assert not [k for k, v in other.items() if v and k[0] in pids], \
+        [k for k in other if k[0] in pids][:3]

@@ -469,6 +469,251 @@ START_TEST(test_proc_thread_name_and_escaping) {
 }
 END_TEST
 
+/* ---- drain edges ----------------------------------------------------------
+ */
+
+/* A budget that ends right after an ARGS record (or inside its payload
+ * slots) still takes the record the arguments belong to: the call keeps
+ * them. */
+START_TEST(test_proc_budget_ending_after_args_keeps_them) {
+  uint32_t f = intern("f");
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  tr_argbuf b;
+  tr_argbuf_init(&b);
+  tr_argbuf_add_str(&b, "a", 1, "kept", 4, 100);
+  uint64_t args_slots = 1 + (b.len + 15) / 16;
+  /* Budget `args_slots`: it ends exactly after the ARGS record; budget 1:
+   * inside it (a record is consumed whole). */
+  uint64_t budgets[2] = {args_slots, 1};
+  for (int k = 0; k < 2; k++) {
+    uint64_t ts = 1000 + 1000 * (uint64_t)k;
+    put_args(ts, &b);
+    put(ts, f, TR_REC_PY_CALL);
+    put(ts + 100, f, TR_REC_PY_RETURN);
+    uint64_t used;
+    bool more;
+    ck_assert_int_eq(tr_proc_drain_some(&F.proc, budgets[k], &used, &more), 0);
+    ck_assert_uint_eq(used, args_slots + 1);
+    ck_assert(more);
+    ck_assert_int_eq(tr_proc_drain_some(&F.proc, 100, &used, &more), 0);
+    ck_assert_uint_eq(used, 1);
+    ck_assert(!more);
+  }
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_str_eq(ev,
+                   "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":10,"
+                   "\"tid\":11,\"ts\":1.000,\"dur\":0.100,"
+                   "\"args\":{\"a\":\"kept\"}}\n"
+                   "{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":10,"
+                   "\"tid\":11,\"ts\":2.000,\"dur\":0.100,"
+                   "\"args\":{\"a\":\"kept\"}}\n");
+  ck_assert_uint_eq(st.malformed, 0);
+  free(ev);
+}
+END_TEST
+
+/* A ring of its own for tests with several threads (1024 slots). */
+typedef struct xring {
+  void *mem;
+  tr_ring_hdr *hdr;
+  tr_record *slots;
+  uint64_t head;
+} xring;
+
+/* `dropped`: what the producer had dropped before registering it. */
+static void xring_add(xring *x, uint32_t tid, uint64_t dropped) {
+  size_t rsize = TR_SHM_HEADER_SIZE + 1024 * sizeof(tr_record);
+  x->mem = aligned_alloc(4096, rsize);
+  ck_assert_ptr_nonnull(x->mem);
+  memset(x->mem, 0, rsize);
+  x->hdr = x->mem;
+  x->hdr->magic = TR_RING_MAGIC;
+  x->hdr->version = TR_PROTO_VERSION;
+  x->hdr->header_size = TR_SHM_HEADER_SIZE;
+  x->hdr->capacity = 1024;
+  x->hdr->tid = tid;
+  x->hdr->dropped = dropped;
+  x->slots = (tr_record *)((uint8_t *)x->mem + TR_SHM_HEADER_SIZE);
+  x->head = 0;
+  tr_ringview v;
+  ck_assert_int_eq(tr_ringview_attach(&v, x->mem, rsize, 1024), 0);
+  ck_assert_int_eq(tr_proc_add_thread(&F.proc, &v, "x", 1), 0);
+}
+
+static void xring_put(xring *x, uint64_t ts, uint32_t id, uint16_t kind) {
+  tr_record *r = &x->slots[x->head & 1023];
+  r->ts = ts;
+  r->id = id;
+  r->kind = kind;
+  r->extra = 0;
+  x->head++;
+  atomic_store(&x->hdr->head, x->head);
+}
+
+static bool xring_empty(const xring *x) {
+  return atomic_load(&x->hdr->tail) == x->head;
+}
+
+/* One thread's ring always holds more than a turn's budget; each other
+ * ring that is empty gets a record before every turn.  Whatever the
+ * order the rings are kept in, a record waits at most as many turns as
+ * there are threads. */
+START_TEST(test_proc_every_ring_drained_within_n_turns) {
+  enum { kOthers = 4, kThreads = kOthers + 1, kTurns = 8 * kThreads };
+  const uint64_t budget = 64;
+  uint32_t e = intern("e");
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  xring x[kOthers];
+  int since[kOthers];
+  for (int i = 0; i < kOthers; i++) {
+    xring_add(&x[i], 12 + (uint32_t)i, 0);
+    since[i] = -1;
+  }
+  uint64_t ts = 1000;
+  for (int turn = 0; turn < kTurns; turn++) {
+    /* The busy thread: more than the budget, always. */
+    while (F.head - atomic_load(&F.ring_hdr->tail) < 2 * budget)
+      put(ts++, e, TR_REC_INSTANT);
+    for (int i = 0; i < kOthers; i++) {
+      if (since[i] < 0) {
+        xring_put(&x[i], ts++, e, TR_REC_INSTANT);
+        since[i] = turn;
+      }
+    }
+    uint64_t used;
+    bool more;
+    ck_assert_int_eq(tr_proc_drain_some(&F.proc, budget, &used, &more), 0);
+    ck_assert(more);
+    for (int i = 0; i < kOthers; i++) {
+      if (xring_empty(&x[i])) {
+        since[i] = -1;
+      } else {
+        ck_assert_msg(turn - since[i] + 1 < kThreads,
+                      "thread %d waited %d turns (of %d threads) so far", i,
+                      turn - since[i] + 1, kThreads);
+      }
+    }
+  }
+  tr_proc_stats st;
+  free(events(&st));
+  tr_proc_fini(&F.proc);
+  tr_proc_init(&F.proc, 10, 1000, 1000); /* teardown's fini is a no-op */
+  for (int i = 0; i < kOthers; i++) free(x[i].mem);
+}
+END_TEST
+
+/* Sums the counts of the LOST events in a trace's lines. */
+static uint64_t lost_in(const char *ev) {
+  uint64_t n = 0;
+  const char *key = "\"args\":{\"count\":";
+  for (const char *p = strstr(ev, key); p != NULL; p = strstr(p + 1, key))
+    n += strtoull(p + strlen(key), NULL, 10);
+  return n;
+}
+
+/* The LOST events in the trace add up to the dropped count: the
+ * producer's own markers, plus one for the drops no marker told of when
+ * the thread's recording ends (its ring closed, or the process left). */
+START_TEST(test_proc_lost_events_add_up_to_dropped) {
+  uint32_t f = intern("f");
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  xring x;
+  xring_add(&x, 12, 0);
+  /* Thread 11 leaves with the process: 3 drops marked, 4 more not. */
+  put(1000, f, TR_REC_PY_CALL);
+  atomic_store(&F.ring_hdr->dropped, 3);
+  put(1500, 3, TR_REC_LOST);
+  atomic_store(&F.ring_hdr->dropped, 7);
+  put(2000, f, TR_REC_PY_RETURN);
+  /* Thread 12's ring closes: 2 drops marked, 5 more not. */
+  atomic_store(&x.hdr->dropped, 2);
+  xring_put(&x, 1200, 2, TR_REC_LOST);
+  atomic_store(&x.hdr->dropped, 7);
+  xring_put(&x, 1300, f, TR_REC_INSTANT);
+  atomic_store(&x.hdr->closed, 1);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  ck_assert_uint_eq(F.proc.nthreads, 1);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_uint_eq(st.dropped, 14);
+  ck_assert_uint_eq(lost_in(ev), st.dropped);
+  ck_assert_ptr_nonnull(strstr(ev,
+                               "\"tid\":11,\"ts\":2.000,"
+                               "\"args\":{\"count\":4}}"));
+  ck_assert_ptr_nonnull(strstr(ev,
+                               "\"tid\":12,\"ts\":1.300,"
+                               "\"args\":{\"count\":5}}"));
+  free(ev);
+  free(x.mem);
+}
+END_TEST
+
+/* The producer's `dropped` counter only grows: a value below one the
+ * daemon already counted is a lie and counts nothing (it must not wrap
+ * around into an enormous count), and going back up to it does not count
+ * the same drops again. */
+START_TEST(test_proc_dropped_going_backwards_not_trusted) {
+  uint32_t f = intern("f");
+  tr_proc_stats st;
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  put(1000, f, TR_REC_PY_CALL);
+  put(2000, f, TR_REC_PY_RETURN);
+  atomic_store(&F.ring_hdr->dropped, 5);
+  ck_assert_int_eq(tr_proc_drain(&F.proc), 0);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st, NULL, 0);
+  ck_assert_uint_eq(st.dropped, 5);
+  /* The next output: the counter goes backwards. */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  atomic_store(&F.ring_hdr->dropped, 2);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 0);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st, NULL, 0);
+  ck_assert_uint_eq(st.dropped, 0);
+  /* And up again: only what passes the highest value counted is new. */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  atomic_store(&F.ring_hdr->dropped, 7);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 2);
+  memset(&st, 0, sizeof(st));
+  tr_proc_detach(&F.proc, &st, NULL, 0);
+  ck_assert_uint_eq(st.dropped, 2);
+}
+END_TEST
+
+/* The producer is enabled at the join and the worker attaches it a little
+ * later: what it dropped in between (in a ring registered before or after
+ * the join) belongs to the session and is counted. */
+START_TEST(test_proc_drops_before_the_attach_count) {
+  static int session_token; /* p->session only needs to be non-NULL */
+  uint32_t f = intern("f");
+  F.proc.session = (struct tr_session *)&session_token;
+  atomic_store(&F.ring_hdr->dropped, 4); /* ring from before the join */
+  xring x;
+  xring_add(&x, 12, 3); /* and one registered since, after 3 drops */
+  ck_assert_int_eq(tr_proc_attach(&F.proc, F.out, 0, NULL, NULL, 0, NULL, 0),
+                   0);
+  put(1000, f, TR_REC_PY_CALL);
+  put(2000, f, TR_REC_PY_RETURN);
+  ck_assert_uint_eq(tr_proc_dropped_now(&F.proc), 7);
+  tr_proc_stats st;
+  char *ev = events(&st);
+  ck_assert_uint_eq(st.dropped, 7);
+  ck_assert_uint_eq(lost_in(ev), 7);
+  free(ev);
+  F.proc.session = NULL;
+  tr_proc_fini(&F.proc);
+  tr_proc_init(&F.proc, 10, 1000, 1000);
+  free(x.mem);
+}
+END_TEST
+
 static Suite *proc_suite(void) {
   Suite *s = suite_create("proc");
   TCase *pairing = tcase_create("pairing");
@@ -488,7 +733,15 @@ static Suite *proc_suite(void) {
   tcase_add_test(errors, test_proc_broken_ring_fails);
   tcase_add_test(errors, test_proc_thread_name_and_escaping);
   tcase_add_test(errors, test_proc_malformed_arguments);
+  tcase_add_test(errors, test_proc_dropped_going_backwards_not_trusted);
   suite_add_tcase(s, errors);
+  TCase *drain = tcase_create("drain");
+  tcase_add_checked_fixture(drain, setup, teardown);
+  tcase_add_test(drain, test_proc_budget_ending_after_args_keeps_them);
+  tcase_add_test(drain, test_proc_every_ring_drained_within_n_turns);
+  tcase_add_test(drain, test_proc_lost_events_add_up_to_dropped);
+  tcase_add_test(drain, test_proc_drops_before_the_attach_count);
+  suite_add_tcase(s, drain);
   return s;
 }
 

@@ -525,6 +525,74 @@ START_TEST(test_ring_extra_too_large) {
 }
 END_TEST
 
+/* Counts the resident pages of [addr, addr + len) (page-aligned). */
+static size_t resident_pages(void *addr, size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), n = len / page, r = 0;
+  unsigned char *vec = malloc(n);
+  ck_assert_ptr_nonnull(vec);
+  ck_assert_int_eq(mincore(addr, len, vec), 0);
+  for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+  free(vec);
+  return r;
+}
+
+/* A producer that publishes records in pages it never wrote (shared
+ * memory nobody touched) is refused before the daemon reads them: reading
+ * would allocate those pages in the daemon.  Pages it did write drain as
+ * usual, including where a batch wraps around the end of the ring. */
+START_TEST(test_ring_pages_never_written_are_not_read) {
+  const uint32_t slots = 16384; /* 256 KiB of slots */
+  size_t size = TR_SHM_HEADER_SIZE + (size_t)slots * sizeof(tr_record);
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(mem, MAP_FAILED);
+  tr_ring_hdr *h = mem;
+  h->magic = TR_RING_MAGIC;
+  h->version = TR_PROTO_VERSION;
+  h->header_size = TR_SHM_HEADER_SIZE;
+  h->capacity = slots;
+  h->tid = 4242;
+  tr_record *data = (tr_record *)((uint8_t *)mem + TR_SHM_HEADER_SIZE);
+  size_t data_len = (size_t)slots * sizeof(tr_record);
+  tr_ringview v;
+  ck_assert_int_eq(tr_ringview_attach(&v, mem, size, slots), 0);
+  seen s = {0};
+  tr_drain_stats st = {0};
+
+  /* The whole ring claimed, nothing written. */
+  atomic_store(&h->head, slots);
+  ck_assert_int_eq(tr_ringview_drain(&v, 0, on_rec, &s, &st), -ENODATA);
+  ck_assert_uint_eq(st.malformed, 1);
+  ck_assert_uint_eq(s.n, 0);
+  ck_assert_uint_eq(atomic_load(&h->tail), 0);
+  ck_assert_uint_eq(resident_pages(data, data_len), 0);
+
+  /* Written records (the first half) drain. */
+  uint32_t half = slots / 2;
+  for (uint32_t i = 0; i < half; i++) {
+    data[i].ts = 1 + i;
+    data[i].id = i;
+    data[i].kind = TR_REC_INSTANT;
+    data[i].extra = 0;
+  }
+  atomic_store(&h->head, half);
+  ck_assert_int_eq(tr_ringview_drain(&v, 0, on_rec, &s, &st), 0);
+  ck_assert_uint_eq(s.n, half);
+  ck_assert(!s.bad);
+  ck_assert_uint_eq(atomic_load(&h->tail), half);
+  size_t written = resident_pages(data, data_len);
+
+  /* A batch that wraps: [half, slots) never written, [0, half) written. */
+  atomic_store(&h->head, half + slots);
+  ck_assert_int_eq(tr_ringview_drain(&v, 0, on_rec, &s, &st), -ENODATA);
+  ck_assert_uint_eq(st.malformed, 2);
+  ck_assert_uint_eq(s.n, half);
+  ck_assert_uint_eq(resident_pages(data, data_len), written);
+  tr_ringview_unmap(&v);
+  munmap(mem, size);
+}
+END_TEST
+
 /* Collects the payload of ARGS records. */
 typedef struct args_seen {
   int n;
@@ -792,6 +860,47 @@ START_TEST(test_arena_committed_beyond_capacity_ignored) {
 }
 END_TEST
 
+/* A `committed` that covers pages the producer never wrote is not
+ * believed (looking strings up there would allocate those pages in the
+ * daemon), and the arena stops growing: strings written before it still
+ * resolve. */
+START_TEST(test_arena_committed_over_pages_never_written) {
+  const uint32_t dsize = 1u << 20;
+  size_t size = TR_SHM_HEADER_SIZE + dsize;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(mem, MAP_FAILED);
+  arena_fixture a;
+  memset(&a, 0, sizeof(a));
+  a.mem = mem;
+  a.hdr = mem;
+  a.hdr->magic = TR_ARENA_MAGIC;
+  a.hdr->version = TR_PROTO_VERSION;
+  a.hdr->header_size = TR_SHM_HEADER_SIZE;
+  a.hdr->capacity = dsize;
+  a.data = (uint8_t *)mem + TR_SHM_HEADER_SIZE;
+  ck_assert_int_eq(tr_arena_attach(&a.view, mem, size, dsize), 0);
+  uint32_t f = arena_add(&a, "f", 1);
+  const char *p;
+  uint32_t n;
+  ck_assert_int_eq(tr_arena_get(&a.view, f, &p, &n), 0);
+  size_t before = resident_pages(a.data, dsize);
+  atomic_store(&a.hdr->committed, dsize);
+  ck_assert_int_eq(tr_arena_get(&a.view, dsize / 2, &p, &n), -EINVAL);
+  ck_assert_int_eq(tr_arena_get(&a.view, dsize - 8, &p, &n), -EINVAL);
+  ck_assert_uint_eq(resident_pages(a.data, dsize), before);
+  /* Written later, it is still not believed: the arena lied once. */
+  uint32_t g = dsize / 2;
+  uint32_t len = 1;
+  memcpy(a.data + g, &len, 4);
+  ck_assert_int_eq(tr_arena_get(&a.view, g, &p, &n), -EINVAL);
+  ck_assert_int_eq(tr_arena_get(&a.view, f, &p, &n), 0);
+  ck_assert_uint_eq(n, 1);
+  tr_arena_unmap(&a.view);
+  munmap(mem, size);
+}
+END_TEST
+
 static Suite *ring_suite(void) {
   Suite *s = suite_create("ring");
   TCase *core = tcase_create("core");
@@ -818,10 +927,12 @@ static Suite *ring_suite(void) {
   tcase_add_test(errors, test_ring_late_records_discarded);
   tcase_add_test(errors, test_ring_header_validation);
   tcase_add_test(errors, test_ring_map_descriptor_checks);
+  tcase_add_test(errors, test_ring_pages_never_written_are_not_read);
   suite_add_tcase(s, errors);
   TCase *arena = tcase_create("arena");
   tcase_add_test(arena, test_arena_get_valid_and_invalid_ids);
   tcase_add_test(arena, test_arena_committed_beyond_capacity_ignored);
+  tcase_add_test(arena, test_arena_committed_over_pages_never_written);
   suite_add_tcase(s, arena);
   return s;
 }
