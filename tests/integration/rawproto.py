@@ -162,7 +162,7 @@ class Arena:
 
     def set_committed(self, value):
         self.committed = value
-        struct.pack_into("<I", self.map, ARENA_COMMITTED, value)
+        struct.pack_into("I", self.map, ARENA_COMMITTED, value)
 
     def state(self):
         return struct.unpack_from("<Q", self.map, ARENA_STATE)[0]
@@ -208,10 +208,15 @@ class Ring:
         records' stores)."""
         if head is not None:
             self.head = head
-        struct.pack_into("<Q", self.map, RING_HEAD, self.head)
+        # Native "Q" is one 8-byte store (CPython memcpy()s native
+        # formats; "<Q" stores byte by byte, and a daemon reading between
+        # two of those bytes sees a torn head: impossible positions, which
+        # it rightly punishes).  The machine is little-endian (x86-64).
+        struct.pack_into("Q", self.map, RING_HEAD, self.head)
 
     def tail(self):
-        return struct.unpack_from("<Q", self.map, RING_TAIL)[0]
+        # One 8-byte load, for the same reason (the daemon stores it).
+        return struct.unpack_from("Q", self.map, RING_TAIL)[0]
 
     def set_closed(self):
         struct.pack_into("<I", self.map, RING_CLOSED, 1)
