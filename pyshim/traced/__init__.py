@@ -141,19 +141,19 @@ def _uninstall() -> None:
 
 
 def _daemon_binary() -> Optional[str]:
+    """$TRACED_BIN, else the binary inside this package (a wheel) or of the
+    checkout it was built from, else a `traced` on PATH."""
     path = os.environ.get("TRACED_BIN")
+    if path:
+        return path
+    from .__main__ import binary
+
+    path = binary()
     if path:
         return path
     import shutil
 
-    path = shutil.which("traced")
-    if path:
-        return path
-    try:
-        from ._build import TRACED_BIN
-    except ImportError:
-        return None
-    return TRACED_BIN if os.access(TRACED_BIN, os.X_OK) else None
+    return shutil.which("traced")
 
 
 # The system daemon's socket (`traced serve --system`).
