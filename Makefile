@@ -133,7 +133,8 @@ $(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
 # websocket-client (to drive headless Chromium) for test_viewer.py.  Each
 # is installed into .venv only when it cannot be imported.
 TEST_PY_PKGS := pytest:pytest msgpack:msgpack joblib:joblib \
-                viztracer:viztracer websocket:websocket-client
+                viztracer:viztracer websocket:websocket-client \
+                xdist:pytest-xdist
 test-deps: $(VENV_PY)
 	@need=""; for p in $(TEST_PY_PKGS); do \
 	  $(VENV_PY) -c "import $${p%%:*}" 2>/dev/null || need="$$need $${p#*:}"; \
