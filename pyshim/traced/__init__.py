@@ -565,5 +565,11 @@ def _script_name() -> str:
         words = arg.split()
         if len(words) >= 3 and words[0] == "from" and words[2] == "import":
             return words[1]
+        if flag == "-c" and words:
+            # `python -c` and the code's first words, so that one -c child
+            # is told from another.
+            code = " ".join(words)
+            return "python -c " + (code if len(code) <= 40 else
+                                   code[:39] + "\u2026")
         return "python " + flag
     return os.path.basename(first)

@@ -31,10 +31,21 @@ def _enabled(config):
     return config.getoption("traced_output", None) is not None
 
 
+def _name_worker(config):
+    """An xdist worker (started as `python -c ...`) is named by its id."""
+    import traced
+
+    if traced._state.installed:
+        traced._traced.process_info(
+            "pytest-xdist " + str(config.workerinput.get("workerid", "?")))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     output = config.getoption("traced_output", None)
     config._traced_started = False
+    if hasattr(config, "workerinput") and os.environ.get("TRACED_SESSION"):
+        _name_worker(config)
     if output is None or hasattr(config, "workerinput"):
         return  # not asked for, or an xdist worker (it joins by env)
     if output and (os.path.isdir(output) or output.endswith(".py")

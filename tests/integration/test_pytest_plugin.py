@@ -52,6 +52,12 @@ def slices(events):
     return [e for e in events if e.get("ph") == "X"]
 
 
+def names_of(events):
+    """{pid: its last process_name}."""
+    return {e["pid"]: e["args"]["name"] for e in events
+            if e.get("ph") == "M" and e.get("name") == "process_name"}
+
+
 def main_pid(events):
     names = {e["pid"]: e["args"]["name"] for e in events
              if e.get("ph") == "M" and e.get("name") == "process_name"}
@@ -71,6 +77,9 @@ def check_trace(events, workers):
     pids = {e["pid"] for e in spans.values()}
     if workers:
         assert main not in pids and 1 <= len(pids) <= workers, (main, pids)
+        names = names_of(events)
+        assert {names[p] for p in pids} <= {
+            "pytest-xdist gw%d" % i for i in range(workers)}, names
     else:
         assert pids == {main}
     # Each test's own function runs inside its slice, on its thread.
@@ -84,6 +93,9 @@ def check_trace(events, workers):
     # The process test_child started joined the same trace.
     child = [e for e in xs if e["name"].startswith("child_work (")]
     assert len(child) == 1 and child[0]["pid"] not in pids | {main}
+    # ... named by its -c code's first words.
+    assert names_of(events)[child[0]["pid"]] == \
+        "python -c def child_work(): return 1 child_work()", names_of(events)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
