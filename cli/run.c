@@ -335,6 +335,8 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
       fprintf(stderr,
               "traced: the daemon was stopped during the run: the trace "
               "ends there and the rest of the run was not traced\n");
+    tr_runcmd_size_note(s.bytes, s.events, s.path[0] ? s.path : abspath,
+                        stderr);
     /* Appended after the path, so that the line's beginning keeps the
      * shape scripts parse. */
     char shorter[96] = "";

@@ -27,4 +27,14 @@ char **tr_runcmd_build(int argc, char **argv, const char *module);
  * command is not Python at all) and what to do. */
 void tr_runcmd_explain_empty(char **cmd, FILE *err);
 
+/* Traces past this many bytes get a note on what makes them smaller;
+ * $TRACED_SIZE_NOTE (bytes) overrides it. */
+#define TR_SIZE_NOTE_BYTES (256ull << 20)
+
+/* When a finished trace of `bytes` bytes and `events` events is past the
+ * size worth noticing, one line to `err`: its size, bytes per event, and
+ * what makes it smaller (.pftrace unless it is one, the filters). */
+void tr_runcmd_size_note(unsigned long long bytes, unsigned long long events,
+                         const char *path, FILE *err);
+
 #endif

@@ -277,3 +277,24 @@ def test_traced_python_joins_no_message(daemon, tmp_path):
             env=daemon.env, cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     assert b"no process joined" not in r.stderr, r.describe()
+
+
+@pytest.mark.parametrize("name", ["t.json", "t.pftrace"])
+def test_big_trace_gets_a_note(daemon, tmp_path, name):
+    """Past $TRACED_SIZE_NOTE bytes (default 256 MiB) one line before the
+    summary says how big and what makes it smaller (.pftrace unless it is
+    one already); below it, nothing."""
+    script = write_program(tmp_path, PROGRAM)
+    for limit, noted in (("1", True), ("", False)):
+        env = dict(daemon.env, TRACED_SIZE_NOTE=limit)
+        r = run([TRACED_BIN, "run", "-o", name, sys.executable, script, 0],
+                env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.describe()
+        lines = r.stderr.decode().splitlines()
+        assert parse_summary(lines[-1])["process"] == 1, r.describe()
+        notes = [ln for ln in lines if "the trace is big" in ln]
+        assert len(notes) == (1 if noted else 0), r.describe()
+        if noted:
+            assert re.search(r"\d+ bytes per event", notes[0]), notes
+            assert ("pftrace" in notes[0]) == name.endswith(".json"), notes
+            assert "--min-duration" in notes[0]
