@@ -169,9 +169,10 @@ def test_traced_run_multiprocessing(installed, form):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "285\n"
     m, pids = processes(out)
-    assert len(pids) == 3, (pids, r.stderr)   # the parent and 2 workers
+    # The parent, 2 workers and spawn's resource tracker.
+    assert len(pids) == 4, (pids, r.stderr)
     assert any(s[3].startswith("square") for s in m.slices)
-    assert re.search(r"traced: 3 processes, .* 0 dropped", r.stderr), r.stderr
+    assert re.search(r"traced: 4 processes, .* 0 dropped", r.stderr), r.stderr
 
 
 def test_inline_api_starts_its_own_daemon(installed):
@@ -208,3 +209,25 @@ def test_python_m_traced_report(installed):
     assert rep.returncode == 0, rep.stderr
     data = json.loads(rep.stdout)
     assert "square" in json.dumps(data)
+
+
+def test_pytest_plugin_and_console_script_registered(installed):
+    venv, env, work = installed
+    r = run([str(venv / "bin" / "python"), "-c",
+             "from importlib.metadata import entry_points as e; "
+             "print(sorted(x.value for x in e(group='pytest11')), "
+             "sorted(x.value for x in e(group='console_scripts')))"],
+            env, work)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("['traced.pytest_plugin'] "
+                        "['traced.__main__:main']\n"), r.stdout
+
+
+def test_empty_session_says_why(installed):
+    venv, env, work = installed
+    r = run(["traced", "run", "-q", "-o", "empty.json", "true"], env, work)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "no process joined the session: true is not a Python" in r.stderr
+    # ... and names the interpreter traced is installed in.
+    assert str(venv / "bin" / "python") in r.stderr, r.stderr
