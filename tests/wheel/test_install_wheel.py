@@ -214,13 +214,14 @@ def test_python_m_traced_report(installed):
 def test_pytest_plugin_and_console_script_registered(installed):
     venv, env, work = installed
     r = run([str(venv / "bin" / "python"), "-c",
-             "from importlib.metadata import entry_points as e; "
-             "print(sorted(x.value for x in e(group='pytest11')), "
-             "sorted(x.value for x in e(group='console_scripts')))"],
+             "from importlib.metadata import distribution as d; "
+             "print(sorted((x.group, x.name, x.value) "
+             "for x in d('traced').entry_points))"],
             env, work)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == ("['traced.pytest_plugin'] "
-                        "['traced.__main__:main']\n"), r.stdout
+    assert r.stdout == ("[('console_scripts', 'traced', "
+                        "'traced.__main__:main'), ('pytest11', 'traced', "
+                        "'traced.pytest_plugin')]\n"), r.stdout
 
 
 def test_empty_session_says_why(installed):
