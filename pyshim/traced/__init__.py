@@ -561,6 +561,10 @@ def _script_name() -> str:
         flag = "-m" if first == "-m" else "-c"
         arg = orig[orig.index(flag) + 1] if flag in orig[:-1] else ""
         if flag == "-m" and arg:
+            # loky starts its workers as `python -m ...popen_loky_posix
+            # --process-name LokyProcess-N`.
+            if "--process-name" in orig[:-1]:
+                return orig[orig.index("--process-name") + 1]
             return arg
         words = arg.split()
         if len(words) >= 3 and words[0] == "from" and words[2] == "import":
