@@ -83,6 +83,7 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan tsan valgrind fuzz \
+        wheel wheel-test \
         fuzz-build format format-check install clean bench test-deps
 
 all: native $(SHIM_STAMP)
@@ -141,7 +142,8 @@ $(SHIM_STAMP): $(VENV_PY) $(SHIM_SRC) $(CLIENT_SRC) $(PROTO_SRC) \
 # websocket-client (to drive headless Chromium) for test_viewer.py.  Each
 # is installed into .venv only when it cannot be imported.
 TEST_PY_PKGS := pytest:pytest msgpack:msgpack joblib:joblib \
-                viztracer:viztracer websocket:websocket-client
+                viztracer:viztracer websocket:websocket-client \
+                xdist:pytest-xdist
 test-deps: $(VENV_PY)
 	@need=""; for p in $(TEST_PY_PKGS); do \
 	  $(VENV_PY) -c "import $${p%%:*}" 2>/dev/null || need="$$need $${p#*:}"; \
@@ -169,6 +171,16 @@ test: deps
 demo: deps
 	$(MAKE) all
 	scripts/demo.sh
+
+# `make wheel`: the sdist and, built from it, a wheel per CPython found
+# (3.11, 3.12, 3.13), checked with auditwheel, into dist/
+# (docs/packaging.md).  `make wheel-test`: install each wheel into a fresh
+# venv and test the installed tool from outside the checkout.
+wheel:
+	scripts/wheel.sh
+
+wheel-test: test-deps
+	$(VENV_PY) -m pytest -q tests/wheel $(PYTEST_ARGS)
 
 # Benchmarks (docs/benchmarks.md).  `make bench`: the workloads in bench/
 # under no tracer, an empty C profile hook, cProfile, VizTracer and traced,
@@ -345,7 +357,7 @@ install: native
 	  $(DESTDIR)$(USERUNITDIR)/traced.service
 
 clean:
-	rm -rf build build-asan build-tsan $(FUZZ_BUILD) $(VENV) pyshim/build \
+	rm -rf build build-asan build-tsan $(FUZZ_BUILD) $(VENV) pyshim/build dist \
 	  pyshim/*.egg-info
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

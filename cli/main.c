@@ -20,7 +20,7 @@ typedef struct command {
 static const command commands[] = {
     {"run", tr_cmd_run,
      "[-o FILE] [--socket PATH] [-q] [--report] [RECORDING OPTIONS]\n"
-     "      -- CMD [ARGS...]",
+     "      [--] CMD [ARGS...] | SCRIPT.py [ARGS...] | -m MODULE [ARGS...]",
      "trace CMD and every Python process it starts into FILE\n"
      "(traced run --help lists the recording options)"},
     {"report", tr_cmd_report,

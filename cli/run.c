@@ -19,20 +19,28 @@
 #include "libclient/src/conn.h"
 #include "proto/sockpath.h"
 #include "report/report.h"
+#include "runcmd.h"
 #include "runopts.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
 #define TR_AUTOSTART_IDLE_SECONDS "300"
 #define TR_END_TIMEOUT_MS (10 * 60 * 1000)
+/* sun_path's size. */
+#define TR_SOCKET_MAX 108
 
 static void run_usage(FILE *out) {
   fprintf(out,
-          "usage: traced run [-o FILE] [--socket PATH] [--report]\n"
-          "                  [RECORDING OPTIONS] [--] CMD [ARGS...]\n"
+          "usage: traced run [OPTIONS] [--] CMD [ARGS...]\n"
+          "       traced run [OPTIONS] SCRIPT.py [ARGS...]\n"
+          "       traced run [OPTIONS] -m MODULE [ARGS...]\n"
           "\n"
           "Run CMD with every Python process it starts traced into FILE\n"
           "(default: traced-YYYYmmdd-HHMMSS.json in the current directory).\n"
+          "Options end at the first word that is not one (or at --): the\n"
+          "rest is the command and its own arguments.  SCRIPT.py and -m\n"
+          "MODULE run with the Python traced is installed in ($TRACED_PYTHON,\n"
+          "else python3).\n"
           "Starts a private daemon if none listens on the socket; exits with\n"
           "CMD's exit status (128+N if CMD was killed by signal N).\n"
           "\n"
@@ -40,6 +48,7 @@ static void run_usage(FILE *out) {
           "      --socket PATH   daemon socket (default: $TRACED_SOCKET,\n"
           "                      $XDG_RUNTIME_DIR/traced/traced.sock or\n"
           "                      /tmp/traced-$UID/traced.sock)\n"
+          "  -m MODULE           run the module (like python -m MODULE)\n"
           "  -q, --quiet         no summary line\n"
           "      --report        when the trace is complete, print its\n"
           "                      profile (traced report FILE) on stderr\n"
@@ -176,15 +185,22 @@ static int exit_code(int status) {
   return 1;
 }
 
+static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
+                   bool report, tr_runopts *ro);
+
 static int run_main(int argc, char **argv, const struct option *opts,
                     tr_runopts *ro) {
   const char *output = NULL;
-  char socket[108] = "";
+  char socket[TR_SOCKET_MAX] = "";
   bool quiet = false, report = false;
+  const char *module = NULL;
   optind = 1;
   int c;
-  /* "+": stop at the first non-option, which starts the command. */
-  while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+  /* "+": stop at the first non-option, which starts the command (like
+   * time, nice or strace); "--" is accepted before it.  -m MODULE ends
+   * the options too: the rest are the module's arguments. */
+  while (module == NULL &&
+         (c = getopt_long(argc, argv, "+o:m:qh", opts, NULL)) != -1) {
     if (c >= TR_RUNOPT_BASE) {
       if (tr_runopts_take(ro, c, optarg) < 0) {
         run_usage(stderr);
@@ -197,11 +213,14 @@ static int run_main(int argc, char **argv, const struct option *opts,
         output = optarg;
         break;
       case 's':
-        if (strlen(optarg) >= sizeof(socket)) {
+        if (strlen(optarg) >= TR_SOCKET_MAX) {
           fprintf(stderr, "traced run: socket path too long: %s\n", optarg);
           return 2;
         }
-        snprintf(socket, sizeof(socket), "%s", optarg);
+        snprintf(socket, TR_SOCKET_MAX, "%s", optarg);
+        break;
+      case 'm':
+        module = optarg;
         break;
       case 'q':
         quiet = true;
@@ -217,14 +236,7 @@ static int run_main(int argc, char **argv, const struct option *opts,
         return 2;
     }
   }
-  /* The command must follow "--", so that its own options can never be
-   * taken for ours (getopt leaves "--" as the last option it consumed). */
-  if (optind < 2 || strcmp(argv[optind - 1], "--") != 0) {
-    fprintf(stderr, "traced run: put \"--\" before the command\n");
-    run_usage(stderr);
-    return 2;
-  }
-  if (optind >= argc) {
+  if (optind >= argc && module == NULL) {
     fprintf(stderr, "traced run: no command given\n");
     run_usage(stderr);
     return 2;
@@ -234,7 +246,19 @@ static int run_main(int argc, char **argv, const struct option *opts,
     run_usage(stderr);
     return 2;
   }
-  char **cmd = argv + optind;
+  char **cmd = tr_runcmd_build(argc - optind, argv + optind, module);
+  if (cmd == NULL) {
+    fprintf(stderr, "traced run: out of memory\n");
+    return 2;
+  }
+  int code = run_cmd(cmd, output, socket, quiet, report, ro);
+  free(cmd);
+  return code;
+}
+
+/* Runs `cmd` traced into `output` (NULL: a default name). */
+static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
+                   bool report, tr_runopts *ro) {
   char defname[64];
   if (output == NULL) {
     time_t now = time(NULL);
@@ -243,7 +267,7 @@ static int run_main(int argc, char **argv, const struct option *opts,
     strftime(defname, sizeof(defname), "traced-%Y%m%d-%H%M%S.json", &tm);
     output = defname;
   }
-  if (socket[0] == '\0' && tr_sockpath_default(socket, sizeof(socket)) < 0) {
+  if (socket[0] == '\0' && tr_sockpath_default(socket, TR_SOCKET_MAX) < 0) {
     fprintf(stderr, "traced run: socket path too long\n");
     return 2;
   }
@@ -298,6 +322,9 @@ static int run_main(int argc, char **argv, const struct option *opts,
   uint64_t filtered = 0;
   rc = tr_conn_end_session(fd, &s, &filtered, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
+  /* A session nobody joined is never silent, even with -q; said before
+   * the summary, which stays the last line. */
+  if (rc >= 0 && s.processes == 0) tr_runcmd_explain_empty(cmd, stderr);
   if (rc < 0) {
     fprintf(stderr,
             "traced: warning: the session did not end cleanly (%s); "
@@ -308,6 +335,8 @@ static int run_main(int argc, char **argv, const struct option *opts,
       fprintf(stderr,
               "traced: the daemon was stopped during the run: the trace "
               "ends there and the rest of the run was not traced\n");
+    tr_runcmd_size_note(s.bytes, s.events, s.path[0] ? s.path : abspath,
+                        stderr);
     /* Appended after the path, so that the line's beginning keeps the
      * shape scripts parse. */
     char shorter[96] = "";

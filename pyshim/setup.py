@@ -69,4 +69,9 @@ setup(
     ext_modules=[ext],
     cmdclass={"build_py": build_py_with_pth},
     python_requires=">=3.11",
+    # The same commands as the wheel's (pyproject.toml at the root).
+    entry_points={
+        "console_scripts": ["traced = traced.__main__:main"],
+        "pytest11": ["traced = traced.pytest_plugin"],
+    },
 )

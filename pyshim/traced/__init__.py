@@ -141,19 +141,19 @@ def _uninstall() -> None:
 
 
 def _daemon_binary() -> Optional[str]:
+    """$TRACED_BIN, else the binary inside this package (a wheel) or of the
+    checkout it was built from, else a `traced` on PATH."""
     path = os.environ.get("TRACED_BIN")
+    if path:
+        return path
+    from .__main__ import binary
+
+    path = binary()
     if path:
         return path
     import shutil
 
-    path = shutil.which("traced")
-    if path:
-        return path
-    try:
-        from ._build import TRACED_BIN
-    except ImportError:
-        return None
-    return TRACED_BIN if os.access(TRACED_BIN, os.X_OK) else None
+    return shutil.which("traced")
 
 
 # The system daemon's socket (`traced serve --system`).
@@ -561,9 +561,19 @@ def _script_name() -> str:
         flag = "-m" if first == "-m" else "-c"
         arg = orig[orig.index(flag) + 1] if flag in orig[:-1] else ""
         if flag == "-m" and arg:
+            # loky starts its workers as `python -m ...popen_loky_posix
+            # --process-name LokyProcess-N`.
+            if "--process-name" in orig[:-1]:
+                return orig[orig.index("--process-name") + 1]
             return arg
         words = arg.split()
         if len(words) >= 3 and words[0] == "from" and words[2] == "import":
             return words[1]
+        if flag == "-c" and words:
+            # `python -c` and the code's first words, so that one -c child
+            # is told from another.
+            code = " ".join(words)
+            return "python -c " + (code if len(code) <= 40 else
+                                   code[:39] + "\u2026")
         return "python " + flag
     return os.path.basename(first)

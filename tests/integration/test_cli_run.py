@@ -150,9 +150,9 @@ def test_run_starts_private_daemon_when_none_listens(tmp_path,
     ["run", "--"],
     ["run", "-o", "x.json"],
     ["run", "-o", "x.json", "--"],
-    ["run", sys.executable, "-c", "open('marker', 'w')"],
+    ["run", "-q", "-m"],
 ], ids=["bogus", "no-command", "run", "run--", "run-o", "run-o--",
-        "run-without--"])
+        "run-m-without-module"])
 def test_bad_usage(tmp_path, private_socket, args):
     r = run([TRACED_BIN] + args, env=clean_env(TRACED_SOCKET=private_socket),
             cwd=tmp_path)
@@ -176,3 +176,125 @@ def test_no_autostart_runs_untraced(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("traced: warning:"), lines
     assert not out.exists()
     assert not sock.parent.exists()  # no daemon made its directory
+
+
+@pytest.mark.parametrize("form", ["dashdash", "plain"])
+def test_run_options_end_at_the_command(daemon, tmp_path, form):
+    """Options end at the first word that is not one (like time, nice,
+    strace); "--" stays accepted.  The command's own options (-o, -q,
+    --output) are the command's."""
+    script = write_program(tmp_path, """
+        import sys
+
+        def f():
+            return 1
+
+        f()
+        print(sys.argv[1:])
+    """)
+    out = tmp_path / "out.json"
+    cmd = [TRACED_BIN, "run", "-o", out] + (["--"] if form == "dashdash"
+                                             else [])
+    r = run(cmd + [sys.executable, script, "-o", "x", "-q", "--output=y"],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert r.stdout == b"['-o', 'x', '-q', '--output=y']\n", r.describe()
+    assert parse_summary(summary_line(r.stderr))["process"] == 1
+    assert named(load_trace(out), pyname(script, "f"))
+    assert sorted(os.listdir(tmp_path)) == ["out.json", script.name]
+
+
+def test_run_script_and_module_with_tracers_python(daemon, tmp_path):
+    """`traced run script.py ARGS` and `traced run -m module ARGS` run with
+    the interpreter in $TRACED_PYTHON (set by the `traced` Python command
+    to the one traced is installed in)."""
+    script = write_program(tmp_path, """
+        import sys
+
+        def f():
+            return 1
+
+        f()
+        print(sys.argv[1:])
+    """)
+    (tmp_path / "mymod.py").write_text(script.read_text())
+    env = dict(daemon.env, TRACED_PYTHON=sys.executable,
+               PATH="/usr/bin:/bin")   # no python3 of the .venv there
+    r = run([TRACED_BIN, "run", "-o", "s.json", script.name, "a", "-o"],
+            env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert r.stdout == b"['a', '-o']\n"
+    assert named(load_trace(tmp_path / "s.json"), pyname(script, "f"))
+    r = run([TRACED_BIN, "run", "-o", "m.json", "-m", "mymod", "b", "-q"],
+            env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert r.stdout == b"['b', '-q']\n"
+    assert parse_summary(summary_line(r.stderr))["process"] == 1
+    assert named(load_trace(tmp_path / "m.json"),
+                 pyname(tmp_path / "mymod.py", "f"))
+
+
+def empty_session_lines(r):
+    lines = [ln for ln in r.stderr.decode().splitlines()
+             if "no process joined the session" in ln]
+    assert len(lines) == 1, r.describe()
+    return lines[0]
+
+
+def test_empty_session_not_python(daemon, tmp_path):
+    r = run([TRACED_BIN, "run", "-q", "-o", "t.json", "true"],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    line = empty_session_lines(r)
+    assert "true is not a Python interpreter" in line, line
+    assert r.stderr.decode().count("\n") == 1, r.describe()
+
+
+def test_empty_session_python_without_traced(daemon, tmp_path):
+    """The command's interpreter cannot import traced: the message names
+    it, both when it is the command and when a script's #! line names
+    it."""
+    import venv
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)
+    python = bare / "bin" / "python"
+    script = tmp_path / "tool"
+    script.write_text("#!/usr/bin/env python\nprint('ok')\n")
+    script.chmod(0o755)
+    env = dict(daemon.env, PATH="%s:/usr/bin:/bin" % (bare / "bin"))
+    for cmd in ([str(python), "-c", "print('ok')"], ["./tool"]):
+        r = run([TRACED_BIN, "run", "-o", "t.json"] + cmd, env=env,
+                cwd=tmp_path)
+        assert r.returncode == 0 and r.stdout == b"ok\n", r.describe()
+        line = empty_session_lines(r)
+        assert "cannot import the traced package" in line, line
+        assert str(bare / "bin" / "python") in line, line
+        assert parse_summary(summary_line(r.stderr))["process"] == 0
+
+
+def test_traced_python_joins_no_message(daemon, tmp_path):
+    r = run([TRACED_BIN, "run", "-o", "t.json", sys.executable, "-c", "1"],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert b"no process joined" not in r.stderr, r.describe()
+
+
+@pytest.mark.parametrize("name", ["t.json", "t.pftrace"])
+def test_big_trace_gets_a_note(daemon, tmp_path, name):
+    """Past $TRACED_SIZE_NOTE bytes (default 256 MiB) one line before the
+    summary says how big and what makes it smaller (.pftrace unless it is
+    one already); below it, nothing."""
+    script = write_program(tmp_path, PROGRAM)
+    for limit, noted in (("1", True), ("", False)):
+        env = dict(daemon.env, TRACED_SIZE_NOTE=limit)
+        r = run([TRACED_BIN, "run", "-o", name, sys.executable, script, 0],
+                env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.describe()
+        lines = r.stderr.decode().splitlines()
+        assert parse_summary(lines[-1])["process"] == 1, r.describe()
+        notes = [ln for ln in lines if "the trace is big" in ln]
+        assert len(notes) == (1 if noted else 0), r.describe()
+        if noted:
+            assert re.search(r"\d+ bytes per event", notes[0]), notes
+            assert ("pftrace" in notes[0]) == name.endswith(".json"), notes
+            assert "--min-duration" in notes[0]
