@@ -131,10 +131,11 @@ bad:
 /* Connects and says HELLO as a control client; prints why not and returns
  * -1 when the daemon cannot be reached. */
 static int ctl_connect(const char *cmd, const char *socket) {
-  int fd = tr_conn_connect(socket);
+  char why[TR_CONN_WHY_MAX];
+  int fd = tr_conn_connect(socket, why, sizeof(why));
   if (fd < 0) {
     fprintf(stderr, "traced %s: no traced daemon reachable at %s (%s)\n", cmd,
-            socket, strerror(-fd));
+            socket, why[0] ? why : strerror(-fd));
     return -1;
   }
   char err[256] = "";

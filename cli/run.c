@@ -99,16 +99,17 @@ static bool private_place(const char *socket) {
   return stat(dir, &st) < 0 || st.st_uid == getuid();
 }
 
-/* A control connection: HELLO as "control".  Returns the fd or -errno. */
-static int control_connect(const char *socket, bool *started) {
-  int fd = tr_conn_connect(socket);
+/* A control connection: HELLO as "control".  Returns the fd or -errno;
+ * a refusal (-EPERM) leaves its reason in `why` (TR_CONN_WHY_MAX). */
+static int control_connect(const char *socket, bool *started, char *why) {
+  int fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
   bool may_start =
       (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
   if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
     if (autostart(socket) == 0) {
       *started = true;
-      fd = tr_conn_connect(socket);
+      fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
     }
   }
   if (fd < 0) return fd;
@@ -263,13 +264,14 @@ static int run_main(int argc, char **argv, const struct option *opts,
   /* The command's processes read the options from their environment. */
   tr_runopts_apply(ro);
   bool started = false;
-  int fd = control_connect(socket, &started);
+  char why[TR_CONN_WHY_MAX] = "";
+  int fd = control_connect(socket, &started, why);
   char token[TR_TOKEN_HEX_LEN + 1] = "";
   if (fd < 0) {
     fprintf(stderr,
             "traced: warning: cannot reach the traced daemon at %s (%s); "
             "running untraced\n",
-            socket, strerror(-fd));
+            socket, why[0] ? why : strerror(-fd));
     return exit_code(run_child(cmd, socket, NULL));
   }
   int out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);

@@ -16,19 +16,45 @@
 
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "proto/sockpath.h"
+#include "trust.h"
 
-int tr_conn_connect(const char *path) {
+int tr_conn_connect(const char *path, char *why, size_t why_size) {
+  char scratch[TR_CONN_WHY_MAX];
+  if (why == NULL || why_size == 0) {
+    why = scratch;
+    why_size = sizeof(scratch);
+  }
+  why[0] = '\0';
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  strcpy(addr.sun_path, path);
+  char user[sizeof(addr.sun_path)];
+  bool per_user =
+      tr_sockpath_user(user, sizeof(user)) == 0 && strcmp(user, path) == 0;
+  int dfd = -1;
+  const char *target = path;
+  char via[sizeof(addr.sun_path)];
+  if (per_user) {
+    dfd = tr_trust_private_dir(path, via, sizeof(via), why, why_size);
+    if (dfd < 0) return dfd;
+    target = via;
+  }
+  strcpy(addr.sun_path, target);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-    int err = errno;
+  int err = errno;
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+    err = errno;
     close(fd);
-    return -err;
+    fd = -1;
+  }
+  if (dfd >= 0) close(dfd);
+  if (fd < 0) return -err;
+  int rc = tr_trust_peer(fd, path, per_user, why, why_size);
+  if (rc < 0) {
+    close(fd);
+    return rc;
   }
   return fd;
 }

@@ -47,7 +47,19 @@ static PyObject *m_connect(PyObject *module, PyObject *args) {
   if (!PyArg_ParseTuple(args, "|z", &path)) return NULL;
   int rc;
   Py_BEGIN_ALLOW_THREADS rc = tr_client_connect(path);
-  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "connect");
+  Py_END_ALLOW_THREADS if (rc < 0) {
+    /* A refusal says why in its own words (whose directory, which uid). */
+    const char *why = tr_client_connect_why();
+    if (why[0] != '\0') {
+      PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", -rc, why);
+      if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+      }
+      return NULL;
+    }
+    return raise_errno(rc, "connect");
+  }
   Py_RETURN_NONE;
 }
 

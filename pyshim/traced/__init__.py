@@ -15,6 +15,7 @@ reached, one warning goes to stderr and the program runs untraced.
 """
 from __future__ import annotations  # annotations stay strings: no typing
 
+import errno
 import os
 import sys
 import time
@@ -202,7 +203,9 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
         return True
     except OSError as first:
         err = first
-    if autostart and _autostart(socket):
+    # EPERM: the socket's directory or the process answering it is not to
+    # be trusted (the reason says whose); starting a daemon changes nothing.
+    if autostart and err.errno != errno.EPERM and _autostart(socket):
         try:
             _traced.connect(socket)
             return True
