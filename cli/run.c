@@ -274,10 +274,14 @@ static int run_main(int argc, char **argv, const struct option *opts,
             socket, why[0] ? why : strerror(-fd));
     return exit_code(run_child(cmd, socket, NULL));
   }
-  int out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int out_fd = tr_conn_open_output(output);
   if (out_fd < 0) {
     fprintf(stderr, "traced run: cannot write %s: %s\n", output,
-            strerror(errno));
+            out_fd == -ENXIO    ? "it is a FIFO with no reader; traces are "
+                                  "written to regular files only"
+            : out_fd == -EINVAL ? "not a regular file; traces are written "
+                                  "to regular files only"
+                                : strerror(-out_fd));
     close(fd);
     return 2;
   }

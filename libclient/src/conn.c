@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +54,27 @@ int tr_conn_connect(const char *path, char *why, size_t why_size) {
   if (dfd >= 0) close(dfd);
   if (fd < 0) return -err;
   int rc = tr_trust_peer(fd, path, per_user, why, why_size);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+int tr_conn_open_output(const char *path) {
+  int fd =
+      open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0666);
+  if (fd < 0) return -errno;
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) < 0)
+    rc = -errno;
+  else if (!S_ISREG(st.st_mode) &&
+           !(S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 &&
+             minor(st.st_rdev) == 3))
+    rc = -EINVAL;
+  else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+    rc = -errno;
   if (rc < 0) {
     close(fd);
     return rc;

@@ -30,6 +30,15 @@
  * in `why` (may be NULL); `why` is "" after any other outcome. */
 int tr_conn_connect(const char *path, char *why, size_t why_size);
 
+/* Opens `path` to be a session's output: created 0666 (less the umask)
+ * when missing, and NOT truncated: the daemon empties it when it accepts
+ * the session (PROTOCOL.md, SESSION_CREATE), so a refused session leaves
+ * an existing file as it was.  Only a regular file or /dev/null will do,
+ * and the open never blocks: a FIFO without a reader is -ENXIO, any other
+ * kind -EINVAL (the daemon would refuse it).  Returns the descriptor
+ * (close-on-exec, blocking) or a negative errno. */
+int tr_conn_open_output(const char *path);
+
 /* Sends one frame, all of it, with `nfds` descriptors attached.  Never
  * raises SIGPIPE.  Returns 0 or a negative errno (-ETIMEDOUT after
  * timeout_ms without progress). */

@@ -270,8 +270,12 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
         return False
     # The file is opened here, with this process's permissions; the daemon
     # only ever gets the descriptor.  A bad path is the caller's error.
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                 0o666)
+    # Not truncated: the daemon empties it once it accepts the session, so
+    # a refusal leaves an existing file as it was.  Never blocks (a FIFO
+    # without a reader); the daemon takes regular files and /dev/null only.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                 | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
+    os.set_blocking(fd, True)
     try:
         token = _traced.create(os.path.abspath(output), fd,
                                opts.min_duration)

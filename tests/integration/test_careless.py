@@ -1,0 +1,101 @@
+"""What a careless (or unlucky) user meets on a shared machine, each a
+case of issue 15's Low list: an existing trace file a refused session must
+not empty, a FIFO as the output, a session token one digit off.
+docs/hostile.md, "Careless users"."""
+
+import os
+import sys
+
+import rawproto as rp
+from conftest import TRACED_BIN, load_trace, run, write_program
+
+PRECIOUS = "precious earlier trace, not to be emptied\n"
+
+
+def hold_session(d):
+    """A raw connection holding one open session of this uid (so that a
+    daemon with --max-sessions-per-uid 1 refuses the next)."""
+    c = rp.Conn(d.socket)
+    out = rp.memfd(0, seal=False, name="held-output")
+    t, p = c.hello("control")
+    assert t == rp.WELCOME, (t, p)
+    t, p = c.create_session(out)
+    assert t == rp.SESSION_CREATED, (t, p)
+    return c, out, p["token"]
+
+
+def test_refused_session_leaves_the_existing_output(daemon_with, tmp_path):
+    d = daemon_with("--max-sessions-per-uid", "1")
+    c, held, _ = hold_session(d)
+    try:
+        out = tmp_path / "kept.json"
+        out.write_text(PRECIOUS)
+        prog = write_program(tmp_path, "print('ran')\n")
+        r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, prog],
+                env=d.env, cwd=tmp_path)
+        assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+        assert b"refused the session" in r.stderr, r.describe()
+        assert out.read_text() == PRECIOUS
+
+        api = write_program(tmp_path, """
+            import traced
+            assert traced.start(output=%r) is False
+            print("ran")
+        """ % str(out), name="api.py")
+        r = run([sys.executable, api], env=d.env, cwd=tmp_path)
+        assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+        assert out.read_text() == PRECIOUS
+    finally:
+        c.close()
+        os.close(held)
+
+
+def test_accepted_session_replaces_a_longer_file(daemon, tmp_path):
+    """Not truncating at open must not leave the old file's tail behind."""
+    out = tmp_path / "long.json"
+    out.write_text("x" * 1000000)
+    prog = write_program(tmp_path, "print('ran')\n")
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, prog],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert "x" * 10 not in out.read_text()
+    load_trace(out)
+
+
+def test_fifo_output_is_refused_up_front(daemon, tmp_path):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    r = run([TRACED_BIN, "run", "-o", fifo, "--", "true"], env=daemon.env,
+            cwd=tmp_path, timeout=20)
+    assert r.returncode == 2, r.describe()
+    assert b"FIFO" in r.stderr and b"regular files" in r.stderr, r.describe()
+
+
+def test_a_token_one_digit_off_is_an_unknown_session(daemon):
+    """A live token changed in its first, its last, or both digits names
+    no session: SESSION_JOINED {active: false}, neither joined nor
+    "another user's"."""
+    c, held, token = hold_session(daemon)
+    try:
+        assert len(token) == 32
+        flip = {x: "0" if x != "0" else "1" for x in "0123456789abcdef"}
+        variants = [flip[token[0]] + token[1:], token[:-1] + flip[token[-1]],
+                    flip[token[0]] + token[1:-1] + flip[token[-1]]]
+        arena = rp.Arena()
+        try:
+            for v in variants:
+                with rp.Conn(daemon.socket) as j:
+                    t, p = j.hello("producer", arena)
+                    assert t == rp.WELCOME, (t, p)
+                    t, p = j.request(rp.SESSION_JOIN, {"token": v})
+                    assert t == rp.SESSION_JOINED, (v, t, p)
+                    assert p.get("active") is False, (v, p)
+            with rp.Conn(daemon.socket) as j:
+                t, p = j.hello("producer", arena)
+                t, p = j.request(rp.SESSION_JOIN, {"token": token})
+                assert t == rp.SESSION_JOINED and p.get("active") is True, p
+        finally:
+            arena.close()
+    finally:
+        c.close()
+        os.close(held)
