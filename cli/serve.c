@@ -172,19 +172,34 @@ static void on_signal(uv_signal_t *h, int signum) {
   tr_server_stop(st->srv);
 }
 
-static int open_log(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+/* The log is appended to, never through a symbolic link: a daemon run as
+ * root would otherwise append to whatever file a link in a writable
+ * directory names.  Returns the descriptor, or -1 after saying why. */
+static int open_log_fd(const char *path) {
+  int fd = open(path,
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
+                    O_NOCTTY | O_NONBLOCK,
+                0600);
   if (fd < 0) {
     fprintf(stderr, "traced serve: cannot open log file %s: %s\n", path,
-            strerror(errno));
+            errno == ELOOP ? "it is a symbolic link, which is not followed"
+                           : strerror(errno));
     return -1;
   }
-  if (dup2(fd, STDERR_FILENO) < 0) {
-    close(fd);
-    return -1;
-  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+/* Moves a log descriptor onto stderr. */
+static int log_to(int fd) {
+  int rc = dup2(fd, STDERR_FILENO) < 0 ? -1 : 0;
   close(fd);
-  return 0;
+  return rc;
+}
+
+static int open_log(const char *path) {
+  int fd = open_log_fd(path);
+  return fd < 0 ? -1 : log_to(fd);
 }
 
 /* Detaches (fork, setsid, fork) with stdin/stdout on /dev/null and stderr
@@ -194,6 +209,9 @@ static int open_log(const char *path) {
  * Returns the pipe's write end in the daemon; does not return in the
  * original process. */
 static int daemonize(const char *log_path, const char *socket_path) {
+  /* Opened here, so that a refusal reaches the user's terminal. */
+  int logfd = open_log_fd(log_path);
+  if (logfd < 0) exit(1);
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     perror("traced serve: pipe");
@@ -206,6 +224,7 @@ static int daemonize(const char *log_path, const char *socket_path) {
   }
   if (pid > 0) {
     close(p[1]);
+    close(logfd);
     char c = '1';
     ssize_t n;
     do {
@@ -233,7 +252,7 @@ static int daemonize(const char *log_path, const char *socket_path) {
     dup2(null, STDERR_FILENO);
     close(null);
   }
-  if (open_log(log_path) < 0) _exit(1);
+  if (log_to(logfd) < 0) _exit(1);
   return p[1];
 }
 

@@ -3,11 +3,14 @@ case of issue 15's Low list: an existing trace file a refused session must
 not empty, a FIFO as the output, a session token one digit off.
 docs/hostile.md, "Careless users"."""
 
+import errno
 import os
 import sys
+import time
 
 import rawproto as rp
-from conftest import TRACED_BIN, load_trace, run, write_program
+from conftest import (TRACED_BIN, clean_env, load_trace, processes_mentioning,
+                      run, terminate_pid, write_program)
 
 PRECIOUS = "precious earlier trace, not to be emptied\n"
 
@@ -99,3 +102,49 @@ def test_a_token_one_digit_off_is_an_unknown_session(daemon):
     finally:
         c.close()
         os.close(held)
+
+
+def test_log_file_symlink_is_not_followed(tmp_path):
+    """A root daemon told to log to a name that is a symbolic link must
+    not append to the file the link names."""
+    target = tmp_path / "victim-file"
+    target.write_text(PRECIOUS)
+    link = tmp_path / "daemon.log"
+    os.symlink(target, link)
+    sock = tmp_path / "s.sock"
+    r = run([TRACED_BIN, "serve", "--daemon", "--socket", sock,
+             "--log-file", link, "--idle-exit", "1"],
+            env=clean_env(), cwd=tmp_path, timeout=20)
+    try:
+        assert r.returncode != 0, r.describe()
+        assert b"symbolic link" in r.stderr, r.describe()
+        assert target.read_text() == PRECIOUS
+    finally:
+        for pid in processes_mentioning(str(sock)):
+            terminate_pid(pid)
+
+
+def test_bad_hellos_are_logged_a_burst_per_user(daemon):
+    """A client that sends bad HELLOs in a loop gets an ERROR for each, and
+    the log a burst of lines and one line saying the rest were held back
+    (not one line per connection)."""
+    n = 2000
+    before = len(daemon.log().splitlines())
+    start = time.monotonic()
+    for _ in range(n):
+        with rp.Conn(daemon.socket) as c:
+            c.send(rp.HELLO, {"magic": "nope"})
+            kind, code, _ = c.outcome()
+            assert kind == "error" and code == errno.EPROTO, (kind, code)
+    windows = int((time.monotonic() - start) / 10) + 1
+    lines = daemon.log().splitlines()[before:]
+    drops = [ln for ln in lines if "event=drop" in ln]
+    limits = [ln for ln in lines if "event=limit" in ln
+              and "what=refusal_log" in ln]
+    # A burst of 200 lines per uid per 10 s window (daemon/lograte.h).
+    assert 1 <= len(drops) <= 200 * windows, (len(drops), windows)
+    assert 1 <= len(limits) <= 2 * windows, limits
+    assert "uid=%d " % os.getuid() in limits[0], limits
+    # A well-behaved session still works, and is logged.
+    summary, events = rp.raw_session(daemon.socket)
+    assert summary["events"] == 50, summary
