@@ -4,6 +4,7 @@ not empty, a FIFO as the output, a session token one digit off.
 docs/hostile.md, "Careless users"."""
 
 import errno
+import json
 import os
 import sys
 import time
@@ -148,3 +149,59 @@ def test_bad_hellos_are_logged_a_burst_per_user(daemon):
     # A well-behaved session still works, and is logged.
     summary, events = rp.raw_session(daemon.socket)
     assert summary["events"] == 50, summary
+
+
+def test_status_escapes_and_marks_client_paths(daemon, tmp_path):
+    """A display path is whatever its client said: root's `traced status`
+    shows it escaped and says where it came from."""
+    out = rp.memfd(0, seal=False, name="escape-output")
+    evil = "/tmp/x\x1b]0;owned\x07\nsession 99: owner root\x1b[2J\u009b1m"
+    try:
+        with rp.Conn(daemon.socket) as c:
+            t, p = c.hello("control")
+            t, p = c.create_session(out, path=evil)
+            assert t == rp.SESSION_CREATED, (t, p)
+            r = run([TRACED_BIN, "status", "--socket", daemon.socket],
+                    env=clean_env(), cwd=tmp_path)
+            assert r.returncode == 0, r.describe()
+            text = r.stdout.decode()
+            for bad in ("\x1b", "\x07", "\u009b"):
+                assert bad not in text, text
+            lines = [ln for ln in text.splitlines() if "session " in ln]
+            assert len(lines) == 1, text
+            assert "given by its client" in lines[0], lines
+            assert "\\x1b]0;owned\\x07\\x0asession 99" in lines[0], lines
+            assert "\\xc2\\x9b1m" in lines[0], lines
+    finally:
+        os.close(out)
+
+
+def test_long_paths_do_not_hide_sessions(daemon, tmp_path):
+    """60 sessions with 1000-byte display paths, then one more: the status
+    reply bounds each path, so every session is listed."""
+    conns, fds = [], []
+    try:
+        for i in range(61):
+            c = rp.Conn(daemon.socket)
+            conns.append(c)
+            fd = rp.memfd(0, seal=False, name="long-%d" % i)
+            fds.append(fd)
+            c.hello("control")
+            path = "/last" if i == 60 else "/" + ("p%02d" % i) * 333
+            t, p = c.create_session(fd, path=path)
+            assert t == rp.SESSION_CREATED, (i, t, p)
+        r = run([TRACED_BIN, "status", "--socket", daemon.socket, "--json"],
+                env=clean_env(), cwd=tmp_path)
+        assert r.returncode == 0, r.describe()
+        st = json.loads(r.stdout)
+        assert st["sessions_omitted"] == 0, st["sessions_omitted"]
+        paths = [s["path"] for s in st["sessions"]]
+        assert len(paths) == 61 and "/last" in paths
+        assert all(len(p.encode()) <= 256 for p in paths), \
+            max(len(p) for p in paths)
+        assert all(p.endswith("...") for p in paths if p != "/last")
+    finally:
+        for c in conns:
+            c.close()
+        for fd in fds:
+            os.close(fd)
