@@ -13,6 +13,7 @@ client"."""
 
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -335,3 +336,93 @@ def test_own_private_directory_still_traces(pair):
         assert any(n.startswith("victim_secret_work") for n in names), names
     st = os.lstat(a.default_dir)
     assert st.st_uid == a.uid and (st.st_mode & 0o777) == 0o700
+
+
+# ---- the system daemon started as root -----------------------------------
+
+
+def start_system_daemon(top, *args):
+    """`traced serve --system` started by root with `args`; returns the
+    process, its socket and its log path once it listens (or has exited)."""
+    sock = top / "run" / "traced.sock"
+    log_path = top / "daemon.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [TRACED_BIN, "serve", "--system", "--socket", str(sock)]
+            + list(args), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            env={"PATH": PATH}, cwd="/")
+    deadline = time.monotonic() + 10
+    while not sock.exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.02)
+    return proc, str(sock), log_path
+
+
+def stop_daemon(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def proc_ids(pid, field):
+    """The four ids of /proc/PID/status's Uid: or Gid: line."""
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith(field + ":"):
+            return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no %s line" % field)
+
+
+def test_root_system_daemon_serves_as_its_service_user(pair):
+    """Started by root with --user B, the system daemon runs as B (all
+    four uids), its socket directory is B's, A's trace goes through it and
+    is A's file."""
+    a, b = pair
+    top = Path(tempfile.mkdtemp(prefix="traced-sys-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    proc, sock, log_path = start_system_daemon(top, "--user", b.name)
+    try:
+        assert proc.poll() is None, log_path.read_text()
+        assert proc_ids(proc.pid, "Uid") == [b.uid] * 4
+        assert proc_ids(proc.pid, "Gid") == [b.gid] * 4
+        st = os.stat(os.path.dirname(sock))
+        assert st.st_uid == b.uid and (st.st_mode & 0o777) == 0o755
+        assert "event=privileges user=%s uid=%d" % (b.name, b.uid) in \
+            log_path.read_text()
+        r, out = run_victim(a, "cli", TRACED_SOCKET=sock,
+                            TRACED_NO_AUTOSTART="1")
+        assert r.returncode == 7, r.describe()
+        assert b"running untraced" not in r.stderr, r.describe()
+        names = [e.get("name", "") for e in load_trace(out)]
+        assert any(n.startswith("victim_secret_work") for n in names)
+        assert os.stat(out).st_uid == a.uid
+    finally:
+        stop_daemon(proc)
+        shutil.rmtree(top, ignore_errors=True)
+    assert proc.returncode == 0, log_path.read_text()
+
+
+def test_root_system_daemon_needs_a_user_or_allow_root(users):
+    top = Path(tempfile.mkdtemp(prefix="traced-sys-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    try:
+        proc, sock, log_path = start_system_daemon(
+            top, "--user", "no_such_user_%s" % secrets.token_hex(3))
+        assert proc.wait(timeout=10) == 1
+        err = log_path.read_text()
+        assert "does not exist" in err and "--allow-root" in err, err
+        assert not os.path.exists(sock)
+
+        proc, sock, log_path = start_system_daemon(top, "--allow-root")
+        try:
+            assert proc.poll() is None, log_path.read_text()
+            assert proc_ids(proc.pid, "Uid") == [0] * 4
+            assert re.search(r"WARN event=privileges user=root ",
+                             log_path.read_text()), log_path.read_text()
+        finally:
+            stop_daemon(proc)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
