@@ -113,7 +113,8 @@ static int control_connect(const char *socket, bool *started, char *why) {
     }
   }
   if (fd < 0) return fd;
-  int rc = tr_conn_hello(fd, "traced run", -1, 0, false, NULL, NULL, 0);
+  int rc =
+      tr_conn_hello(fd, "traced run", -1, 0, false, NULL, why, TR_CONN_WHY_MAX);
   if (rc < 0) {
     close(fd);
     return rc;
@@ -288,8 +289,8 @@ static int run_main(int argc, char **argv, const struct option *opts,
   char err[256] = "";
   int rc = tr_conn_session_create(fd, abspath, out_fd, ro->min_duration_ns,
                                   token, err, sizeof(err));
-  close(out_fd);
   if (rc < 0) {
+    close(out_fd);
     fprintf(stderr,
             "traced: warning: the daemon refused the session (%s); running "
             "untraced\n",
@@ -304,6 +305,15 @@ static int run_main(int argc, char **argv, const struct option *opts,
   uint64_t filtered = 0;
   rc = tr_conn_end_session(fd, &s, &filtered, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
+  /* Our copy of the output's descriptor tells whether its name still
+   * leads to it: a trace written into a deleted file is lost. */
+  struct stat ost;
+  if (fstat(out_fd, &ost) == 0 && ost.st_nlink == 0)
+    fprintf(stderr,
+            "traced: warning: %s was deleted during the run: the trace "
+            "written to it is lost\n",
+            abspath);
+  close(out_fd);
   if (rc < 0) {
     fprintf(stderr,
             "traced: warning: the session did not end cleanly (%s); "

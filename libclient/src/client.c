@@ -269,6 +269,7 @@ void tr_client_set_full_policy(bool drop, uint64_t wait_ns) {
 /* Caller holds io_lock. */
 static int connect_locked(const char *path) {
   if (g.fd >= 0 && g.pid == getpid()) return 0;
+  g.why[0] = '\0';
   char def[sizeof(g.socket_path)];
   if (path == NULL || *path == '\0') {
     int rc = tr_sockpath_default(def, sizeof(def));
@@ -307,7 +308,7 @@ static int connect_locked(const char *path) {
 
   tr_msg_welcome w;
   rc = tr_conn_hello(fd, g.hello_name, afd, g.arena_cap,
-                     tr_client_may_use_tsc(), &w, NULL, 0);
+                     tr_client_may_use_tsc(), &w, g.why, sizeof(g.why));
   if (rc < 0) {
     close(fd);
     return rc;

@@ -32,6 +32,15 @@ int tr_conn_connect(const char *path, char *why, size_t why_size) {
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
+  if (path[0] != '/') {
+    /* Each process would look in its own working directory (the daemon
+     * in /), so a relative name never reaches one daemon for them all. */
+    snprintf(why, why_size,
+             "the socket path '%s' is relative; TRACED_SOCKET and --socket "
+             "need an absolute path",
+             path);
+    return -EINVAL;
+  }
   char user[sizeof(addr.sun_path)];
   bool per_user =
       tr_sockpath_user(user, sizeof(user)) == 0 && strcmp(user, path) == 0;
@@ -227,6 +236,17 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
   int rc = tr_conn_send(fd, type, payload ? payload->data : NULL,
                         payload ? (uint32_t)payload->size : 0, fds, nfds,
                         timeout_ms);
+  if (rc == -EPIPE || rc == -ECONNRESET) {
+    /* A daemon that refused us at once (a per-user connection limit) sent
+     * ERROR and closed before our request: its reason is still to read. */
+    int why = tr_conn_recv(fd, reply, 100, errmsg, errmsg_size);
+    if (why < 0 && why != -ETIMEDOUT && why != -ECONNRESET) return why;
+    if (why >= 0) {
+      msgpack_unpacked_destroy(reply);
+      msgpack_unpacked_init(reply);
+    }
+    return rc;
+  }
   if (rc < 0) return rc;
   rc = tr_conn_recv(fd, reply, timeout_ms, errmsg, errmsg_size);
   if (rc < 0) return rc;

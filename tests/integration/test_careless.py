@@ -205,3 +205,60 @@ def test_long_paths_do_not_hide_sessions(daemon, tmp_path):
             c.close()
         for fd in fds:
             os.close(fd)
+
+
+def test_connection_limit_is_named_not_errno(daemon_with, tmp_path):
+    """Over the per-user connection limit, the warning gives the daemon's
+    reason, not "Too many open files"."""
+    d = daemon_with("--max-conns-per-uid", "1")
+    # The daemon may not have torn down its start-up probe's connection
+    # yet: retry until this one is the user's only connection.
+    for _ in range(100):
+        held = rp.Conn(d.socket)
+        t, p = held.hello("control")
+        if t == rp.WELCOME:
+            break
+        held.close()
+        time.sleep(0.05)
+    try:
+        assert t == rp.WELCOME, (t, p)
+        prog = write_program(tmp_path, "print('ran')\n")
+        out = tmp_path / "t.json"
+        for cmd, env in (
+                ([TRACED_BIN, "run", "-o", out, "--", sys.executable, prog],
+                 d.env),
+                ([sys.executable, prog], dict(d.env, TRACED_OUTPUT=str(out)))):
+            r = run(cmd, env=env, cwd=tmp_path)
+            assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+            assert b"too many connections for this user" in r.stderr, \
+                r.describe()
+            assert b"Too many open files" not in r.stderr, r.describe()
+    finally:
+        held.close()
+
+
+def test_deleted_output_is_reported(daemon, tmp_path):
+    out = tmp_path / "gone.json"
+    prog = write_program(tmp_path, """
+        import os
+        os.unlink(%r)
+        print("ran")
+    """ % str(out))
+    r = run([TRACED_BIN, "run", "-o", out, "--", sys.executable, prog],
+            env=daemon.env, cwd=tmp_path)
+    assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+    assert b"was deleted during the run" in r.stderr, r.describe()
+
+
+def test_relative_socket_is_refused_with_a_reason(daemon, tmp_path):
+    prog = write_program(tmp_path, "print('ran')\n")
+    rel = os.path.relpath(daemon.socket, tmp_path)
+    for cmd, extra in (
+            ([TRACED_BIN, "run", "-o", "t.json", "--", sys.executable, prog],
+             {}),
+            ([sys.executable, prog], {"TRACED_OUTPUT": "t.json"}),
+            ([TRACED_BIN, "status"], {})):
+        env = dict(daemon.env, TRACED_SOCKET=rel, **extra)
+        r = run(cmd, env=env, cwd=tmp_path)
+        assert b"is relative" in r.stderr and b"absolute path" in r.stderr, \
+            r.describe()
