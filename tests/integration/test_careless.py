@@ -262,3 +262,41 @@ def test_relative_socket_is_refused_with_a_reason(daemon, tmp_path):
         r = run(cmd, env=env, cwd=tmp_path)
         assert b"is relative" in r.stderr and b"absolute path" in r.stderr, \
             r.describe()
+
+
+def test_invalid_tuning_variables_warn_once(daemon, tmp_path):
+    """TRACED_RING_SLOTS, TRACED_ARENA_SIZE, TRACED_CLOCK and
+    TRACED_EVAL_HOOK with invalid values: one warning each saying what is
+    used instead (not once more in a child process), and the program is
+    traced."""
+    prog = write_program(tmp_path, """
+        import os, subprocess, sys
+
+
+        def parent_work():
+            return 1
+
+
+        parent_work()
+        subprocess.run([sys.executable, "-c", "print('child ran')"],
+                       check=True)
+        print(os.environ.get("TRACED_RING_SLOTS"),
+              os.environ.get("TRACED_ARENA_SIZE"))
+    """)
+    out = tmp_path / "t.json"
+    env = dict(daemon.env, TRACED_OUTPUT=str(out), TRACED_RING_SLOTS="3000",
+               TRACED_ARENA_SIZE="99999999999", TRACED_CLOCK="tsc",
+               TRACED_EVAL_HOOK="off")
+    r = run([sys.executable, prog], env=env, cwd=tmp_path)
+    assert r.returncode == 0 and b"child ran" in r.stdout, r.describe()
+    err = r.stderr.decode()
+    for want in ("TRACED_RING_SLOTS=3000: not a power of two; using the "
+                 "default 65536",
+                 "TRACED_ARENA_SIZE=99999999999: outside 65536..268435456; "
+                 "using 268435456",
+                 "TRACED_CLOCK=tsc: not auto or monotonic; using auto",
+                 "TRACED_EVAL_HOOK=off: not 0 or 1; using 1"):
+        assert err.count(want) == 1, (want, err)
+    assert b"None 268435456" in r.stdout, r.describe()
+    names = [e.get("name", "") for e in load_trace(out)]
+    assert any(n.startswith("parent_work") for n in names), names
