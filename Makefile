@@ -83,8 +83,8 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan tsan valgrind fuzz \
-        wheel wheel-test \
-        fuzz-build format format-check install clean bench test-deps
+        wheel wheel-test fuzz-build format format-check install \
+        install-service-user clean bench test-deps
 
 all: native $(SHIM_STAMP)
 
@@ -355,6 +355,14 @@ install: native
 	install -m 0644 scripts/systemd/user/traced.socket $(DESTDIR)$(USERUNITDIR)/
 	chmod 0644 $(DESTDIR)$(UNITDIR)/traced.service \
 	  $(DESTDIR)$(USERUNITDIR)/traced.service
+
+# The user root's `traced serve --system` switches to (cli/privdrop.h;
+# the systemd unit needs none: it runs the daemon as a DynamicUser).
+SERVICE_USER ?= traced
+install-service-user:
+	getent passwd $(SERVICE_USER) >/dev/null || \
+	  useradd --system --no-create-home --home-dir / \
+	    --shell /usr/sbin/nologin $(SERVICE_USER)
 
 clean:
 	rm -rf build build-asan build-tsan $(FUZZ_BUILD) $(VENV) pyshim/build dist \

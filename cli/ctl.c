@@ -131,10 +131,11 @@ bad:
 /* Connects and says HELLO as a control client; prints why not and returns
  * -1 when the daemon cannot be reached. */
 static int ctl_connect(const char *cmd, const char *socket) {
-  int fd = tr_conn_connect(socket);
+  char why[TR_CONN_WHY_MAX];
+  int fd = tr_conn_connect(socket, why, sizeof(why));
   if (fd < 0) {
     fprintf(stderr, "traced %s: no traced daemon reachable at %s (%s)\n", cmd,
-            socket, strerror(-fd));
+            socket, why[0] ? why : strerror(-fd));
     return -1;
   }
   char err[256] = "";
@@ -232,6 +233,25 @@ static void print_duration(uint64_t ns) {
            s % 60);
 }
 
+/* Prints a string some client chose: control characters (C0, DEL, and
+ * C1 as UTF-8 encodes them) and backslashes as \xNN / \\, so it can
+ * neither move the cursor nor forge a line of its own. */
+static void print_escaped(const char *s) {
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == 0xc2 && (unsigned char)s[1] >= 0x80 &&
+        (unsigned char)s[1] <= 0x9f) {
+      printf("\\x%02x\\x%02x", c, (unsigned char)s[1]);
+      s++;
+    } else if (c < 0x20 || c == 0x7f)
+      printf("\\x%02x", c);
+    else if (c == '\\')
+      fputs("\\\\", stdout);
+    else
+      putchar(c);
+  }
+}
+
 static void print_status(const msgpack_object *map) {
   tr_msg_status_reply m;
   tr_msg_status_reply_unpack(map, &m, NULL);
@@ -269,7 +289,14 @@ static void print_status(const msgpack_object *map) {
            s.id, user_name(s.owner, name, sizeof(name)), s.owner, s.processes,
            s.members, s.threads, s.events, s.events_per_s, s.dropped, s.bytes);
     print_duration(s.age_ns);
-    printf(", %s\n", path[0] ? path : "(no path)");
+    /* The path is what the session's client said: it may hold anything,
+     * terminal escapes included. */
+    fputs(", path as given by its client: ", stdout);
+    if (path[0] != '\0')
+      print_escaped(path);
+    else
+      fputs("(none)", stdout);
+    putchar('\n');
   }
 }
 

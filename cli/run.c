@@ -108,20 +108,22 @@ static bool private_place(const char *socket) {
   return stat(dir, &st) < 0 || st.st_uid == getuid();
 }
 
-/* A control connection: HELLO as "control".  Returns the fd or -errno. */
-static int control_connect(const char *socket, bool *started) {
-  int fd = tr_conn_connect(socket);
+/* A control connection: HELLO as "control".  Returns the fd or -errno;
+ * a refusal (-EPERM) leaves its reason in `why` (TR_CONN_WHY_MAX). */
+static int control_connect(const char *socket, bool *started, char *why) {
+  int fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
   bool may_start =
       (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
   if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
     if (autostart(socket) == 0) {
       *started = true;
-      fd = tr_conn_connect(socket);
+      fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
     }
   }
   if (fd < 0) return fd;
-  int rc = tr_conn_hello(fd, "traced run", -1, 0, false, NULL, NULL, 0);
+  int rc =
+      tr_conn_hello(fd, "traced run", -1, 0, false, NULL, why, TR_CONN_WHY_MAX);
   if (rc < 0) {
     close(fd);
     return rc;
@@ -287,27 +289,32 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   /* The command's processes read the options from their environment. */
   tr_runopts_apply(ro);
   bool started = false;
-  int fd = control_connect(socket, &started);
+  char why[TR_CONN_WHY_MAX] = "";
+  int fd = control_connect(socket, &started, why);
   char token[TR_TOKEN_HEX_LEN + 1] = "";
   if (fd < 0) {
     fprintf(stderr,
             "traced: warning: cannot reach the traced daemon at %s (%s); "
             "running untraced\n",
-            socket, strerror(-fd));
+            socket, why[0] ? why : strerror(-fd));
     return exit_code(run_child(cmd, socket, NULL));
   }
-  int out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int out_fd = tr_conn_open_output(output);
   if (out_fd < 0) {
     fprintf(stderr, "traced run: cannot write %s: %s\n", output,
-            strerror(errno));
+            out_fd == -ENXIO    ? "it is a FIFO with no reader; traces are "
+                                  "written to regular files only"
+            : out_fd == -EINVAL ? "not a regular file; traces are written "
+                                  "to regular files only"
+                                : strerror(-out_fd));
     close(fd);
     return 2;
   }
   char err[256] = "";
   int rc = tr_conn_session_create(fd, abspath, out_fd, ro->min_duration_ns,
                                   token, err, sizeof(err));
-  close(out_fd);
   if (rc < 0) {
+    close(out_fd);
     fprintf(stderr,
             "traced: warning: the daemon refused the session (%s); running "
             "untraced\n",
@@ -322,6 +329,15 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   uint64_t filtered = 0;
   rc = tr_conn_end_session(fd, &s, &filtered, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
+  /* Our copy of the output's descriptor tells whether its name still
+   * leads to it: a trace written into a deleted file is lost. */
+  struct stat ost;
+  if (fstat(out_fd, &ost) == 0 && ost.st_nlink == 0)
+    fprintf(stderr,
+            "traced: warning: %s was deleted during the run: the trace "
+            "written to it is lost\n",
+            abspath);
+  close(out_fd);
   /* A session nobody joined is never silent, even with -q; said before
    * the summary, which stays the last line. */
   if (rc >= 0 && s.processes == 0) tr_runcmd_explain_empty(cmd, stderr);

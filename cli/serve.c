@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
+#include "privdrop.h"
 #include "proto/sockpath.h"
 #include "proto/traced_proto.h"
 
@@ -102,7 +103,9 @@ static int set_limit(tr_limits *limits, const limit_flag *l, const char *s) {
 
 static void serve_usage(FILE *f) {
   fputs(
-      "usage: traced serve [--socket PATH] [--system [--group NAME]]\n"
+      "usage: traced serve [--socket PATH]\n"
+      "                    [--system [--group NAME] [--user "
+      "NAME|--allow-root]]\n"
       "                    [--idle-exit SECONDS] [--daemon] [--threads N]\n"
       "                    [--log-file PATH] [--verbose|--quiet] [limits]\n"
       "\n"
@@ -115,6 +118,11 @@ static void serve_usage(FILE *f) {
       "                       their creator's (kernel credentials)\n"
       "  --group NAME         with --system: only this group may connect\n"
       "                       (socket 0660, owned by the group)\n"
+      "  --user NAME          with --system, started as root: serve as this\n"
+      "                       user (default: " TR_SERVICE_USER
+      "; docs/service.md)\n"
+      "  --allow-root         with --system: keep serving as root (its\n"
+      "                       writes bypass users' quotas: not advised)\n"
       "  --idle-exit SECONDS  exit after this long with no connection and no\n"
       "                       session (default 0: never)\n"
       "  --daemon             detach once listening; logs go to --log-file\n"
@@ -172,19 +180,34 @@ static void on_signal(uv_signal_t *h, int signum) {
   tr_server_stop(st->srv);
 }
 
-static int open_log(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+/* The log is appended to, never through a symbolic link: a daemon run as
+ * root would otherwise append to whatever file a link in a writable
+ * directory names.  Returns the descriptor, or -1 after saying why. */
+static int open_log_fd(const char *path) {
+  int fd = open(path,
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
+                    O_NOCTTY | O_NONBLOCK,
+                0600);
   if (fd < 0) {
     fprintf(stderr, "traced serve: cannot open log file %s: %s\n", path,
-            strerror(errno));
+            errno == ELOOP ? "it is a symbolic link, which is not followed"
+                           : strerror(errno));
     return -1;
   }
-  if (dup2(fd, STDERR_FILENO) < 0) {
-    close(fd);
-    return -1;
-  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+/* Moves a log descriptor onto stderr. */
+static int log_to(int fd) {
+  int rc = dup2(fd, STDERR_FILENO) < 0 ? -1 : 0;
   close(fd);
-  return 0;
+  return rc;
+}
+
+static int open_log(const char *path) {
+  int fd = open_log_fd(path);
+  return fd < 0 ? -1 : log_to(fd);
 }
 
 /* Detaches (fork, setsid, fork) with stdin/stdout on /dev/null and stderr
@@ -194,6 +217,9 @@ static int open_log(const char *path) {
  * Returns the pipe's write end in the daemon; does not return in the
  * original process. */
 static int daemonize(const char *log_path, const char *socket_path) {
+  /* Opened here, so that a refusal reaches the user's terminal. */
+  int logfd = open_log_fd(log_path);
+  if (logfd < 0) exit(1);
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     perror("traced serve: pipe");
@@ -206,6 +232,7 @@ static int daemonize(const char *log_path, const char *socket_path) {
   }
   if (pid > 0) {
     close(p[1]);
+    close(logfd);
     char c = '1';
     ssize_t n;
     do {
@@ -233,7 +260,7 @@ static int daemonize(const char *log_path, const char *socket_path) {
     dup2(null, STDERR_FILENO);
     close(null);
   }
-  if (open_log(log_path) < 0) _exit(1);
+  if (log_to(logfd) < 0) _exit(1);
   return p[1];
 }
 
@@ -260,7 +287,13 @@ static int parse_seconds(const char *s, unsigned *out) {
 /* Option values past any character: OPT_LIMIT + i is limit_flags[i].
  * Each limit has a value of its own so that getopt_long still reports an
  * ambiguous abbreviation (--max-ring) instead of picking one. */
-enum { OPT_CLOCK = 256, OPT_THREADS = 257, OPT_LIMIT = 512 };
+enum {
+  OPT_CLOCK = 256,
+  OPT_THREADS = 257,
+  OPT_USER = 258,
+  OPT_ALLOW_ROOT = 259,
+  OPT_LIMIT = 512
+};
 
 static const struct option fixed_opts[] = {
     {"socket", required_argument, NULL, 's'},
@@ -274,6 +307,8 @@ static const struct option fixed_opts[] = {
     {"group", required_argument, NULL, 'g'},
     {"clock", required_argument, NULL, OPT_CLOCK},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"user", required_argument, NULL, OPT_USER},
+    {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
 };
 #define NFIXED (sizeof(fixed_opts) / sizeof(fixed_opts[0]))
 
@@ -284,7 +319,8 @@ int tr_cmd_serve(int argc, char **argv) {
     opts[NFIXED + i] = (struct option){limit_flags[i].name, required_argument,
                                        NULL, OPT_LIMIT + (int)i};
   opts[NFIXED + NLIMITS] = (struct option){NULL, 0, NULL, 0};
-  const char *socket_path = NULL, *log_file = NULL, *group = NULL;
+  const char *socket_path = NULL, *log_file = NULL, *group = NULL, *user = NULL;
+  bool allow_root = false;
   unsigned idle_exit = 0, threads = 0;
   tr_limits limits = {0};
   bool detach = false, system_mode = false, no_tsc = false;
@@ -333,6 +369,12 @@ int tr_cmd_serve(int argc, char **argv) {
         break;
       case 'g':
         group = optarg;
+        break;
+      case OPT_USER:
+        user = optarg;
+        break;
+      case OPT_ALLOW_ROOT:
+        allow_root = true;
         break;
       case OPT_THREADS: {
         char *end;
@@ -393,6 +435,8 @@ int tr_cmd_serve(int argc, char **argv) {
     so.has_group = true;
     so.group = gr->gr_gid;
   }
+  tr_privdrop priv;
+  if (tr_privdrop_resolve(system_mode, user, allow_root, &priv) < 0) return 1;
   /* systemd socket activation: the socket is already listening. */
   so.activated_fd = tr_listen_activated_fd();
   if (so.activated_fd == -EINVAL) return 1;
@@ -430,6 +474,13 @@ int tr_cmd_serve(int argc, char **argv) {
     ready_fd = daemonize(log_file, socket_path);
   else if (log_file != NULL && open_log(log_file) < 0)
     return 1;
+  /* Root's system daemon becomes its service user before it listens: the
+   * log stays open, the socket is bound by the service user. */
+  if (tr_privdrop_apply(&priv, socket_path, so.has_group, so.group,
+                        so.activated_fd >= 0) < 0) {
+    report_ready(ready_fd, '1');
+    return 1;
+  }
 
   uv_loop_t loop;
   int rc = uv_loop_init(&loop);

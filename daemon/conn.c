@@ -47,8 +47,10 @@ void tr_conn_fail(client *cl, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(reason, sizeof(reason), fmt, ap);
   va_end(ap);
-  tr_log(TR_LOG_WARN, "event=drop %s reason=%s", tr_conn_who(cl, pb),
-         tr_log_q(q, reason));
+  /* The client still gets its ERROR; the log gets a burst per uid. */
+  if (tr_lograte_allow(&cl->srv->lograte, cl->conn.uid, uv_now(cl->srv->loop)))
+    tr_log(TR_LOG_WARN, "event=drop %s reason=%s", tr_conn_who(cl, pb),
+           tr_log_q(q, reason));
   tr_conn_send_error(cl, code, reason);
   tr_conn_queue_teardown(cl);
 }

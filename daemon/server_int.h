@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "listen.h"
+#include "lograte.h"
 #include "peer.h"
 #include "proc.h"
 #include "proto/frame.h"
@@ -57,7 +58,8 @@ struct tr_server {
   uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
   unsigned idle_exit_s;
   tr_limits limits;
-  tr_usage *usage; /* one entry per uid with connections */
+  tr_usage *usage;    /* one entry per uid with connections */
+  tr_lograte lograte; /* refusal lines per uid (tr_conn_fail) */
   client *clients;
   uint32_t nclients;
   client *reap; /* connections to tear down once the current callback ends */

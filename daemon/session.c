@@ -77,6 +77,9 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
       S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
   if (!S_ISREG(st.st_mode) && !devnull) return -EINVAL;
   if (tr_sessions_count_uid(ss, creator->uid) >= max_per_uid) return -EMFILE;
+  /* Clients open the output without O_TRUNC, so that a refused session
+   * leaves an existing file as it was: it is emptied here, once accepted. */
+  if (S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0) return -errno;
 
   tr_session *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;

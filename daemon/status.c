@@ -1,6 +1,7 @@
 /* status.c: packs STATUS_REPLY, the daemon's answer to `traced status`. */
 #include "status.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,9 +9,21 @@
 #include "proto/msg.h"
 #include "proto/traced_proto.h"
 
+/* The display path, cut to TR_STATUS_PATH_MAX bytes at a UTF-8 boundary
+ * with "..." appended when it is longer. */
+static tr_msg_str bounded_path(const char *path, char *buf, size_t size) {
+  size_t n = strlen(path);
+  if (n <= TR_STATUS_PATH_MAX) return tr_msg_cstr(path);
+  n = TR_STATUS_PATH_MAX - 3;
+  while (n > 0 && ((unsigned char)path[n] & 0xC0) == 0x80) n--;
+  snprintf(buf, size, "%.*s...", (int)n, path);
+  return tr_msg_cstr(buf);
+}
+
 /* Only the owner and root get here, so the output path is shown. */
 static void pack_session(msgpack_sbuffer *sb, const tr_session *s,
                          uint64_t now) {
+  char cut[TR_STATUS_PATH_MAX + 1];
   msgpack_packer pk;
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   tr_session_live l;
@@ -26,7 +39,7 @@ static void pack_session(msgpack_sbuffer *sb, const tr_session *s,
       .dropped = l.dropped,
       .bytes = l.bytes,
       .age_ns = l.age_ns,
-      .path = tr_msg_cstr(s->path),
+      .path = bounded_path(s->path, cut, sizeof(cut)),
   };
   tr_msg_status_session_pack(&pk, &m);
 }

@@ -17,6 +17,12 @@
 /* Replies stay below this many bytes (the frame limit with room to spare);
  * sessions that do not fit are counted in `sessions_omitted`. */
 #define TR_STATUS_MAX_BYTES (60u * 1024u)
+/* A session's display path in the reply is cut to this many bytes (at a
+ * UTF-8 boundary, "..." appended): a path is whatever its client chose, and
+ * one user's long paths must not push other users' sessions out of the
+ * reply.  With the other fields an entry stays under 512 bytes, so a
+ * reply holds 120 sessions. */
+#define TR_STATUS_PATH_MAX 256u
 
 typedef struct tr_status_daemon {
   const char *socket;

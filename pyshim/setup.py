@@ -34,8 +34,8 @@ sources = ["src/" + n for n in
            ("module.c", "profile.c", "names.c", "filters.c", "probes.c",
             "thread.c", "evalhook.c", "args.c", "events.c")]
 sources += [rel("libclient", "src", n) for n in
-            ("client.c", "conn.c", "producer.c", "api.c", "options.c",
-             "argbuf.c")]
+            ("client.c", "conn.c", "trust.c", "producer.c", "api.c",
+             "options.c", "argbuf.c")]
 sources += [rel("proto", n) for n in
             ("frame.c", "mp.c", "msg.c", "sockpath.c")]
 # The shared helpers libclient uses (api.c interns names in a common/ map).

@@ -10,6 +10,7 @@
 #include "argbuf.h"
 #include "client.h"
 #include "common/intern.h"
+#include "conn.h"
 #include "options.h"
 #include "traced.h"
 
@@ -261,8 +262,8 @@ int traced_session_start(const char *output_path) {
   if (output_path == NULL || *output_path == '\0') return -EINVAL;
   int rc = tr_client_connect(NULL);
   if (rc < 0) return rc;
-  int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return -errno;
+  int fd = tr_conn_open_output(output_path);
+  if (fd < 0) return fd;
   rc = tr_client_session_create(output_path, fd, env_min_duration(), NULL);
   close(fd);
   if (rc < 0) return rc;

@@ -39,8 +39,9 @@ static struct {
   uint32_t fork_committed;
   bool atfork_registered;
   bool warned;
-  char hello_name[64]; /* HELLO's display name ("": the program's) */
-  char child_name[64]; /* hello_name of children forked from now on */
+  char hello_name[64];       /* HELLO's display name ("": the program's) */
+  char why[TR_CONN_WHY_MAX]; /* why the last connect was refused, or "" */
+  char child_name[64];       /* hello_name of children forked from now on */
 } g = {
     .io_lock = PTHREAD_MUTEX_INITIALIZER,
     .arena_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -235,6 +236,7 @@ bool tr_client_connected(void) { return g.fd >= 0 && g.pid == getpid(); }
 
 const char *tr_client_token(void) { return g.token; }
 const char *tr_client_socket_path(void) { return g.socket_path; }
+const char *tr_client_connect_why(void) { return g.why; }
 
 _Atomic uint64_t *tr_client_state_word(void) {
   return g.arena != NULL ? &g.arena->state : &g_disabled_state;
@@ -267,6 +269,7 @@ void tr_client_set_full_policy(bool drop, uint64_t wait_ns) {
 /* Caller holds io_lock. */
 static int connect_locked(const char *path) {
   if (g.fd >= 0 && g.pid == getpid()) return 0;
+  g.why[0] = '\0';
   char def[sizeof(g.socket_path)];
   if (path == NULL || *path == '\0') {
     int rc = tr_sockpath_default(def, sizeof(def));
@@ -278,7 +281,7 @@ static int connect_locked(const char *path) {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     g.atfork_registered = true;
   }
-  int fd = tr_conn_connect(path);
+  int fd = tr_conn_connect(path, g.why, sizeof(g.why));
   if (fd < 0) return fd;
   snprintf(g.socket_path, sizeof(g.socket_path), "%s", path);
 
@@ -305,7 +308,7 @@ static int connect_locked(const char *path) {
 
   tr_msg_welcome w;
   rc = tr_conn_hello(fd, g.hello_name, afd, g.arena_cap,
-                     tr_client_may_use_tsc(), &w, NULL, 0);
+                     tr_client_may_use_tsc(), &w, g.why, sizeof(g.why));
   if (rc < 0) {
     close(fd);
     return rc;

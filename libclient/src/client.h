@@ -20,6 +20,12 @@
  * proto/sockpath.h).  Idempotent while connected. */
 int tr_client_connect(const char *socket_path);
 bool tr_client_connected(void);
+/* Why the last tr_client_connect() was refused, as one line: the trust
+ * checks' reason (-EPERM: the socket's directory or the process answering
+ * it is not to be trusted, conn.h), or the daemon's ERROR message (e.g.
+ * "too many connections for this user"); "" when there is none.  Valid
+ * until the next connect. */
+const char *tr_client_connect_why(void);
 void tr_client_disconnect(void);
 
 /* Sessions.  create: opens nothing itself; `fd` is the output file, passed

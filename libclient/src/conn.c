@@ -10,25 +10,83 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "proto/sockpath.h"
+#include "trust.h"
 
-int tr_conn_connect(const char *path) {
+int tr_conn_connect(const char *path, char *why, size_t why_size) {
+  char scratch[TR_CONN_WHY_MAX];
+  if (why == NULL || why_size == 0) {
+    why = scratch;
+    why_size = sizeof(scratch);
+  }
+  why[0] = '\0';
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  strcpy(addr.sun_path, path);
+  if (path[0] != '/') {
+    /* Each process would look in its own working directory (the daemon
+     * in /), so a relative name never reaches one daemon for them all. */
+    snprintf(why, why_size,
+             "the socket path '%s' is relative; TRACED_SOCKET and --socket "
+             "need an absolute path",
+             path);
+    return -EINVAL;
+  }
+  char user[sizeof(addr.sun_path)];
+  bool per_user =
+      tr_sockpath_user(user, sizeof(user)) == 0 && strcmp(user, path) == 0;
+  int dfd = -1;
+  const char *target = path;
+  char via[sizeof(addr.sun_path)];
+  if (per_user) {
+    dfd = tr_trust_private_dir(path, via, sizeof(via), why, why_size);
+    if (dfd < 0) return dfd;
+    target = via;
+  }
+  strcpy(addr.sun_path, target);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-    int err = errno;
+  int err = errno;
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+    err = errno;
     close(fd);
-    return -err;
+    fd = -1;
+  }
+  if (dfd >= 0) close(dfd);
+  if (fd < 0) return -err;
+  int rc = tr_trust_peer(fd, path, per_user, why, why_size);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+int tr_conn_open_output(const char *path) {
+  int fd =
+      open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0666);
+  if (fd < 0) return -errno;
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) < 0)
+    rc = -errno;
+  else if (!S_ISREG(st.st_mode) &&
+           !(S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 &&
+             minor(st.st_rdev) == 3))
+    rc = -EINVAL;
+  else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+    rc = -errno;
+  if (rc < 0) {
+    close(fd);
+    return rc;
   }
   return fd;
 }
@@ -178,6 +236,17 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
   int rc = tr_conn_send(fd, type, payload ? payload->data : NULL,
                         payload ? (uint32_t)payload->size : 0, fds, nfds,
                         timeout_ms);
+  if (rc == -EPIPE || rc == -ECONNRESET) {
+    /* A daemon that refused us at once (a per-user connection limit) sent
+     * ERROR and closed before our request: its reason is still to read. */
+    int why = tr_conn_recv(fd, reply, 100, errmsg, errmsg_size);
+    if (why < 0 && why != -ETIMEDOUT && why != -ECONNRESET) return why;
+    if (why >= 0) {
+      msgpack_unpacked_destroy(reply);
+      msgpack_unpacked_init(reply);
+    }
+    return rc;
+  }
   if (rc < 0) return rc;
   rc = tr_conn_recv(fd, reply, timeout_ms, errmsg, errmsg_size);
   if (rc < 0) return rc;

@@ -18,9 +18,26 @@
 
 #define TR_CONN_TIMEOUT_MS 10000
 
+/* Room for the reason tr_conn_connect() gives for a refusal. */
+#define TR_CONN_WHY_MAX 512
+
 /* Connects to the daemon's socket; returns the descriptor (close-on-exec)
- * or a negative errno. */
-int tr_conn_connect(const char *path);
+ * or a negative errno.  Nothing is sent: the caller says HELLO.  Before it
+ * returns a connection it checks whom it reached (trust.h): the per-user
+ * default socket (tr_sockpath_user()) only in a private directory of this
+ * user, and only a daemon of this user or root (or, on another socket,
+ * of its directory's owner).  A refusal is -EPERM with a one-line reason
+ * in `why` (may be NULL); `why` is "" after any other outcome. */
+int tr_conn_connect(const char *path, char *why, size_t why_size);
+
+/* Opens `path` to be a session's output: created 0666 (less the umask)
+ * when missing, and NOT truncated: the daemon empties it when it accepts
+ * the session (PROTOCOL.md, SESSION_CREATE), so a refused session leaves
+ * an existing file as it was.  Only a regular file or /dev/null will do,
+ * and the open never blocks: a FIFO without a reader is -ENXIO, any other
+ * kind -EINVAL (the daemon would refuse it).  Returns the descriptor
+ * (close-on-exec, blocking) or a negative errno. */
+int tr_conn_open_output(const char *path);
 
 /* Sends one frame, all of it, with `nfds` descriptors attached.  Never
  * raises SIGPIPE.  Returns 0 or a negative errno (-ETIMEDOUT after

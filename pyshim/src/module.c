@@ -47,7 +47,19 @@ static PyObject *m_connect(PyObject *module, PyObject *args) {
   if (!PyArg_ParseTuple(args, "|z", &path)) return NULL;
   int rc;
   Py_BEGIN_ALLOW_THREADS rc = tr_client_connect(path);
-  Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "connect");
+  Py_END_ALLOW_THREADS if (rc < 0) {
+    /* A refusal says why in its own words (whose directory, which uid). */
+    const char *why = tr_client_connect_why();
+    if (why[0] != '\0') {
+      PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", -rc, why);
+      if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+      }
+      return NULL;
+    }
+    return raise_errno(rc, "connect");
+  }
   Py_RETURN_NONE;
 }
 
@@ -373,6 +385,21 @@ static int module_exec(PyObject *module) {
     PyErr_SetString(PyExc_RuntimeError, "no code-object extra slot left");
     return -1;
   }
+  /* The ranges libtraced clamps TRACED_RING_SLOTS and TRACED_ARENA_SIZE
+   * to, for the warnings of traced._options. */
+  if (PyModule_AddIntConstant(module, "RING_MIN_SLOTS", TR_RING_MIN_SLOTS) <
+          0 ||
+      PyModule_AddIntConstant(module, "RING_MAX_SLOTS", TR_RING_MAX_SLOTS) <
+          0 ||
+      PyModule_AddIntConstant(module, "RING_DEFAULT_SLOTS",
+                              TR_RING_DEFAULT_SLOTS) < 0 ||
+      PyModule_AddIntConstant(module, "ARENA_MIN_SIZE", TR_ARENA_MIN_SIZE) <
+          0 ||
+      PyModule_AddIntConstant(module, "ARENA_MAX_SIZE", TR_ARENA_MAX_SIZE) <
+          0 ||
+      PyModule_AddIntConstant(module, "ARENA_DEFAULT_SIZE",
+                              TR_ARENA_DEFAULT_SIZE) < 0)
+    return -1;
   module_state *st = get_state(module);
   const char *eh = getenv("TRACED_EVAL_HOOK");
   st->no_eval_hook = eh != NULL && strcmp(eh, "0") == 0;

@@ -15,6 +15,7 @@ reached, one warning goes to stderr and the program runs untraced.
 """
 from __future__ import annotations  # annotations stay strings: no typing
 
+import errno
 import os
 import sys
 import time
@@ -202,7 +203,9 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
         return True
     except OSError as first:
         err = first
-    if autostart and _autostart(socket):
+    # EPERM: the socket's directory or the process answering it is not to
+    # be trusted (the reason says whose); starting a daemon changes nothing.
+    if autostart and err.errno != errno.EPERM and _autostart(socket):
         try:
             _traced.connect(socket)
             return True
@@ -267,8 +270,12 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
         return False
     # The file is opened here, with this process's permissions; the daemon
     # only ever gets the descriptor.  A bad path is the caller's error.
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                 0o666)
+    # Not truncated: the daemon empties it once it accepts the session, so
+    # a refusal leaves an existing file as it was.  Never blocks (a FIFO
+    # without a reader); the daemon takes regular files and /dev/null only.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                 | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
+    os.set_blocking(fd, True)
     try:
         token = _traced.create(os.path.abspath(output), fd,
                                opts.min_duration)

@@ -48,12 +48,53 @@ def _paths(text):
     return tuple(os.path.abspath(p) for p in text.split(os.pathsep) if p)
 
 
+def _warn(env, text, why):
+    os.write(2, ("traced: warning: %s=%s: %s\n" % (env, text, why))
+             .encode(errors="replace"))
+
+
+def check_tuning(environ):
+    """The tuning variables libtraced and the hook read themselves: an
+    invalid value gets one warning line saying what is used instead, and
+    the environment is set to that (or the variable removed), so that
+    child processes agree and do not warn again."""
+    for env, lo, hi, default, pow2 in (
+            ("TRACED_RING_SLOTS", _traced.RING_MIN_SLOTS,
+             _traced.RING_MAX_SLOTS, _traced.RING_DEFAULT_SLOTS, True),
+            ("TRACED_ARENA_SIZE", _traced.ARENA_MIN_SIZE,
+             _traced.ARENA_MAX_SIZE, _traced.ARENA_DEFAULT_SIZE, False)):
+        text = environ.get(env)
+        if not text:
+            continue
+        if not text.isdigit():
+            _warn(env, text, "not a number; using the default %d" % default)
+            environ.pop(env, None)
+            continue
+        value = min(max(int(text), lo), hi)
+        if pow2 and value & (value - 1):
+            _warn(env, text, "not a power of two; using the default %d"
+                  % default)
+            environ.pop(env, None)
+        elif value != int(text):
+            _warn(env, text, "outside %d..%d; using %d" % (lo, hi, value))
+            environ[env] = str(value)
+    for env, allowed, default in (("TRACED_CLOCK", ("auto", "monotonic"),
+                                   "auto"),
+                                  ("TRACED_EVAL_HOOK", ("0", "1"), "1")):
+        text = environ.get(env)
+        if text and text not in allowed:
+            _warn(env, text, "not %s; using %s" % (" or ".join(allowed),
+                                                   default))
+            environ.pop(env, None)
+
+
 def from_env(environ=None):
     """The options the environment sets.  A variable with an invalid value
     gets one warning line on stderr and is ignored; it is also removed from
     os.environ, so that child processes inherit neither it nor a reason to
     warn again."""
     environ = os.environ if environ is None else environ
+    check_tuning(environ)
     opts = Options()
     for env, flag, kwarg, kind, lo, hi, default, metavar in TABLE:
         text = environ.get(env)

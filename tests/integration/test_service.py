@@ -224,13 +224,18 @@ def test_stop_during_a_run(tmp_path):
             d.proc.wait()
 
 
+# A system daemon started as root serves as its service user unless told
+# to keep root (cli/privdrop.c); these tests run it as whoever runs them.
+AS_ROOT = ["--allow-root"] if os.geteuid() == 0 else []
+
+
 def system_daemon(top, name="sys", *extra):
     """A --system daemon whose socket, in top/name/, every user reaches."""
     os.chmod(top, 0o755)
     d = Daemon(top)
     d.socket = str(top / name / "traced.sock")
     d.log_path = top / (name + ".log")
-    d.start("--system", *extra)
+    d.start("--system", *AS_ROOT, *extra)
     return d
 
 
@@ -295,7 +300,8 @@ def test_system_mode_socket_is_open_to_every_user():
             d = Daemon(top)
             d.socket = str(sock)
             d.log_path = top / ("g.log" if group else "all.log")
-            args = ["--system"] + (["--group", group] if group else [])
+            args = ["--system"] + AS_ROOT + (["--group", group] if group
+                                             else [])
             d.start(*args)
             try:
                 st = os.stat(sock)
@@ -322,7 +328,7 @@ def test_system_mode_refuses_a_directory_others_can_write():
     try:
         (top / "open").mkdir()
         os.chmod(top / "open", 0o777)
-        r = run([TRACED_BIN, "serve", "--system", "--socket",
+        r = run([TRACED_BIN, "serve", "--system"] + AS_ROOT + ["--socket",
                  str(top / "open" / "traced.sock")], env=clean_env(),
                 cwd="/")
         assert r.returncode == 1, r.describe()
@@ -360,7 +366,7 @@ def test_socket_activation(tmp_path):
     # The shell's $$ is the daemon's pid after exec, as LISTEN_PID must be.
     d = subprocess.Popen(
         ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh",
-         TRACED_BIN, "serve", "--system"],
+         TRACED_BIN, "serve", "--system"] + AS_ROOT,
         env=clean_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         preexec_fn=as_fd3, pass_fds=(3,), cwd="/")
     lsock.close()
