@@ -134,13 +134,14 @@ static void remove_proc(tr_worker *w, tr_proc *p) {
 static bool serve_op(tr_worker *w, tr_proc *p, tr_op *op, uint64_t *cost) {
   switch (op->kind) {
     case TR_OP_ATTACH: {
+      /* Before the attach: it writes what the rings already hold, which
+       * must be filtered like the rest. */
+      p->min_duration_ns = op->min_duration_ns;
       int rc = tr_proc_attach(p, op->writer, w->index, op->seen, op->seen_mu,
                               op->min_ts, op->marks, op->nmarks);
       if (rc < 0)
         tr_log(TR_LOG_ERROR, "event=attach_error pid=%u uid=%lu reason=\"%s\"",
                p->pid, (unsigned long)p->uid, strerror(-rc));
-      else
-        p->min_duration_ns = op->min_duration_ns;
       return true;
     }
     case TR_OP_DETACH:
