@@ -74,7 +74,8 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
             pyshim/setup.py pyshim/traced-attach.pth
 
 .PHONY: all native deps test unit integration demo asan valgrind fuzz \
-        fuzz-build format format-check install clean bench test-deps
+        fuzz-build format format-check install clean bench test-deps \
+        test-pythons
 
 all: native $(SHIM_STAMP)
 
@@ -156,6 +157,30 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+
+# The integration tests on the other supported Pythons (README), each in
+# its own venv (.venv-3.12, ...) built from the interpreter found on the
+# machine: python3.N on PATH, else pyenv's newest 3.N.x.  A version that
+# is absent is skipped with a line saying so; with CI=1 that is a failure.
+# ASan and valgrind stay on $(PYTHON) only (.ci/run).
+TEST_PYTHONS ?= 3.12 3.13
+test-pythons: native
+	@set -e; for v in $(TEST_PYTHONS); do \
+	  py=""; \
+	  for c in "$$(command -v python$$v 2>/dev/null)" \
+	           $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/$$v.*/bin/python3 \
+	              2>/dev/null | sort -V -r); do \
+	    if [ -n "$$c" ] && "$$c" -c "import sys; assert '%d.%d' % \
+	         sys.version_info[:2] == '$$v'" 2>/dev/null; then py=$$c; break; fi; \
+	  done; \
+	  if [ -z "$$py" ]; then \
+	    echo "test-pythons: no Python $$v found: skipped"; \
+	    if [ "$${CI:-}" = 1 ]; then exit 1; fi; continue; \
+	  fi; \
+	  echo "== integration tests on Python $$v ($$py)"; \
+	  $(MAKE) --no-print-directory integration PYTHON="$$py" \
+	    VENV=.venv-$$v; \
+	done
 
 demo: deps
 	$(MAKE) all

@@ -29,8 +29,14 @@ extern PyType_Spec tr_thread_spec;
 TracedThread *tr_thread_new(PyTypeObject *type, const char *name,
                             bool (*on_session)(tr_producer *p));
 
+/* The calling thread's object under the sys.monitoring back end
+ * (monitor.c), borrowed from its thread-state dict, which owns it; NULL
+ * until the thread's first event.  Cleared when the object goes. */
+extern _Thread_local TracedThread *tr_thread_monitored;
+
 /* The calling thread's object when it is the thread's profile object
- * (the profile hook is installed on it), borrowed; else NULL. */
+ * (the profile hook is installed on it) or its sys.monitoring object,
+ * borrowed; else NULL. */
 TracedThread *tr_thread_current(void);
 
 /* The thread's argument scratch buffer, or NULL (out of memory). */
