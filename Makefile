@@ -160,20 +160,14 @@ test: deps
 
 # The integration tests on the other supported Pythons (README), each in
 # its own venv (.venv-3.12, ...) built from the interpreter found on the
-# machine: python3.N on PATH, else pyenv's newest 3.N.x.  A version that
+# machine (scripts/find-python.sh: python3.N on PATH, else pyenv's newest
+# 3.N.x).  A version that
 # is absent is skipped with a line saying so; with CI=1 that is a failure.
 # ASan and valgrind stay on $(PYTHON) only (.ci/run).
 TEST_PYTHONS ?= 3.12 3.13
 test-pythons: native
 	@set -e; for v in $(TEST_PYTHONS); do \
-	  py=""; \
-	  for c in "$$(command -v python$$v 2>/dev/null)" \
-	           $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/$$v.*/bin/python3 \
-	              2>/dev/null | sort -V -r); do \
-	    if [ -n "$$c" ] && "$$c" -c "import sys; assert '%d.%d' % \
-	         sys.version_info[:2] == '$$v'" 2>/dev/null; then py=$$c; break; fi; \
-	  done; \
-	  if [ -z "$$py" ]; then \
+	  if ! py=$$(scripts/find-python.sh $$v); then \
 	    echo "test-pythons: no Python $$v found: skipped"; \
 	    if [ "$${CI:-}" = 1 ]; then exit 1; fi; continue; \
 	  fi; \
@@ -192,7 +186,9 @@ demo: deps
 # `make bench-daemon`: the daemon's throughput, latency and memory over a
 # BENCH_DAEMON_EVENTS-event trace.  Results: build/bench/*.json.
 BENCH_BUILD := $(BUILD)/bench
-BENCH_EMPTYHOOK := $(BENCH_BUILD)/_emptyhook.so
+# The empty hook is built per interpreter (its .so has no ABI tag).
+BENCH_EMPTYHOOK_DIR := $(BENCH_BUILD)$(if $(filter-out .venv,$(VENV)),/$(VENV))
+BENCH_EMPTYHOOK := $(BENCH_EMPTYHOOK_DIR)/_emptyhook.so
 BENCH_PRODUCER := $(BENCH_BUILD)/producer
 BENCH_RUSAGE := $(BENCH_BUILD)/rusage
 BENCH_DAEMON_EVENTS ?= 100000000
@@ -220,8 +216,20 @@ bench-deps: all $(BENCH_EMPTYHOOK) $(BENCH_PRODUCER) $(BENCH_RUSAGE)
 	@$(VENV_PY) -c 'import viztracer' 2>/dev/null || \
 	  $(VENV_PY) -m pip install -q viztracer
 
+# BENCH_PYTHON=3.12: the same suite on that interpreter (found as `make
+# test-pythons` finds it), in its venv, with its own VizTracer and cProfile.
+BENCH_PYTHON ?=
+ifneq ($(BENCH_PYTHON),)
+bench:
+	@py=$$(scripts/find-python.sh $(BENCH_PYTHON)) || \
+	  { echo "bench: no Python $(BENCH_PYTHON) found"; exit 1; }; \
+	$(MAKE) --no-print-directory bench BENCH_PYTHON= PYTHON="$$py" \
+	  VENV=.venv-$(BENCH_PYTHON)
+else
 bench: bench-deps
-	$(VENV_PY) scripts/bench.py
+	BENCH_VENV=$(VENV) BENCH_EMPTYHOOK_PATH=$(abspath $(BENCH_EMPTYHOOK_DIR)) \
+	  $(VENV_PY) scripts/bench.py
+endif
 
 bench-daemon: bench-deps
 	BENCH_DAEMON_EVENTS=$(BENCH_DAEMON_EVENTS) $(VENV_PY) scripts/bench.py --daemon
