@@ -37,6 +37,7 @@
 static struct {
   PyObject *monitoring;      /* sys.monitoring, strong */
   PyObject *missing;         /* sys.monitoring.MISSING: CALL with no arg0 */
+  PyObject *disable;         /* sys.monitoring.DISABLE */
   PyTypeObject *thread_type; /* strong */
   PyObject *thread_key;      /* "traced.thread", strong */
   bool installed;
@@ -153,15 +154,39 @@ static inline bool is_c_call(PyObject *callable, PyObject *arg0) {
  * for its events; `full` is a constant in each of the two sets, so the
  * set used when no per-event option is on has no test for any of them
  * (as tr_hook, profile.c).  None raises or clobbers the exception in
- * flight. */
+ * flight.
+ *
+ * A code object the file filters leave out (TR_ID_SKIP, decided once and
+ * cached, names.h) records nothing at all: no enter, no exit, nothing on
+ * the shadow stack, which records the same trace as the profile hook's
+ * silent skip entries (they count in no recorded depth).  So its events
+ * can be switched off where they happen: its PY_START, PY_RESUME,
+ * PY_RETURN and PY_YIELD return sys.monitoring.DISABLE, and cost nothing
+ * from then on until the next session's restart_events(); PY_THROW and
+ * PY_UNWIND cannot be disabled and test the cached decision.  Filters
+ * exist only in the full set. */
 
-/* PY_START, PY_RESUME, PY_THROW (code, offset[, exception]). */
+/* Whether the filters leave `code` out: its cached decision (the slow
+ * path decides it on first sight, with no probe: it is not being
+ * called). */
+static inline bool filtered_out(PyObject *code) {
+  return tr_hook_options.file_filters &&
+         tr_names_code_of((tr_fref){NULL, NULL}, (PyCodeObject *)code) ==
+             TR_ID_SKIP;
+}
+
+/* PY_START, PY_RESUME (code, offset); PY_THROW (code, offset,
+ * exception), which may not return DISABLE (`throw`). */
 static inline __attribute__((always_inline)) PyObject *on_enter(
-    PyObject *const *args, const bool full) {
+    PyObject *const *args, const bool full, const bool throw) {
   tr_producer *p = producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
   uint32_t id = tr_names_code_running((PyCodeObject *)args[0]);
+  if (full && id == TR_ID_SKIP && tr_hook_options.file_filters) {
+    if (throw) Py_RETURN_NONE;
+    return Py_NewRef(g.disable);
+  }
   if (full && tr_hook_options.log_args && tr_producer_would_record(p, id)) {
     PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
     if (frame != NULL) {
@@ -178,6 +203,7 @@ static inline __attribute__((always_inline)) PyObject *on_return(
     PyObject *const *args, const bool full) {
   tr_producer *p = producer();
   if (p == NULL) Py_RETURN_NONE;
+  if (full && filtered_out(args[0])) return Py_NewRef(g.disable);
   uint64_t ts = tr_now();
   if (full && tr_hook_options.log_return && tr_producer_top_recorded(p))
     tr_exit_with_return(thread_of(p), ts, args[2]);
@@ -187,13 +213,11 @@ static inline __attribute__((always_inline)) PyObject *on_return(
 }
 
 /* PY_UNWIND (code, offset, exception): no return value. */
-static PyObject *on_unwind(PyObject *self, PyObject *const *args,
-                           Py_ssize_t nargs) {
-  (void)self;
-  (void)args;
-  (void)nargs;
+static inline __attribute__((always_inline)) PyObject *on_unwind(
+    PyObject *const *args, const bool full) {
   tr_producer *p = producer();
-  if (p != NULL) tr_producer_exit(p, tr_now(), TR_REC_PY_RETURN);
+  if (p == NULL || (full && filtered_out(args[0]))) Py_RETURN_NONE;
+  tr_producer_exit(p, tr_now(), TR_REC_PY_RETURN);
   Py_RETURN_NONE;
 }
 
@@ -230,26 +254,30 @@ static PyObject *on_c_return(PyObject *self, PyObject *const *args,
   Py_RETURN_NONE;
 }
 
-#define TR_CALLBACK(name, body, full)                          \
+#define TR_CALLBACK(name, call)                                \
   static PyObject *name(PyObject *self, PyObject *const *args, \
                         Py_ssize_t nargs) {                    \
     (void)self;                                                \
     (void)nargs;                                               \
-    return body(args, full);                                   \
+    return call;                                               \
   }
-TR_CALLBACK(on_enter_plain, on_enter, false)
-TR_CALLBACK(on_enter_full, on_enter, true)
-TR_CALLBACK(on_return_plain, on_return, false)
-TR_CALLBACK(on_return_full, on_return, true)
-TR_CALLBACK(on_call_plain, on_call, false)
-TR_CALLBACK(on_call_full, on_call, true)
+TR_CALLBACK(on_enter_plain, on_enter(args, false, false))
+TR_CALLBACK(on_enter_full, on_enter(args, true, false))
+TR_CALLBACK(on_throw_plain, on_enter(args, false, true))
+TR_CALLBACK(on_throw_full, on_enter(args, true, true))
+TR_CALLBACK(on_return_plain, on_return(args, false))
+TR_CALLBACK(on_return_full, on_return(args, true))
+TR_CALLBACK(on_unwind_plain, on_unwind(args, false))
+TR_CALLBACK(on_unwind_full, on_unwind(args, true))
+TR_CALLBACK(on_call_plain, on_call(args, false))
+TR_CALLBACK(on_call_full, on_call(args, true))
 #undef TR_CALLBACK
 
 /* One callback per row: the sys.monitoring.events it serves (names), and
  * its function without and with per-event options.  `c` rows are enabled
  * only when C functions are recorded. */
 typedef struct callback {
-  const char *events[3];
+  const char *events[2];
   PyMethodDef plain, full;
   bool c;
 } callback;
@@ -257,20 +285,21 @@ typedef struct callback {
 #define TR_DEF(fn) \
   { "traced_" #fn, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, NULL }
 static callback callbacks[] = {
-    {{"PY_START", "PY_RESUME", "PY_THROW"},
+    {{"PY_START", "PY_RESUME"},
      TR_DEF(on_enter_plain),
      TR_DEF(on_enter_full),
      false},
-    {{"PY_RETURN", "PY_YIELD", NULL},
+    {{"PY_THROW", NULL}, TR_DEF(on_throw_plain), TR_DEF(on_throw_full), false},
+    {{"PY_RETURN", "PY_YIELD"},
      TR_DEF(on_return_plain),
      TR_DEF(on_return_full),
      false},
-    {{"PY_UNWIND", NULL, NULL}, TR_DEF(on_unwind), TR_DEF(on_unwind), false},
-    {{"CALL", NULL, NULL}, TR_DEF(on_call_plain), TR_DEF(on_call_full), true},
-    {{"C_RETURN", "C_RAISE", NULL},
-     TR_DEF(on_c_return),
-     TR_DEF(on_c_return),
-     true},
+    {{"PY_UNWIND", NULL},
+     TR_DEF(on_unwind_plain),
+     TR_DEF(on_unwind_full),
+     false},
+    {{"CALL", NULL}, TR_DEF(on_call_plain), TR_DEF(on_call_full), true},
+    {{"C_RETURN", "C_RAISE"}, TR_DEF(on_c_return), TR_DEF(on_c_return), true},
 };
 #undef TR_DEF
 #define TR_NCALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -302,7 +331,7 @@ static int register_all(bool full, bool trace_c, bool on) {
       fn = PyCFunction_NewEx(full ? &cb->full : &cb->plain, NULL, NULL);
       if (fn == NULL) goto out;
     }
-    for (int k = 0; k < 3 && cb->events[k] != NULL; k++) {
+    for (int k = 0; k < 2 && cb->events[k] != NULL; k++) {
       long bit = event_bit(events, cb->events[k]);
       PyObject *r =
           bit < 0 ? NULL
@@ -331,6 +360,15 @@ out:
 static int call_tool(const char *method) {
   PyObject *r =
       PyObject_CallMethod(g.monitoring, method, "i", TR_MONITOR_TOOL_ID);
+  if (r == NULL) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+/* sys.monitoring.restart_events(): what callbacks disabled is enabled
+ * again (for every tool: CPython has no per-tool form). */
+static int call_restart(void) {
+  PyObject *r = PyObject_CallMethod(g.monitoring, "restart_events", NULL);
   if (r == NULL) return -1;
   Py_DECREF(r);
   return 0;
@@ -369,6 +407,8 @@ int tr_monitor_install(PyTypeObject *thread_type, const char *name) {
     if (g.monitoring == NULL) return -1;
     g.missing = PyObject_GetAttrString(g.monitoring, "MISSING");
     if (g.missing == NULL) return -1;
+    g.disable = PyObject_GetAttrString(g.monitoring, "DISABLE");
+    if (g.disable == NULL) return -1;
     g.thread_key = PyUnicode_InternFromString("traced.thread");
     if (g.thread_key == NULL) return -1;
   }
@@ -394,7 +434,10 @@ int tr_monitor_install(PyTypeObject *thread_type, const char *name) {
   if (rc < 0) goto fail;
   tr_thread_monitored = t;
   g.installed = true;
-  if (register_all(tr_hook_options.any, tr_hook_options.trace_c, true) < 0)
+  /* Events an earlier session disabled (filtered code objects) were
+   * decided under its filters: every one is decided again. */
+  if (register_all(tr_hook_options.any, tr_hook_options.trace_c, true) < 0 ||
+      call_restart() < 0)
     goto fail;
   return 1;
 fail:;
@@ -410,6 +453,7 @@ void tr_monitor_uninstall(void) {
   /* No callback runs after set_events(0); the per-thread objects stay
    * with their threads (a later session reuses them). */
   if (register_all(false, true, false) < 0) PyErr_Clear();
+  if (call_restart() < 0) PyErr_Clear();
   if (call_tool("free_tool_id") < 0) PyErr_Clear();
   g.installed = false;
   tr_exc_restore(saved);
