@@ -166,15 +166,17 @@ test: deps
 # ASan and valgrind stay on $(PYTHON) only (.ci/run).
 TEST_PYTHONS ?= 3.12 3.13
 test-pythons: native
-	@set -e; for v in $(TEST_PYTHONS); do \
+	@failed=""; for v in $(TEST_PYTHONS); do \
 	  if ! py=$$(scripts/find-python.sh $$v); then \
 	    echo "test-pythons: no Python $$v found: skipped"; \
-	    if [ "$${CI:-}" = 1 ]; then exit 1; fi; continue; \
+	    if [ "$${CI:-}" = 1 ]; then failed="$$failed $$v(absent)"; fi; \
+	    continue; \
 	  fi; \
 	  echo "== integration tests on Python $$v ($$py)"; \
 	  $(MAKE) --no-print-directory integration PYTHON="$$py" \
-	    VENV=.venv-$$v; \
-	done
+	    VENV=.venv-$$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-pythons: failed on$$failed"; exit 1; fi
 
 demo: deps
 	$(MAKE) all
