@@ -11,7 +11,7 @@
 /* This file's mutable globals: the cache and the monitored thread's
  * object (thread.h). */
 tr_thread_cache tr_thread_cached;
-_Thread_local TracedThread *tr_thread_monitored;
+_Thread_local TracedThread *tr_thread_monitored TR_TLS_IE;
 
 static void thread_dealloc(TracedThread *self) {
   PyTypeObject *tp = Py_TYPE(self);
