@@ -84,7 +84,7 @@ SHIM_SRC := $(wildcard pyshim/src/*.c pyshim/src/*.h pyshim/traced/*.py) \
 
 .PHONY: all native deps test unit integration demo asan tsan valgrind fuzz \
         wheel wheel-test fuzz-build format format-check install \
-        install-service-user clean bench test-deps
+        install-service-user clean bench test-deps test-pythons
 
 all: native $(SHIM_STAMP)
 
@@ -168,6 +168,26 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
+# The integration tests on the other supported Pythons (README), each in
+# its own venv (.venv-3.12, ...) built from the interpreter found on the
+# machine (scripts/find-python.sh: python3.N on PATH, else pyenv's newest
+# 3.N.x).  A version that
+# is absent is skipped with a line saying so; with CI=1 that is a failure.
+# ASan and valgrind stay on $(PYTHON) only (.ci/run).
+TEST_PYTHONS ?= 3.12 3.13
+test-pythons: native
+	@failed=""; for v in $(TEST_PYTHONS); do \
+	  if ! py=$$(scripts/find-python.sh $$v); then \
+	    echo "test-pythons: no Python $$v found: skipped"; \
+	    if [ "$${CI:-}" = 1 ]; then failed="$$failed $$v(absent)"; fi; \
+	    continue; \
+	  fi; \
+	  echo "== integration tests on Python $$v ($$py)"; \
+	  $(MAKE) --no-print-directory integration PYTHON="$$py" \
+	    VENV=.venv-$$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-pythons: failed on$$failed"; exit 1; fi
+
 demo: deps
 	$(MAKE) all
 	scripts/demo.sh
@@ -188,7 +208,9 @@ wheel-test: test-deps
 # `make bench-daemon`: the daemon's throughput, latency and memory over a
 # BENCH_DAEMON_EVENTS-event trace.  Results: build/bench/*.json.
 BENCH_BUILD := $(BUILD)/bench
-BENCH_EMPTYHOOK := $(BENCH_BUILD)/_emptyhook.so
+# The empty hook is built per interpreter (its .so has no ABI tag).
+BENCH_EMPTYHOOK_DIR := $(BENCH_BUILD)$(if $(filter-out .venv,$(VENV)),/$(VENV))
+BENCH_EMPTYHOOK := $(BENCH_EMPTYHOOK_DIR)/_emptyhook.so
 BENCH_PRODUCER := $(BENCH_BUILD)/producer
 BENCH_RUSAGE := $(BENCH_BUILD)/rusage
 BENCH_DAEMON_EVENTS ?= 100000000
@@ -216,8 +238,20 @@ bench-deps: all $(BENCH_EMPTYHOOK) $(BENCH_PRODUCER) $(BENCH_RUSAGE)
 	@$(VENV_PY) -c 'import viztracer' 2>/dev/null || \
 	  $(VENV_PY) -m pip install -q viztracer
 
+# BENCH_PYTHON=3.12: the same suite on that interpreter (found as `make
+# test-pythons` finds it), in its venv, with its own VizTracer and cProfile.
+BENCH_PYTHON ?=
+ifneq ($(BENCH_PYTHON),)
+bench:
+	@py=$$(scripts/find-python.sh $(BENCH_PYTHON)) || \
+	  { echo "bench: no Python $(BENCH_PYTHON) found"; exit 1; }; \
+	$(MAKE) --no-print-directory bench BENCH_PYTHON= PYTHON="$$py" \
+	  VENV=.venv-$(BENCH_PYTHON)
+else
 bench: bench-deps
-	$(VENV_PY) scripts/bench.py
+	BENCH_VENV=$(VENV) BENCH_EMPTYHOOK_PATH=$(abspath $(BENCH_EMPTYHOOK_DIR)) \
+	  $(VENV_PY) scripts/bench.py
+endif
 
 bench-daemon: bench-deps
 	BENCH_DAEMON_EVENTS=$(BENCH_DAEMON_EVENTS) $(VENV_PY) scripts/bench.py --daemon

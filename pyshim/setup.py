@@ -32,7 +32,7 @@ class build_py_with_pth(build_py):
 
 sources = ["src/" + n for n in
            ("module.c", "profile.c", "names.c", "filters.c", "probes.c",
-            "thread.c", "evalhook.c", "args.c", "events.c")]
+            "thread.c", "evalhook.c", "monitor.c", "args.c", "events.c")]
 sources += [rel("libclient", "src", n) for n in
             ("client.c", "conn.c", "trust.c", "producer.c", "api.c",
              "options.c", "argbuf.c")]

@@ -23,8 +23,13 @@ Environment (all optional):
   BENCH_QUICK=1         small workloads and 2 rounds, for trying the suite
   BENCH_WORKLOADS       comma-separated subset of: fib,mixed,methods,
                         generators,threads,joblib
-  BENCH_TOOLS           comma-separated subset of: none,emptyhook,cprofile,
-                        viztracer,traced,traced-noc,traced-args,viz-args
+  BENCH_TOOLS           comma-separated subset of: none,emptyhook,emptymon,
+                        cprofile,viztracer,traced,traced-noc,traced-args,
+                        viz-args (emptymon: the empty sys.monitoring
+                        callback on PY_START and PY_RETURN, 3.12+ only)
+  BENCH_VENV            the venv whose Python is measured (default .venv;
+                        `make bench BENCH_PYTHON=3.12` passes .venv-3.12)
+  BENCH_EMPTYHOOK_PATH  where _emptyhook is built (default build/bench)
   BENCH_TIMEOUT         seconds allowed to one run (default 900)
   BENCH_OUT             results file (default build/bench/results.json or
                         build/bench/daemon-results.json; with BENCH_QUICK
@@ -57,10 +62,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "bench")
 BUILD_BENCH = os.path.join(ROOT, "build", "bench")
-PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
-VIZTRACER = os.path.join(ROOT, ".venv", "bin", "viztracer")
+# The interpreter measured: the venv `make bench` passes as BENCH_VENV
+# (.venv-3.12 for BENCH_PYTHON=3.12), with its own VizTracer and cProfile.
+VENV = os.path.join(ROOT, os.environ.get("BENCH_VENV") or ".venv")
+PYTHON = os.path.join(VENV, "bin", "python")
+VIZTRACER = os.path.join(VENV, "bin", "viztracer")
 TRACED = os.environ.get("TRACED_BIN") or os.path.join(ROOT, "build", "bin",
                                                       "traced")
+EMPTYHOOK_PATH = os.environ.get("BENCH_EMPTYHOOK_PATH") or BUILD_BENCH
 PRODUCER = os.path.join(BUILD_BENCH, "producer")
 RUSAGE = os.path.join(BUILD_BENCH, "rusage")
 
@@ -74,8 +83,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 5))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT") or 900)
 
 WORKLOADS = ["fib", "mixed", "methods", "generators", "threads", "joblib"]
-TOOLS = ["none", "emptyhook", "cprofile", "viztracer", "traced", "traced-noc",
-         "traced-args", "viz-args"]
+TOOLS = ["none", "emptyhook", "emptymon", "cprofile", "viztracer", "traced",
+         "traced-noc", "traced-args", "viz-args"]
 # Sizes with BENCH_QUICK=1 (a variable set explicitly still wins).
 QUICK_SIZES = {"BENCH_FIB_N": "22", "BENCH_MIXED_N": "1500",
                "BENCH_METHODS_N": "10000", "BENCH_GEN_N": "30000",
@@ -461,9 +470,12 @@ def tool_command(tool, script, result, trace, daemon, calls, noc_args):
     prog = [script, result]
     if tool == "none":
         return [PYTHON] + prog, {}
-    if tool == "emptyhook":
+    if tool in ("emptyhook", "emptymon"):
+        extra = {"BENCH_EMPTYHOOK_PATH": EMPTYHOOK_PATH}
+        if tool == "emptymon":
+            extra["BENCH_EMPTYHOOK_MODE"] = "monitoring"
         return ([PYTHON, os.path.join(BENCH_DIR, "emptyhook", "run.py")]
-                + prog, {"BENCH_EMPTYHOOK_PATH": BUILD_BENCH})
+                + prog, extra)
     if tool == "cprofile":
         return [PYTHON, "-m", "cProfile", "-o", os.devnull] + prog, {}
     if tool == "viztracer":
@@ -611,6 +623,9 @@ def analyse(wl, calib, runs, tools):
                 tool, "viztracer")
             out["ratios"][f"traced{sfx}/emptyhook per call"] = ratio(
                 tool, "emptyhook")
+            if runs.get("emptymon"):
+                out["ratios"][f"traced{sfx}/emptymon per call"] = ratio(
+                    tool, "emptymon")
         out["ratios"][f"traced{sfx}/viztracer file complete"] = ratio(
             tool, "viztracer", "wall_s")
         out["ratios"][f"traced{sfx}/emptyhook file complete"] = ratio(
@@ -701,7 +716,11 @@ def suite():
     if "none" not in tools:
         tools = ["none"] + tools  # every figure is relative to it
     noc_args = traced_noc_args()
-    active = [t for t in tools if t != "traced-noc" or noc_args is not None]
+    old_python = subprocess.run(
+        [PYTHON, "-c", "import sys; print(sys.version_info < (3, 12))"],
+        capture_output=True, text=True).stdout.strip() == "True"
+    active = [t for t in tools if (t != "traced-noc" or noc_args is not None)
+              and (t != "emptymon" or not old_python)]
     out_path = os.environ.get("BENCH_OUT") or os.path.join(
         BUILD_BENCH, "results-quick.json" if QUICK else "results.json")
     results = {"machine": machine_info(), "rounds": ROUNDS, "quick": QUICK,

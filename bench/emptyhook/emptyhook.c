@@ -8,7 +8,13 @@
  *
  * bootstrap() is called by the interpreter as a Python-level profile
  * function (frame, event, arg) on a new thread's first event; it replaces
- * itself with the C hook for that thread, as a real tracer does. */
+ * itself with the C hook for that thread, as a real tracer does.
+ *
+ *   _emptyhook.install_monitoring()         # 3.12+: every thread
+ *
+ * registers a METH_FASTCALL C function that returns None at once as the
+ * sys.monitoring callback of PY_START and PY_RETURN (tool id 3): the floor
+ * of a sys.monitoring tracer, next to the profile hook's. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -44,9 +50,50 @@ static PyObject *bootstrap(PyObject *self, PyObject *const *args,
   Py_RETURN_NONE;
 }
 
+static PyObject *empty_callback(PyObject *self, PyObject *const *args,
+                                Py_ssize_t nargs) {
+  (void)self;
+  (void)args;
+  (void)nargs;
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef callback_def = {
+    "empty_callback", (PyCFunction)(void (*)(void))empty_callback,
+    METH_FASTCALL, NULL};
+
+/* sys.monitoring's calls, made as a tool would make them from Python. */
+static PyObject *install_monitoring(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  PyObject *globals = PyDict_New();
+  PyObject *cb = PyCFunction_NewEx(&callback_def, NULL, NULL);
+  PyObject *r = NULL;
+  if (globals != NULL && cb != NULL &&
+      PyDict_SetItemString(globals, "cb", cb) == 0 &&
+      PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) ==
+          0)
+    r = PyRun_String(
+        "import sys\n"
+        "m = sys.monitoring\n"
+        "m.use_tool_id(3, 'emptyhook')\n"
+        "m.register_callback(3, m.events.PY_START, cb)\n"
+        "m.register_callback(3, m.events.PY_RETURN, cb)\n"
+        "m.set_events(3, m.events.PY_START | m.events.PY_RETURN)\n",
+        Py_file_input, globals, globals);
+  Py_XDECREF(cb);
+  Py_XDECREF(globals);
+  if (r == NULL) return NULL;
+  Py_DECREF(r);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"install", install, METH_NOARGS,
      "Set the empty C profile hook on the calling thread."},
+    {"install_monitoring", install_monitoring, METH_NOARGS,
+     "Register the empty sys.monitoring callback (PY_START, PY_RETURN) "
+     "for every thread (3.12+)."},
     {"uninstall", uninstall, METH_NOARGS,
      "Remove the calling thread's profile hook."},
     {"bootstrap", (PyCFunction)(void (*)(void))bootstrap, METH_FASTCALL,

@@ -1,5 +1,6 @@
 """run.py: runs a Python program with the empty C profile hook installed
-on its main thread and on every thread it starts.
+on its main thread and on every thread it starts (with
+BENCH_EMPTYHOOK_MODE=monitoring: the empty sys.monitoring callback).
 
     python bench/emptyhook/run.py PROGRAM.py [ARGS...]
 
@@ -25,8 +26,11 @@ def main():
     program = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(program))
-    threading.setprofile(_emptyhook.bootstrap)
-    _emptyhook.install()
+    if os.environ.get("BENCH_EMPTYHOOK_MODE") == "monitoring":
+        _emptyhook.install_monitoring()  # every thread, 3.12+
+    else:
+        threading.setprofile(_emptyhook.bootstrap)
+        _emptyhook.install()
     runpy.run_path(program, run_name="__main__")
 
 

@@ -8,6 +8,7 @@
 #include "filters.h"
 #include "libclient/src/client.h"
 #include "libclient/src/options.h"
+#include "monitor.h"
 #include "names.h"
 #include "profile.h"
 #include "proto/sockpath.h"
@@ -16,6 +17,8 @@
 typedef struct module_state {
   PyTypeObject *thread_type;
   bool no_eval_hook; /* TRACED_EVAL_HOOK=0: the profile hook in every mode */
+  /* TRACED_MONITORING=0: the profile hook instead of sys.monitoring */
+  bool no_monitoring;
 } module_state;
 
 static module_state *get_state(PyObject *module) {
@@ -181,6 +184,21 @@ static bool uses_eval_hook(const module_state *st) {
          !tr_hook_options.log_args && !tr_hook_options.log_return;
 }
 
+/* sys.monitoring serves every mode on 3.12 and later. */
+static bool uses_monitoring(const module_state *st) {
+  return PY_VERSION_HEX >= 0x030C0000 && !st->no_monitoring;
+}
+
+/* backend() -> str: the hook install() will use under the options
+ * configure() set: "monitoring", "eval" or "profile". */
+static PyObject *m_backend(PyObject *module, PyObject *unused) {
+  (void)unused;
+  module_state *st = get_state(module);
+  return PyUnicode_FromString(uses_monitoring(st)  ? "monitoring"
+                              : uses_eval_hook(st) ? "eval"
+                                                   : "profile");
+}
+
 /* uses_eval_hook() -> bool: what install() will do under the options
  * configure() set. */
 static PyObject *m_uses_eval_hook(PyObject *module, PyObject *unused) {
@@ -188,14 +206,38 @@ static PyObject *m_uses_eval_hook(PyObject *module, PyObject *unused) {
   return PyBool_FromLong(uses_eval_hook(get_state(module)));
 }
 
-/* install(thread_name) -> bool: True when every thread is now traced (the
- * frame-evaluation hook); False when only the calling thread is (the
- * profile hook: the caller gives threads started later
- * thread_bootstrap). */
+/* reaches_all_threads() -> bool: whether install() will trace every
+ * thread by itself (sys.monitoring, the frame-evaluation hook), under the
+ * options configure() set; if not, threads started later need
+ * thread_bootstrap. */
+static PyObject *m_reaches_all_threads(PyObject *module, PyObject *unused) {
+  (void)unused;
+  module_state *st = get_state(module);
+  return PyBool_FromLong(uses_monitoring(st) || uses_eval_hook(st));
+}
+
+/* install(thread_name) -> bool: True when every thread is now traced
+ * (sys.monitoring, the frame-evaluation hook); False when only the
+ * calling thread is (the profile hook: the caller gives threads started
+ * later thread_bootstrap).  Where no hook can run (sys.monitoring's tool
+ * id is taken, a free-threaded build) one warning is printed and nothing
+ * is installed: the program runs untraced. */
 static PyObject *m_install(PyObject *module, PyObject *args) {
   const char *name;
   if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
   module_state *st = get_state(module);
+#ifdef Py_GIL_DISABLED
+  /* The name caches and the per-thread objects rely on the GIL
+   * (names.h); a free-threaded build is not supported yet. */
+  (void)name;
+  (void)st;
+  tr_client_warn("free-threaded Python is not supported; running untraced");
+  Py_RETURN_TRUE;
+#endif
+  if (uses_monitoring(st)) {
+    if (tr_monitor_install(st->thread_type, name) < 0) return NULL;
+    Py_RETURN_TRUE;
+  }
   if (uses_eval_hook(st)) {
     if (tr_eval_install(st->thread_type, name) < 0) return NULL;
     Py_RETURN_TRUE;
@@ -207,6 +249,7 @@ static PyObject *m_install(PyObject *module, PyObject *args) {
 static PyObject *m_uninstall(PyObject *module, PyObject *unused) {
   (void)module;
   (void)unused;
+  tr_monitor_uninstall();
   tr_eval_uninstall();
   PyEval_SetProfile(NULL, NULL);
   Py_RETURN_NONE;
@@ -371,6 +414,13 @@ static PyMethodDef methods[] = {
     {"uses_eval_hook", m_uses_eval_hook, METH_NOARGS,
      "uses_eval_hook() -> bool: whether install() reaches every thread by "
      "itself (the frame-evaluation hook), under the configured options."},
+    {"reaches_all_threads", m_reaches_all_threads, METH_NOARGS,
+     "reaches_all_threads() -> bool: whether install() traces every thread "
+     "by itself, under the configured options."},
+    {"backend", m_backend, METH_NOARGS,
+     "backend() -> str: the hook install() uses under the configured "
+     "options: 'monitoring' (sys.monitoring, 3.12+), 'eval' (3.11's "
+     "frame-evaluation hook) or 'profile'."},
     {"uninstall", m_uninstall, METH_NOARGS,
      "Stop tracing (the calling thread, or every thread with the "
      "frame-evaluation hook)."},
@@ -403,6 +453,8 @@ static int module_exec(PyObject *module) {
   module_state *st = get_state(module);
   const char *eh = getenv("TRACED_EVAL_HOOK");
   st->no_eval_hook = eh != NULL && strcmp(eh, "0") == 0;
+  const char *mon = getenv("TRACED_MONITORING");
+  st->no_monitoring = mon != NULL && strcmp(mon, "0") == 0;
   st->thread_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &tr_thread_spec, NULL);
   if (st->thread_type == NULL) return -1;
@@ -421,6 +473,14 @@ static int module_clear(PyObject *module) {
 
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, module_exec},
+#ifdef Py_GIL_DISABLED
+    /* On a free-threaded build install() refuses (one warning), so none
+     * of the code that relies on the GIL (the hooks, the name caches)
+     * ever runs; what does (the connection, sessions) is libtraced's,
+     * which is thread-safe.  Keeping the GIL disabled keeps the
+     * program as it runs untraced. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
     {0, NULL},
 };
 

@@ -98,9 +98,19 @@ int tr_names_cfunc_grow(void) {
 }
 
 uint32_t tr_names_cfunc_slow(const void *def, PyTypeObject *tp, PyObject *func,
-                             size_t slot) {
+                             PyObject *self, size_t slot) {
   tr_exc saved = tr_exc_save();
   PyObject *name = NULL;
+  /* A method descriptor is named as the builtin method it makes when
+   * bound to `self` (what the profile hook sees), and only here. */
+  PyObject *bound = NULL;
+  if (self != NULL && Py_IS_TYPE(func, &PyMethodDescr_Type)) {
+    bound = Py_TYPE(func)->tp_descr_get(func, self, (PyObject *)Py_TYPE(self));
+    if (bound == NULL)
+      PyErr_Clear();
+    else
+      func = bound;
+  }
   if (PyCFunction_Check(func)) {
     PyCFunctionObject *f = (PyCFunctionObject *)func;
     const char *meth = f->m_ml->ml_name;
@@ -126,6 +136,7 @@ uint32_t tr_names_cfunc_slow(const void *def, PyTypeObject *tp, PyObject *func,
     PyErr_Clear();
   }
   Py_XDECREF(name);
+  Py_XDECREF(bound);
   /* Keep heap types alive while the table names them, so a new type at
    * the same address can never inherit this name. */
   if (tp != NULL && (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) Py_INCREF(tp);
@@ -140,6 +151,12 @@ uint32_t tr_names_cfunc_slow(const void *def, PyTypeObject *tp, PyObject *func,
 uint32_t tr_names_cfunc_filtered(PyFrameObject *caller, uint32_t id) {
   if (caller == NULL) return id;
   PyCodeObject *code = PyFrame_GetCode(caller); /* new ref */
+  id = tr_names_cfunc_filtered_code(code, id);
+  Py_DECREF(code);
+  return id;
+}
+
+uint32_t tr_names_cfunc_filtered_code(PyCodeObject *code, uint32_t id) {
   void *extra = NULL;
   if (TR_CodeGetExtra((PyObject *)code, tr_names.extra_index, &extra) < 0) {
     PyErr_Clear();
@@ -147,6 +164,5 @@ uint32_t tr_names_cfunc_filtered(PyFrameObject *caller, uint32_t id) {
   }
   tr_fref none = {NULL, NULL};
   uint32_t cid = tr_names_code_slow(none, code, (uintptr_t)extra);
-  Py_DECREF(code);
   return cid == TR_ID_SKIP ? TR_ID_SKIP : id;
 }

@@ -77,6 +77,22 @@ static inline uint32_t tr_names_code_of(tr_fref frame, PyCodeObject *code) {
   return tr_names_code_slow(frame, code, (uintptr_t)extra);
 }
 
+/* The same for the code object the calling thread has just started or
+ * resumed running (sys.monitoring's PY_START): its frame object is made
+ * only when a slow path (a probe) needs it. */
+static inline uint32_t tr_names_code_running(PyCodeObject *code) {
+  void *extra = NULL;
+  if (__builtin_expect(
+          TR_CodeGetExtra((PyObject *)code, tr_names.extra_index, &extra) ==
+                  0 &&
+              extra != NULL &&
+              ((uintptr_t)extra & ~TR_EXTRA_ID_MASK) == tr_names.extra_tag,
+          1))
+    return (uint32_t)(((uintptr_t)extra & TR_EXTRA_ID_MASK) - 1);
+  tr_fref fr = {PyEval_GetFrame(), NULL};
+  return tr_names_code_slow(fr, code, (uintptr_t)extra);
+}
+
 /* The same for the profile hook's frame object. */
 static inline uint32_t tr_names_code(PyFrameObject *frame) {
   PyCodeObject *code = PyFrame_GetCode(frame); /* new ref */
@@ -86,9 +102,11 @@ static inline uint32_t tr_names_code(PyFrameObject *frame) {
   return id;
 }
 
-/* A C function seen for the first time: names it into table slot `slot`. */
+/* A C function seen for the first time: names it into table slot `slot`.
+ * `func` is the callable (a builtin function or method, or, from
+ * sys.monitoring's CALL event, a method descriptor called on `self`). */
 uint32_t tr_names_cfunc_slow(const void *def, PyTypeObject *tp, PyObject *func,
-                             size_t slot);
+                             PyObject *self, size_t slot);
 /* Doubles the table; -1 when out of memory. */
 int tr_names_cfunc_grow(void);
 
@@ -98,20 +116,16 @@ static inline size_t tr_names_cfunc_hash(const void *def, const void *tp) {
   return (size_t)(h ^ (h >> 29));
 }
 
-/* What a call of the C function `func` (a PyTrace_C_CALL's arg) records
- * as. */
-static inline uint32_t tr_names_cfunc(PyObject *func) {
-  const void *def;
-  PyTypeObject *tp = NULL;
-  if (PyCFunction_Check(func)) {
-    PyCFunctionObject *f = (PyCFunctionObject *)func;
-    def = f->m_ml;
-    PyObject *self = f->m_self;
-    if (self != NULL && !PyModule_Check(self))
-      tp = PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
-  } else {
-    def = Py_TYPE(func);
-  }
+/* The type a C method is named after: the bound self's (a type for class
+ * methods), none for module functions. */
+static inline PyTypeObject *tr_names_self_type(PyObject *self) {
+  if (self == NULL || PyModule_Check(self)) return NULL;
+  return PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
+}
+
+/* The table lookup of (def, tp); `func` and `self` name it on a miss. */
+static inline uint32_t tr_names_cfunc_find(const void *def, PyTypeObject *tp,
+                                           PyObject *func, PyObject *self) {
   if (__builtin_expect((tr_names.cfuncs_len + 1) * 2 > tr_names.cfuncs_cap,
                        0)) {
     if (tr_names_cfunc_grow() < 0) return TR_STRING_UNKNOWN;
@@ -121,9 +135,28 @@ static inline uint32_t tr_names_cfunc(PyObject *func) {
   for (;;) {
     tr_cfunc_entry *e = &tr_names.cfuncs[j];
     if (e->def == def && e->tp == tp) return e->id;
-    if (e->def == NULL) return tr_names_cfunc_slow(def, tp, func, j);
+    if (e->def == NULL) return tr_names_cfunc_slow(def, tp, func, self, j);
     j = (j + 1) & mask;
   }
+}
+
+/* What a call of the C function `func` (a PyTrace_C_CALL's arg) records
+ * as. */
+static inline uint32_t tr_names_cfunc(PyObject *func) {
+  if (PyCFunction_Check(func)) {
+    PyCFunctionObject *f = (PyCFunctionObject *)func;
+    return tr_names_cfunc_find(f->m_ml, tr_names_self_type(f->m_self), func,
+                               NULL);
+  }
+  return tr_names_cfunc_find(Py_TYPE(func), NULL, func, NULL);
+}
+
+/* The same for a method descriptor called on `self` (sys.monitoring's
+ * CALL of `list.append` with arg0 the list): the same entry, and so the
+ * same name, as the bound method the profile hook is given. */
+static inline uint32_t tr_names_cfunc_descr(PyObject *descr, PyObject *self) {
+  return tr_names_cfunc_find(((PyMethodDescrObject *)descr)->d_method,
+                             tr_names_self_type(self), descr, self);
 }
 
 /* A C function called by a Python function that the file filters leave
@@ -132,5 +165,8 @@ static inline uint32_t tr_names_cfunc(PyObject *func) {
  * known by its cached id even when its own call was never seen (entered
  * before recording began). */
 uint32_t tr_names_cfunc_filtered(PyFrameObject *caller, uint32_t id);
+
+/* The same with the caller's code object (sys.monitoring's CALL). */
+uint32_t tr_names_cfunc_filtered_code(PyCodeObject *caller, uint32_t id);
 
 #endif

@@ -23,9 +23,9 @@
  * user code: with the GIL possibly released meanwhile, but never this
  * thread's hook (CPython does not profile calls made by a profile
  * function) nor traced's API on this thread (`busy`). */
-static void __attribute__((noinline))
-enter_with_args(TracedThread *t, uint64_t ts, uint32_t id,
-                PyFrameObject *frame) {
+void __attribute__((noinline))
+tr_enter_with_args(TracedThread *t, uint64_t ts, uint32_t id,
+                   PyFrameObject *frame) {
   tr_argbuf *b = tr_thread_argbuf(t);
   if (b == NULL || t->busy) {
     tr_producer_enter(&t->p, ts, id, TR_REC_PY_CALL);
@@ -38,8 +38,8 @@ enter_with_args(TracedThread *t, uint64_t ts, uint32_t id,
 }
 
 /* A Python call returns a value that is recorded (--log-return). */
-static void __attribute__((noinline))
-exit_with_return(TracedThread *t, uint64_t ts, PyObject *value) {
+void __attribute__((noinline))
+tr_exit_with_return(TracedThread *t, uint64_t ts, PyObject *value) {
   tr_argbuf *b = tr_thread_argbuf(t);
   if (b == NULL || t->busy) {
     tr_producer_exit(&t->p, ts, TR_REC_PY_RETURN);
@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) int profile(PyObject *obj,
     case PyTrace_CALL: {
       uint32_t id = tr_names_code(frame);
       if (full && tr_hook_options.log_args && tr_producer_would_record(p, id))
-        enter_with_args(t, ts, id, frame);
+        tr_enter_with_args(t, ts, id, frame);
       else
         tr_producer_enter(p, ts, id, TR_REC_PY_CALL);
       break;
@@ -87,7 +87,7 @@ static inline __attribute__((always_inline)) int profile(PyObject *obj,
       /* arg is NULL when the call ends by an exception. */
       if (full && tr_hook_options.log_return && arg != NULL &&
           tr_producer_top_recorded(p))
-        exit_with_return(t, ts, arg);
+        tr_exit_with_return(t, ts, arg);
       else
         tr_producer_exit(p, ts, TR_REC_PY_RETURN);
       break;

@@ -11,6 +11,13 @@
 int tr_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 int tr_hook_full(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 
+/* A Python call whose arguments are recorded (--log-args), and one whose
+ * return value is (--log-return): the slow paths of both back ends, the
+ * profile hook's and sys.monitoring's (monitor.c). */
+void tr_enter_with_args(TracedThread *t, uint64_t ts, uint32_t id,
+                        PyFrameObject *frame);
+void tr_exit_with_return(TracedThread *t, uint64_t ts, PyObject *value);
+
 /* The profile function for the current options. */
 Py_tracefunc tr_hook_func(void);
 

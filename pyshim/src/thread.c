@@ -8,8 +8,10 @@
 #include "libclient/src/argbuf.h"
 #include "libclient/src/client.h"
 
-/* This file's only mutable global: the cache (thread.h). */
+/* This file's mutable globals: the cache and the monitored thread's
+ * object (thread.h). */
 tr_thread_cache tr_thread_cached;
+_Thread_local TracedThread *tr_thread_monitored TR_TLS_IE;
 
 static void thread_dealloc(TracedThread *self) {
   PyTypeObject *tp = Py_TYPE(self);
@@ -17,6 +19,10 @@ static void thread_dealloc(TracedThread *self) {
     tr_thread_cached.ts = NULL;
     tr_thread_cached.thread = NULL;
   }
+  /* Deallocated by its own thread (its thread state is cleared) or by
+   * another (after fork(), the threads that do not exist in the child):
+   * only the former's pointer can name it. */
+  if (tr_thread_monitored == self) tr_thread_monitored = NULL;
   tr_client_thread_close(&self->p);
   PyMem_RawFree(self->args);
   tp->tp_free((PyObject *)self);
@@ -58,7 +64,7 @@ TracedThread *tr_thread_current(void) {
    * is known by its dealloc without this file knowing the profile
    * functions, which live above it. */
   if (o == NULL || Py_TYPE(o)->tp_dealloc != (destructor)thread_dealloc)
-    return NULL;
+    return tr_thread_monitored;
   return (TracedThread *)o;
 }
 

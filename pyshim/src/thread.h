@@ -29,8 +29,18 @@ extern PyType_Spec tr_thread_spec;
 TracedThread *tr_thread_new(PyTypeObject *type, const char *name,
                             bool (*on_session)(tr_producer *p));
 
+/* The calling thread's object under the sys.monitoring back end
+ * (monitor.c), borrowed from its thread-state dict, which owns it; NULL
+ * until the thread's first event.  Cleared when the object goes.
+ * initial-exec: one %fs-relative load on every event instead of a call
+ * to __tls_get_addr; the 8 bytes come out of the static TLS surplus that
+ * glibc keeps for modules loaded with dlopen. */
+#define TR_TLS_IE __attribute__((tls_model("initial-exec")))
+extern _Thread_local TracedThread *tr_thread_monitored TR_TLS_IE;
+
 /* The calling thread's object when it is the thread's profile object
- * (the profile hook is installed on it), borrowed; else NULL. */
+ * (the profile hook is installed on it) or its sys.monitoring object,
+ * borrowed; else NULL. */
 TracedThread *tr_thread_current(void);
 
 /* The thread's argument scratch buffer, or NULL (out of memory). */

@@ -118,10 +118,11 @@ def _install(opts: _options.Options) -> None:
                       max_depth=opts.max_depth, log_args=opts.log_args,
                       log_return=opts.log_return, repr_limit=opts.repr_limit)
     _traced.set_full_policy(opts.on_full == "drop", opts.full_wait_ms)
-    if not _traced.uses_eval_hook():
+    if not _traced.reaches_all_threads():
         # The profile hook is per thread: threads started later get it from
-        # threading (imported only here: the frame-evaluation hook reaches
-        # every thread by itself, and importing threading costs start-up).
+        # threading (imported only here: sys.monitoring and the
+        # frame-evaluation hook reach every thread by themselves, and
+        # importing threading costs start-up).
         import threading
 
         threading.setprofile(_traced.thread_bootstrap)

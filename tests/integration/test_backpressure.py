@@ -299,7 +299,15 @@ def test_drop_mode_counts_every_event(daemon, tmp_path):
     s = parse_summary(summary_line(stderr))
     events = load_trace(out)
     done, unfinished = f_counts(events)
-    assert 2 * done + unfinished + s["dropped"] == 2 * calls_of(stdout)
+    calls = calls_of(stdout)
+    # Every f call is written or counted as dropped.  Exact equality would
+    # assume f is all the program records while the rings are full; on
+    # 3.12+ the interpreter's own calls (thread start and exit, imports)
+    # are recorded then too, and some of them are dropped and counted.
+    # Exact per-thread accounting is test_stress.py's (native producers).
+    assert 2 * done + unfinished <= 2 * calls
+    assert 2 * done + unfinished + s["dropped"] >= 2 * calls
+    assert s["dropped"] > 0
     assert lost_total(events) == s["dropped"]
 
 
