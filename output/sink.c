@@ -216,6 +216,7 @@ static void *io_main(void *arg) {
   bool closing = k->closing && !k->stop;
   pthread_mutex_unlock(&k->mu);
   if (!closing) return NULL;
+  /* Relaxed: only this thread stores `failed`. */
   if (!atomic_load_explicit(&k->failed, memory_order_relaxed) &&
       w->ops->io_end != NULL) {
     int rc = w->ops->io_end(w);
