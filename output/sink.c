@@ -90,6 +90,20 @@ tr_chunk *tr_sink_chunk(tr_sink *k) {
   return c != NULL ? chunk_reset(c) : chunk_new(k->chunk_size);
 }
 
+/* Appends p[0..n) to the stream's history, keeping its last `cap`
+ * bytes. */
+static void history_add(tr_sink *k, size_t cap, const char *p, size_t n) {
+  if (n >= cap) {
+    memcpy(k->hist, p + n - cap, cap);
+    k->hist_len = cap;
+    return;
+  }
+  size_t keep = k->hist_len + n > cap ? cap - n : k->hist_len;
+  memmove(k->hist, k->hist + k->hist_len - keep, keep);
+  memcpy(k->hist + keep, p, n);
+  k->hist_len = keep + n;
+}
+
 tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
   tr_sink *k = &w->sink;
   bool hook = w->ops->seal != NULL;
@@ -97,6 +111,15 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
   /* Numbered and queued in one step, so the queue is in number order. */
   c->seq = head ? TR_CHUNK_HEAD : k->next_seq++;
   c->off = c->seq == 0 ? w->first_skip : 0;
+  if (w->history > 0) {
+    /* What precedes c in the file, for the seal hook; then c's own bytes
+     * join the history.  Two copies of at most `history` bytes, in
+     * sequence order, so each chunk gets exactly the bytes before it. */
+    tr_lane *l = &w->lanes[lane];
+    memcpy(l->dict, k->hist, k->hist_len);
+    l->dict_len = k->hist_len;
+    history_add(k, w->history, c->buf + c->off, c->len - c->off);
+  }
   c->ready = !hook;
   c->next = NULL;
   if (k->tail != NULL)
@@ -272,6 +295,8 @@ void tr_sink_fini(tr_sink *k) {
   free_list(k->head);
   free_list(k->free);
   k->head = k->tail = k->free = NULL;
+  free(k->hist);
+  k->hist = NULL;
   pthread_cond_destroy(&k->idle);
   pthread_cond_destroy(&k->wake);
   pthread_mutex_destroy(&k->mu);

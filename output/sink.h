@@ -54,6 +54,10 @@ typedef struct tr_sink {
   tr_chunk *free;        /* written chunks kept for reuse */
   unsigned nfree, max_free;
   uint64_t next_seq;
+  /* With the writer's history: the last bytes of what was sealed so far
+   * (from each chunk, what will be written), in sequence order. */
+  uint8_t *hist;
+  size_t hist_len;
   bool writing; /* the I/O thread holds chunks taken off the queue */
   bool closing; /* tr_writer_close: write the footer once all is written */
   bool stop;    /* tr_writer_free before close: discard and stop */
@@ -90,9 +94,10 @@ void tr_chunk_free(tr_chunk *c);
 tr_chunk *tr_sink_chunk(tr_sink *k);
 
 /* Seals chunk c of `lane` (on its thread): numbers it (or, with `head`,
- * makes it the file's head), queues it, runs the writer's seal hook and
- * wakes the I/O thread.  Returns an empty chunk for the lane to go on
- * with, NULL when out of memory. */
+ * makes it the file's head), queues it, copies the stream's history
+ * before it into the lane's dict, runs the writer's seal hook and wakes
+ * the I/O thread.  Returns an empty chunk for the lane to go on with, NULL
+ * when out of memory. */
 tr_chunk *tr_sink_seal(struct tr_writer *w, unsigned lane, tr_chunk *c,
                        bool head);
 

@@ -31,6 +31,14 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
 }
 
 int tr_writer_start(tr_writer *w) {
+  if (w->history > 0) {
+    w->sink.hist = malloc(w->history);
+    if (w->sink.hist == NULL) return -ENOMEM;
+    for (unsigned i = 0; i < w->nlanes; i++) {
+      w->lanes[i].dict = malloc(w->history);
+      if (w->lanes[i].dict == NULL) return -ENOMEM;
+    }
+  }
   tr_lane *l = &w->lanes[0];
   if (l->c == NULL || l->c->len == 0) return -ENOMEM; /* no head */
   l->c = tr_sink_seal(w, 0, l->c, true);
@@ -115,7 +123,10 @@ void tr_writer_free(tr_writer *w) {
   if (w == NULL) return;
   tr_sink_fini(&w->sink);
   if (w->lanes != NULL)
-    for (unsigned i = 0; i < w->nlanes; i++) tr_chunk_free(w->lanes[i].c);
+    for (unsigned i = 0; i < w->nlanes; i++) {
+      tr_chunk_free(w->lanes[i].c);
+      free(w->lanes[i].dict);
+    }
   free(w->lanes);
   w->lanes = NULL;
   w->ops->free(w);
