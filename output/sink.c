@@ -104,7 +104,29 @@ static void history_add(tr_sink *k, size_t cap, const char *p, size_t n) {
   k->hist_len = keep + n;
 }
 
-tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
+/* Under the mutex: tells the I/O thread to write what is ready. */
+static void kick(tr_sink *k) {
+  k->kick = true;
+  pthread_cond_signal(&k->wake);
+}
+
+void tr_sink_kick(tr_sink *k) {
+  pthread_mutex_lock(&k->mu);
+  kick(k);
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* Under the mutex: chunk c may be written.  The I/O thread is woken at the
+ * end of a pass, once a few chunks are ready, or when it was already told
+ * to write (c may be the one holding the others back). */
+static void make_ready(tr_sink *k, tr_chunk *c, bool wake) {
+  c->ready = true;
+  k->nready++;
+  if (wake || k->kick || k->nready >= TR_SINK_WAKE_CHUNKS) kick(k);
+}
+
+tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head,
+                       bool wake) {
   tr_sink *k = &w->sink;
   bool hook = w->ops->seal != NULL;
   pthread_mutex_lock(&k->mu);
@@ -120,7 +142,7 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
     l->dict_len = k->hist_len;
     history_add(k, w->history, c->buf + c->off, c->len - c->off);
   }
-  c->ready = !hook;
+  c->ready = false;
   c->next = NULL;
   if (k->tail != NULL)
     k->tail->next = c;
@@ -131,7 +153,7 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
    * nothing else is published through it. */
   atomic_fetch_add_explicit(&k->backlog, c->len, memory_order_relaxed);
   tr_chunk *next = take_free(k);
-  if (c->ready) pthread_cond_signal(&k->wake);
+  if (!hook) make_ready(k, c, wake);
   pthread_mutex_unlock(&k->mu);
   if (hook) {
     /* Outside the mutex: the I/O thread leaves c alone until it is
@@ -139,8 +161,7 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
     int rc = w->ops->seal(w, lane, c);
     pthread_mutex_lock(&k->mu);
     c->err = rc;
-    c->ready = true;
-    pthread_cond_signal(&k->wake);
+    make_ready(k, c, wake);
     pthread_mutex_unlock(&k->mu);
   }
   return next != NULL ? chunk_reset(next) : chunk_new(k->chunk_size);
@@ -203,13 +224,17 @@ static void *io_main(void *arg) {
   tr_sink *k = &w->sink;
   pthread_mutex_lock(&k->mu);
   for (;;) {
-    while (!k->stop && !(k->head != NULL && k->head->ready) &&
+    while (!k->stop &&
+           !((k->kick || k->closing) && k->head != NULL && k->head->ready) &&
            !(k->closing && k->head == NULL))
       pthread_cond_wait(&k->wake, &k->mu);
     if (k->stop || k->head == NULL) break;
     /* The ready prefix of the queue, written without the mutex. */
     tr_chunk *batch = k->head, *last = batch;
-    while (last->next != NULL && last->next->ready) last = last->next;
+    unsigned taken = 1;
+    for (; last->next != NULL && last->next->ready; taken++) last = last->next;
+    k->nready -= taken;
+    k->kick = false;
     k->head = last->next;
     if (k->head == NULL) k->tail = NULL;
     last->next = NULL;
@@ -333,6 +358,7 @@ int tr_writer_wait(tr_writer *w) {
   tr_sink *k = &w->sink;
   if (!k->started) return k->rc;
   pthread_mutex_lock(&k->mu);
+  kick(k);
   /* Relaxed load of done: it is stored under this mutex. */
   while (!k->stop &&
          !(k->closing ? atomic_load_explicit(&k->done, memory_order_relaxed)

@@ -132,6 +132,8 @@ typedef struct tr_lane {
    * sealed last, for its seal hook (tr_sink_seal). */
   uint8_t *dict;
   size_t dict_len;
+  bool unkicked; /* sealed a chunk since the last pass without waking the
+                    I/O thread */
 } tr_lane;
 
 /* The part of every writer callers may read; backends embed it first. */
