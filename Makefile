@@ -271,6 +271,8 @@ asan: deps
 # later, the daemon's drain workers).  A data race or a lock-order
 # inversion stops the unit test or the daemon that found it.  Tests run
 # several times slower there: Check's per-test timeouts are stretched.
+# The native test programs are the plain build's: stress_native's threads
+# share a scratch global on purpose.
 TSAN_OPTIONS_ALL := halt_on_error=1:second_deadlock_stack=1
 tsan: deps
 	$(MAKE) SAN=thread native
@@ -278,8 +280,8 @@ tsan: deps
 	TSAN_OPTIONS=$(TSAN_OPTIONS_ALL) CK_TIMEOUT_MULTIPLIER=10 \
 	  $(MAKE) SAN=thread unit
 	TRACED_BIN=$(abspath build-tsan/bin/traced) \
-	TRACED_NATIVE_EXAMPLE=$(abspath build-tsan/tests/native_example) \
-	TRACED_STRESS_NATIVE=$(abspath build-tsan/tests/stress_native) \
+	TRACED_NATIVE_EXAMPLE=$(abspath $(NATIVE_EXAMPLE)) \
+	TRACED_STRESS_NATIVE=$(abspath $(STRESS_NATIVE)) \
 	TSAN_OPTIONS=$(TSAN_OPTIONS_ALL) \
 	  $(VENV_PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 

@@ -4,9 +4,12 @@
  *
  * The member is: the gzip header and the JSON head in a stored
  * (uncompressed) deflate block (tr_gz_head); then one piece per chunk of
- * JSON, each an independent raw deflate stream (its own dictionary,
- * nothing referring back to the chunk before) ended by a Z_SYNC_FLUSH, so
- * it ends on a byte boundary with no final block (tr_gz_compress); then
+ * JSON, each a raw deflate stream of its own, started from a fresh state
+ * primed with the 32 KiB of JSON before it as its dictionary (what the
+ * window of one stream would hold there; the bytes are known when the
+ * chunk is sealed, whoever compresses the chunk before) and ended by a
+ * Z_SYNC_FLUSH, so it ends on a byte boundary with no final block
+ * (tr_gz_compress); then
  * the JSON footer in a final stored block and the trailer: the CRC-32 of
  * everything, combined from the pieces' CRCs in order, and the length
  * (tr_gz_end).  Concatenated in order the pieces are one valid deflate
@@ -17,8 +20,7 @@
  *
  * A piece is compressed once it holds TR_GZ_CHUNK_MIN bytes or its oldest
  * byte is TR_GZ_SYNC_NS old (docs/formats.md says why: each piece ends
- * with a sync marker and starts without a dictionary, which costs a few
- * bytes and some compression).
+ * with a sync marker and a block header, which cost a few bytes).
  *
  * Memory: per compressing thread (tr_gzlane) zlib's deflate state for
  * windowBits 15, memLevel 8 (about 256 KiB); per piece its output, at most
@@ -34,6 +36,7 @@
 #define TR_GZ_SYNC_NS 1000000000ull   /* a byte waits at most a second */
 #define TR_GZ_CHUNK_MIN (64u * 1024u) /* a piece worth compressing alone */
 #define TR_GZ_LEVEL 6                 /* zlib's default speed/size balance */
+#define TR_GZ_DICT_MAX (32u * 1024u)  /* deflate's window */
 
 /* One thread's compressor: zlib's raw deflate state, set up on first use
  * and reset for each piece. */
@@ -57,10 +60,13 @@ typedef struct tr_gzsum {
   uint64_t len;
 } tr_gzsum;
 
-/* Compresses data[0..n) (n < 4 GiB) into p as an independent raw deflate
- * stream ending on a byte boundary, with z.  Returns 0, -ENOMEM, or -EIO
- * when zlib fails. */
-int tr_gz_compress(tr_gzlane *z, tr_gzpiece *p, const void *data, size_t n);
+/* Compresses data[0..n) (n < 4 GiB) into p as a raw deflate stream ending
+ * on a byte boundary, with z.  dict[0..dict_len) (at most 32 KiB) must be
+ * the bytes that precede data in the member: the piece may refer back to
+ * them, as one stream would.  Returns 0, -ENOMEM, or -EIO when zlib
+ * fails. */
+int tr_gz_compress(tr_gzlane *z, tr_gzpiece *p, const void *data, size_t n,
+                   const uint8_t *dict, size_t dict_len);
 
 /* The member's start into p: the gzip header, then data[0..n) (n <=
  * 65535) in a stored block.  Returns 0 or -ENOMEM. */

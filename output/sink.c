@@ -90,14 +90,59 @@ tr_chunk *tr_sink_chunk(tr_sink *k) {
   return c != NULL ? chunk_reset(c) : chunk_new(k->chunk_size);
 }
 
-tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
+/* Appends p[0..n) to the stream's history, keeping its last `cap`
+ * bytes. */
+static void history_add(tr_sink *k, size_t cap, const char *p, size_t n) {
+  if (n >= cap) {
+    memcpy(k->hist, p + n - cap, cap);
+    k->hist_len = cap;
+    return;
+  }
+  size_t keep = k->hist_len + n > cap ? cap - n : k->hist_len;
+  memmove(k->hist, k->hist + k->hist_len - keep, keep);
+  memcpy(k->hist + keep, p, n);
+  k->hist_len = keep + n;
+}
+
+/* Under the mutex: tells the I/O thread to write what is ready. */
+static void kick(tr_sink *k) {
+  k->kick = true;
+  pthread_cond_signal(&k->wake);
+}
+
+void tr_sink_kick(tr_sink *k) {
+  pthread_mutex_lock(&k->mu);
+  kick(k);
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* Under the mutex: chunk c may be written.  The I/O thread is woken at the
+ * end of a pass, once a few chunks are ready, or when it was already told
+ * to write (c may be the one holding the others back). */
+static void make_ready(tr_sink *k, tr_chunk *c, bool wake) {
+  c->ready = true;
+  k->nready++;
+  if (wake || k->kick || k->nready >= TR_SINK_WAKE_CHUNKS) kick(k);
+}
+
+tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head,
+                       bool wake) {
   tr_sink *k = &w->sink;
   bool hook = w->ops->seal != NULL;
   pthread_mutex_lock(&k->mu);
   /* Numbered and queued in one step, so the queue is in number order. */
   c->seq = head ? TR_CHUNK_HEAD : k->next_seq++;
   c->off = c->seq == 0 ? w->first_skip : 0;
-  c->ready = !hook;
+  if (w->history > 0) {
+    /* What precedes c in the file, for the seal hook; then c's own bytes
+     * join the history.  Two copies of at most `history` bytes, in
+     * sequence order, so each chunk gets exactly the bytes before it. */
+    tr_lane *l = &w->lanes[lane];
+    memcpy(l->dict, k->hist, k->hist_len);
+    l->dict_len = k->hist_len;
+    history_add(k, w->history, c->buf + c->off, c->len - c->off);
+  }
+  c->ready = false;
   c->next = NULL;
   if (k->tail != NULL)
     k->tail->next = c;
@@ -108,7 +153,7 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
    * nothing else is published through it. */
   atomic_fetch_add_explicit(&k->backlog, c->len, memory_order_relaxed);
   tr_chunk *next = take_free(k);
-  if (c->ready) pthread_cond_signal(&k->wake);
+  if (!hook) make_ready(k, c, wake);
   pthread_mutex_unlock(&k->mu);
   if (hook) {
     /* Outside the mutex: the I/O thread leaves c alone until it is
@@ -116,8 +161,7 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head) {
     int rc = w->ops->seal(w, lane, c);
     pthread_mutex_lock(&k->mu);
     c->err = rc;
-    c->ready = true;
-    pthread_cond_signal(&k->wake);
+    make_ready(k, c, wake);
     pthread_mutex_unlock(&k->mu);
   }
   return next != NULL ? chunk_reset(next) : chunk_new(k->chunk_size);
@@ -180,13 +224,17 @@ static void *io_main(void *arg) {
   tr_sink *k = &w->sink;
   pthread_mutex_lock(&k->mu);
   for (;;) {
-    while (!k->stop && !(k->head != NULL && k->head->ready) &&
+    while (!k->stop &&
+           !((k->kick || k->closing) && k->head != NULL && k->head->ready) &&
            !(k->closing && k->head == NULL))
       pthread_cond_wait(&k->wake, &k->mu);
     if (k->stop || k->head == NULL) break;
     /* The ready prefix of the queue, written without the mutex. */
     tr_chunk *batch = k->head, *last = batch;
-    while (last->next != NULL && last->next->ready) last = last->next;
+    unsigned taken = 1;
+    for (; last->next != NULL && last->next->ready; taken++) last = last->next;
+    k->nready -= taken;
+    k->kick = false;
     k->head = last->next;
     if (k->head == NULL) k->tail = NULL;
     last->next = NULL;
@@ -216,6 +264,7 @@ static void *io_main(void *arg) {
   bool closing = k->closing && !k->stop;
   pthread_mutex_unlock(&k->mu);
   if (!closing) return NULL;
+  /* Relaxed: only this thread stores `failed`. */
   if (!atomic_load_explicit(&k->failed, memory_order_relaxed) &&
       w->ops->io_end != NULL) {
     int rc = w->ops->io_end(w);
@@ -271,6 +320,8 @@ void tr_sink_fini(tr_sink *k) {
   free_list(k->head);
   free_list(k->free);
   k->head = k->tail = k->free = NULL;
+  free(k->hist);
+  k->hist = NULL;
   pthread_cond_destroy(&k->idle);
   pthread_cond_destroy(&k->wake);
   pthread_mutex_destroy(&k->mu);
@@ -307,6 +358,7 @@ int tr_writer_wait(tr_writer *w) {
   tr_sink *k = &w->sink;
   if (!k->started) return k->rc;
   pthread_mutex_lock(&k->mu);
+  kick(k);
   /* Relaxed load of done: it is stored under this mutex. */
   while (!k->stop &&
          !(k->closing ? atomic_load_explicit(&k->done, memory_order_relaxed)

@@ -28,6 +28,11 @@
 
 #include "gzout.h"
 
+/* Ready chunks that wake the I/O thread before the lane's pass ends (the
+ * end of a pass, a wait and close always do): a thread woken for every
+ * chunk spends a tenth of a fast writer's time switching. */
+#define TR_SINK_WAKE_CHUNKS 4
+
 /* The sequence number of the file's head: written before every numbered
  * chunk, and not counted among them. */
 #define TR_CHUNK_HEAD UINT64_MAX
@@ -54,11 +59,17 @@ typedef struct tr_sink {
   tr_chunk *free;        /* written chunks kept for reuse */
   unsigned nfree, max_free;
   uint64_t next_seq;
-  bool writing; /* the I/O thread holds chunks taken off the queue */
-  bool closing; /* tr_writer_close: write the footer once all is written */
-  bool stop;    /* tr_writer_free before close: discard and stop */
-  bool started; /* the thread runs (and must be joined) */
-  bool inited;  /* mu and the conditions exist */
+  /* With the writer's history: the last bytes of what was sealed so far
+   * (from each chunk, what will be written), in sequence order. */
+  uint8_t *hist;
+  size_t hist_len;
+  unsigned nready; /* ready chunks in the queue */
+  bool kick;       /* the I/O thread is to write what is ready */
+  bool writing;    /* the I/O thread holds chunks taken off the queue */
+  bool closing;    /* tr_writer_close: write the footer once all is written */
+  bool stop;       /* tr_writer_free before close: discard and stop */
+  bool started;    /* the thread runs (and must be joined) */
+  bool inited;     /* mu and the conditions exist */
   void (*notify)(void *arg);
   void *notify_arg;
   pthread_t thread;
@@ -90,11 +101,16 @@ void tr_chunk_free(tr_chunk *c);
 tr_chunk *tr_sink_chunk(tr_sink *k);
 
 /* Seals chunk c of `lane` (on its thread): numbers it (or, with `head`,
- * makes it the file's head), queues it, runs the writer's seal hook and
- * wakes the I/O thread.  Returns an empty chunk for the lane to go on
- * with, NULL when out of memory. */
+ * makes it the file's head), queues it, copies the stream's history
+ * before it into the lane's dict and runs the writer's seal hook; wakes
+ * the I/O thread with `wake` (the end of a pass) or once
+ * TR_SINK_WAKE_CHUNKS are ready.  Returns an empty chunk for the lane to
+ * go on with, NULL when out of memory. */
 tr_chunk *tr_sink_seal(struct tr_writer *w, unsigned lane, tr_chunk *c,
-                       bool head);
+                       bool head, bool wake);
+
+/* Wakes the I/O thread to write what is ready.  Thread-safe. */
+void tr_sink_kick(tr_sink *k);
 
 /* Starts w's I/O thread.  Returns 0 or a negative errno. */
 int tr_sink_start(struct tr_writer *w);

@@ -31,9 +31,17 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
 }
 
 int tr_writer_start(tr_writer *w) {
+  if (w->history > 0) {
+    w->sink.hist = malloc(w->history);
+    if (w->sink.hist == NULL) return -ENOMEM;
+    for (unsigned i = 0; i < w->nlanes; i++) {
+      w->lanes[i].dict = malloc(w->history);
+      if (w->lanes[i].dict == NULL) return -ENOMEM;
+    }
+  }
   tr_lane *l = &w->lanes[0];
   if (l->c == NULL || l->c->len == 0) return -ENOMEM; /* no head */
-  l->c = tr_sink_seal(w, 0, l->c, true);
+  l->c = tr_sink_seal(w, 0, l->c, true, false);
   return tr_sink_start(w);
 }
 
@@ -49,9 +57,13 @@ static void discard(tr_lane *l) {
   l->since = 0;
 }
 
-static void seal(tr_writer *w, tr_lane *l) {
-  l->c = tr_sink_seal(w, (unsigned)(l - w->lanes), l->c, false);
+/* `wake`: at the end of a pass (tr_writer_lane_flush), the I/O thread
+ * writes what is ready now; a full buffer in the middle of one waits for
+ * a few more. */
+static void seal(tr_writer *w, tr_lane *l, bool wake) {
+  l->c = tr_sink_seal(w, (unsigned)(l - w->lanes), l->c, false, wake);
   l->since = 0;
+  l->unkicked = !wake;
 }
 
 char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need) {
@@ -63,7 +75,7 @@ char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need) {
   if (l->c == NULL)
     l->c = tr_sink_chunk(&w->sink);
   else if (l->c->len + need > w->sink.chunk_size)
-    seal(w, l);
+    seal(w, l, false);
   return l->c != NULL ? l->c->buf + l->c->len : NULL;
 }
 
@@ -73,12 +85,24 @@ static uint64_t coarse_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The end of a pass that seals nothing: chunks it sealed when full are
+ * written now all the same. */
+static void kick_sealed(tr_writer *w, tr_lane *l) {
+  if (!l->unkicked) return;
+  l->unkicked = false;
+  tr_sink_kick(&w->sink);
+}
+
 void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force) {
   tr_lane *l = &w->lanes[lane];
-  if (l->c == NULL || l->c->len == 0) return;
+  if (l->c == NULL || l->c->len == 0) {
+    kick_sealed(w, l);
+    return;
+  }
   /* Relaxed: as in tr_lane_reserve. */
   if (atomic_load_explicit(&w->sink.failed, memory_order_relaxed)) {
     discard(l);
+    kick_sealed(w, l);
     return;
   }
   if (!force && (w->seal_min > 0 || w->seal_age_ns > 0)) {
@@ -87,9 +111,12 @@ void tr_writer_lane_flush(tr_writer *w, unsigned lane, bool force) {
      * per event. */
     uint64_t now = coarse_ns();
     if (l->since == 0) l->since = now;
-    if (l->c->len < w->seal_min && now - l->since < w->seal_age_ns) return;
+    if (l->c->len < w->seal_min && now - l->since < w->seal_age_ns) {
+      kick_sealed(w, l);
+      return;
+    }
   }
-  seal(w, l);
+  seal(w, l, true);
 }
 
 void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
@@ -115,7 +142,10 @@ void tr_writer_free(tr_writer *w) {
   if (w == NULL) return;
   tr_sink_fini(&w->sink);
   if (w->lanes != NULL)
-    for (unsigned i = 0; i < w->nlanes; i++) tr_chunk_free(w->lanes[i].c);
+    for (unsigned i = 0; i < w->nlanes; i++) {
+      tr_chunk_free(w->lanes[i].c);
+      free(w->lanes[i].dict);
+    }
   free(w->lanes);
   w->lanes = NULL;
   w->ops->free(w);

@@ -129,6 +129,12 @@ typedef struct tr_lane {
   _Atomic uint64_t events;  /* events formatted into this lane */
   _Atomic uint64_t dropped; /* events this lane refused or discarded */
   uint64_t bytes; /* bytes formatted into it (the lane's thread only) */
+  /* With history: the last bytes of the stream before the chunk this lane
+   * sealed last, for its seal hook (tr_sink_seal). */
+  uint8_t *dict;
+  size_t dict_len;
+  bool unkicked; /* sealed a chunk since the last pass without waking the
+                    I/O thread */
 } tr_lane;
 
 /* The part of every writer callers may read; backends embed it first. */
@@ -144,6 +150,10 @@ struct tr_writer {
    * bytes (gzip sets them, gzout.h). */
   size_t seal_min;
   uint64_t seal_age_ns;
+  /* Bytes of the stream that precede a chunk handed to the seal hook
+   * (tr_lane.dict): gzip primes each piece's compressor with them.  0:
+   * none. */
+  size_t history;
   unsigned nlanes;
   tr_lane *lanes;
   tr_sink sink; /* the I/O side */
@@ -305,7 +315,8 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
 
 /* Seals what lane 0 holds as the file's head, written before every
  * numbered chunk; then starts the I/O thread.  Called once, by the
- * backend's open.  Returns 0 or a negative errno. */
+ * backend's open, after it set the writer's seal policy and history.
+ * Returns 0 or a negative errno. */
 int tr_writer_start(tr_writer *w);
 
 /* tr_lane_reserve's slow path: a buffer for a lane that has none, a full

@@ -135,6 +135,7 @@ int tr_json_open(tr_json **out, int fd, const char *label, bool gzip,
     }
     w->base.seal_min = TR_GZ_CHUNK_MIN;
     w->base.seal_age_ns = TR_GZ_SYNC_NS;
+    w->base.history = TR_GZ_DICT_MAX;
     /* The compressed stream is written once, front to back: it holds the
      * object form from the start. */
     tr_lane_commit(l, PUT_LIT(p, TR_JSON_OBJECT_HEAD "\n"), false);
@@ -185,7 +186,9 @@ static int json_io_end(tr_writer *base) {
 static int json_gz_seal(tr_writer *base, unsigned lane, tr_chunk *c) {
   tr_json *w = (tr_json *)base;
   if (c->seq == TR_CHUNK_HEAD) return tr_gz_head(&c->gz, c->buf, c->len);
-  return tr_gz_compress(&w->gz[lane], &c->gz, c->buf + c->off, c->len - c->off);
+  tr_lane *l = &w->base.lanes[lane];
+  return tr_gz_compress(&w->gz[lane], &c->gz, c->buf + c->off, c->len - c->off,
+                        l->dict, l->dict_len);
 }
 
 static int json_gz_io_chunk(tr_writer *base, tr_chunk *c) {

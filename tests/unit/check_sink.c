@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "output/formats.h"
+#include "output/gzout.h"
 #include "output/writer.h"
 #include "report/trace_read.h"
 
@@ -429,6 +430,46 @@ START_TEST(test_sink_chunk0_holds_back_later_chunks) {
 }
 END_TEST
 
+/* A full buffer sealed in the middle of a pass waits for a few more
+ * before the I/O thread is woken; the end of the pass wakes it even when
+ * it seals nothing itself (a gzip lane keeps its young, small rest). */
+START_TEST(test_sink_pass_end_writes_full_chunks) {
+  int fd = out_fd();
+  tr_writer *w;
+  ck_assert_int_eq(tr_writer_open(&w, fd, TR_FORMAT_JSON_GZ, "test", 1), 0);
+  ck_assert_int_eq(tr_writer_wait(w), 0); /* the head is written */
+  uint64_t head, bytes;
+  tr_writer_stats(w, NULL, NULL, &head);
+  tr_wstream *s;
+  ck_assert_int_eq(tr_wstream_open(w, 0, PID0, resolve, NULL, &s), 0);
+  unsigned k = 0;
+  while (w->sink.next_seq < 1 || w->lanes[0].c->len == 0) {
+    ck_assert_int_eq(tr_wstream_slice(s, 1, TR_CAT_PYTHON, NAME_ID, TS(k), 10,
+                                      false, NULL, 0),
+                     0);
+    k++;
+  }
+  ck_assert_uint_lt(w->lanes[0].c->len, TR_GZ_CHUNK_MIN);
+  tr_writer_lane_flush(w, 0, false);
+  ck_assert_uint_gt(w->lanes[0].c->len, 0); /* kept: small and young */
+  /* No tr_writer_wait here: it would wake the I/O thread itself. */
+  for (int i = 0; i < 2000; i++) {
+    tr_writer_stats(w, NULL, NULL, &bytes);
+    if (bytes > head) break;
+    struct timespec ms = {0, 1000 * 1000};
+    nanosleep(&ms, NULL);
+  }
+  ck_assert_uint_gt(bytes, head);
+  tr_wstream_close(s);
+  tr_writer_lane_flush(w, 0, true);
+  tr_writer_close(w);
+  ck_assert_int_eq(tr_writer_wait(w), 0);
+  check_trace(fd, TR_FORMAT_JSON_GZ, 1, 1, k);
+  tr_writer_free(w);
+  close(fd);
+}
+END_TEST
+
 /* A writer freed without being closed (its owner failed part way) stops
  * its I/O thread and discards what was queued. */
 START_TEST(test_sink_free_without_close) {
@@ -459,6 +500,7 @@ static Suite *sink_suite(void) {
   tcase_add_loop_test(core, test_sink_one_lane, 0, 3);
   tcase_add_loop_test(core, test_sink_chunk0_holds_back_later_chunks, 0, 3);
   tcase_add_loop_test(core, test_sink_free_without_close, 0, 3);
+  tcase_add_test(core, test_sink_pass_end_writes_full_chunks);
   suite_add_tcase(s, core);
   TCase *errors = tcase_create("errors");
   tcase_set_timeout(errors, 120);
