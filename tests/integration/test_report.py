@@ -277,7 +277,9 @@ def test_report_numbers_equal_the_trace(mp_traces, method):
     workers = [p for p in procs if p["name"].startswith(worker)]
     assert 1 <= len(workers) <= 2
     assert {p["name"] for p in workers} <= {worker + "-1", worker + "-2"}
-    assert rep["processes"] == len(procs) >= 3
+    # Main, the workers that ran (under valgrind the pool may terminate an
+    # idle one before its first event), and with spawn the tracker.
+    assert rep["processes"] == len(procs) >= 1 + len(workers)
     main = by_name(procs[0]["functions"])
     assert main[fib]["calls"] == FIB_CALLS[15]
     assert main[fib]["primitive_calls"] == 1
@@ -332,9 +334,10 @@ def test_report_text_tables(mp_traces):
     rep = report_json(t.output, cwd=t.output.parent)
     lines = text.splitlines()
     assert lines[0] == "traced report: %s (Chrome JSON)" % t.output
-    assert ("%s ms, first event to last; 3 processes, %d threads, %d "
+    assert ("%s ms, first event to last; %d processes, %d threads, %d "
             "events, 0 dropped" %
-            (ms(rep["duration_ns"]), rep["threads"], rep["events"])) in text
+            (ms(rep["duration_ns"]), rep["processes"], rep["threads"],
+             rep["events"])) in text
     header = ("  ncalls     tottime     percall     cumtime     percall  "
               "function")
     assert text.count(header) == 2 * (1 + 3)  # by total and by self

@@ -251,8 +251,14 @@ def test_report_of_a_real_perfetto_trace(daemon, tmp_path):
         for p in rep["process_reports"]:
             # Worker numbers count every process the program started.
             name = p["name"].split("-")[0]
+            mine = calls_of(p["functions"], ours)
+            if not mine and name != "native_example":
+                # A process that made none of the program's calls (a spawn
+                # child terminated while it started, named by its script)
+                # is there or not as the run's timing has it.
+                continue
             got = out.setdefault(name, {})
-            for n, c in calls_of(p["functions"], ours).items():
+            for n, c in mine.items():
                 got[n] = tuple(a + b for a, b in zip(got.get(n, (0, 0)), c))
             if name == "native_example":
                 got.update(calls_of(p["functions"],
@@ -266,5 +272,10 @@ def test_report_of_a_real_perfetto_trace(daemon, tmp_path):
     assert procs["SpawnProcess"][work] == (1, 1)
     assert procs["native_example"]["native_work"] == (10, 10)
     assert procs["native_example"]["worker_span"] == (7, 7)
-    assert pf["processes"] == js["processes"]
-    assert pf["threads"] == js["threads"]
+    def steady(rep):
+        kept = [p for p in rep["process_reports"]
+                if calls_of(p["functions"], ours) or
+                p["name"].startswith("native_example")]
+        return len(kept), sum(p["threads"] for p in kept)
+
+    assert steady(pf) == steady(js)
