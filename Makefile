@@ -173,8 +173,10 @@ demo: deps
 # Benchmarks (docs/benchmarks.md).  `make bench`: the workloads in bench/
 # under no tracer, an empty C profile hook, cProfile, VizTracer and traced,
 # alternately (BENCH_ROUNDS, default 5; BENCH_QUICK=1 for a short try).
-# `make bench-daemon`: the daemon's throughput, latency and memory over a
-# BENCH_DAEMON_EVENTS-event trace.  Results: build/bench/*.json.
+# `make bench-daemon`: the daemon's throughput and CPU for 1..16 native
+# producers and a P x T-thread Python program, lossless and drop mode, its
+# latency, and its memory over a BENCH_DAEMON_EVENTS-event trace.
+# Results: build/bench/*.json.
 BENCH_BUILD := $(BUILD)/bench
 BENCH_EMPTYHOOK := $(BENCH_BUILD)/_emptyhook.so
 BENCH_PRODUCER := $(BENCH_BUILD)/producer
