@@ -868,6 +868,8 @@ def producer_run(daemon, procs, spans, tmpdir, mode="lossless", sample=None):
            "daemon_cpu_s": user + system, "daemon_user_s": user,
            "daemon_sys_s": system, "summary": traced_summary(r.stderr),
            "daemon": daemon.status()}
+    # How many cores' worth the daemon used over the run.
+    rec["daemon_util"] = (user + system) / r.wall_s if r.wall_s else None
     try:
         with open(stdout) as f:
             text = f.read()
@@ -942,6 +944,7 @@ def mp_run(daemon, mode, tmpdir):
     rec = {"mode": mode, "status": r.status, "timed_out": r.timed_out,
            "wall_s": r.wall_s, "maxrss_kb": r.maxrss_kb,
            "daemon_cpu_s": sum(cpu1) - sum(cpu0)}
+    rec["daemon_util"] = rec["daemon_cpu_s"] / r.wall_s if r.wall_s else None
     try:
         with open(result) as f:
             wl_res = json.load(f)
@@ -1009,6 +1012,7 @@ def producers_part(results, tmpdir, threads, tput_events):
             "events_per_cpu_s": stat_of(recs, "events_per_cpu_s"),
             "events_per_wall_s": stat_of(recs, "events_per_wall_s"),
             "daemon_cpu_s": stat_of(recs, "daemon_cpu_s"),
+            "daemon_util": stat_of(recs, "daemon_util"),
             "daemon_sys_s": stat_of(recs, "daemon_sys_s"),
             "wall_s": stat_of(recs, "wall_s"),
             "bytes_per_event": summarise(
@@ -1052,6 +1056,7 @@ def python_part(results, tmpdir, threads):
         m = {"wall_s": stat_of(recs, "wall_s"),
              "work_s": stat_of(recs, "work_s"),
              "daemon_cpu_s": stat_of(recs, "daemon_cpu_s"),
+             "daemon_util": stat_of(recs, "daemon_util"),
              "errors": sum(1 for r in recs if r.get("error")), "runs": recs}
         if mode != "untraced":
             # Per-round ratios: each traced run against the untraced run
@@ -1182,7 +1187,7 @@ def print_daemon(results, warning, out_path):
               "TRACED_FULL_WAIT_MS=10")
         hdr = (f"{'mode':<8} {'P':>9} {'events':>11} {'dropped':>10} "
                f"{'wall s':<20} {'events/s (wall)':<22} "
-               f"{'daemon CPU-s':<20} {'events/daemon CPU-s':<22} "
+               f"{'daemon CPU-s':<20} {'cores':>5} {'events/daemon CPU-s':<22} "
                f"{'sys':>4} {'B/ev':>5} {'exit->complete ms':<20}")
         print(hdr)
         print("-" * len(hdr))
@@ -1199,7 +1204,8 @@ def print_daemon(results, warning, out_path):
                     f"{fmt_count(med(t['dropped'])):>10} "
                     f"{fmt_stat(t['wall_s']):<20} "
                     f"{fmt_stat(t['events_per_wall_s'], 1e-6) + ' M':<22} "
-                    f"{fmt_stat(t['daemon_cpu_s']):<20} {rate:<22} "
+                    f"{fmt_stat(t['daemon_cpu_s']):<20} "
+                    f"{fmt_num(med(t['daemon_util']), 2):>5} {rate:<22} "
                     f"{sys_share:>4} "
                     f"{fmt_num(med(t['bytes_per_event'])):>5} "
                     f"{fmt_stat(t['last_exit_to_complete_ms']):<20}")
@@ -1220,7 +1226,8 @@ def print_daemon(results, warning, out_path):
         hdr = (f"{'run':<9} {'wall s':<20} {'x untraced':<20} "
                f"{'pool s':<20} {'events':>11} {'dropped':>10} "
                f"{'fib() in file':>14} {'complete':>9} "
-               f"{'daemon CPU-s':<20} {'events/daemon CPU-s':<20}")
+               f"{'daemon CPU-s':<20} {'cores':>5} "
+               f"{'events/daemon CPU-s':<20}")
         print(hdr)
         print("-" * len(hdr))
         for mode in ["untraced"] + list(DAEMON_MODES):
@@ -1242,7 +1249,9 @@ def print_daemon(results, warning, out_path):
                         f"{fmt_count(med(t['dropped'])):>10} "
                         f"{fmt_count(med(t['fib_in_file'])):>14} "
                         f"{t['complete_runs']:>4} of {n:<2} "
-                        f"{fmt_stat(t['daemon_cpu_s']):<20} {rate:<20}")
+                        f"{fmt_stat(t['daemon_cpu_s']):<20} "
+                        f"{fmt_num(med(t['daemon_util']), 2):>5} "
+                        f"{rate:<20}")
             if t["errors"]:
                 line += f"  ERRORS in {t['errors']} runs"
             print(line)
