@@ -205,8 +205,10 @@ wheel-test: test-deps
 # Benchmarks (docs/benchmarks.md).  `make bench`: the workloads in bench/
 # under no tracer, an empty C profile hook, cProfile, VizTracer and traced,
 # alternately (BENCH_ROUNDS, default 5; BENCH_QUICK=1 for a short try).
-# `make bench-daemon`: the daemon's throughput, latency and memory over a
-# BENCH_DAEMON_EVENTS-event trace.  Results: build/bench/*.json.
+# `make bench-daemon`: the daemon's throughput and CPU for 1..16 native
+# producers and a P x T-thread Python program, lossless and drop mode, its
+# latency, and its memory over a BENCH_DAEMON_EVENTS-event trace.
+# Results: build/bench/*.json.
 BENCH_BUILD := $(BUILD)/bench
 # The empty hook is built per interpreter (its .so has no ABI tag).
 BENCH_EMPTYHOOK_DIR := $(BENCH_BUILD)$(if $(filter-out .venv,$(VENV)),/$(VENV))

@@ -13,9 +13,12 @@ over the rounds are printed as a table and written, with every raw run,
 to build/bench/results.json.  Ratios between tools are computed within
 each round and then summarised.
 
-Daemon figures: events/s ingested and written from 1 and 16 native
-producer processes, daemon RSS over a long trace, and the time from the
-last producer's exit to the file being complete; written to
+Daemon figures: events/s ingested and written, and the daemon's CPU, for
+P = 1, 2, 4, 8, 16 native producer processes, each in the lossless
+default and in the drop mode; a Python program of P processes x T
+threads untraced and traced both ways (is every call in the file, at what
+cost); daemon RSS over a long trace; and the time from the last
+producer's exit to the file being complete; written to
 build/bench/daemon-results.json.
 
 Environment (all optional):
@@ -44,6 +47,13 @@ Environment (all optional):
   BENCH_DAEMON_TPUT_EVENTS  events per throughput run (default 10M)
   BENCH_DAEMON_FORMAT   the daemon figures' trace format: json (default),
                         json.gz or perfetto
+  BENCH_DAEMON_PARTS    comma-separated subset of: producers,python,long
+  BENCH_DAEMON_PROCS    producer counts (default 1,2,4,8,16)
+  BENCH_DAEMON_MODES    subset of: lossless,drop
+  BENCH_DAEMON_THREADS  `traced serve --threads N` (default: the daemon's
+                        own, one drain worker per CPU)
+  BENCH_MP_PROCS, BENCH_MP_THREADS, BENCH_MP_N, BENCH_MP_REPS
+                        the Python daemon workload's sizes (bench/wl_mp.py)
   TRACED_BIN            the traced binary (default build/bin/traced)
 """
 import json
@@ -88,7 +98,8 @@ TOOLS = ["none", "emptyhook", "emptymon", "cprofile", "viztracer", "traced",
 # Sizes with BENCH_QUICK=1 (a variable set explicitly still wins).
 QUICK_SIZES = {"BENCH_FIB_N": "22", "BENCH_MIXED_N": "1500",
                "BENCH_METHODS_N": "10000", "BENCH_GEN_N": "30000",
-               "BENCH_THREADS_N": "8000", "BENCH_JOBLIB_TASKS": "40"}
+               "BENCH_THREADS_N": "8000", "BENCH_JOBLIB_TASKS": "40",
+               "BENCH_MP_REPS": "4"}
 # Flags a future `traced run` might use to leave C functions out; the
 # first one its --help mentions is used (BENCH_TRACED_NOC_ARGS overrides).
 NOC_FLAG_CANDIDATES = ["--ignore-c-functions", "--ignore-c", "--no-c-calls",
@@ -199,8 +210,9 @@ class Daemon:
     Its log (INFO level: one line per session) is appended to
     build/bench/traced-serve.log, which outlives the temporary directory."""
 
-    def __init__(self, tmpdir):
+    def __init__(self, tmpdir, threads=None):
         self.tmpdir = tmpdir
+        self.threads = threads  # `--threads N`; None: the daemon's default
         self.socket = os.path.join(tmpdir, "traced.sock")
         self.log_path = os.path.join(BUILD_BENCH, "traced-serve.log")
         self.proc = None
@@ -210,11 +222,14 @@ class Daemon:
         env = base_env()
         os.makedirs(BUILD_BENCH, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self._log.write(f"== bench: traced serve --socket {self.socket} at "
+        argv = [TRACED, "serve", "--socket", self.socket]
+        if self.threads:
+            argv += ["--threads", str(self.threads)]
+        self._log.write(f"== bench: {' '.join(argv[1:])} at "
                         f"{time.strftime('%H:%M:%S')}\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
-            [TRACED, "serve", "--socket", self.socket], env=env,
+            argv, env=env,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             start_new_session=True)
         deadline = time.monotonic() + 10
@@ -366,6 +381,11 @@ def fmt_num(v, digits=3):
     if a >= 1:
         return f"{v:.2f}"
     return f"{v:.{digits}f}"
+
+
+def fmt_count(v):
+    """A count (events, calls): whole, with thousands separators."""
+    return "-" if v is None else f"{round(v):,}"
 
 
 def fmt_stat(s, scale=1.0):
@@ -801,14 +821,40 @@ def suite():
 
 # ---------------------------------------------------------------- daemon
 
-def producer_run(daemon, procs, spans, tmpdir, sample=None):
-    """`traced run -- bench_producer PROCS SPANS` on the private daemon.
-    Producers wait (up to TRACED_FULL_WAIT_MS's 60 s maximum) instead of
-    dropping when their ring is full, so the daemon sets the pace."""
+# The ring-full policies the daemon figures compare (docs/options.md, "A
+# full ring"): the lossless default, where producers wait while the
+# daemon makes progress, and the opt-in drop mode with its default wait.
+DAEMON_MODES = {"lossless": {"TRACED_ON_FULL": "wait"},
+                "drop": {"TRACED_ON_FULL": "drop",
+                         "TRACED_FULL_WAIT_MS": "10"}}
+# Options of ours that must not reach a run from the caller's environment.
+FULL_VARS = ["TRACED_ON_FULL", "TRACED_FULL_WAIT_MS", "TRACED_STALL_MS"]
+WL_MP = os.path.join(BENCH_DIR, "wl_mp.py")
+# fib() slices in a Chrome-JSON trace of wl_mp.py.
+FIB_MARKER = b'"name":"fib ('
+
+
+def mode_env(mode):
+    env = base_env()
+    for k in FULL_VARS:
+        env.pop(k, None)
+    env.update(DAEMON_MODES[mode])
+    return env
+
+
+def env_list(name, default, conv=str):
+    text = os.environ.get(name) or default
+    return [conv(x) for x in text.replace(" ", ",").split(",") if x]
+
+
+def producer_run(daemon, procs, spans, tmpdir, mode="lossless", sample=None):
+    """`traced run -- bench_producer PROCS SPANS` on the private daemon, in
+    one of DAEMON_MODES.  In the lossless default a producer whose ring is
+    full waits while the daemon makes progress, so the daemon sets the
+    pace; in the drop mode it drops after 10 ms and the producers set it."""
     trace = os.path.join(tmpdir, DAEMON_TRACE)
     stdout = os.path.join(tmpdir, "producer.out")
-    env = base_env()
-    env["TRACED_FULL_WAIT_MS"] = "60000"
+    env = mode_env(mode)
     daemon.ensure()
     cpu0 = daemon.cpu_s()
     stop = threading.Event()
@@ -835,11 +881,14 @@ def producer_run(daemon, procs, spans, tmpdir, sample=None):
         stop.set()
     cpu1 = daemon.cpu_s()
     user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    rec = {"procs": procs, "spans_per_proc": spans, "status": r.status,
+    rec = {"procs": procs, "mode": mode, "spans_per_proc": spans,
+           "emitted": procs * spans, "status": r.status,
            "timed_out": r.timed_out, "wall_s": r.wall_s,
            "daemon_cpu_s": user + system, "daemon_user_s": user,
            "daemon_sys_s": system, "summary": traced_summary(r.stderr),
            "daemon": daemon.status()}
+    # How many cores' worth the daemon used over the run.
+    rec["daemon_util"] = (user + system) / r.wall_s if r.wall_s else None
     try:
         with open(stdout) as f:
             text = f.read()
@@ -849,7 +898,7 @@ def producer_run(daemon, procs, spans, tmpdir, sample=None):
         rec["last_exit_to_complete_ms"] = (r.end_ns - exit_ns) / 1e6
         rec["emit_s"] = [float(x) for x in re.findall(r"emit_s=([\d.]+)",
                                                       text)]
-    except (OSError, AttributeError, ValueError):
+    except (OSError, AttributeError, ValueError, TypeError):
         rec["last_exit_to_complete_ms"] = None
     if os.path.exists(trace):
         rec["bytes"] = os.path.getsize(trace)
@@ -861,7 +910,9 @@ def producer_run(daemon, procs, spans, tmpdir, sample=None):
         rec["samples"] = samples
     if not r.ok or rec["summary"] is None:
         rec["error"] = r.stderr.strip()[-2000:]
-    ev = (rec["summary"] or {}).get("events")
+    summ = rec["summary"] or {}
+    rec["dropped"] = summ.get("dropped")
+    ev = summ.get("events")
     if ev:
         rec["events"] = ev
         # /proc counts CPU time in clock ticks (10 ms): below 10 of them
@@ -872,100 +923,252 @@ def producer_run(daemon, procs, spans, tmpdir, sample=None):
     return rec
 
 
+def count_fib(trace):
+    """fib() slices in a trace of wl_mp.py and the file's misnested count
+    (None where not read): JSON by one byte-counting pass; gzip and
+    Perfetto through `traced report --json`, which reads every format."""
+    if DAEMON_TRACE.endswith(".json"):
+        return count_events(trace, FIB_MARKER)["marker"], None
+    try:
+        p = subprocess.run([TRACED, "report", "--json", trace],
+                           capture_output=True, timeout=TIMEOUT)
+        rep = json.loads(p.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None, None
+    fib = sum(f["calls"] for f in rep.get("overall", [])
+              if f["name"].startswith("fib ("))
+    return fib, rep.get("misnested")
+
+
+def mp_run(daemon, mode, tmpdir):
+    """bench/wl_mp.py untraced (mode "untraced") or under `traced run` in
+    one of DAEMON_MODES; with the fib() calls its trace holds against
+    the number the workload says a complete trace must hold."""
+    trace = os.path.join(tmpdir, DAEMON_TRACE)
+    result = os.path.join(tmpdir, "wl_mp.json")
+    for p in (trace, result):
+        if os.path.exists(p):
+            os.remove(p)
+    wl = [PYTHON, WL_MP, result]
+    if mode == "untraced":
+        env, argv = base_env(), wl
+    else:
+        env = mode_env(mode)
+        argv = [TRACED, "run", "-o", trace, "--socket", daemon.socket,
+                "--"] + wl
+        daemon.ensure()
+    cpu0 = daemon.cpu_s()
+    r = run(argv, env, tmpdir)
+    cpu1 = daemon.cpu_s()
+    rec = {"mode": mode, "status": r.status, "timed_out": r.timed_out,
+           "wall_s": r.wall_s, "maxrss_kb": r.maxrss_kb,
+           "daemon_cpu_s": sum(cpu1) - sum(cpu0)}
+    rec["daemon_util"] = rec["daemon_cpu_s"] / r.wall_s if r.wall_s else None
+    try:
+        with open(result) as f:
+            wl_res = json.load(f)
+        rec.update({k: wl_res[k] for k in ("work_s", "map_s", "expected_fib",
+                                            "workers_used", "params")})
+    except (OSError, ValueError, KeyError):
+        pass
+    if mode != "untraced":
+        rec["summary"] = traced_summary(r.stderr)
+        summ = rec["summary"] or {}
+        rec["events"], rec["dropped"] = summ.get("events"), summ.get("dropped")
+        if os.path.exists(trace):
+            rec["bytes"] = os.path.getsize(trace)
+            rec["fib_in_file"], rec["misnested"] = count_fib(trace)
+            os.remove(trace)
+        if rec.get("events") and rec["daemon_cpu_s"] >= 0.1:
+            rec["events_per_cpu_s"] = rec["events"] / rec["daemon_cpu_s"]
+        if rec["summary"] is None:
+            rec["error"] = r.stderr.strip()[-2000:]
+    if not r.ok:
+        rec["error"] = r.stderr.strip()[-2000:]
+    return rec
+
+
+def stat_of(recs, key):
+    return summarise([r.get(key) for r in recs])
+
+
+def producers_part(results, tmpdir, threads, tput_events):
+    """Throughput and latency: each producer count in each mode, in turn
+    in every round, then a tiny trace (latency with nothing queued), all
+    on one daemon."""
+    procs_list = env_list("BENCH_DAEMON_PROCS", "1,2,4,8,16", int)
+    modes = env_list("BENCH_DAEMON_MODES", "lossless,drop")
+    daemon = Daemon(tmpdir, threads).start()
+    runs = {}
+    try:
+        for rnd in range(ROUNDS):
+            for procs in procs_list:
+                for mode in modes:
+                    rec = producer_run(daemon, procs, tput_events // procs,
+                                       tmpdir, mode)
+                    runs.setdefault(f"{mode} {procs}", []).append(rec)
+                    log(f"bench: daemon round {rnd + 1}/{ROUNDS} {mode} "
+                        f"{procs} producers: {fmt_count(rec.get('events'))} "
+                        f"events, {fmt_count(rec.get('dropped'))} dropped, "
+                        f"{fmt_num(rec.get('events_per_cpu_s'))} "
+                        f"events/CPU-s, wall {rec['wall_s']:.2f} s"
+                        + (f" ERROR {rec['error']}" if rec.get("error")
+                           else ""))
+            rec = producer_run(daemon, 1, 1000, tmpdir)
+            runs.setdefault("lossless 1 (tiny)", []).append(rec)
+        results["threads_in_daemon"] = len(
+            os.listdir(f"/proc/{daemon.proc.pid}/task"))
+        results["daemon_deaths"] = daemon.deaths
+    finally:
+        daemon.stop()
+    tput = {}
+    for key, recs in runs.items():
+        tput[key] = {
+            "mode": recs[0]["mode"], "procs": recs[0]["procs"],
+            "emitted": recs[0]["emitted"],
+            "events": stat_of(recs, "events"),
+            "dropped": stat_of(recs, "dropped"),
+            "events_per_cpu_s": stat_of(recs, "events_per_cpu_s"),
+            "events_per_wall_s": stat_of(recs, "events_per_wall_s"),
+            "daemon_cpu_s": stat_of(recs, "daemon_cpu_s"),
+            "daemon_util": stat_of(recs, "daemon_util"),
+            "daemon_sys_s": stat_of(recs, "daemon_sys_s"),
+            "wall_s": stat_of(recs, "wall_s"),
+            "bytes_per_event": summarise(
+                [r["bytes"] / r["events"] if r.get("events") and
+                 r.get("bytes") else None for r in recs]),
+            "last_exit_to_complete_ms": stat_of(recs,
+                                                "last_exit_to_complete_ms"),
+            # Runs whose file lacks events the producers emitted.
+            "incomplete_runs": sum(1 for r in recs
+                                   if r.get("events") != r["emitted"]),
+            "errors": sum(1 for r in recs if r.get("error")),
+            "runs": recs}
+    results["throughput"] = tput
+
+
+def python_part(results, tmpdir, threads):
+    """bench/wl_mp.py untraced, traced lossless and traced in the drop
+    mode, in turn in every round, on one daemon."""
+    daemon = Daemon(tmpdir, threads).start()
+    runs = {}
+    try:
+        for rnd in range(ROUNDS):
+            for mode in ["untraced"] + list(DAEMON_MODES):
+                rec = mp_run(daemon, mode, tmpdir)
+                runs.setdefault(mode, []).append(rec)
+                log(f"bench: python round {rnd + 1}/{ROUNDS} {mode}: wall "
+                    f"{rec['wall_s']:.2f} s, fib in file "
+                    f"{fmt_count(rec.get('fib_in_file'))} of "
+                    f"{fmt_count(rec.get('expected_fib'))}, dropped "
+                    f"{fmt_count(rec.get('dropped'))}"
+                    + (f" ERROR {rec['error']}" if rec.get("error") else ""))
+        results.setdefault("daemon_deaths", []).extend(daemon.deaths)
+    finally:
+        daemon.stop()
+    base = runs["untraced"]
+    out = {"params": next((r["params"] for r in base if r.get("params")),
+                          None),
+           "expected_fib": next((r["expected_fib"] for r in base
+                                 if r.get("expected_fib")), None)}
+    for mode, recs in runs.items():
+        m = {"wall_s": stat_of(recs, "wall_s"),
+             "work_s": stat_of(recs, "work_s"),
+             "daemon_cpu_s": stat_of(recs, "daemon_cpu_s"),
+             "daemon_util": stat_of(recs, "daemon_util"),
+             "errors": sum(1 for r in recs if r.get("error")), "runs": recs}
+        if mode != "untraced":
+            # Per-round ratios: each traced run against the untraced run
+            # of the same round.
+            m["x_untraced_wall"] = summarise(
+                [t["wall_s"] / u["wall_s"] for t, u in zip(recs, base)
+                 if t.get("error") is None and u.get("error") is None])
+            m["events"] = stat_of(recs, "events")
+            m["dropped"] = stat_of(recs, "dropped")
+            m["events_per_cpu_s"] = stat_of(recs, "events_per_cpu_s")
+            m["fib_in_file"] = stat_of(recs, "fib_in_file")
+            m["complete_runs"] = sum(
+                1 for r in recs if r.get("fib_in_file") is not None
+                and r.get("fib_in_file") == r.get("expected_fib"))
+        out[mode] = m
+    results["python"] = out
+
+
+def long_part(results, tmpdir, threads, long_events):
+    """One long lossless trace on a fresh daemon, its RSS sampled as the
+    file grows."""
+    log(f"bench: daemon long trace, {long_events:,} events")
+    daemon = Daemon(tmpdir, threads).start()
+    try:
+        before = daemon.status()
+        rec = producer_run(daemon, 1, long_events, tmpdir, sample=0.2)
+        after = daemon.status()
+    finally:
+        daemon.stop()
+    samples = rec.pop("samples", [])
+    total = rec.get("bytes") or 1
+    marks = {}
+    for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
+        got = [s for s in samples if s["bytes"] >= frac * total * 0.999]
+        if got:
+            marks[f"{int(frac * 100)}%"] = got[0]["rss_kb"]
+    rss_vals = [s["rss_kb"] for s in samples if s["rss_kb"]]
+    after10 = [s["rss_kb"] for s in samples
+               if s["bytes"] >= 0.1 * total and s["rss_kb"]]
+    results["long_trace"] = {
+        "events": rec.get("events"), "bytes": rec.get("bytes"),
+        "dropped": rec.get("dropped"),
+        "wall_s": rec["wall_s"], "daemon_cpu_s": rec["daemon_cpu_s"],
+        "daemon_user_s": rec["daemon_user_s"],
+        "daemon_sys_s": rec["daemon_sys_s"],
+        "events_per_cpu_s": rec.get("events_per_cpu_s"),
+        "last_exit_to_complete_ms": rec.get("last_exit_to_complete_ms"),
+        "rss_before_kb": before.get("VmRSS"),
+        "rss_after_kb": after.get("VmRSS"),
+        "hwm_kb": after.get("VmHWM"),
+        "rss_max_kb": max(rss_vals) if rss_vals else None,
+        "rss_at_progress_kb": marks,
+        "rss_growth_after_10pct_kb": (max(after10) - after10[0]
+                                      if after10 else None),
+        "samples": samples, "error": rec.get("error")}
+
+
+DAEMON_PARTS = ["producers", "python", "long"]
+
+
 def daemon_suite():
     if not os.access(PRODUCER, os.X_OK):
         sys.exit(f"bench: {PRODUCER} is missing: run `make bench-daemon`")
+    parts = env_list("BENCH_DAEMON_PARTS", ",".join(DAEMON_PARTS))
+    bad = [p for p in parts if p not in DAEMON_PARTS]
+    if bad:
+        sys.exit(f"bench: BENCH_DAEMON_PARTS: unknown {bad}; choose from "
+                 f"{DAEMON_PARTS}")
+    threads = int(os.environ.get("BENCH_DAEMON_THREADS") or 0) or None
     tput_events = int(os.environ.get("BENCH_DAEMON_TPUT_EVENTS")
                       or (1_000_000 if QUICK else 10_000_000))
     long_events = int(os.environ.get("BENCH_DAEMON_EVENTS")
                       or (2_000_000 if QUICK else 10_000_000))
+    fmt = os.environ.get("BENCH_DAEMON_FORMAT") or "json"
     out_path = os.environ.get("BENCH_OUT") or os.path.join(
-        BUILD_BENCH,
-        "daemon-results-quick.json" if QUICK else "daemon-results.json")
+        BUILD_BENCH, "daemon-results" + ("-quick" if QUICK else "")
+        + ("" if fmt == "json" else "-" + fmt.replace(".", "")) + ".json")
     results = {"machine": machine_info(), "rounds": ROUNDS, "quick": QUICK,
-               "trace": DAEMON_TRACE,
+               "trace": DAEMON_TRACE, "parts": parts,
+               # None: the daemon's default, one drain worker per CPU.
+               "daemon_threads_option": threads,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     t_start = time.monotonic()
     tmpdir = tempfile.mkdtemp(prefix="traced-bench-daemon-")
     try:
-        # Throughput and latency: 1 and 16 producers alternately, then a
-        # tiny trace (latency with nothing queued), on one daemon.
-        daemon = Daemon(tmpdir).start()
-        try:
-            tasks = {1: [], 16: [], "tiny": []}
-            for rnd in range(ROUNDS):
-                for procs in (1, 16):
-                    rec = producer_run(daemon, procs, tput_events // procs,
-                                       tmpdir)
-                    tasks[procs].append(rec)
-                    log(f"bench: daemon round {rnd + 1}/{ROUNDS} {procs} "
-                        f"producers: {fmt_num(rec.get('events_per_cpu_s'))} "
-                        f"events/CPU-s, wall {rec['wall_s']:.2f} s"
-                        + (f" ERROR {rec['error']}" if rec.get("error")
-                           else ""))
-                rec = producer_run(daemon, 1, 1000, tmpdir)
-                tasks["tiny"].append(rec)
-            results["threads_in_daemon"] = len(
-                os.listdir(f"/proc/{daemon.proc.pid}/task"))
-        finally:
-            daemon.stop()
-        tput = {}
-        for key, recs in tasks.items():
-            tput[str(key)] = {
-                "events": summarise([r.get("events") for r in recs]),
-                "dropped": summarise([(r["summary"] or {}).get("dropped")
-                                      for r in recs]),
-                "events_per_cpu_s": summarise(
-                    [r.get("events_per_cpu_s") for r in recs]),
-                "events_per_wall_s": summarise(
-                    [r.get("events_per_wall_s") for r in recs]),
-                "daemon_cpu_s": summarise([r["daemon_cpu_s"] for r in recs]),
-                "daemon_sys_s": summarise([r["daemon_sys_s"] for r in recs]),
-                "wall_s": summarise([r["wall_s"] for r in recs]),
-                "bytes_per_event": summarise(
-                    [r["bytes"] / r["events"] if r.get("events") else None
-                     for r in recs]),
-                "last_exit_to_complete_ms": summarise(
-                    [r.get("last_exit_to_complete_ms") for r in recs]),
-                "runs": recs}
-        results["throughput"] = tput
-        write_json(out_path, results)
-
-        # Long trace on a fresh daemon: RSS sampled as the file grows.
-        log(f"bench: daemon long trace, {long_events:,} events")
-        daemon = Daemon(tmpdir).start()
-        try:
-            before = daemon.status()
-            rec = producer_run(daemon, 1, long_events, tmpdir, sample=0.2)
-            after = daemon.status()
-        finally:
-            daemon.stop()
-        samples = rec.pop("samples", [])
-        total = rec.get("bytes") or 1
-        marks = {}
-        for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
-            got = [s for s in samples if s["bytes"] >= frac * total * 0.999]
-            if got:
-                marks[f"{int(frac * 100)}%"] = got[0]["rss_kb"]
-        rss_vals = [s["rss_kb"] for s in samples if s["rss_kb"]]
-        after10 = [s["rss_kb"] for s in samples
-                   if s["bytes"] >= 0.1 * total and s["rss_kb"]]
-        results["long_trace"] = {
-            "events": rec.get("events"), "bytes": rec.get("bytes"),
-            "dropped": (rec.get("summary") or {}).get("dropped"),
-            "wall_s": rec["wall_s"], "daemon_cpu_s": rec["daemon_cpu_s"],
-            "daemon_user_s": rec["daemon_user_s"],
-            "daemon_sys_s": rec["daemon_sys_s"],
-            "events_per_cpu_s": rec.get("events_per_cpu_s"),
-            "last_exit_to_complete_ms": rec.get("last_exit_to_complete_ms"),
-            "rss_before_kb": before.get("VmRSS"),
-            "rss_after_kb": after.get("VmRSS"),
-            "hwm_kb": after.get("VmHWM"),
-            "rss_max_kb": max(rss_vals) if rss_vals else None,
-            "rss_at_progress_kb": marks,
-            "rss_growth_after_10pct_kb": (max(after10) - after10[0]
-                                          if after10 else None),
-            "samples": samples, "error": rec.get("error")}
+        if "producers" in parts:
+            producers_part(results, tmpdir, threads, tput_events)
+            write_json(out_path, results)
+        if "python" in parts:
+            python_part(results, tmpdir, threads)
+            write_json(out_path, results)
+        if "long" in parts:
+            long_part(results, tmpdir, threads, long_events)
     finally:
         reap_strays(os.path.join(tmpdir, "traced.sock"))
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -973,54 +1176,124 @@ def daemon_suite():
     results["elapsed_s"] = time.monotonic() - t_start
     warning = rebuilt_warning(results)
     write_json(out_path, results)
+    print_daemon(results, warning, out_path)
 
+
+def print_daemon(results, warning, out_path):
     m = results["machine"]
-    print(f"traced daemon benchmarks: {ROUNDS} rounds (1 and 16 producers "
-          "alternately); median [min-max]")
+    threads = results["daemon_threads_option"]
+    print(f"traced daemon benchmarks: {results['rounds']} rounds, every "
+          f"configuration in turn in each; median [min-max]; trace format "
+          f"{results['trace']}")
     if warning:
         print(warning)
     print(f"machine: {m.get('cpu')}, {m['nproc']} cores, traced "
           f"{m.get('git')}; load average {m['loadavg_start'][0]:.2f} at "
-          f"start, {m['loadavg_end'][0]:.2f} at end; daemon threads: "
-          f"{results.get('threads_in_daemon')}")
-    hdr = (f"{'producers':<10} {'events':>11} {'events/s (daemon CPU)':<26} "
-           f"{'daemon sys/CPU':>14} {'events/s (wall)':<26} {'B/event':>8} "
-           f"{'last exit -> complete ms':<26}")
-    print(hdr)
-    print("-" * len(hdr))
-    for key, t in results["throughput"].items():
-        name = "1 (tiny)" if key == "tiny" else key
-        ev = t["events"]["median"] if t["events"] else None
-        bpe = t["bytes_per_event"]["median"] if t["bytes_per_event"] else None
-        cpu, sys_s = t["daemon_cpu_s"], t["daemon_sys_s"]
-        sys_share = (f"{sys_s['median'] / cpu['median']:.0%}"
-                     if cpu and sys_s and cpu["median"] else "-")
-        rate = (fmt_stat(t["events_per_cpu_s"], 1e-6) + " M"
-                if t["events_per_cpu_s"] else "- (too short)")
-        line = (f"{name:<10} {fmt_num(ev):>11} {rate:<26} {sys_share:>14} "
-                f"{fmt_stat(t['events_per_wall_s'], 1e-6) + ' M':<26} "
-                f"{fmt_num(bpe):>8} "
-                f"{fmt_stat(t['last_exit_to_complete_ms']):<26}")
-        if t["dropped"] and t["dropped"]["max"]:
-            line += f"  (dropped up to {t['dropped']['max']:,})"
-        print(line)
-    lt = results["long_trace"]
-    kb = 1024
-    print(f"\nlong trace: {fmt_num(lt['events'])} events, "
-          f"{(lt['bytes'] or 0) / 1e9:.2f} GB in {lt['wall_s']:.1f} s "
-          f"({fmt_num((lt['events_per_cpu_s'] or 0) / 1e6)} M events per "
-          f"daemon CPU-s, {lt['daemon_user_s']:.1f} s user + "
-          f"{lt['daemon_sys_s']:.1f} s system), dropped {lt['dropped']}; "
-          "last exit -> complete "
-          f"{fmt_num(lt['last_exit_to_complete_ms'])} ms")
-    marks = ", ".join(f"{k} {v / kb:.1f} MB"
-                      for k, v in lt["rss_at_progress_kb"].items() if v)
-    print(f"  daemon VmRSS: {(lt['rss_before_kb'] or 0) / kb:.1f} MB before; "
-          f"at file progress {marks}; max {(lt['rss_max_kb'] or 0) / kb:.1f}"
-          f" MB; VmHWM {(lt['hwm_kb'] or 0) / kb:.1f} MB; growth after 10%: "
-          f"{(lt['rss_growth_after_10pct_kb'] or 0) / kb:.1f} MB")
-    if lt.get("error"):
-        print(f"  ERROR: {lt['error']}")
+          f"start, {m['loadavg_end'][0]:.2f} at end")
+    print("daemon: --threads "
+          + (f"{threads}" if threads else f"default (one per CPU: "
+             f"{m['nproc']})")
+          + (f"; {results['threads_in_daemon']} threads in the process "
+             "between sessions"
+             if results.get("threads_in_daemon") else ""))
+    if results.get("daemon_deaths"):
+        print(f"WARNING: the daemon died {len(results['daemon_deaths'])} "
+              f"times (statuses {results['daemon_deaths']})")
+
+    if "throughput" in results:
+        print("\nnative producers (bench/producer, P processes x 1 thread); "
+              "lossless: the default; drop: TRACED_ON_FULL=drop, "
+              "TRACED_FULL_WAIT_MS=10")
+        hdr = (f"{'mode':<8} {'P':>9} {'events':>11} {'dropped':>10} "
+               f"{'wall s':<20} {'events/s (wall)':<22} "
+               f"{'daemon CPU-s':<20} {'cores':>5} {'events/daemon CPU-s':<22} "
+               f"{'sys':>4} {'B/ev':>5} {'exit->complete ms':<20}")
+        print(hdr)
+        print("-" * len(hdr))
+        for key, t in results["throughput"].items():
+            name = f"{t['procs']} (tiny)" if "tiny" in key else str(t["procs"])
+            med = lambda s: s["median"] if s else None  # noqa: E731
+            cpu, sys_s = t["daemon_cpu_s"], t["daemon_sys_s"]
+            sys_share = (f"{sys_s['median'] / cpu['median']:.0%}"
+                         if cpu and sys_s and cpu["median"] else "-")
+            rate = (fmt_stat(t["events_per_cpu_s"], 1e-6) + " M"
+                    if t["events_per_cpu_s"] else "- (too short)")
+            line = (f"{t['mode']:<8} {name:>9} "
+                    f"{fmt_count(med(t['events'])):>11} "
+                    f"{fmt_count(med(t['dropped'])):>10} "
+                    f"{fmt_stat(t['wall_s']):<20} "
+                    f"{fmt_stat(t['events_per_wall_s'], 1e-6) + ' M':<22} "
+                    f"{fmt_stat(t['daemon_cpu_s']):<20} "
+                    f"{fmt_num(med(t['daemon_util']), 2):>5} {rate:<22} "
+                    f"{sys_share:>4} "
+                    f"{fmt_num(med(t['bytes_per_event'])):>5} "
+                    f"{fmt_stat(t['last_exit_to_complete_ms']):<20}")
+            if t["mode"] == "lossless" and t["incomplete_runs"]:
+                line += (f"  INCOMPLETE in {t['incomplete_runs']} runs "
+                         f"(emitted {t['emitted']:,} each)")
+            if t["errors"]:
+                line += f"  ERRORS in {t['errors']} runs"
+            print(line)
+
+    py = results.get("python")
+    if py:
+        p = py.get("params") or {}
+        print(f"\nPython: bench/wl_mp.py, Pool({p.get('procs')}, spawn) x "
+              f"{p.get('threads')} threads of fib({p.get('n')}) x "
+              f"{p.get('reps')}: {fmt_num(py.get('expected_fib'))} fib() "
+              "calls")
+        hdr = (f"{'run':<9} {'wall s':<20} {'x untraced':<20} "
+               f"{'pool s':<20} {'events':>11} {'dropped':>10} "
+               f"{'fib() in file':>14} {'complete':>9} "
+               f"{'daemon CPU-s':<20} {'cores':>5} "
+               f"{'events/daemon CPU-s':<20}")
+        print(hdr)
+        print("-" * len(hdr))
+        for mode in ["untraced"] + list(DAEMON_MODES):
+            t = py.get(mode)
+            if not t:
+                continue
+            n = len(t["runs"])
+            if mode == "untraced":
+                line = (f"{mode:<9} {fmt_stat(t['wall_s']):<20} {'1':<20} "
+                        f"{fmt_stat(t['work_s']):<20}")
+            else:
+                med = lambda s: s["median"] if s else None  # noqa: E731
+                rate = (fmt_stat(t["events_per_cpu_s"], 1e-6) + " M"
+                        if t["events_per_cpu_s"] else "-")
+                line = (f"{mode:<9} {fmt_stat(t['wall_s']):<20} "
+                        f"{fmt_stat(t['x_untraced_wall']):<20} "
+                        f"{fmt_stat(t['work_s']):<20} "
+                        f"{fmt_count(med(t['events'])):>11} "
+                        f"{fmt_count(med(t['dropped'])):>10} "
+                        f"{fmt_count(med(t['fib_in_file'])):>14} "
+                        f"{t['complete_runs']:>4} of {n:<2} "
+                        f"{fmt_stat(t['daemon_cpu_s']):<20} "
+                        f"{fmt_num(med(t['daemon_util']), 2):>5} "
+                        f"{rate:<20}")
+            if t["errors"]:
+                line += f"  ERRORS in {t['errors']} runs"
+            print(line)
+
+    lt = results.get("long_trace")
+    if lt:
+        kb = 1024
+        print(f"\nlong trace: {fmt_count(lt['events'])} events, "
+              f"{(lt['bytes'] or 0) / 1e9:.2f} GB in {lt['wall_s']:.1f} s "
+              f"({fmt_num((lt['events_per_cpu_s'] or 0) / 1e6)} M events per "
+              f"daemon CPU-s, {lt['daemon_user_s']:.1f} s user + "
+              f"{lt['daemon_sys_s']:.1f} s system), dropped {lt['dropped']}; "
+              "last exit -> complete "
+              f"{fmt_num(lt['last_exit_to_complete_ms'])} ms")
+        marks = ", ".join(f"{k} {v / kb:.1f} MB"
+                          for k, v in lt["rss_at_progress_kb"].items() if v)
+        print(f"  daemon VmRSS: {(lt['rss_before_kb'] or 0) / kb:.1f} MB "
+              f"before; at file progress {marks}; max "
+              f"{(lt['rss_max_kb'] or 0) / kb:.1f} MB; VmHWM "
+              f"{(lt['hwm_kb'] or 0) / kb:.1f} MB; growth after 10%: "
+              f"{(lt['rss_growth_after_10pct_kb'] or 0) / kb:.1f} MB")
+        if lt.get("error"):
+            print(f"  ERROR: {lt['error']}")
     print(f"\nelapsed {results['elapsed_s']:.0f} s; results in "
           f"{os.path.relpath(out_path, os.getcwd())}")
 
