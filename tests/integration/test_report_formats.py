@@ -272,10 +272,7 @@ def test_report_of_a_real_perfetto_trace(daemon, tmp_path):
     assert procs["SpawnProcess"][work] == (1, 1)
     assert procs["native_example"]["native_work"] == (10, 10)
     assert procs["native_example"]["worker_span"] == (7, 7)
-    def steady(rep):
-        kept = [p for p in rep["process_reports"]
-                if calls_of(p["functions"], ours) or
-                p["name"].startswith("native_example")]
-        return len(kept), sum(p["threads"] for p in kept)
-
-    assert steady(pf) == steady(js)
+    # The two runs need not start the same number of processes (which pool
+    # worker takes which task is the program's own business), so their
+    # process and thread counts are not compared; each run's report equals
+    # its own file (check_against_trace above).
