@@ -343,7 +343,10 @@ def test_system_mode_refuses_a_directory_others_can_write():
 def test_serve_usage_errors():
     for args in (["--group", "root"], ["--system", "--group", "no-such-grp"],
                  ["--max-record-rate-per-uid", "-1"], ["--threads", "0"],
-                 ["--threads", "257"], ["--threads", "two"]):
+                 ["--threads", "257"], ["--threads", "two"],
+                 # Once accepted, keeping the low 32 bits (65536 here).
+                 ["--max-frame-bytes", str(2**32 + 65536)],
+                 ["--max-frame-bytes", "4095"], ["--max-frame-bytes", "65537"]):
         r = run([TRACED_BIN, "serve"] + args, env=clean_env(), cwd="/")
         assert r.returncode == 2, r.describe()
         assert b"usage: traced serve" in r.stderr
