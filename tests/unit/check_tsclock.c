@@ -171,6 +171,10 @@ static Suite *tsclock_suite(void) {
   Suite *s = suite_create("tsclock");
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, setup, NULL);
+  /* A hang guard, not a speed check: the long-run cases do a few million
+   * conversions and asserts, which under ASan on a loaded 2-core machine
+   * passed Check's default 4 s. */
+  tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_tsclock_exact);
   tcase_add_test(tc, test_tsclock_monotonic_and_stable);
   tcase_add_test(tc, test_tsclock_extrapolated_values_kept);
