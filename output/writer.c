@@ -3,6 +3,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,6 +137,55 @@ void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
   /* Relaxed: the I/O thread's running count (tr_writer_write_all). */
   if (bytes != NULL)
     *bytes = atomic_load_explicit(&w->sink.bytes, memory_order_relaxed);
+}
+
+void tr_writer_set_max_bytes(tr_writer *w, uint64_t max_bytes) {
+  /* Under the mutex, which the I/O thread takes before it writes any
+   * numbered chunk: it then sees the bound. */
+  pthread_mutex_lock(&w->sink.mu);
+  w->sink.max_bytes = max_bytes;
+  pthread_mutex_unlock(&w->sink.mu);
+}
+
+void tr_writer_cut(const tr_writer *w, bool *limited, int *err,
+                   bool *unclosed) {
+  *limited = false;
+  *err = 0;
+  *unclosed = false;
+  int rc;
+  if (!tr_writer_done(w, &rc)) return;
+  /* Relaxed: ordered by the acquire load in tr_writer_done. */
+  *limited = atomic_load_explicit(&w->sink.limited, memory_order_relaxed);
+  *err = rc;
+  *unclosed = w->sink.unclosed;
+}
+
+/* On the I/O thread, at the end: every lane is done by then, so the
+ * counts are final. */
+size_t tr_writer_cut_note(const tr_writer *w, char *buf, size_t cap,
+                          uint64_t *ts) {
+  const tr_sink *k = &w->sink;
+  /* Relaxed: this thread stored them. */
+  bool failed = atomic_load_explicit(&k->failed, memory_order_relaxed);
+  bool limited = atomic_load_explicit(&k->limited, memory_order_relaxed);
+  if (!failed && !limited) return 0;
+  uint64_t dropped;
+  tr_writer_stats(w, NULL, &dropped, NULL);
+  char why[160];
+  if (failed) {
+    char err[96];
+    snprintf(why, sizeof(why), "write failed: %s",
+             strerror_r(-k->rc, err, sizeof(err)));
+  } else {
+    snprintf(why, sizeof(why), "size limit of %llu bytes reached",
+             (unsigned long long)k->max_bytes);
+  }
+  /* strerror's words hold no quote or backslash. */
+  int n =
+      snprintf(buf, cap, "traced: trace cut short (%s): %llu events dropped",
+               why, (unsigned long long)dropped);
+  *ts = k->cut_ns;
+  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 void tr_writer_free(tr_writer *w) {

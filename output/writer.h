@@ -42,7 +42,16 @@
  * Errors: after the first failed write(2) a writer logs once, writes
  * nothing more, and counts every event it had not written, and every
  * later one, in `dropped` (a partial write would leave a broken record for
- * later ones to follow): events + dropped stays what was written to it. */
+ * later ones to follow): events + dropped stays what was written to it.
+ * It cuts the file back to the end of its last whole chunk, so of its last
+ * whole event, and writes its ending there if it can (a marker saying the
+ * trace was cut short, and the format's footer), so that the file stays a
+ * trace readers load.
+ *
+ * Size: with a bound (tr_writer_set_max_bytes) the file never holds more
+ * bytes; the first chunk that would pass it (less TR_WRITER_END_RESERVE
+ * for the ending) fills the trace, and every event from then on is dropped
+ * and counted the same way, the trace ending with the same marker. */
 #ifndef TRACED_WRITER_H
 #define TRACED_WRITER_H
 
@@ -165,6 +174,10 @@ struct tr_writer {
 #define TR_WRITEBACK_AFTER (1024ull * 1024u * 1024u)
 #define TR_WRITEBACK_CHUNK (32u * 1024u * 1024u)
 
+/* Room a trace keeps under its size bound for its ending: the marker
+ * saying it was cut short and the format's footer. */
+#define TR_WRITER_END_RESERVE 1024u
+
 /* One process's events into a writer. */
 struct tr_wstream {
   tr_writer *w;
@@ -204,6 +217,33 @@ void tr_writer_close(tr_writer *w);
  * then *rc (if not NULL) is 0 or the negative errno of the first failed
  * write. */
 bool tr_writer_done(const tr_writer *w, int *rc);
+
+/* Bounds the file this writer writes to max_bytes (0: no bound), as
+ * `traced run --max-size` does; at least TR_WRITER_END_RESERVE more than
+ * the format's head.  Called by the writer's owner before any stream
+ * writes. */
+void tr_writer_set_max_bytes(tr_writer *w, uint64_t max_bytes);
+
+/* Why a trace ended short of its events, once the writer is done (zeros
+ * otherwise): *limited, it reached its size bound; *err, the negative
+ * errno of its first failed write; *unclosed, its ending could not be
+ * written (the file holds whole events but a reader may reject it). */
+void tr_writer_cut(const tr_writer *w, bool *limited, int *err, bool *unclosed);
+
+/* For backends' io_end: the marker's text when the trace was cut short
+ * (size bound, failed write), with the events dropped; 0 when it was not.
+ * Writes at most cap bytes, no NUL, plain ASCII needing no escaping in
+ * JSON.  *ts gets the CLOCK_MONOTONIC ns the trace was cut at. */
+size_t tr_writer_cut_note(const tr_writer *w, char *buf, size_t cap,
+                          uint64_t *ts);
+
+/* Whether the trace is full (its size bound reached): a lane's events
+ * are then refused and counted as dropped.  Relaxed, like `failed` in
+ * tr_lane_reserve: a lane that sees it late formats a few more, which the
+ * I/O thread leaves out and counts. */
+static inline bool tr_writer_full(const tr_writer *w) {
+  return atomic_load_explicit(&w->sink.limited, memory_order_relaxed);
+}
 
 /* Optional, before tr_writer_close: fn(arg) is called on the I/O thread
  * when it becomes done (the daemon passes uv_async_send), so fn must be
@@ -353,6 +393,7 @@ static inline void tr_lane_commit(tr_lane *l, char *end, bool counted) {
   l->bytes += len - c->len;
   c->len = len;
   if (counted) {
+    c->eventful = true;
     c->events++;
     tr_lane_count(&l->events, 1);
   }
