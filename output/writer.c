@@ -15,6 +15,7 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
   w->format = format;
   w->label = label;
   w->first_skip = first_skip;
+  w->seal_at = chunk_size;
   if (nlanes == 0) return -EINVAL;
   /* sizeof(tr_lane) is a multiple of its alignment (a cache line). */
   w->lanes = aligned_alloc(_Alignof(tr_lane), nlanes * sizeof(tr_lane));
@@ -75,7 +76,7 @@ char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need) {
   }
   if (l->c == NULL)
     l->c = tr_sink_chunk(&w->sink);
-  else if (l->c->len + need > w->sink.chunk_size)
+  else if (l->c->len > 0 && l->c->len + need > w->seal_at)
     seal(w, l, false);
   return l->c != NULL ? l->c->buf + l->c->len : NULL;
 }
@@ -145,6 +146,12 @@ void tr_writer_set_max_bytes(tr_writer *w, uint64_t max_bytes) {
   pthread_mutex_lock(&w->sink.mu);
   w->sink.max_bytes = max_bytes;
   pthread_mutex_unlock(&w->sink.mu);
+  /* The bound is checked chunk by chunk: chunks of at most a sixteenth of
+   * it end the trace within about that much of it. */
+  if (max_bytes == 0) return;
+  uint64_t at = max_bytes / 16;
+  if (at < 4096) at = 4096;
+  if (at < w->seal_at) w->seal_at = (size_t)at;
 }
 
 void tr_writer_cut(const tr_writer *w, bool *limited, int *err,

@@ -163,6 +163,10 @@ struct tr_writer {
    * (tr_lane.dict): gzip primes each piece's compressor with them.  0:
    * none. */
   size_t history;
+  /* A lane seals its buffer once the next event would take it past this
+   * many bytes: the chunk size, or less under a size bound, so that the
+   * trace is cut within a small part of its bound (set_max_bytes). */
+  size_t seal_at;
   unsigned nlanes;
   tr_lane *lanes;
   tr_sink sink; /* the I/O side */
@@ -364,14 +368,14 @@ int tr_writer_start(tr_writer *w);
 char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need);
 
 /* Where `need` more bytes (at most chunk_size / 2) go in lane l's buffer,
- * which is sealed first if they do not fit; NULL when the writer failed
- * or no buffer could be had (the caller drops the event). */
+ * which is sealed first if they would take it past seal_at; NULL when the
+ * writer failed or no buffer could be had (the caller drops the event). */
 static inline char *tr_lane_reserve(tr_writer *w, tr_lane *l, size_t need) {
   tr_chunk *c = l->c;
   /* Relaxed: `failed` only tells lanes to stop early; a lane that sees it
    * late formats a little more, which the I/O thread discards and
    * counts. */
-  if (c != NULL && c->len + need <= w->sink.chunk_size &&
+  if (c != NULL && c->len + need <= w->seal_at &&
       !atomic_load_explicit(&w->sink.failed, memory_order_relaxed))
     return c->buf + c->len;
   return tr_lane_reserve_slow(w, l, need);
