@@ -115,7 +115,9 @@ static int control_connect(const char *socket, bool *started, char *why) {
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
   bool may_start =
       (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
-  if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
+  /* A socket whose directory is missing (`why` says so) cannot be served
+   * either. */
+  if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start && why[0] == '\0') {
     if (autostart(socket) == 0) {
       *started = true;
       fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);

@@ -62,6 +62,21 @@ int tr_conn_connect(const char *path, char *why, size_t why_size) {
     fd = -1;
   }
   if (dfd >= 0) close(dfd);
+  if (fd < 0 && err == ENOENT && !per_user) {
+    /* Nothing can listen there, nor be started there: say which
+     * directory is missing rather than let a daemon started for it fail
+     * on a log file in that directory. */
+    char dir[sizeof(addr.sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) *slash = '\0';
+    struct stat st;
+    if (slash != NULL && slash != dir && stat(dir, &st) < 0 && errno == ENOENT)
+      snprintf(why, why_size,
+               "the socket's directory %s does not exist; create it or "
+               "choose another socket (--socket, TRACED_SOCKET)",
+               dir);
+  }
   if (fd < 0) return -err;
   int rc = tr_trust_peer(fd, path, per_user, why, why_size);
   if (rc < 0) {

@@ -27,7 +27,9 @@
  * default socket (tr_sockpath_user()) only in a private directory of this
  * user, and only a daemon of this user or root (or, on another socket,
  * of its directory's owner).  A refusal is -EPERM with a one-line reason
- * in `why` (may be NULL); `why` is "" after any other outcome. */
+ * in `why` (may be NULL); -ENOENT for a socket whose directory does not
+ * exist names that directory there; `why` is "" after any other
+ * outcome. */
 int tr_conn_connect(const char *path, char *why, size_t why_size);
 
 /* Opens `path` to be a session's output: created 0666 (less the umask)

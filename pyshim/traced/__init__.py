@@ -209,7 +209,12 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
         err = first
     # EPERM: the socket's directory or the process answering it is not to
     # be trusted (the reason says whose); starting a daemon changes nothing.
-    if autostart and err.errno != errno.EPERM and _autostart(socket):
+    # A socket in a missing directory (the reason names it) cannot be
+    # served there either.
+    missing = socket is not None and not os.path.isdir(
+        os.path.dirname(socket) or "/")
+    if autostart and err.errno != errno.EPERM and not missing and \
+            _autostart(socket):
         try:
             _traced.connect(socket)
             return True
