@@ -105,3 +105,23 @@ def test_disk_full_ends_at_a_whole_event(daemon_with, monkeypatch,
         marks = [e for e in events if e.get("name", "").startswith(MARK)]
         assert len(marks) == 1 and "File too large" in marks[0]["name"]
     assert "writing the trace failed: File too large" in d.log()
+
+
+def test_serve_max_size_caps_every_session(daemon_with, tmp_path):
+    """`traced serve --max-size` bounds sessions that ask for none, and a
+    client's smaller bound holds."""
+    d = daemon_with("--max-size", "48K")
+    prog = write_program(tmp_path, BUSY)
+    for flags, shown, most in (([], "48K", 48), (["--max-size", "20K"],
+                                                 "20K", 20)):
+        out = tmp_path / "capped.json"
+        r = run([TRACED_BIN, "run", *flags, "-o", out, sys.executable, prog],
+                env=d.env, cwd=tmp_path)
+        assert "stopped at --max-size %s: " % shown in r.stderr.decode(), \
+            r.describe()
+        assert out.stat().st_size <= most * 1024
+        events_of(out)
+    r = run([TRACED_BIN, "serve", "--max-size", "lots", "--socket",
+             tmp_path / "x.sock"], env=d.env, cwd=tmp_path)
+    assert r.returncode != 0 and b"--max-size: 'lots' is not a size" in \
+        r.stderr, r.describe()
