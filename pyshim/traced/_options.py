@@ -119,6 +119,14 @@ def from_env(environ=None):
     return opts
 
 
+def _parse_text(env, kwarg, text):
+    """A keyword argument given as text, parsed as its variable is."""
+    try:
+        return _traced.parse_option(env, text)
+    except ValueError as e:
+        raise ValueError("traced: %s=%r: %s" % (kwarg, text, e)) from None
+
+
 def _convert(kwarg, value):
     """A keyword argument's value as an effective value; ValueError (with
     the option's name) when it is not one."""
@@ -159,11 +167,7 @@ def _convert(kwarg, value):
                                  "not %r" % (kwarg, hi // 1000, value))
             return int(value * 1000)
         if isinstance(value, str):
-            try:
-                return _traced.parse_option(env, value)
-            except ValueError as e:
-                raise ValueError("traced: %s=%r: %s" % (kwarg, value, e)) \
-                    from None
+            return _parse_text(env, kwarg, value)
         raise ValueError("traced: %s must be a duration such as '2ms' or a "
                          "number of microseconds, not %r" % (kwarg, value))
     if kind == SIZE:
@@ -172,11 +176,7 @@ def _convert(kwarg, value):
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if isinstance(value, str):
-            try:
-                return _traced.parse_option(env, value)
-            except ValueError as e:
-                raise ValueError("traced: %s=%r: %s" % (kwarg, value, e)) \
-                    from None
+            return _parse_text(env, kwarg, value)
         raise ValueError("traced: %s must be a size such as '100M' or a "
                          "number of bytes, not %r" % (kwarg, value))
     # COUNT

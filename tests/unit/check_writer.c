@@ -114,6 +114,26 @@ static void write_events(tr_writer *w) {
   tr_wstream_close(b);
 }
 
+/* The JSON inside a gzip file (one member, complete), NUL-terminated. */
+static char *gunzip(const char *gz, size_t gn, size_t *n) {
+  size_t cap = 64u << 20;
+  char *plain = malloc(cap);
+  ck_assert_ptr_nonnull(plain);
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef *)gz;
+  zs.avail_in = (uInt)gn;
+  zs.next_out = (Bytef *)plain;
+  zs.avail_out = (uInt)cap - 1;
+  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+  ck_assert_uint_eq(zs.avail_in, 0);
+  *n = zs.total_out;
+  plain[*n] = '\0';
+  inflateEnd(&zs);
+  return plain;
+}
+
 START_TEST(test_writer_format_names) {
   tr_format f;
   ck_assert_int_eq(tr_format_parse("json", 4, &f), 0);
@@ -151,18 +171,9 @@ START_TEST(test_writer_gzip_holds_the_json) {
   ck_assert_uint_eq(bytes_of(g), gn);
   ck_assert_int_eq((uint8_t)gz[0], 0x1f);
   ck_assert_int_eq((uint8_t)gz[1], 0x8b);
-  char *plain = malloc(jn + 1);
-  z_stream zs;
-  memset(&zs, 0, sizeof(zs));
-  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef *)gz;
-  zs.avail_in = (uInt)gn;
-  zs.next_out = (Bytef *)plain;
-  zs.avail_out = (uInt)jn + 1;
-  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END); /* one member */
-  ck_assert_uint_eq(zs.total_out, jn);
-  ck_assert_uint_eq(zs.avail_in, 0);
-  inflateEnd(&zs);
+  size_t pn;
+  char *plain = gunzip(gz, gn, &pn); /* one member, all of it */
+  ck_assert_uint_eq(pn, jn);
   ck_assert_int_eq(memcmp(plain, js, jn), 0);
   ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"n\":-3,\"s\":\"a\\\"b\"}},\n"));
   ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"unfinished\":true}},\n"));
@@ -300,26 +311,6 @@ static uint64_t write_many(tr_writer *w, int n) {
   tr_wstream_process_name(a, "proc-a", 6, 0);
   tr_wstream_close(a);
   return bad == 0 ? (uint64_t)n : 0;
-}
-
-/* The JSON inside a gzip file (one member, complete), NUL-terminated. */
-static char *gunzip(const char *gz, size_t gn, size_t *n) {
-  size_t cap = 64u << 20;
-  char *plain = malloc(cap);
-  ck_assert_ptr_nonnull(plain);
-  z_stream zs;
-  memset(&zs, 0, sizeof(zs));
-  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef *)gz;
-  zs.avail_in = (uInt)gn;
-  zs.next_out = (Bytef *)plain;
-  zs.avail_out = (uInt)cap - 1;
-  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
-  ck_assert_uint_eq(zs.avail_in, 0);
-  *n = zs.total_out;
-  plain[*n] = '\0';
-  inflateEnd(&zs);
-  return plain;
 }
 
 static bool ends_with(const char *s, size_t n, const char *end) {
