@@ -115,7 +115,9 @@ static int control_connect(const char *socket, bool *started, char *why) {
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
   bool may_start =
       (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
-  if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start) {
+  /* A socket whose directory is missing (`why` says so) cannot be served
+   * either. */
+  if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start && why[0] == '\0') {
     if (autostart(socket) == 0) {
       *started = true;
       fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
@@ -312,7 +314,7 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   }
   char err[256] = "";
   int rc = tr_conn_session_create(fd, abspath, out_fd, ro->min_duration_ns,
-                                  token, err, sizeof(err));
+                                  ro->max_size, token, err, sizeof(err));
   if (rc < 0) {
     close(out_fd);
     fprintf(stderr,
@@ -326,8 +328,8 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   int status = run_child(cmd, socket, token);
   traced_summary s;
   bool stopped = false;
-  uint64_t filtered = 0;
-  rc = tr_conn_end_session(fd, &s, &filtered, &stopped, TR_END_TIMEOUT_MS);
+  tr_summary_extra x = {0};
+  rc = tr_conn_end_session(fd, &s, &x, &stopped, TR_END_TIMEOUT_MS);
   close(fd);
   /* Our copy of the output's descriptor tells whether its name still
    * leads to it: a trace written into a deleted file is lost. */
@@ -353,13 +355,17 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
               "ends there and the rest of the run was not traced\n");
     tr_runcmd_size_note(s.bytes, s.events, s.path[0] ? s.path : abspath,
                         stderr);
+    /* A trace cut short (--max-size, a failed write) says why. */
+    char cut[512];
+    if (tr_summary_cut_text(&x, cut, sizeof(cut))[0] != '\0')
+      fprintf(stderr, "traced: %s: %s\n", s.path[0] ? s.path : abspath, cut);
     /* Appended after the path, so that the line's beginning keeps the
      * shape scripts parse. */
     char shorter[96] = "";
     if (ro->min_duration_ns > 0)
       snprintf(shorter, sizeof(shorter),
                " (%llu calls shorter than --min-duration left out)",
-               (unsigned long long)filtered);
+               (unsigned long long)x.filtered);
     fprintf(stderr,
             "traced: %llu processes, %llu threads, %llu events, %llu dropped, "
             "%llu bytes -> %s%s\n",

@@ -93,12 +93,8 @@ void tr_runopts_apply(tr_runopts *r) {
       unsetenv(o->env);
     }
   }
-  const tr_option *md = &tr_options[TR_OPTION_MIN_DURATION];
-  const char *s = getenv(md->env);
-  uint64_t ns = 0;
-  if (s != NULL && *s != '\0' && tr_option_parse(md, s, &ns, NULL, 0) < 0)
-    ns = 0;
-  r->min_duration_ns = ns;
+  r->min_duration_ns = tr_option_env(TR_OPTION_MIN_DURATION);
+  r->max_size = tr_option_env(TR_OPTION_MAX_SIZE);
 }
 
 void tr_runopts_usage(FILE *out) {

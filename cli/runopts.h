@@ -19,6 +19,7 @@ typedef struct tr_runopts {
   char value[TR_OPTION_COUNT][32]; /* canonical text of a given value */
   char *paths[TR_OPTION_COUNT];    /* PATHS options: ':'-joined, absolute */
   uint64_t min_duration_ns;        /* for SESSION_CREATE (0: none) */
+  uint64_t max_size;               /* for SESSION_CREATE (0: none) */
 } tr_runopts;
 
 /* Appends the recording flags to a getopt_long table of `used` entries
@@ -33,7 +34,8 @@ int tr_runopts_take(tr_runopts *r, int val, const char *arg);
 /* Sets the environment the command inherits: a flag's value replaces the
  * variable; a variable already in the environment with an invalid value
  * gets one warning and is removed, so that no process of the command warns
- * again and all of them ignore it.  Then knows min_duration_ns. */
+ * again and all of them ignore it.  Then knows min_duration_ns and
+ * max_size. */
 void tr_runopts_apply(tr_runopts *r);
 
 /* The usage lines of the recording options. */

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "daemon/listen.h"
 #include "daemon/server.h"
+#include "libclient/src/options.h"
 #include "privdrop.h"
 #include "proto/sockpath.h"
 #include "proto/traced_proto.h"
@@ -43,6 +44,9 @@ typedef struct limit_flag {
 #define FIELD(f) \
   .offset = offsetof(tr_limits, f), .size = sizeof(((tr_limits *)0)->f)
 #define POSITIVE "a positive number"
+/* The `bad` of a flag whose value is a size, read as `traced run
+ * --max-size` reads one (100M, 2G). */
+#define SIZE_FLAG NULL
 
 static const limit_flag limit_flags[] = {
     {"max-conns-per-uid", "N", FIELD(conns_per_uid), 1, UINT32_MAX, false,
@@ -77,6 +81,10 @@ static const limit_flag limit_flags[] = {
      "ring records drained per second per\nuser, 0: none (system mode "
      "4000000,\nprivate none); beyond it the user's\nproducers drop and "
      "count in its trace"},
+    {"max-size", "SIZE", FIELD(trace_bytes_max), 0, UINT64_MAX, false,
+     SIZE_FLAG,
+     "bound every trace to SIZE bytes (100M,\n2G; 0: none, the default);"
+     " a client's\nsmaller --max-size holds"},
 };
 #define NLIMITS (sizeof(limit_flags) / sizeof(limit_flags[0]))
 
@@ -86,8 +94,17 @@ static int set_limit(tr_limits *limits, const limit_flag *l, const char *s) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < l->min ||
-      v > l->max) {
+  if (l->bad == SIZE_FLAG) {
+    char why[160];
+    uint64_t bytes;
+    if (tr_option_parse(&tr_options[TR_OPTION_MAX_SIZE], s, &bytes, why,
+                        sizeof(why)) < 0) {
+      fprintf(stderr, "traced serve: --%s: '%s' is %s\n", l->name, s, why);
+      return -EINVAL;
+    }
+    v = bytes;
+  } else if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+             v < l->min || v > l->max) {
     fprintf(stderr, "traced serve: --%s: '%s' is not %s\n", l->name, s, l->bad);
     return -EINVAL;
   }

@@ -99,11 +99,15 @@ static uint32_t clients_of_uid(const tr_server *s, uid_t uid) {
   return n;
 }
 
-/* Refuses a just-accepted socket with a best-effort ERROR. */
-static void refuse(int fd, pid_t pid, uid_t uid, int code, const char *why) {
+/* Refuses a just-accepted socket with a best-effort ERROR.  The log gets
+ * a burst of these lines per uid (lograte.h), as bad frames do: a user at
+ * its connection limit who keeps connecting must not fill the log. */
+static void refuse(tr_server *s, int fd, pid_t pid, uid_t uid, int code,
+                   const char *why) {
   char pb[TR_LOG_PEER_MAX], q[TR_LOG_VALUE_MAX];
-  tr_log(TR_LOG_WARN, "event=refuse %s request=connect reason=%s",
-         tr_log_peer(pb, pid, uid, 0), tr_log_q(q, why));
+  if (tr_lograte_allow(&s->lograte, uid, uv_now(s->loop)))
+    tr_log(TR_LOG_WARN, "event=refuse %s request=connect reason=%s",
+           tr_log_peer(pb, pid, uid, 0), tr_log_q(q, why));
   msgpack_sbuffer sb;
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
@@ -131,17 +135,17 @@ void tr_admission_accept(tr_server *s, int fd) {
     return;
   }
   if (s->nclients >= s->limits.conns_max) {
-    refuse(fd, cred.pid, cred.uid, EMFILE, "too many connections");
+    refuse(s, fd, cred.pid, cred.uid, EMFILE, "too many connections");
     return;
   }
   if (clients_of_uid(s, cred.uid) >= s->limits.conns_per_uid) {
-    refuse(fd, cred.pid, cred.uid, EMFILE,
+    refuse(s, fd, cred.pid, cred.uid, EMFILE,
            "too many connections for this user");
     return;
   }
   client *cl = calloc(1, sizeof(*cl));
   if (cl == NULL) {
-    refuse(fd, cred.pid, cred.uid, ENOMEM, "out of memory");
+    refuse(s, fd, cred.pid, cred.uid, ENOMEM, "out of memory");
     return;
   }
   cl->conn.poll.data = cl;
@@ -149,7 +153,7 @@ void tr_admission_accept(tr_server *s, int fd) {
       tr_peer_init(&cl->conn, s->loop, fd, tr_dispatch_frame, tr_conn_on_poll);
   if (rc < 0) {
     free(cl);
-    refuse(fd, cred.pid, cred.uid, -rc, "cannot set up the connection");
+    refuse(s, fd, cred.pid, cred.uid, -rc, "cannot set up the connection");
     return;
   }
   cl->srv = s;

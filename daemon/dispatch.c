@@ -194,6 +194,16 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
     return;
   }
   sess->min_duration_ns = min_duration_ns;
+  /* The smaller of the client's bound and the daemon's (`traced serve
+   * --max-size`), 0 being none; never below what a trace's head and
+   * ending need. */
+  uint64_t max_size = c.max_size;
+  uint64_t cap = s->limits.trace_bytes_max;
+  if (cap != 0 && (max_size == 0 || max_size > cap)) max_size = cap;
+  if (max_size != 0 && max_size < TR_TRACE_BYTES_MIN)
+    max_size = TR_TRACE_BYTES_MIN;
+  sess->max_size = max_size;
+  if (max_size != 0) tr_writer_set_max_bytes(sess->out, max_size);
   if (p->producer) {
     rc = tr_session_join(&s->sessions, sess, p);
     tr_conn_check_failed(cl);
@@ -548,6 +558,10 @@ void tr_dispatch_poll_sessions(tr_server *s) {
         .filtered = st.filtered,
         .bytes = st.bytes,
         .path = tr_msg_cstr(path),
+        .max_size = st.max_size,
+        .write_error = (uint64_t)st.write_error,
+        .unclosed = st.unclosed ? 1 : 0,
+        .cut_dropped = st.cut_dropped,
     };
     packer pk;
     packer_init(&pk);

@@ -42,7 +42,13 @@ typedef struct tr_limits {
   uint32_t hello_timeout_s;     /* seconds a peer may stay silent */
   uint64_t record_rate_per_uid; /* ring records drained per second per
                                    user; 0: the mode's default */
+  uint64_t trace_bytes_max;     /* every trace's size bound (--max-size);
+                                   0: none but the client's */
 } tr_limits;
+
+/* The smallest size bound a session gets (a client's smaller one is
+ * raised to it): room for a trace's head, some events and its ending. */
+#define TR_TRACE_BYTES_MIN (16u * 1024u)
 
 /* Fills unset (zero) limits with the defaults (`system`: the system
  * mode's, which add a record rate limit). */

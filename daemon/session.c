@@ -266,6 +266,11 @@ bool tr_session_end_poll(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
   s->stats.events = events;
   s->stats.dropped += dropped;
   s->stats.bytes = bytes;
+  bool limited;
+  tr_writer_cut(s->out, &limited, &s->stats.write_error, &s->stats.unclosed);
+  s->stats.write_error = -s->stats.write_error;
+  if (limited) s->stats.max_size = s->max_size;
+  if (limited || wrc < 0) s->stats.cut_dropped = dropped;
   if (close(s->fd) < 0)
     tr_log(TR_LOG_ERROR,
            "event=write_error %s uid=%lu reason=\"closing the trace file "

@@ -41,6 +41,13 @@ typedef struct tr_session_stats {
   uint64_t malformed; /* records or string ids that made no sense */
   uint64_t unmatched; /* exits without an open call */
   uint64_t filtered;  /* calls not written: shorter than min_duration_ns */
+  /* Why the trace ended short of its events (zeros: it did not): the size
+   * bound it reached, the errno of its first failed write, whether its
+   * ending could not be written, the events the writer dropped. */
+  uint64_t max_size;
+  int write_error;
+  bool unclosed;
+  uint64_t cut_dropped;
 } tr_session_stats;
 
 struct client;
@@ -52,6 +59,7 @@ typedef struct tr_session {
   uint64_t epoch;           /* unique per session in this daemon, from 1 */
   uint64_t start_ts;        /* CLOCK_MONOTONIC ns at creation */
   uint64_t min_duration_ns; /* shorter calls are not written (0: all are) */
+  uint64_t max_size;        /* the trace's size bound, bytes (0: none) */
   tr_proc *creator;         /* the creating connection's process */
   int fd;                   /* the output, owned */
   tr_writer *out;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -61,6 +62,7 @@ static tr_chunk *chunk_reset(tr_chunk *c) {
   c->len = 0;
   c->off = 0;
   c->err = 0;
+  c->eventful = false;
   c->ready = false;
   c->gz.len = 0;
   return c;
@@ -167,6 +169,12 @@ tr_chunk *tr_sink_seal(tr_writer *w, unsigned lane, tr_chunk *c, bool head,
   return next != NULL ? chunk_reset(next) : chunk_new(k->chunk_size);
 }
 
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* The first failed write: logged once; from then on the I/O thread writes
  * nothing, and lanes stop formatting. */
 static void fail(tr_writer *w, int err) {
@@ -176,24 +184,101 @@ static void fail(tr_writer *w, int err) {
          "rest of this session's events are dropped\"",
          w->label ? w->label : "session=?", strerror_r(-err, buf, sizeof(buf)));
   w->sink.rc = err;
+  w->sink.cut_ns = monotonic_ns();
   /* Relaxed: lanes use it only to stop early (tr_lane_reserve); what they
    * format after the failure is discarded and counted all the same. */
   atomic_store_explicit(&w->sink.failed, true, memory_order_relaxed);
 }
 
-/* Writes chunk c, or after a failure discards it: its events move from
- * `events` to `dropped`. */
+/* After a failed write: cuts the file back to `at` bytes of this writer's
+ * stream (the end of the last whole chunk, so of the last whole event) and
+ * goes on writing from there.  A write that failed part way (a disk that
+ * filled) would otherwise leave half an event for a reader to choke on.
+ * Sets `clean` when the file ends at `at`. */
+static void cut_back(tr_writer *w, uint64_t at) {
+  tr_sink *k = &w->sink;
+  /* Relaxed: only this thread stores `bytes` (tr_writer_write_all). */
+  uint64_t bytes = atomic_load_explicit(&k->bytes, memory_order_relaxed);
+  k->clean = false;
+  if (k->wb_base < 0) return; /* not a regular file: nothing to cut */
+  if (bytes != at) {
+    off_t off = (off_t)(k->wb_base + (int64_t)at);
+    if (ftruncate(k->fd, off) < 0 || lseek(k->fd, off, SEEK_SET) != off) {
+      char buf[128];
+      tr_log(TR_LOG_ERROR,
+             "event=write_error %s reason=\"cutting the trace back to its "
+             "last whole event failed: %s; the file ends mid-event\"",
+             w->label ? w->label : "session=?",
+             strerror_r(errno, buf, sizeof(buf)));
+      return;
+    }
+    atomic_store_explicit(&k->bytes, at, memory_order_relaxed);
+  }
+  k->clean = true;
+}
+
+/* The bytes chunk c puts in the file, which begin at c->buf + *start
+ * (gzip: its compressed piece).  The first numbered chunk written leaves
+ * out the separator its first event begins with, whichever chunk it is:
+ * past the size bound, the chunks before it may have been left out. */
+static size_t chunk_out(const tr_writer *w, const tr_chunk *c, size_t *start) {
+  *start = c->off;
+  if (w->format == TR_FORMAT_JSON_GZ) return c->gz.len;
+  if (c->seq != TR_CHUNK_HEAD && !w->sink.body && c->len >= w->first_skip)
+    *start = w->first_skip;
+  return c->len - *start;
+}
+
+/* Whether n more bytes (chunk c's) go in the file under the size bound.
+ * The first chunk that would pass it (less the room its ending needs)
+ * fills the trace: from then on lanes format no events, and chunks that
+ * hold any are left out.  A chunk of metadata alone (the names written as
+ * processes leave) still goes in while it fits, as names matter more than
+ * events, but not in gzip, whose pieces refer back to the bytes before
+ * them. */
+static bool within_bound(tr_writer *w, const tr_chunk *c, size_t n) {
+  tr_sink *k = &w->sink;
+  if (k->max_bytes == 0 || c->seq == TR_CHUNK_HEAD) return true;
+  /* Relaxed: only this thread stores `bytes` and `limited`. */
+  uint64_t bytes = atomic_load_explicit(&k->bytes, memory_order_relaxed);
+  bool fits = bytes + n + TR_WRITER_END_RESERVE <= k->max_bytes;
+  if (!atomic_load_explicit(&k->limited, memory_order_relaxed)) {
+    if (fits) return true;
+    tr_log(TR_LOG_INFO,
+           "event=size_limit %s max_size=%llu reason=\"the trace reached its "
+           "size limit; the rest of this session's events are dropped\"",
+           w->label ? w->label : "session=?", (unsigned long long)k->max_bytes);
+    k->cut_ns = monotonic_ns();
+    /* Relaxed: as `failed` (fail()): lanes only stop early. */
+    atomic_store_explicit(&k->limited, true, memory_order_relaxed);
+  }
+  return fits && !c->eventful && w->format != TR_FORMAT_JSON_GZ;
+}
+
+/* Writes chunk c, or after a failure or past the size bound leaves it
+ * out: its events move from `events` to `dropped`. */
 static void write_chunk(tr_writer *w, tr_chunk *c) {
   tr_sink *k = &w->sink;
   /* Relaxed: only this thread stores `failed`. */
   if (!atomic_load_explicit(&k->failed, memory_order_relaxed)) {
     int rc = c->err;
-    if (rc == 0)
-      rc = w->ops->io_chunk != NULL
-               ? w->ops->io_chunk(w, c)
-               : tr_writer_write_all(w, c->buf + c->off, c->len - c->off);
-    if (rc == 0) return;
-    fail(w, rc);
+    size_t start = 0, n = rc == 0 ? chunk_out(w, c, &start) : 0;
+    if (rc != 0) {
+      fail(w, rc);
+      cut_back(w, atomic_load_explicit(&k->bytes, memory_order_relaxed));
+    } else if (within_bound(w, c, n)) {
+      uint64_t at = atomic_load_explicit(&k->bytes, memory_order_relaxed);
+      rc = w->ops->io_chunk != NULL ? w->ops->io_chunk(w, c)
+                                    : tr_writer_write_all(w, c->buf + start, n);
+      if (rc == 0) {
+        if (c->seq != TR_CHUNK_HEAD) k->body = true;
+        return;
+      }
+      fail(w, rc);
+      cut_back(w, at);
+      /* Without its head the file is no trace an ending could close. */
+      if (c->seq == TR_CHUNK_HEAD) k->clean = false;
+    }
   }
   /* Release: pairs with the acquire load in tr_writer_stats.  The lane
    * counted these events before it sealed c (and sealing released the
@@ -201,6 +286,35 @@ static void write_chunk(tr_writer *w, tr_chunk *c) {
    * also sees them counted, and its events - lost never goes below
    * zero. */
   atomic_fetch_add_explicit(&k->lost, c->events, memory_order_release);
+}
+
+/* The ending (io_end): after a failed write, only once the file was cut
+ * back to a whole event; when it cannot be written either, the file is
+ * cut back again and said to be unclosed. */
+static void write_end(tr_writer *w) {
+  tr_sink *k = &w->sink;
+  /* Relaxed: only this thread stores `failed` and `bytes`. */
+  bool failed = atomic_load_explicit(&k->failed, memory_order_relaxed);
+  if (w->ops->io_end == NULL) return;
+  if (failed && !k->clean) {
+    k->unclosed = true;
+    return;
+  }
+  uint64_t at = atomic_load_explicit(&k->bytes, memory_order_relaxed);
+  int rc = w->ops->io_end(w);
+  if (rc == 0) return;
+  if (!failed) {
+    fail(w, rc);
+  } else {
+    char buf[128];
+    tr_log(TR_LOG_ERROR,
+           "event=write_error %s reason=\"writing the trace's closing failed "
+           "too: %s; the file ends at its last whole event, unclosed\"",
+           w->label ? w->label : "session=?",
+           strerror_r(-rc, buf, sizeof(buf)));
+  }
+  cut_back(w, at);
+  k->unclosed = true;
 }
 
 /* Written chunks go back on the free list, up to max_free; the rest are
@@ -264,12 +378,7 @@ static void *io_main(void *arg) {
   bool closing = k->closing && !k->stop;
   pthread_mutex_unlock(&k->mu);
   if (!closing) return NULL;
-  /* Relaxed: only this thread stores `failed`. */
-  if (!atomic_load_explicit(&k->failed, memory_order_relaxed) &&
-      w->ops->io_end != NULL) {
-    int rc = w->ops->io_end(w);
-    if (rc < 0) fail(w, rc);
-  }
+  write_end(w);
   pthread_mutex_lock(&k->mu);
   /* Release: pairs with the acquire load in tr_writer_done, so whoever
    * sees done also sees rc, the final counters and every write. */

@@ -46,6 +46,8 @@ typedef struct tr_chunk {
   size_t len;            /* bytes in buf */
   size_t off;            /* the first byte to write (see first_skip) */
   int err;       /* set by the seal hook: the writer fails at this chunk */
+  bool eventful; /* holds an event's bytes, counted or not (a Perfetto
+                    slice's begin): left out once the trace is full */
   bool ready;    /* may be written; under the sink's mutex */
   tr_gzpiece gz; /* gzip: buf[off..len) compressed */
   char buf[];    /* the sink's chunk_size bytes */
@@ -81,7 +83,21 @@ typedef struct tr_sink {
    * many of them have been handed to writeback.  I/O thread only. */
   int64_t wb_base;
   uint64_t wb_started;
-  atomic_bool failed;       /* a write failed: nothing more is written */
+  /* The trace's size bound (tr_writer_set_max_bytes; 0: none): set under
+   * mu before the first numbered chunk is sealed, then read only by the
+   * I/O thread. */
+  uint64_t max_bytes;
+  uint64_t cut_ns; /* CLOCK_MONOTONIC ns when the trace was cut short */
+  bool body;       /* a numbered chunk was written (I/O thread only) */
+  /* After a failed write: the file was cut back to its last whole chunk
+   * (`clean`), and whether the ending then written failed too
+   * (`unclosed`).  Read by others once done. */
+  bool clean;
+  bool unclosed;
+  atomic_bool failed; /* a write failed: nothing more is written */
+  /* The size bound was reached: lanes stop formatting events (relaxed,
+   * like `failed`), the I/O thread writes no more chunks holding any. */
+  atomic_bool limited;
   atomic_bool done;         /* the I/O thread finished after close */
   _Atomic uint64_t bytes;   /* written to the file (compressed for gzip) */
   _Atomic uint64_t backlog; /* bytes sealed and not yet written */

@@ -3,6 +3,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
   w->format = format;
   w->label = label;
   w->first_skip = first_skip;
+  w->seal_at = chunk_size;
   if (nlanes == 0) return -EINVAL;
   /* sizeof(tr_lane) is a multiple of its alignment (a cache line). */
   w->lanes = aligned_alloc(_Alignof(tr_lane), nlanes * sizeof(tr_lane));
@@ -74,7 +76,7 @@ char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need) {
   }
   if (l->c == NULL)
     l->c = tr_sink_chunk(&w->sink);
-  else if (l->c->len + need > w->sink.chunk_size)
+  else if (l->c->len > 0 && l->c->len + need > w->seal_at)
     seal(w, l, false);
   return l->c != NULL ? l->c->buf + l->c->len : NULL;
 }
@@ -136,6 +138,61 @@ void tr_writer_stats(const tr_writer *w, uint64_t *events, uint64_t *dropped,
   /* Relaxed: the I/O thread's running count (tr_writer_write_all). */
   if (bytes != NULL)
     *bytes = atomic_load_explicit(&w->sink.bytes, memory_order_relaxed);
+}
+
+void tr_writer_set_max_bytes(tr_writer *w, uint64_t max_bytes) {
+  /* Under the mutex, which the I/O thread takes before it writes any
+   * numbered chunk: it then sees the bound. */
+  pthread_mutex_lock(&w->sink.mu);
+  w->sink.max_bytes = max_bytes;
+  pthread_mutex_unlock(&w->sink.mu);
+  /* The bound is checked chunk by chunk: chunks of at most a sixteenth of
+   * it end the trace within about that much of it. */
+  if (max_bytes == 0) return;
+  uint64_t at = max_bytes / 16;
+  if (at < 4096) at = 4096;
+  if (at < w->seal_at) w->seal_at = (size_t)at;
+}
+
+void tr_writer_cut(const tr_writer *w, bool *limited, int *err,
+                   bool *unclosed) {
+  *limited = false;
+  *err = 0;
+  *unclosed = false;
+  int rc;
+  if (!tr_writer_done(w, &rc)) return;
+  /* Relaxed: ordered by the acquire load in tr_writer_done. */
+  *limited = atomic_load_explicit(&w->sink.limited, memory_order_relaxed);
+  *err = rc;
+  *unclosed = w->sink.unclosed;
+}
+
+/* On the I/O thread, at the end: every lane is done by then, so the
+ * counts are final. */
+size_t tr_writer_cut_note(const tr_writer *w, char *buf, size_t cap,
+                          uint64_t *ts) {
+  const tr_sink *k = &w->sink;
+  /* Relaxed: this thread stored them. */
+  bool failed = atomic_load_explicit(&k->failed, memory_order_relaxed);
+  bool limited = atomic_load_explicit(&k->limited, memory_order_relaxed);
+  if (!failed && !limited) return 0;
+  uint64_t dropped;
+  tr_writer_stats(w, NULL, &dropped, NULL);
+  char why[160];
+  if (failed) {
+    char err[96];
+    snprintf(why, sizeof(why), "write failed: %s",
+             strerror_r(-k->rc, err, sizeof(err)));
+  } else {
+    snprintf(why, sizeof(why), "size limit of %llu bytes reached",
+             (unsigned long long)k->max_bytes);
+  }
+  /* strerror's words hold no quote or backslash. */
+  int n =
+      snprintf(buf, cap, "traced: trace cut short (%s): %llu events dropped",
+               why, (unsigned long long)dropped);
+  *ts = k->cut_ns;
+  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 void tr_writer_free(tr_writer *w) {

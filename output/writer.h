@@ -42,7 +42,16 @@
  * Errors: after the first failed write(2) a writer logs once, writes
  * nothing more, and counts every event it had not written, and every
  * later one, in `dropped` (a partial write would leave a broken record for
- * later ones to follow): events + dropped stays what was written to it. */
+ * later ones to follow): events + dropped stays what was written to it.
+ * It cuts the file back to the end of its last whole chunk, so of its last
+ * whole event, and writes its ending there if it can (a marker saying the
+ * trace was cut short, and the format's footer), so that the file stays a
+ * trace readers load.
+ *
+ * Size: with a bound (tr_writer_set_max_bytes) the file never holds more
+ * bytes; the first chunk that would pass it (less TR_WRITER_END_RESERVE
+ * for the ending) fills the trace, and every event from then on is dropped
+ * and counted the same way, the trace ending with the same marker. */
 #ifndef TRACED_WRITER_H
 #define TRACED_WRITER_H
 
@@ -154,6 +163,10 @@ struct tr_writer {
    * (tr_lane.dict): gzip primes each piece's compressor with them.  0:
    * none. */
   size_t history;
+  /* A lane seals its buffer once the next event would take it past this
+   * many bytes: the chunk size, or less under a size bound, so that the
+   * trace is cut within a small part of its bound (set_max_bytes). */
+  size_t seal_at;
   unsigned nlanes;
   tr_lane *lanes;
   tr_sink sink; /* the I/O side */
@@ -164,6 +177,10 @@ struct tr_writer {
  * the chunk before it dropped from the page cache. */
 #define TR_WRITEBACK_AFTER (1024ull * 1024u * 1024u)
 #define TR_WRITEBACK_CHUNK (32u * 1024u * 1024u)
+
+/* Room a trace keeps under its size bound for its ending: the marker
+ * saying it was cut short and the format's footer. */
+#define TR_WRITER_END_RESERVE 1024u
 
 /* One process's events into a writer. */
 struct tr_wstream {
@@ -204,6 +221,33 @@ void tr_writer_close(tr_writer *w);
  * then *rc (if not NULL) is 0 or the negative errno of the first failed
  * write. */
 bool tr_writer_done(const tr_writer *w, int *rc);
+
+/* Bounds the file this writer writes to max_bytes (0: no bound), as
+ * `traced run --max-size` does; at least TR_WRITER_END_RESERVE more than
+ * the format's head.  Called by the writer's owner before any stream
+ * writes. */
+void tr_writer_set_max_bytes(tr_writer *w, uint64_t max_bytes);
+
+/* Why a trace ended short of its events, once the writer is done (zeros
+ * otherwise): *limited, it reached its size bound; *err, the negative
+ * errno of its first failed write; *unclosed, its ending could not be
+ * written (the file holds whole events but a reader may reject it). */
+void tr_writer_cut(const tr_writer *w, bool *limited, int *err, bool *unclosed);
+
+/* For backends' io_end: the marker's text when the trace was cut short
+ * (size bound, failed write), with the events dropped; 0 when it was not.
+ * Writes at most cap bytes, no NUL, plain ASCII needing no escaping in
+ * JSON.  *ts gets the CLOCK_MONOTONIC ns the trace was cut at. */
+size_t tr_writer_cut_note(const tr_writer *w, char *buf, size_t cap,
+                          uint64_t *ts);
+
+/* Whether the trace is full (its size bound reached): a lane's events
+ * are then refused and counted as dropped.  Relaxed, like `failed` in
+ * tr_lane_reserve: a lane that sees it late formats a few more, which the
+ * I/O thread leaves out and counts. */
+static inline bool tr_writer_full(const tr_writer *w) {
+  return atomic_load_explicit(&w->sink.limited, memory_order_relaxed);
+}
 
 /* Optional, before tr_writer_close: fn(arg) is called on the I/O thread
  * when it becomes done (the daemon passes uv_async_send), so fn must be
@@ -324,14 +368,14 @@ int tr_writer_start(tr_writer *w);
 char *tr_lane_reserve_slow(tr_writer *w, tr_lane *l, size_t need);
 
 /* Where `need` more bytes (at most chunk_size / 2) go in lane l's buffer,
- * which is sealed first if they do not fit; NULL when the writer failed
- * or no buffer could be had (the caller drops the event). */
+ * which is sealed first if they would take it past seal_at; NULL when the
+ * writer failed or no buffer could be had (the caller drops the event). */
 static inline char *tr_lane_reserve(tr_writer *w, tr_lane *l, size_t need) {
   tr_chunk *c = l->c;
   /* Relaxed: `failed` only tells lanes to stop early; a lane that sees it
    * late formats a little more, which the I/O thread discards and
    * counts. */
-  if (c != NULL && c->len + need <= w->sink.chunk_size &&
+  if (c != NULL && c->len + need <= w->seal_at &&
       !atomic_load_explicit(&w->sink.failed, memory_order_relaxed))
     return c->buf + c->len;
   return tr_lane_reserve_slow(w, l, need);
@@ -353,6 +397,7 @@ static inline void tr_lane_commit(tr_lane *l, char *end, bool counted) {
   l->bytes += len - c->len;
   c->len = len;
   if (counted) {
+    c->eventful = true;
     c->events++;
     tr_lane_count(&l->events, 1);
   }

@@ -164,11 +164,14 @@ static void json_free(tr_writer *base) {
   free(w);
 }
 
+static size_t json_ending(tr_json *w, const char *close, char *out);
+
 /* On the I/O thread, after the last event: a complete array, then, if it
  * can, the object form. */
 static int json_io_end(tr_writer *base) {
   tr_json *w = (tr_json *)base;
-  int rc = tr_writer_write_all(base, "\n]", 2);
+  char end[TR_WRITER_END_RESERVE];
+  int rc = tr_writer_write_all(base, end, json_ending(w, "\n]", end));
   if (rc < 0) return rc;
   bool object = false;
   if (w->start >= 0) {
@@ -200,18 +203,21 @@ static int json_gz_io_chunk(tr_writer *base, tr_chunk *c) {
 
 static int json_gz_io_end(tr_writer *base) {
   tr_json *w = (tr_json *)base;
-  static const char footer[] = "\n]}\n";
-  uint8_t out[TR_GZ_END_SIZE(sizeof(footer) - 1)];
-  size_t n = tr_gz_end(out, footer, sizeof(footer) - 1, &w->sum);
+  char footer[TR_WRITER_END_RESERVE - TR_GZ_END_SIZE(0)];
+  size_t len = json_ending(w, "\n]}\n", footer);
+  uint8_t out[TR_GZ_END_SIZE(sizeof(footer))];
+  size_t n = tr_gz_end(out, footer, len, &w->sum);
   return tr_writer_write_all(base, out, n);
 }
 
 /* Makes room in the lane for one event of at most `need` bytes and its
  * separator, writes the separator and returns where the event goes, or
- * NULL when the writer has failed. */
-static char *event_begin(tr_json *w, unsigned lane, size_t need) {
+ * NULL when the writer has failed or (`counted`: an event, not metadata)
+ * the trace is full. */
+static char *event_begin(tr_json *w, unsigned lane, size_t need, bool counted) {
   /* An oversized event (a caller bug) is refused rather than overflowing. */
   if (need > TR_JSON_BUF_SIZE / 2) return NULL;
+  if (counted && tr_writer_full(&w->base)) return NULL;
   char *p = tr_lane_reserve(&w->base, &w->base.lanes[lane], need + 2);
   return p != NULL ? PUT_LIT(p, ",\n") : NULL;
 }
@@ -303,13 +309,34 @@ static const char *const cat_instant_prefix[] = {
     "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"traced\",",
 };
 
+/* The marker of a trace cut short (tr_writer_cut_note) as a global
+ * instant event, then `close`, into out (TR_WRITER_END_RESERVE bytes);
+ * just `close` for a trace that was not.  Returns the bytes. */
+static size_t json_ending(tr_json *w, const char *close, char *out) {
+  char note[256];
+  uint64_t ts = 0;
+  size_t n = tr_writer_cut_note(&w->base, note, sizeof(note), &ts);
+  char *p = out;
+  if (n > 0) {
+    if (w->base.sink.body) p = PUT_LIT(p, ",\n");
+    static const char pre[] = "{\"ph\":\"i\",\"s\":\"g\",\"cat\":\"traced\",";
+    p = put_head(p, pre, sizeof(pre) - 1, note, n);
+    p = PUT_LIT(p, "0,\"tid\":0,\"ts\":");
+    p = put_us(p, ts);
+    *p++ = '}';
+  }
+  size_t cl = strlen(close);
+  memcpy(p, close, cl);
+  return (size_t)(p + cl - out);
+}
+
 void tr_json_slice(tr_json *w, unsigned lane, int cat, const char *name,
                    size_t nlen, uint32_t pid, uint32_t tid, uint64_t ts_ns,
                    uint64_t dur_ns, bool unfinished, const tr_arg *args,
                    uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, lane, need);
+  char *p = event_begin(w, lane, need, true);
   if (p == NULL) {
     event_dropped(w, lane);
     return;
@@ -334,7 +361,7 @@ void tr_json_instant(tr_json *w, unsigned lane, int cat, const char *name,
                      const tr_arg *args, uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, lane, need);
+  char *p = event_begin(w, lane, need, true);
   if (p == NULL) {
     event_dropped(w, lane);
     return;
@@ -356,7 +383,7 @@ void tr_json_counter(tr_json *w, unsigned lane, const char *name, size_t nlen,
                      const tr_arg *args, uint32_t nargs) {
   size_t need = EVENT_OVERHEAD + nlen;
   if (nargs > 0) need += args_need(args, nargs);
-  char *p = event_begin(w, lane, need);
+  char *p = event_begin(w, lane, need, true);
   if (p == NULL) {
     event_dropped(w, lane);
     return;
@@ -378,7 +405,7 @@ void tr_json_counter(tr_json *w, unsigned lane, const char *name, size_t nlen,
 void tr_json_lost(tr_json *w, unsigned lane, uint32_t pid, uint32_t tid,
                   uint64_t ts_ns, uint64_t count) {
   static const char name[] = "traced: events lost (ring full)";
-  char *p = event_begin(w, lane, EVENT_OVERHEAD + sizeof(name));
+  char *p = event_begin(w, lane, EVENT_OVERHEAD + sizeof(name), true);
   if (p == NULL) {
     event_dropped(w, lane);
     return;
@@ -399,7 +426,7 @@ static char *meta_begin(tr_json *w, unsigned lane, const char *what,
                         uint32_t pid, uint32_t tid, const char *key,
                         size_t extra) {
   size_t wl = strlen(what), kl = strlen(key);
-  char *p = event_begin(w, lane, EVENT_OVERHEAD + wl + kl + extra);
+  char *p = event_begin(w, lane, EVENT_OVERHEAD + wl + kl + extra, false);
   if (p == NULL) return NULL;
   p = PUT_LIT(p, "{\"ph\":\"M\",\"name\":\"");
   memcpy(p, what, wl);

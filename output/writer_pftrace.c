@@ -384,6 +384,10 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
                 args_need(args, nargs) + (literal ? sizeof(lost_name) : 0);
   tr_pb pb;
   size_t m;
+  if (tr_writer_full(s->w)) {
+    if (counted) dropped(lane_of(s));
+    return 0;
+  }
   if (t == NULL) t = thread_ready(s, tid, ts);
   if (t == NULL || !packet_begin(w, lane_of(s), need, &pb, &m)) {
     if (counted) dropped(lane_of(s));
@@ -421,6 +425,9 @@ static int thread_event(tr_wstream *s, uint32_t tid, int type, int cat,
     if (counted) dropped(lane_of(s));
     return 0;
   }
+  /* A slice's begin is no counted event, but is one's bytes all the
+   * same: past the size bound its chunk is left out (sink.c). */
+  lane_of(s)->c->eventful = true;
   /* Out of memory, the name is not remembered and is interned again. */
   if (raw != NULL) tr_map_set(&t->names, id, 0);
   return 0;
@@ -518,7 +525,7 @@ static void counter_value(tr_wstream *s, uint32_t tid, uint64_t ts,
   tr_pftrace *w = (tr_pftrace *)s->w;
   tr_pb pb;
   size_t m;
-  pf_thread *t = thread_ready(s, tid, ts);
+  pf_thread *t = tr_writer_full(s->w) ? NULL : thread_ready(s, tid, ts);
   if (t == NULL || !packet_begin(w, lane_of(s), PACKET_OVERHEAD, &pb, &m)) {
     dropped(lane_of(s));
     return;
@@ -653,6 +660,43 @@ static void pf_labels(tr_wstream *s, const char *labels, size_t len) {
   (void)len;
 }
 
+/* The uuid of the track that marks a trace cut short: low bits 00, which
+ * no process, thread or counter track has. */
+#define CUT_TRACK_UUID 4u
+
+/* On the I/O thread, at the end: a trace cut short (size bound, failed
+ * write) gets a track saying so, holding one instant event at the moment
+ * it was cut; other traces need no footer. */
+static int pf_io_end(tr_writer *w) {
+  char note[256];
+  uint64_t ts = 0;
+  size_t n = tr_writer_cut_note(w, note, sizeof(note), &ts);
+  if (n == 0) return 0;
+  uint8_t buf[TR_WRITER_END_RESERVE];
+  tr_pb pb;
+  tr_pb_init(&pb, buf, sizeof(buf));
+  size_t m = tr_pb_begin(&pb, TR_PF_TRACE_PACKET);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
+  size_t td = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_DESCRIPTOR);
+  tr_pb_uint(&pb, TR_PF_TD_UUID, CUT_TRACK_UUID);
+  tr_pb_bytes(&pb, TR_PF_TD_NAME, "traced", 6);
+  tr_pb_end(&pb, td);
+  tr_pb_end(&pb, m);
+  m = tr_pb_begin(&pb, TR_PF_TRACE_PACKET);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, WRITER_SEQ);
+  tr_pb_uint(&pb, TR_PF_PACKET_TIMESTAMP, ts);
+  tr_pb_uint(&pb, TR_PF_PACKET_TIMESTAMP_CLOCK_ID,
+             TR_PF_BUILTIN_CLOCK_MONOTONIC);
+  size_t te = tr_pb_begin(&pb, TR_PF_PACKET_TRACK_EVENT);
+  tr_pb_uint(&pb, TR_PF_TE_TYPE, TR_PF_TYPE_INSTANT);
+  tr_pb_uint(&pb, TR_PF_TE_TRACK_UUID, CUT_TRACK_UUID);
+  tr_pb_bytes(&pb, TR_PF_TE_NAME, note, n);
+  tr_pb_end(&pb, te);
+  tr_pb_end(&pb, m);
+  if (pb.overflow) return -EOVERFLOW;
+  return tr_writer_write_all(w, buf, pb.len);
+}
+
 static void pf_free(tr_writer *w) { free(w); }
 
 static const tr_writer_ops pf_ops = {
@@ -668,7 +712,7 @@ static const tr_writer_ops pf_ops = {
     .sort_index = pf_sort_index,
     .labels = pf_labels,
     .seal = NULL,
-    .io_chunk = NULL, /* packets as they are */
-    .io_end = NULL,   /* a Trace needs no footer */
+    .io_chunk = NULL,    /* packets as they are */
+    .io_end = pf_io_end, /* only a trace cut short has one */
     .free = pf_free,
 };

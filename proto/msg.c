@@ -172,11 +172,13 @@ int tr_msg_welcome_unpack(const msgpack_object *map, tr_msg_welcome *out,
 void tr_msg_session_create_pack(msgpack_packer *pk,
                                 const tr_msg_session_create *m) {
   msgpack_pack_map(pk, 1 + (m->format.ptr != NULL ? 1 : 0) +
-                           (m->min_duration_ns > 0 ? 1 : 0));
+                           (m->min_duration_ns > 0 ? 1 : 0) +
+                           (m->max_size > 0 ? 1 : 0));
   kv_str(pk, TR_KEY_PATH, m->path);
   if (m->format.ptr != NULL) kv_str(pk, TR_KEY_FORMAT, m->format);
   if (m->min_duration_ns > 0)
     tr_mp_kv_u64(pk, TR_KEY_MIN_DURATION_NS, m->min_duration_ns);
+  if (m->max_size > 0) tr_mp_kv_u64(pk, TR_KEY_MAX_SIZE, m->max_size);
 }
 
 int tr_msg_session_create_unpack(const msgpack_object *map,
@@ -190,6 +192,7 @@ int tr_msg_session_create_unpack(const msgpack_object *map,
   out->path = get_str(map, TR_KEY_PATH);
   if (out->path.ptr == NULL) out->path = tr_msg_cstr("");
   out->min_duration_ns = get_u64(map, TR_KEY_MIN_DURATION_NS);
+  out->max_size = get_u64(map, TR_KEY_MAX_SIZE);
   return 0;
 }
 
@@ -271,7 +274,9 @@ int tr_msg_ring_add_unpack(const msgpack_object *map, tr_msg_ring_add *out,
 
 void tr_msg_session_summary_pack(msgpack_packer *pk,
                                  const tr_msg_session_summary *m) {
-  msgpack_pack_map(pk, 10);
+  msgpack_pack_map(
+      pk, 10 + (m->max_size > 0 ? 1 : 0) + (m->write_error > 0 ? 1 : 0) +
+              (m->unclosed > 0 ? 1 : 0) + (m->cut_dropped > 0 ? 1 : 0));
   tr_mp_kv_u64(pk, TR_KEY_PROCESSES, m->processes);
   tr_mp_kv_u64(pk, TR_KEY_THREADS, m->threads);
   tr_mp_kv_u64(pk, TR_KEY_EVENTS, m->events);
@@ -282,6 +287,10 @@ void tr_msg_session_summary_pack(msgpack_packer *pk,
   tr_mp_kv_u64(pk, TR_KEY_FILTERED, m->filtered);
   tr_mp_kv_u64(pk, TR_KEY_BYTES, m->bytes);
   kv_str(pk, TR_KEY_PATH, m->path);
+  if (m->max_size > 0) tr_mp_kv_u64(pk, TR_KEY_MAX_SIZE, m->max_size);
+  if (m->write_error > 0) tr_mp_kv_u64(pk, TR_KEY_WRITE_ERROR, m->write_error);
+  if (m->unclosed > 0) tr_mp_kv_u64(pk, TR_KEY_UNCLOSED, m->unclosed);
+  if (m->cut_dropped > 0) tr_mp_kv_u64(pk, TR_KEY_CUT_DROPPED, m->cut_dropped);
 }
 
 int tr_msg_session_summary_unpack(const msgpack_object *map,
@@ -298,6 +307,10 @@ int tr_msg_session_summary_unpack(const msgpack_object *map,
   out->filtered = get_u64(map, TR_KEY_FILTERED);
   out->bytes = get_u64(map, TR_KEY_BYTES);
   out->path = get_str(map, TR_KEY_PATH);
+  out->max_size = get_u64(map, TR_KEY_MAX_SIZE);
+  out->write_error = get_u64(map, TR_KEY_WRITE_ERROR);
+  out->unclosed = get_u64(map, TR_KEY_UNCLOSED);
+  out->cut_dropped = get_u64(map, TR_KEY_CUT_DROPPED);
   return 0;
 }
 

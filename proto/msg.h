@@ -58,6 +58,10 @@
 #define TR_KEY_FILTERED "filtered"
 #define TR_KEY_BYTES "bytes"
 #define TR_KEY_CODE "code"
+#define TR_KEY_MAX_SIZE "max_size"
+#define TR_KEY_WRITE_ERROR "write_error"
+#define TR_KEY_UNCLOSED "unclosed"
+#define TR_KEY_CUT_DROPPED "cut_dropped"
 #define TR_KEY_MESSAGE "message"
 #define TR_KEY_SESSIONS "sessions"
 #define TR_KEY_PROTOCOL "protocol"
@@ -161,6 +165,8 @@ typedef struct tr_msg_session_create {
   tr_msg_str path;          /* for display only; unpack: absent reads as "" */
   tr_msg_str format;        /* absent (an older client): JSON */
   uint64_t min_duration_ns; /* 0: none, and not packed */
+  uint64_t max_size;        /* the trace's size bound, bytes; 0: none, and
+                               not packed */
 } tr_msg_session_create;
 
 void tr_msg_session_create_pack(msgpack_packer *pk,
@@ -228,6 +234,11 @@ typedef struct tr_msg_session_summary {
   uint64_t filtered; /* calls shorter than the session's minimum duration */
   uint64_t bytes;
   tr_msg_str path;
+  /* Why the trace ended short of its events, each 0 and not packed when
+   * it did not: the size bound it reached (bytes), the errno of its first
+   * failed write, 1 when its ending could not be written either, and the
+   * events dropped from then on. */
+  uint64_t max_size, write_error, unclosed, cut_dropped;
 } tr_msg_session_summary;
 
 void tr_msg_session_summary_pack(msgpack_packer *pk,

@@ -246,25 +246,18 @@ static int export_session(void) {
   return 0;
 }
 
-/* TRACED_MIN_DURATION for a session this process creates; an invalid
- * value is ignored here (the library prints nothing; `traced run` and the
- * Python package report it). */
-static uint64_t env_min_duration(void) {
-  const tr_option *o = &tr_options[TR_OPTION_MIN_DURATION];
-  const char *s = getenv(o->env);
-  uint64_t ns;
-  if (s == NULL || *s == '\0' || tr_option_parse(o, s, &ns, NULL, 0) < 0)
-    return 0;
-  return ns;
-}
-
 int traced_session_start(const char *output_path) {
   if (output_path == NULL || *output_path == '\0') return -EINVAL;
   int rc = tr_client_connect(NULL);
   if (rc < 0) return rc;
   int fd = tr_conn_open_output(output_path);
   if (fd < 0) return fd;
-  rc = tr_client_session_create(output_path, fd, env_min_duration(), NULL);
+  /* TRACED_MIN_DURATION and TRACED_MAX_SIZE for the session this process
+   * creates; an invalid value is ignored here (the library prints
+   * nothing; `traced run` and the Python package report it). */
+  rc = tr_client_session_create(output_path, fd,
+                                tr_option_env(TR_OPTION_MIN_DURATION),
+                                tr_option_env(TR_OPTION_MAX_SIZE), NULL);
   close(fd);
   if (rc < 0) return rc;
   return export_session();

@@ -373,14 +373,14 @@ static int request_locked(uint16_t type, msgpack_sbuffer *sb, const int *fds,
 }
 
 int tr_client_session_create(const char *display_path, int fd,
-                             uint64_t min_duration_ns,
+                             uint64_t min_duration_ns, uint64_t max_size,
                              char token[TR_TOKEN_HEX_LEN + 1]) {
   char t[TR_TOKEN_HEX_LEN + 1];
   pthread_mutex_lock(&g.io_lock);
   int rc = -ENOTCONN;
   if (tr_client_connected())
     rc = request_done_locked(tr_conn_session_create(
-        g.fd, display_path, fd, min_duration_ns, t, NULL, 0));
+        g.fd, display_path, fd, min_duration_ns, max_size, t, NULL, 0));
   if (rc == 0) {
     memcpy(g.token, t, sizeof(t));
     if (token != NULL) memcpy(token, t, sizeof(t));
@@ -413,14 +413,14 @@ int tr_client_session_join(const char *token) {
   return rc;
 }
 
-int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+int tr_client_session_end(traced_summary *out, tr_summary_extra *extra,
                           int timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = 120000;
   pthread_mutex_lock(&g.io_lock);
   int rc = -ENOTCONN;
   if (tr_client_connected()) {
     bool stopped;
-    rc = tr_conn_end_session(g.fd, out, filtered, &stopped, timeout_ms);
+    rc = tr_conn_end_session(g.fd, out, extra, &stopped, timeout_ms);
     if (rc < 0 && rc != -ETIMEDOUT) connection_lost_locked();
     if (stopped) connection_lost_locked(); /* the daemon is gone */
   }

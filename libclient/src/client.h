@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn.h"
 #include "producer.h"
 #include "traced.h"
 
@@ -32,12 +33,12 @@ void tr_client_disconnect(void);
  * to the daemon (the caller keeps and closes its own copy).  The token of
  * the current session is exported as TRACED_SESSION by the callers. */
 int tr_client_session_create(const char *display_path, int fd,
-                             uint64_t min_duration_ns,
+                             uint64_t min_duration_ns, uint64_t max_size,
                              char token[TR_TOKEN_HEX_LEN + 1]);
 int tr_client_session_join(const char *token);
-/* `filtered` (may be NULL): calls not written for being shorter than the
- * session's minimum duration. */
-int tr_client_session_end(traced_summary *out, uint64_t *filtered,
+/* `extra` (may be NULL): what the summary says beyond traced_summary
+ * (conn.h). */
+int tr_client_session_end(traced_summary *out, tr_summary_extra *extra,
                           int timeout_ms);
 /* The token this process created or joined ("" when none). */
 const char *tr_client_token(void);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "options.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/sockpath.h"
@@ -61,6 +62,21 @@ int tr_conn_connect(const char *path, char *why, size_t why_size) {
     fd = -1;
   }
   if (dfd >= 0) close(dfd);
+  if (fd < 0 && err == ENOENT && !per_user) {
+    /* Nothing can listen there, nor be started there: say which
+     * directory is missing rather than let a daemon started for it fail
+     * on a log file in that directory. */
+    char dir[sizeof(addr.sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) *slash = '\0';
+    struct stat st;
+    if (slash != NULL && slash != dir && stat(dir, &st) < 0 && errno == ENOENT)
+      snprintf(why, why_size,
+               "the socket's directory %s does not exist; create it or "
+               "choose another socket (--socket, TRACED_SOCKET)",
+               dir);
+  }
   if (fd < 0) return -err;
   int rc = tr_trust_peer(fd, path, per_user, why, why_size);
   if (rc < 0) {
@@ -307,7 +323,7 @@ int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
   return rc;
 }
 
-int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
+int tr_conn_end_session(int fd, traced_summary *out, tr_summary_extra *extra,
                         bool *stopped, int timeout_ms) {
   *stopped = false;
   msgpack_sbuffer sb;
@@ -339,7 +355,13 @@ int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
         out->unmatched = m.unmatched;
         out->bytes = m.bytes;
         tr_msg_strcpy(out->path, sizeof(out->path), m.path);
-        if (filtered != NULL) *filtered = m.filtered;
+      }
+      if (extra != NULL) {
+        extra->filtered = m.filtered;
+        extra->max_size = m.max_size;
+        extra->cut_dropped = m.cut_dropped;
+        extra->write_error = (int)m.write_error;
+        extra->unclosed = m.unclosed != 0;
       }
       *stopped = closed;
       rc = 0;
@@ -367,13 +389,14 @@ const char *tr_conn_format_for_path(const char *path) {
 }
 
 int tr_conn_session_create(int fd, const char *path, int out_fd,
-                           uint64_t min_duration_ns,
+                           uint64_t min_duration_ns, uint64_t max_size,
                            char token[TR_TOKEN_HEX_LEN + 1], char *err,
                            size_t errsz) {
   tr_msg_session_create m = {
       .path = tr_msg_cstr(path),
       .format = tr_msg_cstr(tr_conn_format_for_path(path)),
       .min_duration_ns = min_duration_ns,
+      .max_size = max_size,
   };
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -393,4 +416,23 @@ int tr_conn_session_create(int fd, const char *path, int out_fd,
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
   return rc;
+}
+
+const char *tr_summary_cut_text(const tr_summary_extra *x, char *buf,
+                                size_t size) {
+  char why[160], sz[24];
+  buf[0] = '\0';
+  if (x->write_error != 0)
+    snprintf(why, sizeof(why), "write failed: %s", strerror(x->write_error));
+  else if (x->max_size != 0)
+    snprintf(why, sizeof(why), "stopped at --max-size %s",
+             tr_option_size_text(x->max_size, sz, sizeof(sz)));
+  else
+    return buf;
+  snprintf(buf, size, "%s: %llu events dropped%s", why,
+           (unsigned long long)x->cut_dropped,
+           x->unclosed ? "; the file ends at its last whole event but its "
+                         "closing could not be written"
+                       : ", the file ends at the last whole event");
+  return buf;
 }

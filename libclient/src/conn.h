@@ -27,7 +27,9 @@
  * default socket (tr_sockpath_user()) only in a private directory of this
  * user, and only a daemon of this user or root (or, on another socket,
  * of its directory's owner).  A refusal is -EPERM with a one-line reason
- * in `why` (may be NULL); `why` is "" after any other outcome. */
+ * in `why` (may be NULL); -ENOENT for a socket whose directory does not
+ * exist names that directory there; `why` is "" after any other
+ * outcome. */
 int tr_conn_connect(const char *path, char *why, size_t why_size);
 
 /* Opens `path` to be a session's output: created 0666 (less the umask)
@@ -69,14 +71,24 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
 int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
                   bool tsc, tr_msg_welcome *welcome, char *err, size_t errsz);
 
+/* What a session's SESSION_SUMMARY says beyond traced_summary. */
+typedef struct tr_summary_extra {
+  uint64_t filtered;    /* calls --min-duration left out */
+  uint64_t max_size;    /* the size bound the trace reached; 0: none */
+  uint64_t cut_dropped; /* events dropped once it was cut short */
+  int write_error;      /* errno of its first failed write; 0: none */
+  bool unclosed;        /* its ending could not be written either */
+} tr_summary_extra;
+
 /* SESSION_CREATE for an output named `path` (for display; its extension
  * picks the format, tr_conn_format_for_path), passing the output
  * descriptor, with min_duration_ns (calls shorter than this are not
- * written; 0: none); the SESSION_CREATED token goes to `token`.  Returns 0
+ * written; 0: none) and max_size (the trace's size bound in bytes; 0:
+ * none); the SESSION_CREATED token goes to `token`.  Returns 0
  * or a negative errno (-EPROTO for a reply without a proper token); the
  * daemon's refusal text goes to err (may be NULL). */
 int tr_conn_session_create(int fd, const char *path, int out_fd,
-                           uint64_t min_duration_ns,
+                           uint64_t min_duration_ns, uint64_t max_size,
                            char token[TR_TOKEN_HEX_LEN + 1], char *err,
                            size_t errsz);
 
@@ -84,12 +96,17 @@ int tr_conn_session_create(int fd, const char *path, int out_fd,
  * *out (absent keys read as 0).  When the daemon already ended it (`traced
  * stop`, SIGTERM: it sends the creator its summary, then closes the
  * connection), the summary waiting on the socket is taken instead and
- * *stopped is set.  *filtered (when not NULL) gets the calls
- * --min-duration left out: a count traced_summary has no room for without
- * changing its size, which would break binary compatibility.  Returns 0 or
- * a negative errno. */
-int tr_conn_end_session(int fd, traced_summary *out, uint64_t *filtered,
+ * *stopped is set.  *extra (when not NULL) gets what traced_summary has
+ * no room for without changing its size, which would break binary
+ * compatibility.  Returns 0 or a negative errno. */
+int tr_conn_end_session(int fd, traced_summary *out, tr_summary_extra *extra,
                         bool *stopped, int timeout_ms);
+
+/* The one line saying why a trace ended short of its events ("stopped at
+ * --max-size 100M: 5120 events dropped", "write failed: No space left on
+ * device: ..."), without a newline, into buf; "" when it did not. */
+const char *tr_summary_cut_text(const tr_summary_extra *x, char *buf,
+                                size_t size);
 
 /* The SESSION_CREATE format for an output named `path`, by its extension
  * (ASCII case ignored): ".json.gz" is gzip-compressed JSON, ".pftrace" and

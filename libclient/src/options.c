@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -58,7 +59,21 @@ const tr_option tr_options[TR_OPTION_COUNT] = {
                                 TR_FULL_WAIT_MS_MAX, TR_FULL_WAIT_MS_DEFAULT,
                                 "with --on-full drop: wait at most MS for "
                                 "room (default 10)"},
+    [TR_OPTION_MAX_SIZE] = {"TRACED_MAX_SIZE", "max-size", "max_size",
+                            TR_OPT_SIZE, "SIZE", TR_MAX_SIZE_MIN,
+                            TR_MAX_SIZE_MAX, 0,
+                            "stop writing events once the trace holds SIZE "
+                            "bytes (100M, 2G)"},
 };
+
+uint64_t tr_option_env(enum tr_option_id id) {
+  const tr_option *o = &tr_options[id];
+  const char *s = getenv(o->env);
+  uint64_t v;
+  if (s == NULL || *s == '\0' || tr_option_parse(o, s, &v, NULL, 0) < 0)
+    return 0;
+  return v;
+}
 
 const tr_option *tr_option_find(const char *name) {
   for (size_t i = 0; i < TR_OPTION_COUNT; i++) {
@@ -139,6 +154,48 @@ static int parse_duration(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* A whole number with an optional unit: K, M, G, T (and KiB...) are powers
+ * of 1024, KB, MB, GB, TB powers of 1000, as in coreutils; B is bytes. */
+static int parse_size(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  int digits = 0;
+  for (; *s >= '0' && *s <= '9'; s++, digits++) {
+    if (v > UINT64_MAX / 10) return -ERANGE;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  if (digits == 0) return -EINVAL;
+  static const char units[] = "KMGT";
+  uint64_t scale = 1;
+  if (*s != '\0') {
+    const char *u = strchr(units, s[0] & ~0x20); /* ASCII upper case */
+    if (u == NULL && strcasecmp(s, "B") != 0) return -EINVAL;
+    if (u != NULL) {
+      uint64_t base = strcasecmp(s + 1, "B") == 0 ? 1000 : 1024;
+      if (s[1] != '\0' && base == 1024 && strcasecmp(s + 1, "iB") != 0)
+        return -EINVAL;
+      for (long i = 0; i <= u - units; i++) scale *= base;
+    }
+  }
+  if (v > UINT64_MAX / scale) return -ERANGE;
+  *out = v * scale;
+  return 0;
+}
+
+const char *tr_option_size_text(uint64_t bytes, char *buf, size_t size) {
+  static const char units[] = "KMGT";
+  int i = -1;
+  uint64_t v = bytes;
+  while (i < 3 && v != 0 && v % 1024 == 0) {
+    v /= 1024;
+    i++;
+  }
+  if (i < 0)
+    snprintf(buf, size, "%llu", (unsigned long long)bytes);
+  else
+    snprintf(buf, size, "%llu%c", (unsigned long long)v, units[i]);
+  return buf;
+}
+
 int tr_option_parse(const tr_option *o, const char *text, uint64_t *out,
                     char *err, size_t errsz) {
   uint64_t v;
@@ -190,6 +247,25 @@ int tr_option_parse(const tr_option *o, const char *text, uint64_t *out,
       char why[96];
       snprintf(why, sizeof(why), "not one of %s", o->metavar);
       return fail(err, errsz, why);
+    }
+    case TR_OPT_SIZE: {
+      int rc = parse_size(text, &v);
+      if (rc == -EINVAL)
+        return fail(err, errsz,
+                    "not a size such as 100M, 2G, 512K or a number of bytes");
+      if (rc == 0 && v == 0) {
+        *out = 0; /* no bound */
+        return 0;
+      }
+      if (rc < 0 || v < o->lo || v > o->hi) {
+        char why[96], lo[24], hi[24];
+        snprintf(why, sizeof(why), "not between %s and %s (0: no limit)",
+                 tr_option_size_text(o->lo, lo, sizeof(lo)),
+                 tr_option_size_text(o->hi, hi, sizeof(hi)));
+        return fail(err, errsz, why);
+      }
+      *out = v;
+      return 0;
     }
     case TR_OPT_PATHS:
     default:

@@ -19,6 +19,9 @@ typedef enum tr_opt_kind {
   TR_OPT_DURATION = 3, /* 500ns, 10us, 2ms, 1s; a plain number is in us */
   TR_OPT_CHOICE = 4,   /* one of the words of `metavar` ("wait|drop"); the
                           value is the word's index */
+  TR_OPT_SIZE = 5,     /* bytes: 100M, 2G, 512K (powers of 1024; KB, MB,
+                          GB: of 1000), a plain number; within [lo, hi], or
+                          0 for none */
 } tr_opt_kind;
 
 typedef struct tr_option {
@@ -46,6 +49,7 @@ enum tr_option_id {
   TR_OPTION_LOG_GC,
   TR_OPTION_ON_FULL,
   TR_OPTION_FULL_WAIT_MS,
+  TR_OPTION_MAX_SIZE,
   TR_OPTION_COUNT
 };
 
@@ -60,6 +64,11 @@ enum tr_option_id {
 #define TR_FULL_WAIT_MS_DEFAULT 10u
 #define TR_FULL_WAIT_MS_MAX 60000u
 
+/* --max-size: the smallest bound (room for a trace's head, a few events
+ * and its ending) and the largest. */
+#define TR_MAX_SIZE_MIN (16u * 1024u)
+#define TR_MAX_SIZE_MAX (1ull << 60)
+
 /* Longest minimum duration accepted: one day. */
 #define TR_MIN_DURATION_MAX_NS (86400ull * 1000000000ull)
 
@@ -73,10 +82,19 @@ extern const tr_option tr_options[TR_OPTION_COUNT];
 int tr_option_parse(const tr_option *o, const char *text, uint64_t *out,
                     char *err, size_t errsz);
 
+/* A size in bytes as the shortest text tr_option_parse reads back as it:
+ * "100M", "2G", "16K", else the number ("123456"). */
+const char *tr_option_size_text(uint64_t bytes, char *buf, size_t size);
+
 /* The word of choice `value` of a TR_OPT_CHOICE option, copied into buf
  * (NUL-terminated); "" when out of range. */
 const char *tr_option_choice(const tr_option *o, uint64_t value, char *buf,
                              size_t size);
+
+/* The value of option `id`'s environment variable, or 0 when it is unset
+ * or invalid (those who warn about it have: `traced run`, the Python
+ * package). */
+uint64_t tr_option_env(enum tr_option_id id);
 
 /* The option whose env name, flag or kwarg is `name`, or NULL. */
 const tr_option *tr_option_find(const char *name);

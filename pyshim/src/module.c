@@ -79,17 +79,18 @@ static PyObject *m_disconnect(PyObject *module, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* create(display_path, fd, min_duration_ns=0) -> token */
+/* create(display_path, fd, min_duration_ns=0, max_size=0) -> token */
 static PyObject *m_create(PyObject *module, PyObject *args) {
   (void)module;
   const char *path;
   int fd;
-  unsigned long long min_duration = 0;
-  if (!PyArg_ParseTuple(args, "si|K", &path, &fd, &min_duration)) return NULL;
+  unsigned long long min_duration = 0, max_size = 0;
+  if (!PyArg_ParseTuple(args, "si|KK", &path, &fd, &min_duration, &max_size))
+    return NULL;
   char token[TR_TOKEN_HEX_LEN + 1];
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc =
-      tr_client_session_create(path, fd, (uint64_t)min_duration, token);
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_create(
+      path, fd, (uint64_t)min_duration, (uint64_t)max_size, token);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "create session");
   return PyUnicode_FromString(token);
 }
@@ -111,18 +112,21 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   int timeout_ms = 0;
   if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
   traced_summary s;
-  uint64_t filtered = 0;
+  tr_summary_extra x = {0};
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, &filtered, timeout_ms);
+  Py_BEGIN_ALLOW_THREADS rc = tr_client_session_end(&s, &x, timeout_ms);
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
+  char cut[512];
+  tr_summary_cut_text(&x, cut, sizeof(cut));
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s}", "processes",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:s}", "processes",
       (unsigned long long)s.processes, "threads", (unsigned long long)s.threads,
       "events", (unsigned long long)s.events, "dropped",
       (unsigned long long)s.dropped, "late", (unsigned long long)s.late,
       "malformed", (unsigned long long)s.malformed, "unmatched",
-      (unsigned long long)s.unmatched, "filtered", (unsigned long long)filtered,
-      "bytes", (unsigned long long)s.bytes, "path", s.path);
+      (unsigned long long)s.unmatched, "filtered",
+      (unsigned long long)x.filtered, "bytes", (unsigned long long)s.bytes,
+      "path", s.path, "cut", cut);
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {

@@ -38,7 +38,7 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
 _SUMMARY_FIELDS = ("processes", "threads", "events", "dropped", "bytes",
-                   "path", "late", "malformed", "unmatched", "filtered")
+                   "path", "late", "malformed", "unmatched", "filtered", "cut")
 
 
 class Summary(tuple):
@@ -48,7 +48,9 @@ class Summary(tuple):
     write errors); `late`, `malformed` and `unmatched` count records the
     daemon discarded or ignored (made after the session ended, undecodable,
     exits without a recorded call); `filtered` counts calls not written for
-    being shorter than the session's min_duration.
+    being shorter than the session's min_duration.  `cut` says why the
+    trace ended short of its events ("stopped at --max-size 100M: ...",
+    "write failed: No space left on device: ..."), "" when it did not.
 
     A named tuple, written out: `collections` (and `typing`) would add
     milliseconds to the start-up of every traced process."""
@@ -57,9 +59,10 @@ class Summary(tuple):
     _fields = _SUMMARY_FIELDS
 
     def __new__(cls, processes, threads, events, dropped, bytes, path,
-                late=0, malformed=0, unmatched=0, filtered=0):
+                late=0, malformed=0, unmatched=0, filtered=0, cut=""):
         return tuple.__new__(cls, (processes, threads, events, dropped, bytes,
-                                   path, late, malformed, unmatched, filtered))
+                                   path, late, malformed, unmatched, filtered,
+                                   cut))
 
     def __repr__(self):
         return "Summary(%s)" % ", ".join(
@@ -206,7 +209,12 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
         err = first
     # EPERM: the socket's directory or the process answering it is not to
     # be trusted (the reason says whose); starting a daemon changes nothing.
-    if autostart and err.errno != errno.EPERM and _autostart(socket):
+    # A socket in a missing directory (the reason names it) cannot be
+    # served there either.
+    missing = socket is not None and not os.path.isdir(
+        os.path.dirname(socket) or "/")
+    if autostart and err.errno != errno.EPERM and not missing and \
+            _autostart(socket):
         try:
             _traced.connect(socket)
             return True
@@ -253,7 +261,8 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
 
     Recording options (docs/options.md) are keyword arguments:
     include_files, exclude_files, max_depth, ignore_c_functions,
-    min_duration, log_args, log_return, repr_limit, log_print, log_gc.  An
+    min_duration, log_args, log_return, repr_limit, log_print, log_gc,
+    on_full, full_wait_ms, max_size.  An
     option not given (or None) takes its TRACED_* environment variable's
     value; child processes get the session's options in theirs.
     `trace_c=False` is the older spelling of `ignore_c_functions=True`.
@@ -279,7 +288,7 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
     os.set_blocking(fd, True)
     try:
         token = _traced.create(os.path.abspath(output), fd,
-                               opts.min_duration)
+                               opts.min_duration, opts.max_size)
     except OSError as e:
         _traced.warn(f"could not create a session: {e}; running untraced")
         return False
@@ -306,6 +315,8 @@ def stop(timeout: float = 120.0) -> Optional[Summary]:
         _traced.warn(f"ending the session failed: {e}")
         return None
     _state.last_summary = Summary(**raw)
+    if raw["cut"]:
+        _traced.warn(f"{raw['path']}: {raw['cut']}")
     return _state.last_summary
 
 

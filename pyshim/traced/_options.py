@@ -11,7 +11,7 @@ import os
 from . import _traced
 
 # Kinds, as in options.h.
-PATHS, COUNT, FLAG, DURATION, CHOICE = 0, 1, 2, 3, 4
+PATHS, COUNT, FLAG, DURATION, CHOICE, SIZE = 0, 1, 2, 3, 4, 5
 
 # (env, flag, kwarg, kind, lo, hi, default, metavar) for every option; a
 # choice's metavar is its words joined by '|', its value one of the words.
@@ -23,7 +23,8 @@ KWARGS = tuple(row[2] for row in TABLE)
 class Options:
     """Effective values: include_files and exclude_files are tuples of
     absolute path prefixes, max_depth is 0 for unlimited, min_duration is
-    in nanoseconds, the others are bools and the repr limit in bytes."""
+    in nanoseconds, max_size in bytes (0: none), the others are bools and
+    the repr limit in bytes."""
 
     __slots__ = KWARGS
 
@@ -118,6 +119,14 @@ def from_env(environ=None):
     return opts
 
 
+def _parse_text(env, kwarg, text):
+    """A keyword argument given as text, parsed as its variable is."""
+    try:
+        return _traced.parse_option(env, text)
+    except ValueError as e:
+        raise ValueError("traced: %s=%r: %s" % (kwarg, text, e)) from None
+
+
 def _convert(kwarg, value):
     """A keyword argument's value as an effective value; ValueError (with
     the option's name) when it is not one."""
@@ -158,13 +167,18 @@ def _convert(kwarg, value):
                                  "not %r" % (kwarg, hi // 1000, value))
             return int(value * 1000)
         if isinstance(value, str):
-            try:
-                return _traced.parse_option(env, value)
-            except ValueError as e:
-                raise ValueError("traced: %s=%r: %s" % (kwarg, value, e)) \
-                    from None
+            return _parse_text(env, kwarg, value)
         raise ValueError("traced: %s must be a duration such as '2ms' or a "
                          "number of microseconds, not %r" % (kwarg, value))
+    if kind == SIZE:
+        # A number is in bytes; a str is parsed like the environment
+        # variable ("100M").
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            return _parse_text(env, kwarg, value)
+        raise ValueError("traced: %s must be a size such as '100M' or a "
+                         "number of bytes, not %r" % (kwarg, value))
     # COUNT
     if isinstance(value, bool) or not isinstance(value, int) or \
             not lo <= value <= hi:

@@ -140,6 +140,7 @@ class Trace:
         self.processes = {}         # uuid -> pid
         self.threads = {}           # uuid -> (pid, tid)
         self.counter_tracks = {}    # uuid -> (parent uuid, name)
+        self.global_tracks = {}     # uuid -> name (no process or thread)
         self.process_names = {}     # pid -> latest name
         self.thread_names = {}      # (pid, tid) -> latest name
         self.slices = []            # dicts: pid tid cat name ts dur args
@@ -229,6 +230,13 @@ def decode(data):
             tid = tr.threads.get(st["track"], (None, None))[1]
             tr.counters.append({"pid": tr.processes.get(parent), "name": name,
                                 "tid": tid, "ts": ts, "value": value})
+            continue
+        if track in tr.global_tracks and kind == TYPE_INSTANT and 23 in te:
+            # A trace cut short says so on a track of its own.
+            tr.instants.append({"pid": None, "tid": None, "cat": "",
+                                "name": text(one(te, 23)), "ts": ts,
+                                "args": ann,
+                                "track": tr.global_tracks[track]})
             continue
         if track not in tr.threads:
             tr.errors.append("event on unknown track %#x" % track)
@@ -321,6 +329,8 @@ def describe(tr, td):
         entry = (parent, name)
         if tr.counter_tracks.setdefault(uuid, entry) != entry:
             tr.errors.append("counter track %#x redefined" % uuid)
+    elif 2 in td and parent is None:
+        tr.global_tracks[uuid] = text(one(td, 2))
     else:
         tr.errors.append("TrackDescriptor %#x of no known kind" % uuid)
 

@@ -304,3 +304,29 @@ def test_invalid_tuning_variables_warn_once(daemon, tmp_path):
     assert b"None 268435456" in r.stdout, r.describe()
     names = [e.get("name", "") for e in load_trace(out)]
     assert any(n.startswith("parent_work") for n in names), names
+
+
+def test_socket_in_a_missing_directory_is_named(tmp_path):
+    """--socket (or TRACED_SOCKET) in a directory that does not exist: one
+    line naming that directory, no daemon started for it (its log file
+    could not exist either), and the program runs untraced."""
+    missing = tmp_path / "no-such-dir"
+    sock = str(missing / "traced.sock")
+    prog = write_program(tmp_path, "print('ran')\n")
+    r = run([TRACED_BIN, "run", "--socket", sock, "-o", tmp_path / "t.json",
+             "--", sys.executable, prog], env=clean_env(), cwd=tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+    assert "directory %s does not exist" % missing in err, err
+    assert "log file" not in err and not missing.exists(), err
+    api = write_program(tmp_path, """
+        import traced
+        assert traced.start(output=%r) is False
+        print("ran")
+    """ % str(tmp_path / "api.json"), name="api.py")
+    r = run([sys.executable, api], env=clean_env(TRACED_SOCKET=sock),
+            cwd=tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 0 and b"ran" in r.stdout, r.describe()
+    assert "directory %s does not exist" % missing in err, err
+    assert not missing.exists()

@@ -954,9 +954,12 @@ CONNS_PER_UID = 1024
 @not_under_wrapper
 def test_idle_connection_flood(daemon, tmp_path):
     """2000 idle connections from one uid: the first 1024 (the per-uid
-    limit) are kept, every other one gets ERROR EMFILE and one log line
-    naming the peer; another user is served meanwhile; once they close, a
-    traced program's trace is exact."""
+    limit) are kept, every other one gets ERROR EMFILE; the log gets a
+    burst of lines naming the peer per 10 s window (daemon/lograte.h), then
+    one line saying the rest are held back, and, with the next refusal in
+    a later window, how many were: logged plus held back is every refusal.
+    Another user is served meanwhile; once they close, a traced program's
+    trace is exact."""
     n = 2000
     raise_nofile(n + 256)
     set_daemon_nofile(daemon, 8192)
@@ -974,11 +977,22 @@ def test_idle_connection_flood(daemon, tmp_path):
             assert frames[0][1]["code"] == errno.EMFILE, frames
             assert frames[0][1]["message"] == \
                 "too many connections for this user"
+        # One more refusal in a later window reports what was held back.
+        time.sleep(10.5)
+        late = connect_many(daemon.socket, 1)
+        socks += late
+        assert len(refused_among(late, 1)) == 1
         lines = log.naming()
-        assert len(lines) == len(refused), "\n".join(lines[:5])
+        assert 1 <= len(lines) <= len(refused), "\n".join(lines[:5])
         assert all(" WARN " in l and l.endswith(
             "event=refuse %s request=connect reason=\"too many connections "
             "for this user\"" % peer_tag()) for l in lines), lines[:3]
+        limits = [l for l in log.lines() if "event=limit uid=%d " % MY_UID
+                  in l and "what=refusal_log" in l]
+        held = sum(int(l.split("held_back=")[1].split()[0])
+                   for l in limits if "held_back=" in l)
+        assert len(lines) < len(refused) + 1 and held > 0, limits
+        assert len(lines) + held == len(refused) + 1, (len(lines), held)
         alive(daemon)
         if os.getuid() == 0:
             assert other_user_session(daemon) == [20, 20]

@@ -660,7 +660,14 @@ def test_flood_hits_only_the_flooders_limits(shared):
         assert len({e["pid"] for e in slices(events)}) == 2
         refusals = [l for l in shared.log().splitlines()
                     if "event=refuse" in l and "uid=%d " % b.uid in l]
-        assert len([l for l in refusals if "request=connect" in l]) == 700
+        # A burst of refusal lines per uid per 10 s window, then one saying
+        # the rest are held back (daemon/lograte.h; test_hostile.py's
+        # test_idle_connection_flood counts them).
+        connects = [l for l in refusals if "request=connect" in l]
+        assert 1 <= len(connects) <= 700, len(connects)
+        if len(connects) < 700:
+            assert any("event=limit uid=%d what=refusal_log" % b.uid in l
+                       for l in shared.log().splitlines())
         assert not any("uid=%d " % a.uid in l and "event=refuse" in l
                        for l in shared.log().splitlines())
     finally:

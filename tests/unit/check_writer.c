@@ -5,10 +5,12 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -112,6 +114,26 @@ static void write_events(tr_writer *w) {
   tr_wstream_close(b);
 }
 
+/* The JSON inside a gzip file (one member, complete), NUL-terminated. */
+static char *gunzip(const char *gz, size_t gn, size_t *n) {
+  size_t cap = 64u << 20;
+  char *plain = malloc(cap);
+  ck_assert_ptr_nonnull(plain);
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef *)gz;
+  zs.avail_in = (uInt)gn;
+  zs.next_out = (Bytef *)plain;
+  zs.avail_out = (uInt)cap - 1;
+  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+  ck_assert_uint_eq(zs.avail_in, 0);
+  *n = zs.total_out;
+  plain[*n] = '\0';
+  inflateEnd(&zs);
+  return plain;
+}
+
 START_TEST(test_writer_format_names) {
   tr_format f;
   ck_assert_int_eq(tr_format_parse("json", 4, &f), 0);
@@ -149,18 +171,9 @@ START_TEST(test_writer_gzip_holds_the_json) {
   ck_assert_uint_eq(bytes_of(g), gn);
   ck_assert_int_eq((uint8_t)gz[0], 0x1f);
   ck_assert_int_eq((uint8_t)gz[1], 0x8b);
-  char *plain = malloc(jn + 1);
-  z_stream zs;
-  memset(&zs, 0, sizeof(zs));
-  ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef *)gz;
-  zs.avail_in = (uInt)gn;
-  zs.next_out = (Bytef *)plain;
-  zs.avail_out = (uInt)jn + 1;
-  ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END); /* one member */
-  ck_assert_uint_eq(zs.total_out, jn);
-  ck_assert_uint_eq(zs.avail_in, 0);
-  inflateEnd(&zs);
+  size_t pn;
+  char *plain = gunzip(gz, gn, &pn); /* one member, all of it */
+  ck_assert_uint_eq(pn, jn);
   ck_assert_int_eq(memcmp(plain, js, jn), 0);
   ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"n\":-3,\"s\":\"a\\\"b\"}},\n"));
   ck_assert_ptr_nonnull(strstr(js, "\"args\":{\"unfinished\":true}},\n"));
@@ -281,6 +294,166 @@ START_TEST(test_writer_pftrace_uuids) {
 }
 END_TEST
 
+/* n slices of one thread, sealed every 100 as a drain worker's passes
+ * seal them, then the process's name; returns how many were offered. */
+static uint64_t write_many(tr_writer *w, int n) {
+  /* No ck_assert in the loop: under an RLIMIT_FSIZE, Check's own record of
+   * each assertion would pass the limit. */
+  tr_wstream *a;
+  if (tr_wstream_open(w, 0, 10, resolve, NULL, &a) != 0) return 0;
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    uint64_t ts = 1000 + 100 * (uint64_t)i;
+    bad |= tr_wstream_enter(a, 11, TR_CAT_PYTHON, 4, ts);
+    bad |= tr_wstream_slice(a, 11, TR_CAT_PYTHON, 4, ts, 50, false, NULL, 0);
+    if (i % 100 == 99) tr_writer_lane_flush(w, 0, false);
+  }
+  tr_wstream_process_name(a, "proc-a", 6, 0);
+  tr_wstream_close(a);
+  return bad == 0 ? (uint64_t)n : 0;
+}
+
+static bool ends_with(const char *s, size_t n, const char *end) {
+  size_t k = strlen(end);
+  return n >= k && memcmp(s + n - k, end, k) == 0;
+}
+
+START_TEST(test_writer_max_bytes_bounds_the_file) {
+  const uint64_t max = 96u * 1024u;
+  for (int f = TR_FORMAT_JSON; f <= TR_FORMAT_PERFETTO; f++) {
+    int fd = out_fd();
+    tr_writer *w;
+    ck_assert_int_eq(tr_writer_open(&w, fd, (tr_format)f, "test", 1), 0);
+    tr_writer_set_max_bytes(w, max);
+    uint64_t offered = write_many(w, 100000);
+    ck_assert_uint_eq(offered, 100000);
+    ck_assert_int_eq(finish(w), 0);
+    bool limited, unclosed;
+    int err;
+    tr_writer_cut(w, &limited, &err, &unclosed);
+    ck_assert(limited);
+    ck_assert_int_eq(err, 0);
+    ck_assert(!unclosed);
+    ck_assert_uint_gt(events_of(w), 100);
+    ck_assert_uint_gt(dropped_of(w), 0);
+    ck_assert_uint_eq(events_of(w) + dropped_of(w), offered);
+    size_t n;
+    char *s = slurp(fd, &n);
+    ck_assert_uint_eq(bytes_of(w), n);
+    ck_assert_uint_le(n, max);
+    char *text = s;
+    size_t tn = n;
+    if (f == TR_FORMAT_JSON_GZ) text = gunzip(s, n, &tn);
+    ck_assert_uint_eq(count(text, tn, "size limit of 98304 bytes reached"), 1);
+    char note[64];
+    snprintf(note, sizeof(note), "%llu events dropped",
+             (unsigned long long)dropped_of(w));
+    ck_assert_uint_eq(count(text, tn, note), 1);
+    if (f == TR_FORMAT_PERFETTO) {
+      /* Metadata written past the bound still goes in while it fits. */
+      ck_assert_uint_eq(count(text, tn, "proc-a"), 1);
+    } else {
+      ck_assert(
+          ends_with(text, tn, "}\n]}\n") &&
+          count(text, tn, "\"ph\":\"i\",\"s\":\"g\",\"cat\":\"traced\"") == 1);
+      ck_assert_uint_eq(count(text, tn, "\"ph\":\"X\""), events_of(w));
+      if (f == TR_FORMAT_JSON) ck_assert_uint_eq(count(text, tn, "proc-a"), 1);
+    }
+    if (text != s) free(text);
+    free(s);
+    tr_writer_free(w);
+    close(fd);
+  }
+}
+END_TEST
+
+/* Writes write_many(n) into a new file under an RLIMIT_FSIZE of `limit`
+ * bytes: a real write(2) failing with EFBIG, part way through a chunk, as
+ * ENOSPC does on a full disk.  Returns the file's bytes. */
+static char *write_past_fsize(tr_format f, rlim_t limit, int n, size_t *len,
+                              tr_writer **out) {
+  char path[] = "/tmp/check_writer_fsize_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  unlink(path);
+  struct rlimit old, lim = {limit, RLIM_INFINITY};
+  ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+  lim.rlim_max = old.rlim_max;
+  signal(SIGXFSZ, SIG_IGN);
+  tr_writer *w;
+  ck_assert_int_eq(tr_writer_open(&w, fd, f, "test", 1), 0);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  uint64_t offered = write_many(w, n);
+  for (unsigned i = 0; i < w->nlanes; i++) tr_writer_lane_flush(w, i, true);
+  tr_writer_close(w);
+  int rc = tr_writer_wait(w);
+  setrlimit(RLIMIT_FSIZE, &old);
+  ck_assert_int_eq(rc, -EFBIG);
+  ck_assert_uint_eq(offered, (uint64_t)n);
+  ck_assert_uint_eq(events_of(w) + dropped_of(w), offered);
+  ck_assert_uint_gt(dropped_of(w), 0);
+  char *s = slurp(fd, len);
+  ck_assert_uint_le(*len, limit);
+  ck_assert_uint_eq(bytes_of(w), *len);
+  close(fd);
+  *out = w;
+  return s;
+}
+
+START_TEST(test_writer_disk_full_ends_at_a_whole_event) {
+  const char *note = "write failed: File too large";
+  for (int f = TR_FORMAT_JSON; f <= TR_FORMAT_PERFETTO; f++) {
+    tr_writer *w;
+    size_t n;
+    char *s = write_past_fsize((tr_format)f, 100000, 100000, &n, &w);
+    bool limited, unclosed;
+    int err;
+    tr_writer_cut(w, &limited, &err, &unclosed);
+    ck_assert(!limited);
+    ck_assert_int_eq(err, -EFBIG);
+    ck_assert(!unclosed);
+    char *text = s;
+    size_t tn = n;
+    if (f == TR_FORMAT_JSON_GZ) text = gunzip(s, n, &tn);
+    ck_assert_uint_eq(count(text, tn, note), 1);
+    if (f != TR_FORMAT_PERFETTO) {
+      ck_assert(
+          ends_with(text, tn, "}\n]}\n") &&
+          count(text, tn, "\"ph\":\"i\",\"s\":\"g\",\"cat\":\"traced\"") == 1);
+      ck_assert_uint_eq(count(text, tn, "\"ph\":\"X\""), events_of(w));
+    }
+    if (text != s) free(text);
+    free(s);
+    tr_writer_free(w);
+  }
+}
+END_TEST
+
+START_TEST(test_writer_disk_full_without_room_for_the_end) {
+  /* Where the first run's last whole chunk ended, the second run's limit
+   * leaves 10 bytes: its ending cannot be written there either, so the
+   * file ends at that event, unclosed, and says so. */
+  tr_writer *w;
+  size_t n;
+  char *s = write_past_fsize(TR_FORMAT_JSON, 100000, 100000, &n, &w);
+  const char *mark = strstr(s, ",\n{\"ph\":\"i\",\"s\":\"g\"");
+  ck_assert_ptr_nonnull(mark);
+  size_t boundary = (size_t)(mark - s);
+  free(s);
+  tr_writer_free(w);
+  s = write_past_fsize(TR_FORMAT_JSON, boundary + 10, 100000, &n, &w);
+  bool limited, unclosed;
+  int err;
+  tr_writer_cut(w, &limited, &err, &unclosed);
+  ck_assert_int_eq(err, -EFBIG);
+  ck_assert(unclosed);
+  ck_assert_uint_eq(n, boundary);
+  ck_assert(ends_with(s, n, "}")); /* a whole event */
+  free(s);
+  tr_writer_free(w);
+}
+END_TEST
+
 static Suite *writer_suite(void) {
   Suite *s = suite_create("writer");
   TCase *core = tcase_create("core");
@@ -292,6 +465,9 @@ static Suite *writer_suite(void) {
   TCase *errors = tcase_create("errors");
   tcase_add_test(errors, test_writer_unresolvable_name_writes_nothing);
   tcase_add_test(errors, test_writer_write_error_counts_dropped);
+  tcase_add_test(errors, test_writer_max_bytes_bounds_the_file);
+  tcase_add_test(errors, test_writer_disk_full_ends_at_a_whole_event);
+  tcase_add_test(errors, test_writer_disk_full_without_room_for_the_end);
   suite_add_tcase(s, errors);
   return s;
 }
