@@ -33,6 +33,14 @@
  * chunk spends a tenth of a fast writer's time switching. */
 #define TR_SINK_WAKE_CHUNKS 4
 
+/* Written chunks a writer keeps for reuse, in bytes (at least a chunk
+ * per lane and two more).  A writer kept at the daemon's backlog bound
+ * (TR_BACKLOG_MAX, daemon/worker.h) then allocates almost nothing: each
+ * chunk freed and allocated again is fresh pages, and their page faults
+ * were 5-8% of the daemon's time on a JSON trace (docs/benchmarks.md,
+ * "Cheaper bytes"). */
+#define TR_SINK_KEEP_BYTES (8u << 20)
+
 /* The sequence number of the file's head: written before every numbered
  * chunk, and not counted among them. */
 #define TR_CHUNK_HEAD UINT64_MAX
