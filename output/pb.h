@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Wire types. */
 enum {
@@ -95,6 +96,13 @@ static inline void tr_pb_bool(tr_pb *pb, uint32_t field, bool v) {
 }
 
 void tr_pb_double(tr_pb *pb, uint32_t field, double v);
+
+/* n bytes already encoded (whole fields, e.g. a packet's constant ones). */
+static inline void tr_pb_raw(tr_pb *pb, const void *data, size_t n) {
+  if (!tr_pb_room(pb, n)) return;
+  memcpy(pb->buf + pb->len, data, n);
+  pb->len += n;
+}
 
 /* A string or bytes field holding n bytes. */
 void tr_pb_bytes(tr_pb *pb, uint32_t field, const void *data, size_t n);
