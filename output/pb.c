@@ -22,7 +22,7 @@ void tr_pb_double(tr_pb *pb, uint32_t field, double v) {
 
 void tr_pb_bytes(tr_pb *pb, uint32_t field, const void *data, size_t n) {
   if (!tr_pb_room(pb, tr_pb_varint_size((uint64_t)field << 3) +
-                    tr_pb_varint_size(n) + n))
+                          tr_pb_varint_size(n) + n))
     return;
   tr_pb_put_tag(pb, field, TR_PB_LEN);
   pb->len = (size_t)(tr_pb_put_varint(pb->buf + pb->len, n) - pb->buf);
@@ -37,7 +37,7 @@ void tr_pb_utf8(tr_pb *pb, uint32_t field, const char *s, size_t n) {
     return;
   }
   if (!tr_pb_room(pb, tr_pb_varint_size((uint64_t)field << 3) +
-                    tr_pb_varint_size(out) + out))
+                          tr_pb_varint_size(out) + out))
     return;
   tr_pb_put_tag(pb, field, TR_PB_LEN);
   pb->len = (size_t)(tr_pb_put_varint(pb->buf + pb->len, out) - pb->buf);

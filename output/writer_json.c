@@ -274,7 +274,6 @@ static char *put_head(char *p, const char *ph_cat, size_t phlen,
   return PUT_LIT(p, "\",\"pid\":");
 }
 
-
 /* The fields every event after the name has: pid, tid and ts (room for
  * sizeof(c->s) + 20 bytes at p). */
 static char *put_ids_ts(char *p, tr_json_idts *c, uint32_t pid, uint32_t tid,
@@ -355,7 +354,8 @@ typedef struct lit {
   const char *s;
   size_t len;
 } lit;
-#define LIT(s) {(s), sizeof(s) - 1}
+#define LIT(s) \
+  { (s), sizeof(s) - 1 }
 static const lit cat_prefix[] = {
     LIT("{\"ph\":\"X\",\"cat\":\"python\","),
     LIT("{\"ph\":\"X\",\"cat\":\"c\","),
