@@ -55,24 +55,24 @@ int tr_sink_init(tr_sink *k, int fd, size_t chunk_size, unsigned max_free) {
  * another size is freed. */
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static tr_chunk *pool;    /* under pool_mu */
-static size_t pool_bytes; /* under pool_mu: bufs and gzip outputs */
-
-static size_t chunk_bytes(const tr_chunk *c) { return c->size + c->gz.cap; }
+static size_t pool_bytes; /* under pool_mu */
 
 void tr_chunk_free(tr_chunk *c) {
   if (c == NULL) return;
+  /* A pooled chunk holds no allocation: its gzip output buffer goes now
+   * (leak checkers do not look inside mapped memory, and a JSON or
+   * Perfetto writer would only carry it). */
+  tr_gzpiece_free(&c->gz);
   pthread_mutex_lock(&pool_mu);
   if ((pool == NULL || pool->size == c->size) &&
-      pool_bytes + chunk_bytes(c) <= TR_SINK_POOL_BYTES) {
+      pool_bytes + c->size <= TR_SINK_POOL_BYTES) {
     c->next = pool;
     pool = c;
-    pool_bytes += chunk_bytes(c);
+    pool_bytes += c->size;
     c = NULL;
   }
   pthread_mutex_unlock(&pool_mu);
-  if (c == NULL) return;
-  tr_gzpiece_free(&c->gz);
-  munmap(c, sizeof(*c) + c->size);
+  if (c != NULL) munmap(c, sizeof(*c) + c->size);
 }
 
 /* Empties a chunk for its next use; a gzip chunk keeps its output
@@ -95,7 +95,7 @@ static tr_chunk *chunk_new(size_t size) {
   tr_chunk *c = pool;
   if (c != NULL && c->size == size) {
     pool = c->next;
-    pool_bytes -= chunk_bytes(c);
+    pool_bytes -= c->size;
   } else {
     c = NULL;
   }
