@@ -215,6 +215,7 @@ BENCH_EMPTYHOOK_DIR := $(BENCH_BUILD)$(if $(filter-out .venv,$(VENV)),/$(VENV))
 BENCH_EMPTYHOOK := $(BENCH_EMPTYHOOK_DIR)/_emptyhook.so
 BENCH_PRODUCER := $(BENCH_BUILD)/producer
 BENCH_RUSAGE := $(BENCH_BUILD)/rusage
+BENCH_FMTBENCH := $(BENCH_BUILD)/fmtbench
 BENCH_DAEMON_EVENTS ?= 100000000
 
 .PHONY: bench-deps bench-daemon
@@ -230,11 +231,18 @@ $(BENCH_PRODUCER): bench/producer.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(MP_LIBS) -lpthread
 
+# The writers alone on a fixed trace (bench/fmtbench.c).
+$(BENCH_FMTBENCH): bench/fmtbench.c $(call obj,$(wildcard output/*.c) \
+                                     common/log.c common/map.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(Z_LIBS) -lpthread
+
 $(BENCH_RUSAGE): bench/rusage.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $<
 
-bench-deps: all $(BENCH_EMPTYHOOK) $(BENCH_PRODUCER) $(BENCH_RUSAGE)
+bench-deps: all $(BENCH_EMPTYHOOK) $(BENCH_PRODUCER) $(BENCH_RUSAGE) \
+            $(BENCH_FMTBENCH)
 	@$(VENV_PY) -c 'import joblib' 2>/dev/null || \
 	  $(VENV_PY) -m pip install -q joblib
 	@$(VENV_PY) -c 'import viztracer' 2>/dev/null || \

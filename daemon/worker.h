@@ -37,8 +37,12 @@
 #define TR_PASS_COST_MAX (4u << 20)
 /* A session's writer with more than this many bytes sealed and not yet
  * written (a slow disk) is not fed: its processes are not drained, their
- * producers wait, nothing is lost, and other sessions go on. */
-#define TR_BACKLOG_MAX (64u << 20)
+ * producers wait, nothing is lost, and other sessions go on.  Writing a
+ * JSON trace into the page cache is slower than formatting it, so a
+ * session's backlog sits at this bound: 64 MiB made the daemon's RSS
+ * 86 MB on a 1 GB trace, 16 MiB makes it 25-28 MB at the same speed
+ * (docs/benchmarks.md, "Cheaper bytes"). */
+#define TR_BACKLOG_MAX (16u << 20)
 
 typedef enum tr_op_kind {
   TR_OP_ATTACH = 1, /* start writing into a session's output */

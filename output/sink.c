@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,10 +48,32 @@ int tr_sink_init(tr_sink *k, int fd, size_t chunk_size, unsigned max_free) {
   return 0;
 }
 
+/* Chunks outlive their writer in a pool shared by every writer of the
+ * process, up to TR_SINK_POOL_BYTES: a session's first chunks are
+ * otherwise fresh pages, and faulting them in was 4-6% of the daemon's
+ * time on a short trace; the rest are unmapped (docs/benchmarks.md, "Cheaper
+ * bytes").  The pool holds chunks of one size (all the writers' today); one of
+ * another size is freed. */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static tr_chunk *pool;    /* under pool_mu */
+static size_t pool_bytes; /* under pool_mu */
+
 void tr_chunk_free(tr_chunk *c) {
   if (c == NULL) return;
+  /* A pooled chunk holds no allocation: its gzip output buffer goes now
+   * (leak checkers do not look inside mapped memory, and a JSON or
+   * Perfetto writer would only carry it). */
   tr_gzpiece_free(&c->gz);
-  free(c);
+  pthread_mutex_lock(&pool_mu);
+  if ((pool == NULL || pool->size == c->size) &&
+      pool_bytes + c->size <= TR_SINK_POOL_BYTES) {
+    c->next = pool;
+    pool = c;
+    pool_bytes += c->size;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  if (c != NULL) munmap(c, sizeof(*c) + c->size);
 }
 
 /* Empties a chunk for its next use; a gzip chunk keeps its output
@@ -68,10 +91,25 @@ static tr_chunk *chunk_reset(tr_chunk *c) {
   return c;
 }
 
+/* A chunk from the pool, or a new one. */
 static tr_chunk *chunk_new(size_t size) {
-  tr_chunk *c = malloc(sizeof(*c) + size);
-  if (c == NULL) return NULL;
-  memset(c, 0, sizeof(*c));
+  pthread_mutex_lock(&pool_mu);
+  tr_chunk *c = pool;
+  if (c != NULL && c->size == size) {
+    pool = c->next;
+    pool_bytes -= c->size;
+  } else {
+    c = NULL;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  if (c != NULL) return chunk_reset(c);
+  /* Mapped, not malloc'd: a chunk given back is returned to the system
+   * whole (chunks freed into malloc's arenas kept the daemon's RSS at its
+   * high-water mark once idle), and a new one is zeroed pages. */
+  c = mmap(NULL, sizeof(*c) + size, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (c == MAP_FAILED) return NULL;
+  c->size = size;
   return c;
 }
 

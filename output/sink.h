@@ -33,6 +33,18 @@
  * chunk spends a tenth of a fast writer's time switching. */
 #define TR_SINK_WAKE_CHUNKS 4
 
+/* Written chunks a writer keeps for reuse, in bytes (at least a chunk
+ * per lane and two more).  A writer kept at the daemon's backlog bound
+ * (TR_BACKLOG_MAX, daemon/worker.h) then allocates almost nothing: each
+ * chunk freed and allocated again is fresh pages, and their page faults
+ * were 5-8% of the daemon's time on a JSON trace (docs/benchmarks.md,
+ * "Cheaper bytes"). */
+#define TR_SINK_KEEP_BYTES (8u << 20)
+
+/* Written chunks kept for the next writers, in bytes, for the whole
+ * process (sink.c: the pool). */
+#define TR_SINK_POOL_BYTES (8u << 20)
+
 /* The sequence number of the file's head: written before every numbered
  * chunk, and not counted among them. */
 #define TR_CHUNK_HEAD UINT64_MAX
@@ -43,6 +55,7 @@ typedef struct tr_chunk {
   struct tr_chunk *next; /* in the queue or on the free list */
   uint64_t seq;          /* 0, 1, ... in sealing order, or TR_CHUNK_HEAD */
   uint64_t events;       /* events counted in it: lost with it */
+  size_t size;           /* bytes of buf */
   size_t len;            /* bytes in buf */
   size_t off;            /* the first byte to write (see first_skip) */
   int err;       /* set by the seal hook: the writer fails at this chunk */
@@ -110,7 +123,8 @@ struct tr_writer;
  * at most max_free written ones for reuse.  Returns 0 or -ENOMEM. */
 int tr_sink_init(tr_sink *k, int fd, size_t chunk_size, unsigned max_free);
 
-/* Frees a chunk no sink holds.  NULL is a no-op. */
+/* Frees a chunk no sink holds, or keeps it for the next writer's use
+ * (sink.c: the pool).  NULL is a no-op.  Thread-safe. */
 void tr_chunk_free(tr_chunk *c);
 
 /* An empty chunk, reused or new; NULL when out of memory.  Thread-safe. */

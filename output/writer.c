@@ -26,10 +26,12 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
     atomic_init(&w->lanes[i].dropped, 0);
   }
   w->nlanes = nlanes;
-  /* Reused chunks: one per lane being filled while another is written,
-   * and two more; beyond that (a disk falling behind) chunks are made
-   * and, once written, freed. */
-  return tr_sink_init(&w->sink, fd, chunk_size, nlanes + 2);
+  /* Reused chunks: TR_SINK_KEEP_BYTES of them, and at least one per lane
+   * being filled while another is written, and two more; beyond that (a
+   * disk falling behind) chunks are made and, once written, freed. */
+  size_t keep = TR_SINK_KEEP_BYTES / chunk_size;
+  if (keep < (size_t)nlanes + 2) keep = (size_t)nlanes + 2;
+  return tr_sink_init(&w->sink, fd, chunk_size, (unsigned)keep);
 }
 
 int tr_writer_start(tr_writer *w) {

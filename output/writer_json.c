@@ -39,6 +39,21 @@ static inline void put_4(char *p, unsigned v) {
   put_pair(p + 2, v % 100);
 }
 
+/* Exactly 8 digits of v < 10^8, zero-padded: the digits of both halves
+ * at once, in the lanes of one 64-bit word (little-endian: the first
+ * digit in the lowest byte).  Checked against printf("%08u") for every
+ * v < 10^8. */
+static inline void put_8(char *p, uint32_t v) {
+  uint64_t y = (uint64_t)(v / 10000) | ((uint64_t)(v % 10000) << 32);
+  /* y / 100 and y % 100 in each 32-bit lane (exact below 43699)... */
+  uint64_t z = ((y * 10486) >> 20) & 0x0000007F0000007Full;
+  uint64_t u = z | ((y - z * 100) << 16);
+  /* ... then / 10 and % 10 in each 16-bit lane (exact below 179). */
+  uint64_t t = ((u * 103) >> 10) & 0x000F000F000F000Full;
+  uint64_t r = (t | ((u - t * 10) << 8)) | 0x3030303030303030ull;
+  memcpy(p, &r, 8);
+}
+
 /* v < 10^8 without leading zeros, in 32-bit arithmetic. */
 static char *put_u32_small(char *p, uint32_t v) {
   if (v < 10000) {
@@ -68,9 +83,7 @@ static char *put_u32_small(char *p, uint32_t v) {
 static char *put_u64(char *p, uint64_t v) {
   if (v < 100000000u) return put_u32_small(p, (uint32_t)v);
   p = put_u64(p, v / 100000000u);
-  uint32_t lo = (uint32_t)(v % 100000000u);
-  put_4(p, lo / 10000);
-  put_4(p + 4, lo % 10000);
+  put_8(p, (uint32_t)(v % 100000000u));
   return p + 8;
 }
 
@@ -80,14 +93,18 @@ static char *put_i64(char *p, int64_t v) {
   return put_u64(p, (uint64_t)0 - (uint64_t)v);
 }
 
-/* Nanoseconds as microseconds with exactly three decimals. */
-static char *put_us(char *p, uint64_t ns) {
-  p = put_u64(p, ns / 1000);
-  unsigned frac = (unsigned)(ns % 1000);
+/* ".ddd": the three decimals of a microsecond count. */
+static inline char *put_frac(char *p, unsigned frac) {
   p[0] = '.';
   p[1] = (char)('0' + frac / 100);
   memcpy(p + 2, digit_pairs + 2 * (frac % 100), 2);
   return p + 4;
+}
+
+/* Nanoseconds as microseconds with exactly three decimals. */
+static char *put_us(char *p, uint64_t ns) {
+  p = put_u64(p, ns / 1000);
+  return put_frac(p, (unsigned)(ns % 1000));
 }
 
 /* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
@@ -102,6 +119,21 @@ static char *put_double(char *p, double v) {
   memcpy(p, tmp, n);
   return p + n;
 }
+
+/* A lane's last `P,"tid":T,"ts":H`: the pid and tid of its last event
+ * and the leading digits H of its timestamp in microseconds (all but the
+ * last 8; none below 10^8 us).  A drain worker formats a ring's records
+ * in a row, so most events repeat all three, and copying them beats
+ * formatting three numbers: a third of the JSON writer's time went to
+ * them (docs/benchmarks.md, "Cheaper bytes").  Used by the lane's thread
+ * alone; a cache line of its own. */
+typedef struct tr_json_idts {
+  _Alignas(64) uint32_t pid;
+  uint32_t tid;
+  uint64_t hi; /* the timestamp in us / 10^8 */
+  uint8_t len; /* bytes of s; 0: nothing cached yet */
+  char s[47];  /* at most 10 + 7 + 10 + 6 + 9 bytes */
+} tr_json_idts;
 
 /* ---- buffer ------------------------------------------------------------ */
 
@@ -121,6 +153,12 @@ int tr_json_open(tr_json **out, int fd, const char *label, bool gzip,
                           gzip ? TR_FORMAT_JSON_GZ : TR_FORMAT_JSON, label, fd,
                           nlanes, TR_JSON_BUF_SIZE, 2);
   if (rc < 0) goto err;
+  w->idts = aligned_alloc(_Alignof(tr_json_idts), nlanes * sizeof(*w->idts));
+  if (w->idts == NULL) {
+    rc = -ENOMEM;
+    goto err;
+  }
+  memset(w->idts, 0, nlanes * sizeof(*w->idts));
   tr_lane *l = &w->base.lanes[0];
   char *p = tr_lane_reserve(&w->base, l, sizeof(TR_JSON_OBJECT_HEAD));
   if (p == NULL) {
@@ -161,6 +199,7 @@ static void json_free(tr_writer *base) {
   if (w->gz != NULL)
     for (unsigned i = 0; i < w->base.nlanes; i++) tr_gzlane_free(&w->gz[i]);
   free(w->gz);
+  free(w->idts);
   free(w);
 }
 
@@ -241,13 +280,33 @@ static char *put_head(char *p, const char *ph_cat, size_t phlen,
   return PUT_LIT(p, "\",\"pid\":");
 }
 
-/* The fields every event after the name has: pid, tid and ts. */
-static char *put_ids_ts(char *p, uint32_t pid, uint32_t tid, uint64_t ts_ns) {
-  p = put_u64(p, pid);
-  p = PUT_LIT(p, ",\"tid\":");
-  p = put_u64(p, tid);
-  p = PUT_LIT(p, ",\"ts\":");
-  return put_us(p, ts_ns);
+/* The fields every event after the name has: pid, tid and ts (room for
+ * sizeof(c->s) + 20 bytes at p). */
+static char *put_ids_ts(char *p, tr_json_idts *c, uint32_t pid, uint32_t tid,
+                        uint64_t ts_ns) {
+  uint64_t us = ts_ns / 1000;
+  uint64_t hi = us / 100000000u;
+  if (c->len == 0 || c->pid != pid || c->tid != tid || c->hi != hi) {
+    char *q = put_u64(c->s, pid);
+    q = PUT_LIT(q, ",\"tid\":");
+    q = put_u64(q, tid);
+    q = PUT_LIT(q, ",\"ts\":");
+    if (hi > 0) q = put_u64(q, hi);
+    c->len = (uint8_t)(q - c->s);
+    c->pid = pid;
+    c->tid = tid;
+    c->hi = hi;
+  }
+  memcpy(p, c->s, sizeof(c->s));
+  p += c->len;
+  uint32_t lo = (uint32_t)(us % 100000000u);
+  if (hi > 0) {
+    put_8(p, lo);
+    p += 8;
+  } else {
+    p = put_u32_small(p, lo);
+  }
+  return put_frac(p, (unsigned)(ts_ns % 1000));
 }
 
 /* Room the "args" members of these arguments can take. */
@@ -296,17 +355,24 @@ static char *put_args(char *p, const tr_arg *args, uint32_t nargs, bool first) {
   return p;
 }
 
-static const char *const cat_prefix[] = {
-    "{\"ph\":\"X\",\"cat\":\"python\",",
-    "{\"ph\":\"X\",\"cat\":\"c\",",
-    "{\"ph\":\"X\",\"cat\":\"api\",",
-    "{\"ph\":\"X\",\"cat\":\"traced\",",
+/* The bytes before "name" of each category's events, and their length. */
+typedef struct lit {
+  const char *s;
+  size_t len;
+} lit;
+#define LIT(s) \
+  { (s), sizeof(s) - 1 }
+static const lit cat_prefix[] = {
+    LIT("{\"ph\":\"X\",\"cat\":\"python\","),
+    LIT("{\"ph\":\"X\",\"cat\":\"c\","),
+    LIT("{\"ph\":\"X\",\"cat\":\"api\","),
+    LIT("{\"ph\":\"X\",\"cat\":\"traced\","),
 };
-static const char *const cat_instant_prefix[] = {
-    "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"python\",",
-    "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"c\",",
-    "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\",",
-    "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"traced\",",
+static const lit cat_instant_prefix[] = {
+    LIT("{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"python\","),
+    LIT("{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"c\","),
+    LIT("{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"api\","),
+    LIT("{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"traced\","),
 };
 
 /* The marker of a trace cut short (tr_writer_cut_note) as a global
@@ -341,9 +407,9 @@ void tr_json_slice(tr_json *w, unsigned lane, int cat, const char *name,
     event_dropped(w, lane);
     return;
   }
-  const char *pre = cat_prefix[(unsigned)cat & 3u];
-  p = put_head(p, pre, strlen(pre), name, nlen);
-  p = put_ids_ts(p, pid, tid, ts_ns);
+  unsigned k = (unsigned)cat & 3u;
+  p = put_head(p, cat_prefix[k].s, cat_prefix[k].len, name, nlen);
+  p = put_ids_ts(p, &w->idts[lane], pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"dur\":");
   p = put_us(p, dur_ns);
   if (unfinished || nargs > 0) {
@@ -366,9 +432,10 @@ void tr_json_instant(tr_json *w, unsigned lane, int cat, const char *name,
     event_dropped(w, lane);
     return;
   }
-  const char *pre = cat_instant_prefix[(unsigned)cat & 3u];
-  p = put_head(p, pre, strlen(pre), name, nlen);
-  p = put_ids_ts(p, pid, tid, ts_ns);
+  unsigned k = (unsigned)cat & 3u;
+  p = put_head(p, cat_instant_prefix[k].s, cat_instant_prefix[k].len, name,
+               nlen);
+  p = put_ids_ts(p, &w->idts[lane], pid, tid, ts_ns);
   if (nargs > 0) {
     p = PUT_LIT(p, ",\"args\":{");
     p = put_args(p, args, nargs, true);
@@ -390,7 +457,7 @@ void tr_json_counter(tr_json *w, unsigned lane, const char *name, size_t nlen,
   }
   static const char pre[] = "{\"ph\":\"C\",\"cat\":\"api\",";
   p = put_head(p, pre, sizeof(pre) - 1, name, nlen);
-  p = put_ids_ts(p, pid, tid, ts_ns);
+  p = put_ids_ts(p, &w->idts[lane], pid, tid, ts_ns);
   if (nargs > 0) {
     p = PUT_LIT(p, ",\"args\":{");
     p = put_args(p, args, nargs, true);
@@ -410,9 +477,9 @@ void tr_json_lost(tr_json *w, unsigned lane, uint32_t pid, uint32_t tid,
     event_dropped(w, lane);
     return;
   }
-  const char *pre = cat_instant_prefix[TR_CAT_TRACED];
-  p = put_head(p, pre, strlen(pre), name, sizeof(name) - 1);
-  p = put_ids_ts(p, pid, tid, ts_ns);
+  p = put_head(p, cat_instant_prefix[TR_CAT_TRACED].s,
+               cat_instant_prefix[TR_CAT_TRACED].len, name, sizeof(name) - 1);
+  p = put_ids_ts(p, &w->idts[lane], pid, tid, ts_ns);
   p = PUT_LIT(p, ",\"args\":{\"count\":");
   p = put_u64(p, count);
   p = PUT_LIT(p, "}}");

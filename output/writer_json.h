@@ -48,6 +48,7 @@ typedef struct tr_json {
   int64_t start; /* file offset of the head, -1: cannot rewrite (plain) */
   tr_gzlane *gz; /* gzip: one compressor per lane, used by its thread */
   tr_gzsum sum;  /* gzip: what the I/O thread has written */
+  struct tr_json_idts *idts; /* per lane: its last event's pid, tid, ts */
 } tr_json;
 
 #define TR_JSON_OBJECT_HEAD "{\"traceEvents\":["

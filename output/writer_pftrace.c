@@ -75,17 +75,25 @@ typedef struct pf_thread {
   uint32_t seq;
   uint64_t clock; /* the incremental clock's value: the last timestamp */
   tr_map names;
+  /* Every event packet's sequence id and flags, encoded once. */
+  uint8_t seq_fields[2 * (5 + TR_PB_VARINT_MAX)];
+  uint8_t seq_fields_len;
 } pf_thread;
 
 typedef struct pf_stream {
   bool described; /* the process track's descriptor is written */
   tr_map m;
+  pf_thread *last; /* the thread of the last lookup: a drain formats a
+                      ring's records in a row */
 } pf_stream;
 
 /* Thread tid's sequence, or NULL when it has none yet. */
-static inline pf_thread *thread_of(const pf_stream *ps, uint32_t tid) {
+static inline pf_thread *thread_of(pf_stream *ps, uint32_t tid) {
+  if (ps->last != NULL && ps->last->tid == tid) return ps->last;
   const uint64_t *t = tr_map_get(&ps->m, KEY_THREAD | tid);
-  return t != NULL ? (pf_thread *)(uintptr_t)*t : NULL;
+  if (t == NULL) return NULL;
+  ps->last = (pf_thread *)(uintptr_t)*t;
+  return ps->last;
 }
 
 /* ---- the output buffer -------------------------------------------------- */
@@ -255,6 +263,11 @@ static pf_thread *thread_ready(tr_wstream *s, uint32_t tid, uint64_t ts) {
   t->seq = WRITER_SEQ + 1 + (uint32_t)(n % (UINT32_MAX - WRITER_SEQ));
   t->clock = ts;
   tr_pb pb;
+  tr_pb_init(&pb, t->seq_fields, sizeof(t->seq_fields));
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_ID, t->seq);
+  tr_pb_uint(&pb, TR_PF_PACKET_SEQUENCE_FLAGS,
+             TR_PF_SEQ_NEEDS_INCREMENTAL_STATE);
+  t->seq_fields_len = (uint8_t)pb.len;
   size_t m;
   if (!describe(s, true, tid, NULL, 0) ||
       !packet_begin(w, lane_of(s), 2 * PACKET_OVERHEAD, &pb, &m)) {
@@ -305,9 +318,7 @@ static void put_head(tr_pb *pb, pf_thread *t, uint64_t ts) {
     tr_pb_uint(pb, TR_PF_PACKET_TIMESTAMP_CLOCK_ID,
                TR_PF_BUILTIN_CLOCK_MONOTONIC);
   }
-  tr_pb_uint(pb, TR_PF_PACKET_SEQUENCE_ID, t->seq);
-  tr_pb_uint(pb, TR_PF_PACKET_SEQUENCE_FLAGS,
-             TR_PF_SEQ_NEEDS_INCREMENTAL_STATE);
+  tr_pb_raw(pb, t->seq_fields, t->seq_fields_len);
 }
 
 /* Interned-name iids are the process's string ids (4-aligned offsets)

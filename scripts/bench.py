@@ -47,7 +47,14 @@ Environment (all optional):
   BENCH_DAEMON_TPUT_EVENTS  events per throughput run (default 10M)
   BENCH_DAEMON_FORMAT   the daemon figures' trace format: json (default),
                         json.gz or perfetto
-  BENCH_DAEMON_PARTS    comma-separated subset of: producers,python,long
+  BENCH_DAEMON_PARTS    comma-separated subset of:
+                        producers,python,long,formats
+  BENCH_DAEMON_FORMATS  the formats part's formats (default
+                        json,json.gz,perfetto): events per daemon CPU-s
+                        for native and Python-shaped events in each
+  BENCH_DAEMON_FORMAT_PROCS  native producers in the formats part (2)
+  BENCH_DAEMON_BASELINE another build's traced binary: the formats part
+                        runs its daemon too, alternately, with ratios
   BENCH_DAEMON_PROCS    producer counts (default 1,2,4,8,16)
   BENCH_DAEMON_MODES    subset of: lossless,drop
   BENCH_DAEMON_THREADS  `traced serve --threads N` (default: the daemon's
@@ -210,9 +217,10 @@ class Daemon:
     Its log (INFO level: one line per session) is appended to
     build/bench/traced-serve.log, which outlives the temporary directory."""
 
-    def __init__(self, tmpdir, threads=None):
+    def __init__(self, tmpdir, threads=None, binary=None):
         self.tmpdir = tmpdir
         self.threads = threads  # `--threads N`; None: the daemon's default
+        self.binary = binary or TRACED  # `traced run` is always TRACED
         self.socket = os.path.join(tmpdir, "traced.sock")
         self.log_path = os.path.join(BUILD_BENCH, "traced-serve.log")
         self.proc = None
@@ -222,7 +230,7 @@ class Daemon:
         env = base_env()
         os.makedirs(BUILD_BENCH, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        argv = [TRACED, "serve", "--socket", self.socket]
+        argv = [self.binary, "serve", "--socket", self.socket]
         if self.threads:
             argv += ["--threads", str(self.threads)]
         self._log.write(f"== bench: {' '.join(argv[1:])} at "
@@ -847,12 +855,13 @@ def env_list(name, default, conv=str):
     return [conv(x) for x in text.replace(" ", ",").split(",") if x]
 
 
-def producer_run(daemon, procs, spans, tmpdir, mode="lossless", sample=None):
+def producer_run(daemon, procs, spans, tmpdir, mode="lossless", sample=None,
+                 trace_name=None):
     """`traced run -- bench_producer PROCS SPANS` on the private daemon, in
     one of DAEMON_MODES.  In the lossless default a producer whose ring is
     full waits while the daemon makes progress, so the daemon sets the
     pace; in the drop mode it drops after 10 ms and the producers set it."""
-    trace = os.path.join(tmpdir, DAEMON_TRACE)
+    trace = os.path.join(tmpdir, trace_name or DAEMON_TRACE)
     stdout = os.path.join(tmpdir, "producer.out")
     env = mode_env(mode)
     daemon.ensure()
@@ -923,11 +932,11 @@ def producer_run(daemon, procs, spans, tmpdir, mode="lossless", sample=None):
     return rec
 
 
-def count_fib(trace):
+def count_fib(trace, trace_name=None):
     """fib() slices in a trace of wl_mp.py and the file's misnested count
     (None where not read): JSON by one byte-counting pass; gzip and
     Perfetto through `traced report --json`, which reads every format."""
-    if DAEMON_TRACE.endswith(".json"):
+    if (trace_name or DAEMON_TRACE).endswith(".json"):
         return count_events(trace, FIB_MARKER)["marker"], None
     try:
         p = subprocess.run([TRACED, "report", "--json", trace],
@@ -940,11 +949,12 @@ def count_fib(trace):
     return fib, rep.get("misnested")
 
 
-def mp_run(daemon, mode, tmpdir):
+def mp_run(daemon, mode, tmpdir, trace_name=None, count=True):
     """bench/wl_mp.py untraced (mode "untraced") or under `traced run` in
     one of DAEMON_MODES; with the fib() calls its trace holds against
-    the number the workload says a complete trace must hold."""
-    trace = os.path.join(tmpdir, DAEMON_TRACE)
+    the number the workload says a complete trace must hold (unless not
+    `count`)."""
+    trace = os.path.join(tmpdir, trace_name or DAEMON_TRACE)
     result = os.path.join(tmpdir, "wl_mp.json")
     for p in (trace, result):
         if os.path.exists(p):
@@ -977,7 +987,9 @@ def mp_run(daemon, mode, tmpdir):
         rec["events"], rec["dropped"] = summ.get("events"), summ.get("dropped")
         if os.path.exists(trace):
             rec["bytes"] = os.path.getsize(trace)
-            rec["fib_in_file"], rec["misnested"] = count_fib(trace)
+            if count:
+                rec["fib_in_file"], rec["misnested"] = count_fib(trace,
+                                                                 trace_name)
             os.remove(trace)
         if rec.get("events") and rec["daemon_cpu_s"] >= 0.1:
             rec["events_per_cpu_s"] = rec["events"] / rec["daemon_cpu_s"]
@@ -1133,7 +1145,125 @@ def long_part(results, tmpdir, threads, long_events):
         "samples": samples, "error": rec.get("error")}
 
 
-DAEMON_PARTS = ["producers", "python", "long"]
+FORMAT_TRACES = {"json": "trace.json", "json.gz": "trace.json.gz",
+                 "perfetto": "trace.pftrace"}
+
+
+def formats_part(results, tmpdir, threads, tput_events):
+    """Events per daemon CPU-second in each output format, for native
+    producers (BENCH_DAEMON_FORMAT_PROCS, default 2, sharing tput_events)
+    and the Python workload, lossless, on this build's daemon and, with
+    BENCH_DAEMON_BASELINE=<another build's traced>, on that one too:
+    every configuration in turn in every round, so both daemons see the
+    same load.  The clients (`traced run`, the shim) are this build's."""
+    fmts = env_list("BENCH_DAEMON_FORMATS", ",".join(FORMAT_TRACES))
+    bad = [f for f in fmts if f not in FORMAT_TRACES]
+    if bad:
+        sys.exit(f"bench: BENCH_DAEMON_FORMATS: unknown {bad}")
+    procs = int(os.environ.get("BENCH_DAEMON_FORMAT_PROCS") or 2)
+    baseline = os.environ.get("BENCH_DAEMON_BASELINE")
+    bins = {"this": TRACED}
+    if baseline:
+        bins["baseline"] = baseline
+    daemons = {}
+    runs = {}
+    try:
+        for name, binary in bins.items():
+            sub = os.path.join(tmpdir, name)
+            os.makedirs(sub, exist_ok=True)
+            daemons[name] = Daemon(sub, threads, binary).start()
+        for rnd in range(ROUNDS):
+            for fmt in fmts:
+                trace = FORMAT_TRACES[fmt]
+                for wl in ("native", "python"):
+                    for name, d in daemons.items():
+                        sub = os.path.join(tmpdir, name)
+                        if wl == "native":
+                            rec = producer_run(d, procs, tput_events // procs,
+                                               sub, trace_name=trace)
+                        else:
+                            rec = mp_run(d, "lossless", sub, trace_name=trace,
+                                         count=False)
+                        if rec.get("events") and rec.get("bytes"):
+                            rec["bytes_per_event"] = (rec["bytes"]
+                                                      / rec["events"])
+                        runs.setdefault(f"{fmt} {wl} {name}", []).append(rec)
+                        log(f"bench: formats round {rnd + 1}/{ROUNDS} {fmt} "
+                            f"{wl} {name}: {fmt_count(rec.get('events'))} "
+                            f"events, dropped "
+                            f"{fmt_count(rec.get('dropped'))}, daemon "
+                            f"{rec['daemon_cpu_s']:.2f} CPU-s"
+                            + (f" ERROR {rec['error']}"
+                               if rec.get("error") else ""))
+        hwm = {name: d.status().get("VmHWM") for name, d in daemons.items()}
+        for d in daemons.values():
+            results.setdefault("daemon_deaths", []).extend(d.deaths)
+    finally:
+        for d in daemons.values():
+            d.stop()
+            reap_strays(d.socket)
+    table = []
+    for fmt in fmts:
+        for wl in ("native", "python"):
+            row = {"format": fmt, "workload": wl}
+            for name in bins:
+                recs = runs.get(f"{fmt} {wl} {name}", [])
+                row[name] = {
+                    "events": stat_of(recs, "events"),
+                    "dropped": stat_of(recs, "dropped"),
+                    "wall_s": stat_of(recs, "wall_s"),
+                    "daemon_cpu_s": stat_of(recs, "daemon_cpu_s"),
+                    "events_per_cpu_s": stat_of(recs, "events_per_cpu_s"),
+                    "bytes_per_event": stat_of(recs, "bytes_per_event"),
+                    "errors": sum(1 for r in recs if r.get("error")),
+                    "runs": recs}
+            if baseline:
+                # Per round: this build's rate over the baseline's in the
+                # same round.
+                a = runs.get(f"{fmt} {wl} this", [])
+                b = runs.get(f"{fmt} {wl} baseline", [])
+                row["ratio"] = summarise(
+                    [x["events_per_cpu_s"] / y["events_per_cpu_s"]
+                     for x, y in zip(a, b)
+                     if x.get("events_per_cpu_s")
+                     and y.get("events_per_cpu_s")])
+            table.append(row)
+    results["formats"] = {"procs": procs, "events": tput_events,
+                          "baseline": baseline, "daemons": list(bins),
+                          "hwm_kb": hwm, "table": table}
+
+
+def print_formats(f):
+    names = f["daemons"]
+    print(f"\nevents per daemon CPU-second by format (lossless): native = "
+          f"bench/producer, {f['procs']} processes sharing "
+          f"{fmt_count(f['events'])} events; python = bench/wl_mp.py"
+          + (f"; baseline = {f['baseline']}" if f["baseline"] else ""))
+    hdr = (f"{'format':<9} {'workload':<8} {'events':>11} {'dropped':>8} "
+           + " ".join(f"{n + ' ev/CPU-s':<24} {'B/ev':>6}" for n in names)
+           + (f" {'this/baseline':<20}" if f["baseline"] else ""))
+    print(hdr)
+    print("-" * len(hdr))
+    med = lambda s: s["median"] if s else None  # noqa: E731
+    for row in f["table"]:
+        this = row["this"]
+        line = (f"{row['format']:<9} {row['workload']:<8} "
+                f"{fmt_count(med(this['events'])):>11} "
+                f"{fmt_count(med(this['dropped'])):>8} ")
+        line += " ".join(
+            f"{fmt_stat(row[n]['events_per_cpu_s'], 1e-6) + ' M':<24} "
+            f"{fmt_num(med(row[n]['bytes_per_event'])):>6}" for n in names)
+        if f["baseline"]:
+            line += f" {fmt_stat(row['ratio']):<20}"
+        errors = sum(row[n]["errors"] for n in names)
+        if errors:
+            line += f"  ERRORS in {errors} runs"
+        print(line)
+    print("daemon VmHWM after these runs: " + ", ".join(
+        f"{n} {(kb or 0) / 1024:.1f} MB" for n, kb in f["hwm_kb"].items()))
+
+
+DAEMON_PARTS = ["producers", "python", "long", "formats"]
 
 
 def daemon_suite():
@@ -1169,6 +1299,9 @@ def daemon_suite():
             write_json(out_path, results)
         if "long" in parts:
             long_part(results, tmpdir, threads, long_events)
+            write_json(out_path, results)
+        if "formats" in parts:
+            formats_part(results, tmpdir, threads, tput_events)
     finally:
         reap_strays(os.path.join(tmpdir, "traced.sock"))
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -1294,6 +1427,8 @@ def print_daemon(results, warning, out_path):
               f"{(lt['rss_growth_after_10pct_kb'] or 0) / kb:.1f} MB")
         if lt.get("error"):
             print(f"  ERROR: {lt['error']}")
+    if results.get("formats"):
+        print_formats(results["formats"])
     print(f"\nelapsed {results['elapsed_s']:.0f} s; results in "
           f"{os.path.relpath(out_path, os.getcwd())}")
 

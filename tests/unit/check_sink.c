@@ -3,7 +3,8 @@
  * writer through their own lanes, in every format, give a file that reads
  * back whole (every event once, each stream's in its order; gzip one
  * member); a write error part way counts every event written or dropped;
- * a chunk still being sealed holds back the chunks numbered after it. */
+ * a chunk still being sealed holds back the chunks numbered after it;
+ * written chunks are pooled for the next writer. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -492,6 +493,37 @@ START_TEST(test_sink_free_without_close) {
 }
 END_TEST
 
+/* A chunk given back when its writer is done is kept for the next
+ * writer of the same chunk size (its pages are already there), and never
+ * handed to a writer of larger chunks. */
+START_TEST(test_sink_chunks_pooled_across_writers) {
+  tr_sink a, b, c; /* zeroed, as a writer's are (calloc) */
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  memset(&c, 0, sizeof(c));
+  ck_assert_int_eq(tr_sink_init(&a, -1, 4096, 2), 0);
+  ck_assert_int_eq(tr_sink_init(&b, -1, 4096, 2), 0);
+  ck_assert_int_eq(tr_sink_init(&c, -1, 8192, 2), 0);
+  tr_chunk *x = tr_sink_chunk(&a);
+  ck_assert_ptr_nonnull(x);
+  x->len = 100;
+  tr_chunk_free(x);
+  tr_chunk *y = tr_sink_chunk(&b);
+  ck_assert_ptr_eq(y, x);
+  ck_assert_uint_eq(y->len, 0); /* emptied for its new writer */
+  tr_chunk_free(y);
+  tr_chunk *z = tr_sink_chunk(&c);
+  ck_assert_ptr_nonnull(z);
+  ck_assert_ptr_ne(z, y);
+  ck_assert_uint_eq(z->size, 8192);
+  memset(z->buf, 0, 8192); /* the whole buffer is there */
+  tr_chunk_free(z);
+  tr_sink_fini(&a);
+  tr_sink_fini(&b);
+  tr_sink_fini(&c);
+}
+END_TEST
+
 static Suite *sink_suite(void) {
   Suite *s = suite_create("sink");
   TCase *core = tcase_create("core");
@@ -501,6 +533,7 @@ static Suite *sink_suite(void) {
   tcase_add_loop_test(core, test_sink_chunk0_holds_back_later_chunks, 0, 3);
   tcase_add_loop_test(core, test_sink_free_without_close, 0, 3);
   tcase_add_test(core, test_sink_pass_end_writes_full_chunks);
+  tcase_add_test(core, test_sink_chunks_pooled_across_writers);
   suite_add_tcase(s, core);
   TCase *errors = tcase_create("errors");
   tcase_set_timeout(errors, 120);

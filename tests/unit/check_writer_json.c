@@ -300,6 +300,51 @@ START_TEST(test_writer_json_events_exact) {
 }
 END_TEST
 
+/* Each lane keeps its last event's formatted pid, tid and leading
+ * timestamp digits (put_ids_ts): events that change any of the three, one
+ * at a time, on both sides of 10^8 us, must read as printf writes them. */
+START_TEST(test_writer_json_ids_ts_cache_follows_changes) {
+  static const struct {
+    uint32_t pid, tid;
+    uint64_t ts;
+  } ev[] = {
+      {7, 8, 99999999999ull},        /* 99,999,999.999 us: no cached digits */
+      {7, 8, 100000000000ull},       /* 10^8 us: a leading digit */
+      {7, 8, 100000000001ull},       /* the same leading digits */
+      {9, 8, 100000000002ull},       /* another pid */
+      {9, 10, 100000000003ull},      /* another tid */
+      {9, 10, 12345678901234567ull}, /* other leading digits */
+      {9, 10, 5ull},                 /* back below: none */
+      {7, 8, 199999999999999ull},    /* the first pid and tid again */
+      {4294967295u, 4294967295u, UINT64_MAX},
+      {0, 0, 0},
+  };
+  const size_t n = sizeof(ev) / sizeof(ev[0]);
+  int fd = out_fd();
+  tr_json *w;
+  ck_assert_int_eq(tr_json_open(&w, fd, "test", false, 1), 0);
+  for (size_t i = 0; i < n; i++)
+    tr_json_slice(w, 0, TR_CAT_PYTHON, "f", 1, ev[i].pid, ev[i].tid, ev[i].ts,
+                  1, false, NULL, 0);
+  ck_assert_int_eq(finish(&w->base), 0);
+  char *s = slurp(fd, NULL);
+  char want[4096];
+  size_t k = (size_t)snprintf(want, sizeof(want), "{\"traceEvents\":[\n");
+  for (size_t i = 0; i < n; i++)
+    k += (size_t)snprintf(
+        want + k, sizeof(want) - k,
+        "%s{\"ph\":\"X\",\"cat\":\"python\",\"name\":\"f\",\"pid\":%u,"
+        "\"tid\":%u,\"ts\":%llu.%03u,\"dur\":0.001}",
+        i > 0 ? ",\n" : "", ev[i].pid, ev[i].tid,
+        (unsigned long long)(ev[i].ts / 1000), (unsigned)(ev[i].ts % 1000));
+  snprintf(want + k, sizeof(want) - k, "\n]}\n");
+  ck_assert_str_eq(s, want);
+  free(s);
+  tr_writer_free(&w->base);
+  close(fd);
+}
+END_TEST
+
 START_TEST(test_writer_json_args_every_type) {
   int fd = out_fd();
   tr_json *w;
@@ -480,6 +525,7 @@ static Suite *writer_json_suite(void) {
   tcase_add_test(core, test_writer_json_empty_trace);
   tcase_add_test(core, test_writer_json_array_form_until_finished);
   tcase_add_test(core, test_writer_json_events_exact);
+  tcase_add_test(core, test_writer_json_ids_ts_cache_follows_changes);
   tcase_add_test(core, test_writer_json_args_every_type);
   tcase_add_test(core, test_writer_json_args_exact);
   tcase_add_test(core, test_writer_json_hostile_name_roundtrip);
