@@ -1,0 +1,93 @@
+/* transport.h: the daemon's operating-system seam: a client connection's
+ * bytes and handles and who is at its other end, the shared memory a
+ * client hands over (rings, the string arena), waking a producer that
+ * waits on a full ring, the output file a session writes to, and process
+ * ancestry.  transport_unix.c provides it on Linux (SO_PEERCRED, recvmsg
+ * with SCM_RIGHTS, sealed memfds, mincore, futex, /proc); transport_win.c
+ * on Windows (named pipes, handles pulled with DuplicateHandle, pagefile-
+ * backed sections, a named event per ring).  The listener itself stays
+ * per system: listen.c (a Unix socket watched with uv_poll) here,
+ * tr_dtransport_listen_pipe (libuv's uv_pipe_t) on Windows.
+ *
+ * Handles are ints as in libclient/src/transport.h (a descriptor, or a
+ * Windows HANDLE's value); functions that fail return a negative errno. */
+#ifndef TRACED_DTRANSPORT_H
+#define TRACED_DTRANSPORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Who is at the other end of a connection, as the kernel says. */
+typedef struct tr_peer_cred {
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+} tr_peer_cred;
+
+/* ---- a connection ---------------------------------------------------- */
+
+/* The credentials of the process that connected (SO_PEERCRED). */
+int tr_dtransport_peer_cred(int conn, tr_peer_cred *out);
+
+/* One non-blocking read of up to `cap` bytes into `buf`; the handles that
+ * came with them (at most `max_h`) go to handles[0..*nh).  Returns the
+ * bytes read, 0 when the peer closed its end, -EAGAIN when nothing is
+ * there, -EBADMSG when more than max_h handles came at once (they are
+ * closed), or the error. */
+int64_t tr_dtransport_recv(int conn, void *buf, size_t cap, int *handles,
+                           int *nh, int max_h);
+
+/* One non-blocking write that never raises SIGPIPE: the bytes taken,
+ * -EAGAIN when none fit now, or the error. */
+int64_t tr_dtransport_send(int conn, const void *buf, size_t len);
+
+/* Closes a connection, shared-memory handle or output file. */
+void tr_dtransport_close(int h);
+
+/* ---- shared memory --------------------------------------------------- */
+
+/* Checks that `h` is shared memory of exactly `size` bytes that cannot
+ * shrink (a producer that could truncate it would make the daemon's reads
+ * fault), and maps it shared read-write.  *id gets an identity of the
+ * memory that two handles of the same region share (0 where there is
+ * none).  The caller keeps `h`.  Returns 0, -EINVAL (wrong size or kind),
+ * -EPERM (could shrink), or the system's error. */
+int tr_dtransport_shm_map(int h, size_t size, void **map, uint64_t id[2]);
+
+void tr_dtransport_shm_unmap(void *map, size_t size);
+
+/* 0 when every page of [addr, addr + len) of a shared mapping exists,
+ * -ENODATA when one was never written (reading it would allocate it in
+ * the daemon: docs/hostile.md, "Empty rings").  Where the system cannot
+ * tell, the pages are taken to exist. */
+int tr_dtransport_pages_exist(const void *addr, size_t len);
+
+/* Wakes every producer waiting for `*wake` to change (the caller has
+ * bumped it): PROTOCOL.md section 5, "Full ring". */
+void tr_dtransport_ring_wake(_Atomic uint32_t *wake);
+
+/* ---- the output file ------------------------------------------------- */
+
+/* Checks a session's output handle: open for writing, and a regular file
+ * (returns 1) or the null device (returns 0); -EBADF or -EINVAL
+ * otherwise.  A pipe, socket or terminal could block the daemon's writer
+ * forever when its reader stops. */
+int tr_dtransport_output_kind(int h);
+
+/* Empties a regular output file (clients open it without truncating, so
+ * that a refused session leaves it as it was). */
+int tr_dtransport_output_truncate(int h);
+
+/* ---- processes ------------------------------------------------------- */
+
+/* Fills `buf` with `len` bytes from the system's secure random source
+ * (session tokens).  Returns 0 or a negative errno. */
+int tr_dtransport_random(void *buf, size_t len);
+
+/* The parent of `pid` as the system says now, or -1. */
+pid_t tr_dtransport_parent_of(pid_t pid);
+
+#endif
