@@ -47,7 +47,7 @@ static struct {
 static uint32_t g_max_extra = TR_RECORD_MAX_EXTRA_V1;
 
 bool tr_client_may_use_tsc(void) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(_WIN32)
   const char *c = getenv(TR_ENV_CLOCK);
   return c == NULL || strcmp(c, "monotonic") != 0;
 #else
@@ -546,11 +546,10 @@ static void doorbell(void) {
   if (tr_client_connected()) {
     uint8_t hdr[sizeof(tr_frame_hdr)];
     tr_frame_hdr_encode(hdr, TR_MSG_DOORBELL, 0);
-    ssize_t w = send(g.fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    int64_t w = tr_transport_try_send(g.fd, hdr, sizeof(hdr));
     /* A full socket buffer means the daemon is already busy; a closed
      * one, that it is gone. */
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      connection_lost_locked();
+    if (w < 0 && w != -EAGAIN) connection_lost_locked();
   }
   pthread_mutex_unlock(&g.io_lock);
 }

@@ -45,6 +45,11 @@ int tr_transport_send(int conn, const void *hdr, size_t hdr_len,
                       const void *payload, size_t len, const int *handles,
                       int nh, int timeout_ms);
 
+/* Sends what fits now without waiting: the bytes taken, -EAGAIN when none
+ * fit (the daemon is busy), or another negative errno (it is gone).  For
+ * the doorbell, which is never worth waiting for. */
+int64_t tr_transport_try_send(int conn, const void *buf, size_t len);
+
 /* Reads exactly `len` bytes; -ECONNRESET when the daemon closed its end
  * first, -ETIMEDOUT after timeout_ms without progress. */
 int tr_transport_recv(int conn, void *buf, size_t len, int timeout_ms);
@@ -94,6 +99,9 @@ uint64_t tr_transport_ppid(void);
 
 /* The program's short name (HELLO's default display name); never NULL. */
 const char *tr_transport_progname(void);
+
+/* Sets an environment variable that child processes inherit. */
+int tr_transport_setenv(const char *name, const char *value);
 
 /* The process's command line as NUL-separated arguments (HELLO's argv);
  * returns the bytes written. */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -168,6 +169,12 @@ int tr_transport_send(int fd, const void *hdr, size_t hdr_len,
   return 0;
 }
 
+int64_t tr_transport_try_send(int fd, const void *buf, size_t len) {
+  ssize_t w = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w >= 0) return (int64_t)w;
+  return errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+}
+
 int tr_transport_recv(int fd, void *buf, size_t len, int timeout_ms) {
   size_t got = 0;
   while (got < len) {
@@ -261,6 +268,10 @@ uint64_t tr_transport_ppid(void) { return (uint64_t)getppid(); }
 
 const char *tr_transport_progname(void) {
   return program_invocation_short_name ? program_invocation_short_name : "";
+}
+
+int tr_transport_setenv(const char *name, const char *value) {
+  return setenv(name, value, 1) < 0 ? -errno : 0;
 }
 
 /* argv as /proc/self/cmdline has it (the C library does not keep it
