@@ -29,14 +29,11 @@ static void update_poll(tr_peer *c) {
                 (c->out_len > 0 ? (unsigned)UV_WRITABLE : 0u);
   if (ev == c->events) return;
   c->events = ev;
-  if (ev == 0)
-    uv_poll_stop(&c->poll);
-  else
-    uv_poll_start(&c->poll, (int)ev, c->poll.poll_cb);
+  tr_dtransport_watch(&c->poll, (int)ev, c->poll_cb);
 }
 
 int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
-                 uv_poll_cb cb) {
+                 tr_watch_cb cb) {
   void *data = c->poll.data;
   memset(c, 0, sizeof(*c));
   tr_peer_cred cred;
@@ -44,13 +41,13 @@ int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
   if (rc < 0) return rc;
   c->in = malloc(TR_PEER_IN_INITIAL);
   if (c->in == NULL) return -ENOMEM;
-  rc = uv_poll_init(loop, &c->poll, fd);
+  c->poll.data = data;
+  rc = tr_dtransport_watch_init(loop, &c->poll, fd);
   if (rc < 0) {
     free(c->in);
     c->in = NULL;
     return rc;
   }
-  c->poll.data = data;
   c->fd = fd;
   c->pid = cred.pid;
   c->uid = cred.uid;
@@ -58,7 +55,8 @@ int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
   c->on_frame = fn;
   c->in_cap = TR_PEER_IN_INITIAL;
   c->events = UV_READABLE;
-  uv_poll_start(&c->poll, UV_READABLE, cb);
+  c->poll_cb = cb;
+  tr_dtransport_watch(&c->poll, UV_READABLE, cb);
   return 0;
 }
 
@@ -241,8 +239,7 @@ void tr_peer_close(tr_peer *c, uv_close_cb cb) {
   c->in = NULL;
   c->out = NULL;
   c->in_len = c->out_len = 0;
-  /* The descriptor may be closed right after uv_close (uv_poll docs). */
-  uv_close((uv_handle_t *)&c->poll, cb);
+  tr_dtransport_watch_close(&c->poll, cb);
   tr_dtransport_close(c->fd);
   c->fd = -1;
 }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 /* Who is at the other end of a connection, as the kernel says. */
 typedef struct tr_peer_cred {
@@ -28,6 +29,40 @@ typedef struct tr_peer_cred {
 } tr_peer_cred;
 
 /* ---- a connection ---------------------------------------------------- */
+
+/* A connection's readiness watcher, with uv_poll's interface: `cb` runs
+ * with UV_READABLE when tr_dtransport_recv has something to return (data,
+ * the end, or an error), and with UV_WRITABLE when tr_dtransport_send can
+ * take bytes again.  On Unix it is a uv_poll_t on the socket.  On Windows,
+ * where uv_poll watches only sockets, it is a uv_pipe_t reading into a
+ * queue that tr_dtransport_recv empties.  `data` is the owner's; the
+ * close callback gets the handle whose `data` it is. */
+#if defined(_WIN32)
+typedef struct tr_watch tr_watch;
+typedef void (*tr_watch_cb)(tr_watch *w, int status, int events);
+struct tr_watch {
+  void *data;
+  uv_pipe_t pipe;
+  tr_watch_cb cb;
+  int events;
+  struct tr_wconn *conn; /* transport_win.c's state of the connection */
+};
+#else
+typedef uv_poll_t tr_watch;
+typedef uv_poll_cb tr_watch_cb;
+#endif
+
+/* Starts watching the accepted connection `conn`; the owner's `data` is
+ * kept.  On error nothing is left to close. */
+int tr_dtransport_watch_init(uv_loop_t *loop, tr_watch *w, int conn);
+
+/* Watches for `events` (UV_READABLE | UV_WRITABLE; 0 stops). */
+void tr_dtransport_watch(tr_watch *w, int events, tr_watch_cb cb);
+
+/* Closes the watcher; `cb` runs from the loop afterwards (and may free the
+ * memory holding w).  The connection is closed with tr_dtransport_close
+ * right after. */
+void tr_dtransport_watch_close(tr_watch *w, uv_close_cb cb);
 
 /* The credentials of the process that connected (SO_PEERCRED). */
 int tr_dtransport_peer_cred(int conn, tr_peer_cred *out);

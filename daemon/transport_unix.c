@@ -21,6 +21,25 @@
 
 /* ---- a connection ---------------------------------------------------- */
 
+int tr_dtransport_watch_init(uv_loop_t *loop, tr_watch *w, int conn) {
+  void *data = w->data;
+  int rc = uv_poll_init(loop, w, conn);
+  w->data = data;
+  return rc;
+}
+
+void tr_dtransport_watch(tr_watch *w, int events, tr_watch_cb cb) {
+  if (events == 0)
+    uv_poll_stop(w);
+  else
+    uv_poll_start(w, events, cb);
+}
+
+/* The descriptor may be closed right after uv_close (uv_poll docs). */
+void tr_dtransport_watch_close(tr_watch *w, uv_close_cb cb) {
+  uv_close((uv_handle_t *)w, cb);
+}
+
 int tr_dtransport_peer_cred(int conn, tr_peer_cred *out) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
