@@ -21,6 +21,15 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#if defined(_WIN32)
+/* Windows has no uid_t: a user is the last sub-authority (RID) of its
+ * SID, for per-user accounting only; every identity check compares whole
+ * SIDs.  (C11 allows the same typedef again, should a compatibility
+ * header make it too.) */
+typedef unsigned int uid_t;
+typedef unsigned int gid_t;
+#endif
+
 /* Who is at the other end of a connection, as the kernel says. */
 typedef struct tr_peer_cred {
   pid_t pid;
@@ -81,6 +90,30 @@ int64_t tr_dtransport_send(int conn, const void *buf, size_t len);
 
 /* Closes a connection, shared-memory handle or output file. */
 void tr_dtransport_close(int h);
+
+#if defined(_WIN32)
+/* ---- the listener (Windows) ----------------------------------------- */
+
+/* Listens on the named pipe `name` (\\.\pipe\traced-<user>, or the
+ * system pipe when `system`): every instance is created with a security
+ * descriptor that admits only this process's user and SYSTEM (the system
+ * pipe: also any authenticated user, who may connect but not create an
+ * instance), remote clients are refused, and the first instance is made
+ * with FILE_FLAG_FIRST_PIPE_INSTANCE, so a squatter that made the name
+ * first is found out (-EADDRINUSE).  A thread waits for connections; each
+ * is handed to `fn` on the loop's thread as a connection handle for
+ * tr_dtransport_peer_cred and tr_dtransport_watch_init.  (On Unix the
+ * listener is listen.c.) */
+typedef struct tr_dtransport_listener tr_dtransport_listener;
+typedef void (*tr_dtransport_accept_fn)(void *arg, int conn);
+int tr_dtransport_listen_pipe(uv_loop_t *loop, const char *name, bool system,
+                              tr_dtransport_accept_fn fn, void *arg,
+                              tr_dtransport_listener **out);
+
+/* Stops listening, closes the instances not yet handed over and frees
+ * the listener (its libuv handle is closed from the loop). */
+void tr_dtransport_listen_close(tr_dtransport_listener *l);
+#endif
 
 /* ---- shared memory --------------------------------------------------- */
 
