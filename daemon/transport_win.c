@@ -6,8 +6,11 @@
  * docs/windows-transport.md say why each choice. */
 #define _CRT_RAND_S
 #define WIN32_LEAN_AND_MEAN
+/* windows.h first: sddl.h, tlhelp32.h and the other Win32 headers need
+ * it, so it is kept out of clang-format's include sorting. */
+// clang-format off
 #include <windows.h>
-/* After windows.h, which these need. */
+// clang-format on
 #include <errno.h>
 #include <io.h>
 #include <sddl.h>

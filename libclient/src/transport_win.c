@@ -4,8 +4,11 @@
  * bounded sleep on a full ring, and the process facts from Win32.
  * PROTOCOL.md section 9 and docs/windows-transport.md say why each choice. */
 #define WIN32_LEAN_AND_MEAN
+/* windows.h first: sddl.h, tlhelp32.h and the other Win32 headers need
+ * it, so it is kept out of clang-format's include sorting. */
+// clang-format off
 #include <windows.h>
-/* After windows.h, which these need. */
+// clang-format on
 #include <errno.h>
 #include <sddl.h>
 #include <shellapi.h>
