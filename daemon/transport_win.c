@@ -19,6 +19,7 @@
 #include <string.h>
 #include <tlhelp32.h>
 
+#include "common/win32.h"
 #include "proto/frame.h"
 #include "proto/traced_proto.h"
 #include "transport.h"
@@ -28,44 +29,6 @@
  * peer.c's bound on what a client leaves unread holds here too. */
 #define WRITE_QUEUE_MAX (64u * 1024u)
 #define READ_CHUNK (64u * 1024u)
-
-static HANDLE to_handle(int h) { return (HANDLE)(intptr_t)h; }
-static int to_int(HANDLE h) { return (int)(intptr_t)h; }
-
-static int errno_of(DWORD e) {
-  switch (e) {
-    case ERROR_ACCESS_DENIED:
-      return EACCES;
-    case ERROR_BROKEN_PIPE:
-    case ERROR_NO_DATA:
-    case ERROR_PIPE_NOT_CONNECTED:
-      return EPIPE;
-    case ERROR_NOT_ENOUGH_MEMORY:
-    case ERROR_OUTOFMEMORY:
-      return ENOMEM;
-    case ERROR_INVALID_HANDLE:
-      return EBADF;
-    case ERROR_INVALID_PARAMETER:
-      return EINVAL;
-    default:
-      return EIO;
-  }
-}
-
-/* The token user of `proc` (malloc'd; the SID points into it). */
-static TOKEN_USER *token_user(HANDLE proc) {
-  HANDLE tok;
-  if (!OpenProcessToken(proc, TOKEN_QUERY, &tok)) return NULL;
-  DWORD n = 0;
-  GetTokenInformation(tok, TokenUser, NULL, 0, &n);
-  TOKEN_USER *tu = n > 0 ? malloc(n) : NULL;
-  if (tu != NULL && !GetTokenInformation(tok, TokenUser, tu, n, &n)) {
-    free(tu);
-    tu = NULL;
-  }
-  CloseHandle(tok);
-  return tu;
-}
 
 /* ---- connections ----------------------------------------------------
  * Everything here runs on the loop's thread. */
@@ -102,7 +65,7 @@ static tr_wconn *get(int conn) {
   if (c == NULL) return NULL;
   c->conn = conn;
   ULONG pid = 0;
-  if (GetNamedPipeClientProcessId(to_handle(conn), &pid))
+  if (GetNamedPipeClientProcessId(tr_win_handle(conn), &pid))
     c->proc = OpenProcess(
         PROCESS_DUP_HANDLE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
   c->next = g_conns;
@@ -116,7 +79,7 @@ static void forget(tr_wconn *c) {
       *p = c->next;
       break;
     }
-  for (int i = 0; i < c->nph; i++) CloseHandle(to_handle(c->ph[i]));
+  for (int i = 0; i < c->nph; i++) CloseHandle(tr_win_handle(c->ph[i]));
   if (c->proc != NULL) CloseHandle(c->proc);
   free(c->q);
   free(c);
@@ -125,8 +88,8 @@ static void forget(tr_wconn *c) {
 int tr_dtransport_peer_cred(int conn, tr_peer_cred *out) {
   tr_wconn *c = get(conn);
   if (c == NULL) return -ENOMEM;
-  if (c->proc == NULL) return -errno_of(GetLastError());
-  TOKEN_USER *tu = token_user(c->proc);
+  if (c->proc == NULL) return -tr_win_errno(GetLastError());
+  TOKEN_USER *tu = tr_win_token_user(c->proc);
   if (tu == NULL) return -EACCES;
   PSID sid = tu->User.Sid;
   UCHAR n = *GetSidSubAuthorityCount(sid);
@@ -205,7 +168,7 @@ int tr_dtransport_watch_init(uv_loop_t *loop, tr_watch *w, int conn) {
   if (c == NULL) return -ENOMEM;
   int rc = uv_pipe_init(loop, &w->pipe, 0);
   if (rc < 0) return rc;
-  int fd = _open_osfhandle((intptr_t)to_handle(conn), 0);
+  int fd = _open_osfhandle((intptr_t)tr_win_handle(conn), 0);
   if (fd < 0 || (rc = uv_pipe_open(&w->pipe, fd)) < 0) {
     /* The handle stays the caller's; the CRT descriptor is dropped
      * without closing it (it is not ours to close twice). */
@@ -258,7 +221,7 @@ static void pull_handles(tr_wconn *c, const uint8_t *p, uint32_t n) {
         DuplicateHandle(c->proc, (HANDLE)(uintptr_t)v, GetCurrentProcess(),
                         &mine, 0, FALSE,
                         DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE))
-      c->ph[c->nph++] = to_int(mine);
+      c->ph[c->nph++] = tr_win_int(mine);
   }
 }
 
@@ -304,7 +267,7 @@ int64_t tr_dtransport_recv(int conn, void *buf, size_t cap, int *handles,
   c->q_off += n;
   if (frame_start) {
     if (c->nph > max_h) {
-      for (int i = 0; i < c->nph; i++) CloseHandle(to_handle(c->ph[i]));
+      for (int i = 0; i < c->nph; i++) CloseHandle(tr_win_handle(c->ph[i]));
       c->nph = 0;
       return -EBADMSG;
     }
@@ -347,12 +310,13 @@ static int64_t write_raw(HANDLE h, const void *buf, size_t len) {
   }
   DWORD err = ok ? 0 : GetLastError();
   CloseHandle(ov.hEvent);
-  return ok ? (int64_t)n : -errno_of(err);
+  return ok ? (int64_t)n : -tr_win_errno(err);
 }
 
 int64_t tr_dtransport_send(int conn, const void *buf, size_t len) {
   tr_wconn *c = find(conn);
-  if (c == NULL || c->w == NULL) return write_raw(to_handle(conn), buf, len);
+  if (c == NULL || c->w == NULL)
+    return write_raw(tr_win_handle(conn), buf, len);
   if (c->err == -EPIPE) return -EPIPE;
   uv_stream_t *s = (uv_stream_t *)&c->w->pipe;
   if (uv_stream_get_write_queue_size(s) > WRITE_QUEUE_MAX) return -EAGAIN;
@@ -372,7 +336,7 @@ void tr_dtransport_close(int h) {
   tr_wconn *c = find(h);
   bool uv_owned = c != NULL && c->uv_owned;
   if (c != NULL) forget(c);
-  if (!uv_owned) CloseHandle(to_handle(h));
+  if (!uv_owned) CloseHandle(tr_win_handle(h));
 }
 
 /* ---- the listener ---------------------------------------------------- */
@@ -398,7 +362,7 @@ struct tr_dtransport_listener {
  * FILE_APPEND_DATA, which on a pipe is FILE_CREATE_PIPE_INSTANCE (with it
  * a user could make instances of the daemon's pipe and serve clients). */
 static int make_sd(bool system, PSECURITY_DESCRIPTOR *out) {
-  TOKEN_USER *me = token_user(GetCurrentProcess());
+  TOKEN_USER *me = tr_win_token_user(GetCurrentProcess());
   if (me == NULL) return -EACCES;
   char *sid = NULL;
   if (!ConvertSidToStringSidA(me->User.Sid, &sid)) {
@@ -412,7 +376,7 @@ static int make_sd(bool system, PSECURITY_DESCRIPTOR *out) {
   free(me);
   if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(
           sddl, SDDL_REVISION_1, out, NULL))
-    return -errno_of(GetLastError());
+    return -tr_win_errno(GetLastError());
   return 0;
 }
 
@@ -432,7 +396,7 @@ static void on_ready(uv_async_t *a) {
     HANDLE h = l->nready > 0 ? l->ready[--l->nready] : NULL;
     LeaveCriticalSection(&l->lock);
     if (h == NULL) return;
-    l->fn(l->arg, to_int(h));
+    l->fn(l->arg, tr_win_int(h));
   }
 }
 
@@ -507,7 +471,7 @@ int tr_dtransport_listen_pipe(uv_loop_t *loop, const char *name, bool system,
     free(l);
     /* FIRST_PIPE_INSTANCE fails with access denied when the name exists:
      * another daemon, or someone squatting on it. */
-    return err == ERROR_ACCESS_DENIED ? -EADDRINUSE : -errno_of(err);
+    return err == ERROR_ACCESS_DENIED ? -EADDRINUSE : -tr_win_errno(err);
   }
   InitializeCriticalSection(&l->lock);
   l->stop = CreateEventA(NULL, TRUE, FALSE, NULL);
@@ -516,7 +480,7 @@ int tr_dtransport_listen_pipe(uv_loop_t *loop, const char *name, bool system,
   l->async.data = l;
   l->thread = CreateThread(NULL, 0, accept_thread, l, 0, NULL);
   if (l->thread == NULL) {
-    rc = -errno_of(GetLastError());
+    rc = -tr_win_errno(GetLastError());
     uv_close((uv_handle_t *)&l->async, NULL);
     goto err;
   }
@@ -558,7 +522,7 @@ void tr_dtransport_listen_close(tr_dtransport_listener *l) {
 int tr_dtransport_shm_map(int h, size_t size, void **map, uint64_t id[2]) {
   static uint64_t serial;
   void *m =
-      MapViewOfFile(to_handle(h), FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+      MapViewOfFile(tr_win_handle(h), FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
   if (m == NULL) return -EINVAL; /* not a section, or not writable */
   MEMORY_BASIC_INFORMATION mbi;
   SYSTEM_INFO si;
@@ -597,19 +561,20 @@ void tr_dtransport_ring_wake(_Atomic uint32_t *wake) { (void)wake; }
 /* ---- the output file ------------------------------------------------- */
 
 int tr_dtransport_output_kind(int h) {
-  DWORD mode, type = GetFileType(to_handle(h));
+  DWORD mode, type = GetFileType(tr_win_handle(h));
   if (type == FILE_TYPE_DISK) return 1;
   /* A console (which ^S can stop) is a character device too. */
-  if (type == FILE_TYPE_CHAR && !GetConsoleMode(to_handle(h), &mode)) return 0;
+  if (type == FILE_TYPE_CHAR && !GetConsoleMode(tr_win_handle(h), &mode))
+    return 0;
   return type == FILE_TYPE_UNKNOWN ? -EBADF : -EINVAL;
 }
 
 int tr_dtransport_output_truncate(int h) {
   LARGE_INTEGER zero;
   zero.QuadPart = 0;
-  if (!SetFilePointerEx(to_handle(h), zero, NULL, FILE_BEGIN) ||
-      !SetEndOfFile(to_handle(h)))
-    return -errno_of(GetLastError());
+  if (!SetFilePointerEx(tr_win_handle(h), zero, NULL, FILE_BEGIN) ||
+      !SetEndOfFile(tr_win_handle(h)))
+    return -tr_win_errno(GetLastError());
   return 0;
 }
 

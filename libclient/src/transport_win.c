@@ -18,6 +18,7 @@
 #include <time.h>
 #include <tlhelp32.h>
 
+#include "common/win32.h"
 #include "conn.h"
 #include "proto/frame.h"
 #include "proto/sockpath.h"
@@ -30,54 +31,8 @@
 #define PIPE_PREFIX "\\\\.\\pipe\\"
 
 /* A HANDLE's value as the int the seam passes, and back (transport.h). */
-static HANDLE to_handle(int h) { return (HANDLE)(intptr_t)h; }
-static int to_int(HANDLE h) { return (int)(intptr_t)h; }
-
-static int errno_of(DWORD e) {
-  switch (e) {
-    case ERROR_FILE_NOT_FOUND:
-    case ERROR_PATH_NOT_FOUND:
-      return ENOENT;
-    case ERROR_ACCESS_DENIED:
-      return EACCES;
-    case ERROR_PIPE_BUSY:
-      return EBUSY;
-    case ERROR_BROKEN_PIPE:
-    case ERROR_NO_DATA:
-    case ERROR_PIPE_NOT_CONNECTED:
-      return EPIPE;
-    case ERROR_NOT_ENOUGH_MEMORY:
-    case ERROR_OUTOFMEMORY:
-    case ERROR_COMMITMENT_LIMIT:
-      return ENOMEM;
-    case ERROR_INVALID_HANDLE:
-      return EBADF;
-    case ERROR_INVALID_PARAMETER:
-    case ERROR_INVALID_NAME:
-      return EINVAL;
-    case ERROR_SEM_TIMEOUT:
-      return ETIMEDOUT;
-    default:
-      return EIO;
-  }
-}
 
 /* ---- who serves the pipe -------------------------------------------- */
-
-/* The token user of `proc` (malloc'd; the SID points into it). */
-static TOKEN_USER *token_user(HANDLE proc) {
-  HANDLE tok;
-  if (!OpenProcessToken(proc, TOKEN_QUERY, &tok)) return NULL;
-  DWORD n = 0;
-  GetTokenInformation(tok, TokenUser, NULL, 0, &n);
-  TOKEN_USER *tu = n > 0 ? malloc(n) : NULL;
-  if (tu != NULL && !GetTokenInformation(tok, TokenUser, tu, n, &n)) {
-    free(tu);
-    tu = NULL;
-  }
-  CloseHandle(tok);
-  return tu;
-}
 
 /* Whether `sid` may serve this client: the client's own user, LocalSystem
  * (what root is on Unix), or, on a pipe other than the per-user default,
@@ -106,7 +61,7 @@ static int check_server(HANDLE pipe, const char *path, bool per_user, char *why,
                         size_t why_size) {
   ULONG pid = 0, again = 0;
   if (!GetNamedPipeServerProcessId(pipe, &pid))
-    return -errno_of(GetLastError());
+    return -tr_win_errno(GetLastError());
   HANDLE proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
   if (proc == NULL) {
     snprintf(why, why_size,
@@ -115,8 +70,8 @@ static int check_server(HANDLE pipe, const char *path, bool per_user, char *why,
              (unsigned long)pid, path, (unsigned long)GetLastError());
     return -EPERM;
   }
-  TOKEN_USER *theirs = token_user(proc);
-  TOKEN_USER *mine = token_user(GetCurrentProcess());
+  TOKEN_USER *theirs = tr_win_token_user(proc);
+  TOKEN_USER *mine = tr_win_token_user(GetCurrentProcess());
   int rc = 0;
   if (theirs == NULL || mine == NULL) {
     rc = -EPERM;
@@ -178,17 +133,17 @@ int tr_transport_connect(const char *path, char *why, size_t why_size) {
     /* Every instance is taken: the daemon makes another as it accepts. */
     if (!WaitNamedPipeA(path, TR_CONN_TIMEOUT_MS)) break;
   }
-  if (h == INVALID_HANDLE_VALUE) return -errno_of(GetLastError());
+  if (h == INVALID_HANDLE_VALUE) return -tr_win_errno(GetLastError());
   int rc = check_server(h, path, per_user, why, why_size);
   if (rc < 0) {
     CloseHandle(h);
     return rc;
   }
-  return to_int(h);
+  return tr_win_int(h);
 }
 
 void tr_transport_close(int h) {
-  if (h != -1) CloseHandle(to_handle(h));
+  if (h != -1) CloseHandle(tr_win_handle(h));
 }
 
 /* One overlapped read or write of up to `len` bytes, waited for at most
@@ -217,7 +172,7 @@ static int64_t pipe_io(HANDLE h, bool write, void *buf, size_t len,
   if (ok) return (int64_t)n;
   if (!write && (err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED))
     return -ECONNRESET;
-  return -errno_of(err);
+  return -tr_win_errno(err);
 }
 
 static int write_all(HANDLE h, const void *buf, size_t len, int timeout_ms,
@@ -241,18 +196,18 @@ int tr_transport_send(int conn, const void *hdr, size_t hdr_len,
                       const void *payload, size_t len, const int *handles,
                       int nh, int timeout_ms) {
   if (nh < 0 || nh > TR_FRAME_MAX_FDS) return -EMSGSIZE;
-  HANDLE pipe = to_handle(conn);
+  HANDLE pipe = tr_win_handle(conn);
   if (nh > 0) {
     uint8_t hf[sizeof(tr_frame_hdr) + 8 * TR_FRAME_MAX_FDS];
     HANDLE dup[TR_FRAME_MAX_FDS];
     int made = 0;
     for (; made < nh; made++)
-      if (!DuplicateHandle(GetCurrentProcess(), to_handle(handles[made]),
+      if (!DuplicateHandle(GetCurrentProcess(), tr_win_handle(handles[made]),
                            GetCurrentProcess(), &dup[made], 0, FALSE,
                            DUPLICATE_SAME_ACCESS))
         break;
     if (made < nh) {
-      int err = errno_of(GetLastError());
+      int err = tr_win_errno(GetLastError());
       while (made-- > 0) CloseHandle(dup[made]);
       return -err;
     }
@@ -278,15 +233,15 @@ int tr_transport_send(int conn, const void *hdr, size_t hdr_len,
 }
 
 int64_t tr_transport_try_send(int conn, const void *buf, size_t len) {
-  int64_t n = pipe_io(to_handle(conn), true, (void *)buf, len, 0);
+  int64_t n = pipe_io(tr_win_handle(conn), true, (void *)buf, len, 0);
   return n == -ETIMEDOUT ? -EAGAIN : n;
 }
 
 int tr_transport_recv(int conn, void *buf, size_t len, int timeout_ms) {
   size_t got = 0;
   while (got < len) {
-    int64_t n = pipe_io(to_handle(conn), false, (char *)buf + got, len - got,
-                        timeout_ms);
+    int64_t n = pipe_io(tr_win_handle(conn), false, (char *)buf + got,
+                        len - got, timeout_ms);
     if (n < 0) return (int)n;
     if (n == 0) return -ECONNRESET;
     got += (size_t)n;
@@ -302,14 +257,14 @@ int tr_transport_open_output(const char *path) {
   HANDLE h = CreateFileA(path, GENERIC_WRITE,
                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                          NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
-  if (h == INVALID_HANDLE_VALUE) return -errno_of(GetLastError());
+  if (h == INVALID_HANDLE_VALUE) return -tr_win_errno(GetLastError());
   DWORD type = GetFileType(h);
   bool nul = _stricmp(path, "NUL") == 0 || _stricmp(path, "\\\\.\\NUL") == 0;
   if (type != FILE_TYPE_DISK && !(type == FILE_TYPE_CHAR && nul)) {
     CloseHandle(h);
     return -EINVAL;
   }
-  return to_int(h);
+  return tr_win_int(h);
 }
 
 /* ---- shared memory -------------------------------------------------- */
@@ -324,17 +279,17 @@ int tr_transport_shm_create(const char *name, size_t size, void **map,
   HANDLE h = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL,
                                 PAGE_READWRITE | SEC_COMMIT, (DWORD)(sz >> 32),
                                 (DWORD)sz, NULL);
-  if (h == NULL) return -errno_of(GetLastError());
+  if (h == NULL) return -tr_win_errno(GetLastError());
   void *m = MapViewOfFile(h, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, size);
   if (m == NULL) {
-    int err = errno_of(GetLastError());
+    int err = tr_win_errno(GetLastError());
     CloseHandle(h);
     return -err;
   }
   volatile char *c = m;
   for (size_t i = 0; i < populate && i < size; i += 4096) c[i] = 0;
   *map = m;
-  return to_int(h);
+  return tr_win_int(h);
 }
 
 void tr_transport_shm_unmap(void *map, size_t size) {
