@@ -53,13 +53,16 @@ PROTO_SRC := $(wildcard proto/*.c)
 # linked into libtraced (and compiled into the Python extension); the rest
 # of common/ is the executable's.
 COMMON_CLIENT_SRC := common/map.c common/intern.c
-CLIENT_SRC := $(wildcard libclient/src/*.c) $(COMMON_CLIENT_SRC)
+# transport_<os>.c: one per system (transport.h); this build is Unix's.
+CLIENT_SRC := $(filter-out %_win.c,$(wildcard libclient/src/*.c)) \
+              $(COMMON_CLIENT_SRC)
 # The traced executable: the server (daemon/), the output writers (output/),
 # the report tool (report/), the command line (cli/) and shared helpers
 # (common/), with libclient's objects.  Each folder includes another's
 # headers by the folder's name.
 DAEMON_SRC := $(filter-out $(COMMON_CLIENT_SRC),$(wildcard common/*.c)) \
-              $(wildcard output/*.c report/*.c daemon/*.c cli/*.c)
+              $(filter-out %_win.c,$(wildcard output/*.c report/*.c daemon/*.c \
+                cli/*.c))
 UNIT_SRC := $(wildcard tests/unit/check_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

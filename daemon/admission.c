@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -14,6 +13,7 @@
 #include "proto/msg.h"
 #include "proto/traced_proto.h"
 #include "server_int.h"
+#include "transport.h"
 
 void tr_limits_default(tr_limits *l, bool system) {
   if (l->record_rate_per_uid == 0)
@@ -113,25 +113,25 @@ static void refuse(tr_server *s, int fd, pid_t pid, uid_t uid, int code,
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   tr_msg_error_pack(&pk, &(tr_msg_error){code, tr_msg_cstr(why)});
-  uint8_t hdr[sizeof(tr_frame_hdr)];
-  tr_frame_hdr_encode(hdr, TR_MSG_ERROR, (uint32_t)sb.size);
-  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {sb.data, sb.size}};
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = iov;
-  mh.msg_iovlen = 2;
-  (void)sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* One write, so the whole ERROR goes or none of it (every reason here
+   * is a short constant). */
+  uint8_t frame[sizeof(tr_frame_hdr) + 256];
+  if (sb.size <= sizeof(frame) - sizeof(tr_frame_hdr)) {
+    tr_frame_hdr_encode(frame, TR_MSG_ERROR, (uint32_t)sb.size);
+    memcpy(frame + sizeof(tr_frame_hdr), sb.data, sb.size);
+    (void)tr_dtransport_send(fd, frame, sizeof(tr_frame_hdr) + sb.size);
+  }
   msgpack_sbuffer_destroy(&sb);
-  close(fd);
+  tr_dtransport_close(fd);
 }
 
 void tr_admission_accept(tr_server *s, int fd) {
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    tr_log(TR_LOG_ERROR, "event=accept_error reason=\"SO_PEERCRED: %s\"",
-           strerror(errno));
-    close(fd);
+  tr_peer_cred cred;
+  int crc = tr_dtransport_peer_cred(fd, &cred);
+  if (crc < 0) {
+    tr_log(TR_LOG_ERROR, "event=accept_error reason=\"peer credentials: %s\"",
+           strerror(-crc));
+    tr_dtransport_close(fd);
     return;
   }
   if (s->nclients >= s->limits.conns_max) {

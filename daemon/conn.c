@@ -146,7 +146,7 @@ void tr_conn_reap(tr_server *s) {
   tr_server_idle_check(s);
 }
 
-void tr_conn_on_poll(uv_poll_t *h, int status, int events) {
+void tr_conn_on_poll(tr_watch *h, int status, int events) {
   client *cl = h->data;
   tr_server *s = cl->srv;
   s->depth++;

@@ -1,5 +1,6 @@
-/* peer.c: a client connection's socket I/O: recvmsg with a bounded control
- * buffer, descriptor bookkeeping, frame reassembly and bounded replies. */
+/* peer.c: a client connection's I/O: reads with descriptors attached
+ * (transport.h), descriptor bookkeeping, frame reassembly and bounded
+ * replies. */
 #include "peer.h"
 
 #include <errno.h>
@@ -7,10 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "proto/frame.h"
+#include "transport.h"
 
 #define HDR_SIZE sizeof(tr_frame_hdr)
 
@@ -29,28 +29,25 @@ static void update_poll(tr_peer *c) {
                 (c->out_len > 0 ? (unsigned)UV_WRITABLE : 0u);
   if (ev == c->events) return;
   c->events = ev;
-  if (ev == 0)
-    uv_poll_stop(&c->poll);
-  else
-    uv_poll_start(&c->poll, (int)ev, c->poll.poll_cb);
+  tr_dtransport_watch(&c->poll, (int)ev, c->poll_cb);
 }
 
 int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
-                 uv_poll_cb cb) {
+                 tr_watch_cb cb) {
   void *data = c->poll.data;
   memset(c, 0, sizeof(*c));
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  tr_peer_cred cred;
+  int rc = tr_dtransport_peer_cred(fd, &cred);
+  if (rc < 0) return rc;
   c->in = malloc(TR_PEER_IN_INITIAL);
   if (c->in == NULL) return -ENOMEM;
-  int rc = uv_poll_init(loop, &c->poll, fd);
+  c->poll.data = data;
+  rc = tr_dtransport_watch_init(loop, &c->poll, fd);
   if (rc < 0) {
     free(c->in);
     c->in = NULL;
     return rc;
   }
-  c->poll.data = data;
   c->fd = fd;
   c->pid = cred.pid;
   c->uid = cred.uid;
@@ -58,12 +55,13 @@ int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
   c->on_frame = fn;
   c->in_cap = TR_PEER_IN_INITIAL;
   c->events = UV_READABLE;
-  uv_poll_start(&c->poll, UV_READABLE, cb);
+  c->poll_cb = cb;
+  tr_dtransport_watch(&c->poll, UV_READABLE, cb);
   return 0;
 }
 
 static void close_batch(tr_fd_batch *b) {
-  for (int i = 0; i < b->n; i++) close(b->fds[i]);
+  for (int i = 0; i < b->n; i++) tr_dtransport_close(b->fds[i]);
   b->n = 0;
 }
 
@@ -85,7 +83,7 @@ int tr_peer_take_fds(tr_peer *c, int *fds, int want) {
     if (c->frame_pos < b->start || c->frame_pos >= b->end) continue;
     int k = b->n < want ? b->n : want;
     memcpy(fds, b->fds, (size_t)k * sizeof(int));
-    for (int j = k; j < b->n; j++) close(b->fds[j]);
+    for (int j = k; j < b->n; j++) tr_dtransport_close(b->fds[j]);
     b->n = 0;
     drop_batch(c, i);
     return k;
@@ -150,45 +148,19 @@ static int dispatch(tr_peer *c) {
 
 int tr_peer_read(tr_peer *c) {
   for (int round = 0; round < TR_PEER_READS_PER_WAKEUP && !c->dead; round++) {
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(TR_FRAME_MAX_FDS * sizeof(int))];
-    } ctl;
-    struct iovec iov = {c->in + c->in_len, c->in_cap - c->in_len};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = ctl.buf;
-    mh.msg_controllen = sizeof(ctl.buf);
-    ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      int err = errno;
-      set_err(c, "recvmsg: %s", strerror(err));
-      return -err;
-    }
     tr_fd_batch b;
-    b.n = 0;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL;
-         cm = CMSG_NXTHDR(&mh, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-      size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < k; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-        if (b.n < TR_FRAME_MAX_FDS)
-          b.fds[b.n++] = fd;
-        else
-          close(fd);
-      }
-    }
-    if (mh.msg_flags & MSG_CTRUNC) {
-      close_batch(&b);
+    int64_t n =
+        tr_dtransport_recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
+                           b.fds, &b.n, TR_FRAME_MAX_FDS);
+    if (n == -EAGAIN) return 0;
+    if (n == -EBADMSG) {
       set_err(c, "more than %d descriptors in one message (MSG_CTRUNC)",
               TR_FRAME_MAX_FDS);
       return -EBADMSG;
+    }
+    if (n < 0) {
+      set_err(c, "recvmsg: %s", strerror((int)-n));
+      return (int)n;
     }
     if (n == 0) {
       close_batch(&b);
@@ -215,11 +187,9 @@ int tr_peer_flush(tr_peer *c) {
   size_t sent = 0;
   int rc = 0;
   while (sent < c->out_len) {
-    ssize_t n = send(c->fd, c->out + sent, c->out_len - sent,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    int64_t n = tr_dtransport_send(c->fd, c->out + sent, c->out_len - sent);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) rc = -errno;
+      if (n != -EAGAIN) rc = (int)n;
       break;
     }
     sent += (size_t)n;
@@ -269,8 +239,7 @@ void tr_peer_close(tr_peer *c, uv_close_cb cb) {
   c->in = NULL;
   c->out = NULL;
   c->in_len = c->out_len = 0;
-  /* The descriptor may be closed right after uv_close (uv_poll docs). */
-  uv_close((uv_handle_t *)&c->poll, cb);
-  close(c->fd);
+  tr_dtransport_watch_close(&c->poll, cb);
+  tr_dtransport_close(c->fd);
   c->fd = -1;
 }

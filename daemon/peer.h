@@ -1,6 +1,6 @@
 /* peer.h: one client connection's transport: non-blocking reads with
- * descriptor passing (recvmsg + SCM_RIGHTS), frame reassembly, and a
- * bounded buffer of replies.
+ * descriptor passing (transport.h: recvmsg + SCM_RIGHTS on Unix, HANDLES
+ * frames on Windows), frame reassembly, and a bounded buffer of replies.
  *
  * Descriptors belong to the frame whose first byte arrived with them: the
  * kernel never merges the data of a sendmsg that carried descriptors with
@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "proto/traced_proto.h"
+#include "transport.h"
 
 #define TR_PEER_IN_INITIAL 4096u      /* grows up to one maximal frame */
 #define TR_PEER_OUT_MAX (64u * 1024u) /* unsent replies beyond this: drop */
@@ -39,7 +40,8 @@ typedef struct tr_fd_batch {
 } tr_fd_batch;
 
 struct tr_peer {
-  uv_poll_t poll; /* poll.data is the owner's */
+  tr_watch poll; /* poll.data is the owner's */
+  tr_watch_cb poll_cb;
   int fd;
   pid_t pid; /* SO_PEERCRED */
   uid_t uid;
@@ -67,7 +69,7 @@ struct tr_peer {
  * reads the peer's credentials and starts polling it with `cb`.  On error
  * the caller still owns and closes fd. */
 int tr_peer_init(tr_peer *c, uv_loop_t *loop, int fd, tr_peer_frame_fn fn,
-                 uv_poll_cb cb);
+                 tr_watch_cb cb);
 
 /* Largest frame payload accepted from peers: TR_FRAME_MAX_PAYLOAD unless
  * the server lowers it (--max-frame-bytes).  Set before serving. */

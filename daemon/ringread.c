@@ -3,36 +3,11 @@
 #include "ringread.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "transport.h"
 #include "tsclock.h"
-
-/* A descriptor is acceptable shared memory when it is a regular file of
- * exactly the announced size that can no longer shrink: the producer could
- * otherwise truncate it and make the daemon's reads fault (SIGBUS). */
-static int check_memfd(int fd, uint64_t size) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL;
-  if (st.st_size < 0 || (uint64_t)st.st_size != size) return -EINVAL;
-  int seals = fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || !(seals & F_SEAL_SHRINK)) return -EPERM;
-  return 0;
-}
-
-static int map_shared(int fd, size_t size, void **out) {
-  void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) return -errno;
-  *out = m;
-  return 0;
-}
 
 /* ---- rings ------------------------------------------------------------ */
 
@@ -71,28 +46,24 @@ int tr_ringview_map(tr_ringview *v, int fd, uint32_t slots) {
   memset(v, 0, sizeof(*v));
   if (!valid_slots(slots)) return -EINVAL;
   size_t size = TR_SHM_HEADER_SIZE + (size_t)slots * sizeof(tr_record);
-  int rc = check_memfd(fd, size);
-  if (rc < 0) return rc;
   void *m = NULL;
-  rc = map_shared(fd, size, &m);
+  uint64_t id[2];
+  int rc = tr_dtransport_shm_map(fd, size, &m, id);
   if (rc < 0) return rc;
   rc = tr_ringview_attach(v, m, size, slots);
   if (rc < 0) {
-    munmap(m, size);
+    tr_dtransport_shm_unmap(m, size);
     return rc;
   }
   v->map = m;
   v->map_size = size;
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    v->dev = (uint64_t)st.st_dev;
-    v->ino = (uint64_t)st.st_ino;
-  }
+  v->dev = id[0];
+  v->ino = id[1];
   return 0;
 }
 
 void tr_ringview_unmap(tr_ringview *v) {
-  if (v->map != NULL) munmap(v->map, v->map_size);
+  if (v->map != NULL) tr_dtransport_shm_unmap(v->map, v->map_size);
   memset(v, 0, sizeof(*v));
 }
 
@@ -118,39 +89,6 @@ uint64_t tr_ringview_dropped(const tr_ringview *v) {
  * cache, where mincore counts it) and leaves pages that were never written
  * alone, so asking again tells the two apart. */
 
-#define PAGES_PER_CALL 256
-
-static bool all_resident(const unsigned char *vec, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!(vec[i] & 1)) return false;
-  return true;
-}
-
-/* 0 when every page of [addr, addr + len) exists, -ENODATA when one was
- * never written.  Where the kernel cannot tell (mincore fails), the pages
- * are taken to exist: the check is a defence, not a condition of
- * draining. */
-static int pages_exist(const void *addr, size_t len) {
-  long ps = sysconf(_SC_PAGESIZE);
-  size_t page = ps > 0 ? (size_t)ps : 4096;
-  uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(page - 1);
-  uintptr_t end = (uintptr_t)addr + len;
-  unsigned char vec[PAGES_PER_CALL];
-  while (a < end) {
-    size_t n = (end - a + page - 1) / page;
-    if (n > PAGES_PER_CALL) n = PAGES_PER_CALL;
-    void *p = (void *)a;
-    if (mincore(p, n * page, vec) < 0) return 0;
-    if (!all_resident(vec, n)) {
-      (void)madvise(p, n * page, MADV_WILLNEED);
-      if (mincore(p, n * page, vec) < 0) return 0;
-      if (!all_resident(vec, n)) return -ENODATA;
-    }
-    a += n * page;
-  }
-  return 0;
-}
-
 /* Checks the slot pages of positions [v->checked, head) that were never
  * checked (at most one lap of the ring in the view's life). */
 static int check_slots(tr_ringview *v, uint64_t head) {
@@ -160,9 +98,10 @@ static int check_slots(tr_ringview *v, uint64_t head) {
   uint32_t i = (uint32_t)(from & v->mask);
   uint64_t n = to - from; /* <= capacity */
   uint64_t first = n < (uint64_t)v->capacity - i ? n : v->capacity - i;
-  int rc = pages_exist(&v->slots[i], first * sizeof(tr_record));
+  int rc = tr_dtransport_pages_exist(&v->slots[i], first * sizeof(tr_record));
   if (rc == 0 && n > first)
-    rc = pages_exist(&v->slots[0], (n - first) * sizeof(tr_record));
+    rc = tr_dtransport_pages_exist(&v->slots[0],
+                                   (n - first) * sizeof(tr_record));
   if (rc == 0) v->checked = to;
   return rc;
 }
@@ -259,8 +198,7 @@ int64_t tr_ringview_drain_max(tr_ringview *v, uint64_t min_ts, tr_record_fn fn,
   atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load_explicit(&h->waiting, memory_order_relaxed) != 0) {
     atomic_fetch_add_explicit(&h->wake, 1, memory_order_relaxed);
-    syscall(SYS_futex, (uint32_t *)&h->wake, FUTEX_WAKE, INT_MAX, NULL, NULL,
-            0);
+    tr_dtransport_ring_wake(&h->wake);
   }
   if (st != NULL) {
     st->records += records;
@@ -300,14 +238,13 @@ int tr_arena_map(tr_arenaview *a, int fd, uint32_t data_size) {
   if (data_size < TR_ARENA_MIN_SIZE || data_size > TR_ARENA_MAX_SIZE)
     return -EINVAL;
   size_t size = (size_t)TR_SHM_HEADER_SIZE + data_size;
-  int rc = check_memfd(fd, size);
-  if (rc < 0) return rc;
   void *m = NULL;
-  rc = map_shared(fd, size, &m);
+  uint64_t id[2];
+  int rc = tr_dtransport_shm_map(fd, size, &m, id);
   if (rc < 0) return rc;
   rc = tr_arena_attach(a, m, size, data_size);
   if (rc < 0) {
-    munmap(m, size);
+    tr_dtransport_shm_unmap(m, size);
     return rc;
   }
   a->map = m;
@@ -316,7 +253,7 @@ int tr_arena_map(tr_arenaview *a, int fd, uint32_t data_size) {
 }
 
 void tr_arena_unmap(tr_arenaview *a) {
-  if (a->map != NULL) munmap(a->map, a->map_size);
+  if (a->map != NULL) tr_dtransport_shm_unmap(a->map, a->map_size);
   memset(a, 0, sizeof(*a));
 }
 
@@ -331,7 +268,7 @@ static uint32_t arena_reload(tr_arenaview *a) {
    * (arena_append in client.c): the entries below it are written. */
   uint32_t c = atomic_load_explicit(&a->hdr->committed, memory_order_acquire);
   if (c <= a->capacity && c > a->committed) {
-    if (pages_exist(a->data + a->committed, c - a->committed) < 0)
+    if (tr_dtransport_pages_exist(a->data + a->committed, c - a->committed) < 0)
       a->lied = true;
     else
       a->committed = c;

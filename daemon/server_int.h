@@ -119,7 +119,7 @@ void tr_conn_finish_teardown(tr_server *s, client *cl);
 void tr_conn_read(client *cl);
 
 /* The connection's poll callback (tr_peer_init's `cb`). */
-void tr_conn_on_poll(uv_poll_t *h, int status, int events);
+void tr_conn_on_poll(tr_watch *h, int status, int events);
 
 /* The close callback of a connection's handle: frees the client. */
 void tr_conn_on_closed(uv_handle_t *h);

@@ -2,18 +2,15 @@
 #include "session.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "output/formats.h"
+#include "transport.h"
 
 uint64_t tr_monotonic_ns(void) {
   struct timespec ts;
@@ -40,13 +37,8 @@ static uint64_t state_disabled(const tr_session *s) {
 static int make_token(char out[TR_TOKEN_HEX_LEN + 1]) {
   static const char hex[] = "0123456789abcdef";
   uint8_t raw[TR_TOKEN_HEX_LEN / 2];
-  size_t got = 0;
-  while (got < sizeof(raw)) {
-    ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    got += (size_t)n;
-  }
+  int rc = tr_dtransport_random(raw, sizeof(raw));
+  if (rc < 0) return rc;
   for (size_t i = 0; i < sizeof(raw); i++) {
     out[2 * i] = hex[raw[i] >> 4];
     out[2 * i + 1] = hex[raw[i] & 15];
@@ -65,21 +57,18 @@ uint32_t tr_sessions_count_uid(const tr_sessions *ss, uid_t uid) {
 int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
                       tr_format format, const char *path, size_t path_len,
                       uint32_t max_per_uid, tr_session **out) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0) return -EBADF;
-  if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) return -EBADF;
   /* A pipe, socket or terminal could block the daemon's one thread forever
    * when its reader stops (or a user types ^S); regular files and
    * /dev/null cannot. */
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -EBADF;
-  bool devnull =
-      S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
-  if (!S_ISREG(st.st_mode) && !devnull) return -EINVAL;
+  int kind = tr_dtransport_output_kind(fd);
+  if (kind < 0) return kind;
   if (tr_sessions_count_uid(ss, creator->uid) >= max_per_uid) return -EMFILE;
   /* Clients open the output without O_TRUNC, so that a refused session
    * leaves an existing file as it was: it is emptied here, once accepted. */
-  if (S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0) return -errno;
+  if (kind == 1) {
+    int rc = tr_dtransport_output_truncate(fd);
+    if (rc < 0) return rc;
+  }
 
   tr_session *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;
@@ -344,34 +333,12 @@ void tr_sessions_sample_rates(tr_sessions *ss, uint64_t now_ns) {
   }
 }
 
-/* The parent of pid according to /proc, or -1.  The command name in field
- * 2 may hold spaces and parentheses, so parsing starts after the last ')'. */
-static pid_t parent_of(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n;
-  do {
-    n = read(fd, buf, sizeof(buf) - 1);
-  } while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  char *rp = strrchr(buf, ')');
-  if (rp == NULL) return -1;
-  char state;
-  long ppid;
-  if (sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return -1;
-  return (pid_t)ppid;
-}
-
 bool tr_pid_is_descendant(pid_t pid, pid_t ancestor) {
   if (ancestor <= 0) return false;
   for (int i = 0; i < 512 && pid > 0; i++) {
     if (pid == ancestor) return true;
     if (pid == 1) return false;
-    pid = parent_of(pid);
+    pid = tr_dtransport_parent_of(pid);
   }
   return false;
 }

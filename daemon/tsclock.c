@@ -5,8 +5,21 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__x86_64__)
+/* The tick clock producers may stamp records with: the TSC on x86-64,
+ * the performance counter on Windows (PROTOCOL.md sections 3 and 9). */
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#define TR_HAVE_TICKS 1
+static uint64_t ticks(void) {
+  LARGE_INTEGER c;
+  QueryPerformanceCounter(&c);
+  return (uint64_t)c.QuadPart;
+}
+#elif defined(__x86_64__)
 #include <x86intrin.h>
+#define TR_HAVE_TICKS 1
+static uint64_t ticks(void) { return __rdtsc(); }
 #endif
 
 static uint64_t mono_ns(void) {
@@ -19,12 +32,12 @@ static uint64_t mono_ns(void) {
  * midpoint of the two reads around clock_gettime. */
 static void sample_hw(void *ctx, uint64_t *tsc, uint64_t *ns) {
   (void)ctx;
-#if defined(__x86_64__)
+#if defined(TR_HAVE_TICKS)
   uint64_t best = UINT64_MAX;
   for (int i = 0; i < 3; i++) {
-    uint64_t t1 = __rdtsc();
+    uint64_t t1 = ticks();
     uint64_t n = mono_ns();
-    uint64_t t2 = __rdtsc();
+    uint64_t t2 = ticks();
     if (t2 >= t1 && t2 - t1 < best) {
       best = t2 - t1;
       *tsc = t1 + (t2 - t1) / 2;
@@ -37,7 +50,7 @@ static void sample_hw(void *ctx, uint64_t *tsc, uint64_t *ns) {
   *tsc = *ns;
 }
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(_WIN32)
 /* True when the first line of `path` that starts with `key` contains every
  * word of `words` (space-separated flags, as in /proc/cpuinfo). */
 static bool file_has(const char *path, const char *key, const char *const *w) {
@@ -70,7 +83,12 @@ static bool file_has(const char *path, const char *key, const char *const *w) {
 #endif
 
 bool tr_tsclock_usable(const char **why) {
-#if defined(__x86_64__)
+#if defined(_WIN32)
+  /* Windows keeps the performance counter monotonic and consistent across
+   * processors ("Acquiring high-resolution time stamps"). */
+  *why = "";
+  return true;
+#elif defined(__x86_64__)
   static const char *const flags[] = {"constant_tsc", "nonstop_tsc", NULL};
   if (!file_has("/proc/cpuinfo", "flags", flags)) {
     *why = "the CPU's TSC is not invariant (constant_tsc, nonstop_tsc)";

@@ -80,6 +80,8 @@ const char *tr_msg_name(uint16_t type) {
       return "ERROR";
     case TR_MSG_STOPPING:
       return "STOPPING";
+    case TR_MSG_HANDLES:
+      return "HANDLES";
     default:
       return "?";
   }

@@ -61,6 +61,9 @@ enum tr_msg_type {
   TR_MSG_STOP = 14,            /* c->d  control: graceful daemon stop */
   TR_MSG_ERROR = 15,           /* d->c  refusal; the daemon then closes */
   TR_MSG_STOPPING = 16,        /* d->c  STOP accepted; EOF once finalised */
+  /* Windows only (PROTOCOL.md section 9): c->d, the handles of the next
+   * frame, which the daemon pulls out of the client; never on Unix. */
+  TR_MSG_HANDLES = 17,
 };
 
 /* SESSION_CREATE "format" values.  The creator picks one from the output

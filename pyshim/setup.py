@@ -3,6 +3,7 @@ compiles libtraced's sources in) and the .pth auto-attach hook."""
 import glob
 import os
 import shutil
+import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
@@ -34,8 +35,14 @@ sources = ["src/" + n for n in
            ("module.c", "profile.c", "names.c", "filters.c", "probes.c",
             "thread.c", "evalhook.c", "monitor.c", "args.c", "events.c")]
 sources += [rel("libclient", "src", n) for n in
-            ("client.c", "conn.c", "trust.c", "producer.c", "api.c",
-             "options.c", "argbuf.c")]
+            ("client.c", "conn.c", "producer.c", "api.c", "options.c",
+             "argbuf.c")]
+# The operating-system seam (libclient/src/transport.h): one file per system.
+if sys.platform == "win32":
+    sources += [rel("libclient", "src", "transport_win.c")]
+else:
+    sources += [rel("libclient", "src", n)
+                for n in ("transport_unix.c", "trust.c")]
 sources += [rel("proto", n) for n in
             ("frame.c", "mp.c", "msg.c", "sockpath.c")]
 # The shared helpers libclient uses (api.c interns names in a common/ map).

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "options.h"
 #include "traced.h"
+#include "transport.h"
 
 /* ---- per-thread producer ----------------------------------------------- */
 
@@ -241,9 +242,9 @@ void traced_counter_set(const char *name, const traced_arg *series, size_t n) {
 /* ---- attach and sessions ----------------------------------------------- */
 
 static int export_session(void) {
-  if (setenv(TR_ENV_SESSION, tr_client_token(), 1) < 0) return -errno;
-  if (setenv(TR_ENV_SOCKET, tr_client_socket_path(), 1) < 0) return -errno;
-  return 0;
+  int rc = tr_transport_setenv(TR_ENV_SESSION, tr_client_token());
+  if (rc == 0) rc = tr_transport_setenv(TR_ENV_SOCKET, tr_client_socket_path());
+  return rc;
 }
 
 int traced_session_start(const char *output_path) {

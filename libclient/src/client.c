@@ -3,16 +3,11 @@
 #include "client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -20,8 +15,7 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/sockpath.h"
-
-#define TR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#include "transport.h"
 
 static struct {
   pthread_mutex_t io_lock;    /* socket traffic */
@@ -53,7 +47,7 @@ static struct {
 static uint32_t g_max_extra = TR_RECORD_MAX_EXTRA_V1;
 
 bool tr_client_may_use_tsc(void) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(_WIN32)
   const char *c = getenv(TR_ENV_CLOCK);
   return c == NULL || strcmp(c, "monotonic") != 0;
 #else
@@ -85,43 +79,6 @@ void tr_client_warn(const char *fmt, ...) {
 }
 
 /* ---- shared memory ---------------------------------------------------- */
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
-/* Faults in the first `n` bytes of a fresh shared mapping. */
-static void prefault(void *m, size_t n) {
-  if (n == 0) return;
-  if (madvise(m, n, MADV_POPULATE_WRITE) == 0) return;
-  /* An older kernel: touch each page (the pages are zero already). */
-  volatile char *c = m;
-  for (size_t i = 0; i < n; i += 4096) c[i] = 0;
-}
-
-/* A sealed memfd of `size` bytes, mapped shared, its first `populate`
- * bytes faulted in now; returns the fd. */
-static int shm_create(const char *name, size_t size, void **map,
-                      size_t populate) {
-  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return -errno;
-  int err;
-  if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, TR_SEALS) < 0) {
-    err = -errno;
-    goto fail;
-  }
-  void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) {
-    err = -errno;
-    goto fail;
-  }
-  prefault(m, populate < size ? populate : size);
-  *map = m;
-  return fd;
-fail:
-  close(fd);
-  return err;
-}
 
 static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
                         uint32_t hi) {
@@ -163,7 +120,8 @@ static int arena_create(int *fd_out) {
   uint32_t cap = g.arena_cap;
   if (cap == 0) cap = TR_ARENA_DEFAULT_SIZE;
   void *m;
-  int fd = shm_create("traced-arena", TR_SHM_HEADER_SIZE + (size_t)cap, &m, 0);
+  int fd = tr_transport_shm_create("traced-arena",
+                                   TR_SHM_HEADER_SIZE + (size_t)cap, &m, 0);
   if (fd < 0) return fd;
   tr_arena_hdr *h = m;
   h->magic = TR_ARENA_MAGIC;
@@ -175,7 +133,7 @@ static int arena_create(int *fd_out) {
   if (g.forked && g.arena != NULL) {
     committed = g.fork_committed <= cap ? g.fork_committed : 0;
     memcpy((char *)m + TR_SHM_HEADER_SIZE, arena_data(), committed);
-    munmap(g.arena, TR_SHM_HEADER_SIZE + (size_t)g.arena_cap);
+    tr_transport_shm_unmap(g.arena, TR_SHM_HEADER_SIZE + (size_t)g.arena_cap);
   }
   atomic_store_explicit(&h->committed, committed, memory_order_release);
   g.arena = h;
@@ -205,18 +163,16 @@ static void atfork_child(void) {
   memcpy(g.hello_name, g.child_name, sizeof(g.hello_name));
   if (g.arena == NULL) return;
   bool was_connected = g.fd >= 0;
-  if (g.fd >= 0) close(g.fd);
+  if (g.fd >= 0) tr_transport_close(g.fd);
   g.fd = -1;
   /* The parent's arena descriptor: the child makes its own copy. */
-  if (g.arena_fd >= 0) close(g.arena_fd);
+  if (g.arena_fd >= 0) tr_transport_close(g.arena_fd);
   g.arena_fd = -1;
   g.fork_committed =
       atomic_load_explicit(&g.arena->committed, memory_order_acquire);
   /* Swap the shared header page for a private one that says REATTACH;
    * the data pages stay shared (read-only use: copied at reattach). */
-  void *m = mmap(g.arena, TR_SHM_HEADER_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) {
+  if (tr_transport_shm_privatize(g.arena, TR_SHM_HEADER_SIZE) < 0) {
     /* Cannot happen short of address-space exhaustion; fall back to
      * never recording in this child. */
     g.arena = NULL;
@@ -278,7 +234,7 @@ static int connect_locked(const char *path) {
   }
   if (strlen(path) >= sizeof(g.socket_path)) return -ENAMETOOLONG;
   if (!g.atfork_registered) {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    (void)tr_transport_atfork(atfork_prepare, atfork_parent, atfork_child);
     g.atfork_registered = true;
   }
   int fd = tr_conn_connect(path, g.why, sizeof(g.why));
@@ -298,7 +254,7 @@ static int connect_locked(const char *path) {
     rc = arena_create(&afd);
     pthread_mutex_unlock(&g.arena_lock);
     if (rc < 0) {
-      close(fd);
+      tr_transport_close(fd);
       return rc;
     }
     g.arena_fd = afd;
@@ -310,7 +266,7 @@ static int connect_locked(const char *path) {
   rc = tr_conn_hello(fd, g.hello_name, afd, g.arena_cap,
                      tr_client_may_use_tsc(), &w, g.why, sizeof(g.why));
   if (rc < 0) {
-    close(fd);
+    tr_transport_close(fd);
     return rc;
   }
   g_max_extra = w.max_extra < TR_RECORD_MAX_EXTRA ? (uint32_t)w.max_extra
@@ -333,7 +289,7 @@ int tr_client_connect(const char *socket_path) {
 void tr_client_disconnect(void) {
   pthread_mutex_lock(&g.io_lock);
   if (g.fd >= 0 && g.pid == getpid()) {
-    close(g.fd);
+    tr_transport_close(g.fd);
     g.fd = -1;
     g.token[0] = '\0';
     /* Recording stops now; the daemon still drains what is committed. */
@@ -347,7 +303,7 @@ void tr_client_disconnect(void) {
  * recording in every thread at once, so nobody retries per event.  Caller
  * holds io_lock. */
 static void connection_lost_locked(void) {
-  if (g.fd >= 0) close(g.fd);
+  if (g.fd >= 0) tr_transport_close(g.fd);
   g.fd = -1;
   if (g.arena != NULL && !g.forked)
     atomic_store_explicit(&g.arena->state, 0, memory_order_relaxed);
@@ -474,8 +430,6 @@ void tr_client_thread_init(tr_producer *p) {
   p->client = producer_call;
 }
 
-static uint32_t gettid_u32(void) { return (uint32_t)syscall(SYS_gettid); }
-
 int tr_client_thread_open(tr_producer *p, const char *name) {
   if (!tr_client_connected()) return -ENOTCONN;
   uint32_t slots = env_u32(TR_ENV_RING_SLOTS, TR_RING_DEFAULT_SLOTS,
@@ -487,15 +441,15 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
    * costs ~4 us per page on the VMs we measure, which every traced thread
    * and process would pay at start-up for the whole ring.  The rest is
    * touched on the ring's first lap, by threads busy enough to need it. */
-  int fd = shm_create("traced-ring", size, &m,
-                      TR_SHM_HEADER_SIZE + TR_RING_PREFAULT_BYTES);
+  int fd = tr_transport_shm_create("traced-ring", size, &m,
+                                   TR_SHM_HEADER_SIZE + TR_RING_PREFAULT_BYTES);
   if (fd < 0) return fd;
   tr_ring_hdr *h = m;
   h->magic = TR_RING_MAGIC;
   h->version = TR_PROTO_VERSION;
   h->header_size = TR_SHM_HEADER_SIZE;
   h->capacity = slots;
-  h->tid = gettid_u32();
+  h->tid = tr_transport_tid();
 
   char tname[64];
   if (name == NULL && p->name[0] != '\0') name = p->name;
@@ -519,9 +473,9 @@ int tr_client_thread_open(tr_producer *p, const char *name) {
   if (rc < 0 && rc != -ENOTCONN) connection_lost_locked();
   pthread_mutex_unlock(&g.io_lock);
   msgpack_sbuffer_destroy(&sb);
-  close(fd);
+  tr_transport_close(fd);
   if (rc < 0) {
-    munmap(m, size);
+    tr_transport_shm_unmap(m, size);
     return rc;
   }
   p->hdr = h;
@@ -548,7 +502,7 @@ void tr_client_thread_close(tr_producer *p) {
     /* In a forked child this is the parent's ring: only forget it. */
     if (p->pid == getpid())
       atomic_store_explicit(&p->hdr->closed, 1, memory_order_release);
-    munmap(p->hdr, p->map_size);
+    tr_transport_shm_unmap(p->hdr, p->map_size);
   }
   free(p->stack);
   tr_client_thread_init(p);
@@ -559,7 +513,7 @@ void tr_client_thread_close(tr_producer *p) {
 static int reattach_thread(tr_producer *p) {
   /* Forget the parent's ring without writing to it. */
   if (p->hdr != NULL && p->pid != getpid()) {
-    munmap(p->hdr, p->map_size);
+    tr_transport_shm_unmap(p->hdr, p->map_size);
     p->hdr = NULL;
   }
   pthread_mutex_lock(&g.io_lock);
@@ -592,11 +546,10 @@ static void doorbell(void) {
   if (tr_client_connected()) {
     uint8_t hdr[sizeof(tr_frame_hdr)];
     tr_frame_hdr_encode(hdr, TR_MSG_DOORBELL, 0);
-    ssize_t w = send(g.fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    int64_t w = tr_transport_try_send(g.fd, hdr, sizeof(hdr));
     /* A full socket buffer means the daemon is already busy; a closed
      * one, that it is gone. */
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      connection_lost_locked();
+    if (w < 0 && w != -EAGAIN) connection_lost_locked();
   }
   pthread_mutex_unlock(&g.io_lock);
 }

@@ -1,120 +1,26 @@
-/* conn.c: blocking, timed request/reply framing over the daemon socket. */
+/* conn.c: blocking, timed request/reply framing over the daemon
+ * connection (the bytes and handles go through transport.h). */
 #include "conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "options.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
-#include "proto/sockpath.h"
-#include "trust.h"
+#include "transport.h"
 
 int tr_conn_connect(const char *path, char *why, size_t why_size) {
-  char scratch[TR_CONN_WHY_MAX];
-  if (why == NULL || why_size == 0) {
-    why = scratch;
-    why_size = sizeof(scratch);
-  }
-  why[0] = '\0';
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  if (path[0] != '/') {
-    /* Each process would look in its own working directory (the daemon
-     * in /), so a relative name never reaches one daemon for them all. */
-    snprintf(why, why_size,
-             "the socket path '%s' is relative; TRACED_SOCKET and --socket "
-             "need an absolute path",
-             path);
-    return -EINVAL;
-  }
-  char user[sizeof(addr.sun_path)];
-  bool per_user =
-      tr_sockpath_user(user, sizeof(user)) == 0 && strcmp(user, path) == 0;
-  int dfd = -1;
-  const char *target = path;
-  char via[sizeof(addr.sun_path)];
-  if (per_user) {
-    dfd = tr_trust_private_dir(path, via, sizeof(via), why, why_size);
-    if (dfd < 0) return dfd;
-    target = via;
-  }
-  strcpy(addr.sun_path, target);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int err = errno;
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-    err = errno;
-    close(fd);
-    fd = -1;
-  }
-  if (dfd >= 0) close(dfd);
-  if (fd < 0 && err == ENOENT && !per_user) {
-    /* Nothing can listen there, nor be started there: say which
-     * directory is missing rather than let a daemon started for it fail
-     * on a log file in that directory. */
-    char dir[sizeof(addr.sun_path)];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) *slash = '\0';
-    struct stat st;
-    if (slash != NULL && slash != dir && stat(dir, &st) < 0 && errno == ENOENT)
-      snprintf(why, why_size,
-               "the socket's directory %s does not exist; create it or "
-               "choose another socket (--socket, TRACED_SOCKET)",
-               dir);
-  }
-  if (fd < 0) return -err;
-  int rc = tr_trust_peer(fd, path, per_user, why, why_size);
-  if (rc < 0) {
-    close(fd);
-    return rc;
-  }
-  return fd;
+  return tr_transport_connect(path, why, why_size);
 }
 
 int tr_conn_open_output(const char *path) {
-  int fd =
-      open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0666);
-  if (fd < 0) return -errno;
-  struct stat st;
-  int rc = 0;
-  if (fstat(fd, &st) < 0)
-    rc = -errno;
-  else if (!S_ISREG(st.st_mode) &&
-           !(S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 &&
-             minor(st.st_rdev) == 3))
-    rc = -EINVAL;
-  else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
-    rc = -errno;
-  if (rc < 0) {
-    close(fd);
-    return rc;
-  }
-  return fd;
-}
-
-static int wait_fd(int fd, short events, int timeout_ms) {
-  struct pollfd pfd = {.fd = fd, .events = events};
-  for (;;) {
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n > 0) return 0;
-    if (n == 0) return -ETIMEDOUT;
-    if (errno != EINTR) return -errno;
-  }
+  return tr_transport_open_output(path);
 }
 
 int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
@@ -123,79 +29,14 @@ int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
     return -EMSGSIZE;
   uint8_t hdr[sizeof(tr_frame_hdr)];
   tr_frame_hdr_encode(hdr, type, len);
-  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
-  size_t total = sizeof(hdr) + len, sent = 0;
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * TR_FRAME_MAX_FDS)];
-    struct cmsghdr align;
-  } ctl;
-  int first = 1;
-  while (sent < total) {
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    /* Rebuild the iovec past what was already sent. */
-    struct iovec cur[2];
-    int n = 0;
-    size_t skip = sent;
-    for (int i = 0; i < 2; i++) {
-      if (skip >= iov[i].iov_len) {
-        skip -= iov[i].iov_len;
-        continue;
-      }
-      cur[n].iov_base = (char *)iov[i].iov_base + skip;
-      cur[n].iov_len = iov[i].iov_len - skip;
-      skip = 0;
-      n++;
-    }
-    msg.msg_iov = cur;
-    msg.msg_iovlen = (size_t)n;
-    if (first && nfds > 0) {
-      memset(&ctl, 0, sizeof(ctl));
-      msg.msg_control = ctl.buf;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-      struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-      memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-    }
-    ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        int rc = wait_fd(fd, POLLOUT, timeout_ms);
-        if (rc < 0) return rc;
-        continue;
-      }
-      return -errno;
-    }
-    if (w > 0) first = 0; /* descriptors went with the first byte */
-    sent += (size_t)w;
-  }
-  return 0;
-}
-
-static int read_full(int fd, void *buf, size_t len, int timeout_ms) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-    if (r > 0) {
-      got += (size_t)r;
-      continue;
-    }
-    if (r == 0) return -ECONNRESET;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    int rc = wait_fd(fd, POLLIN, timeout_ms);
-    if (rc < 0) return rc;
-  }
-  return 0;
+  return tr_transport_send(fd, hdr, sizeof(hdr), payload, len, fds, nfds,
+                           timeout_ms);
 }
 
 int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms, char *errmsg,
                  size_t errmsg_size) {
   uint8_t hb[sizeof(tr_frame_hdr)];
-  int rc = read_full(fd, hb, sizeof(hb), timeout_ms);
+  int rc = tr_transport_recv(fd, hb, sizeof(hb), timeout_ms);
   if (rc < 0) return rc;
   tr_frame_hdr hdr;
   int64_t t = tr_frame_parse(hb, sizeof(hb), &hdr);
@@ -204,7 +45,7 @@ int tr_conn_recv(int fd, msgpack_unpacked *out, int timeout_ms, char *errmsg,
   if (hdr.len > 0) {
     payload = malloc(hdr.len);
     if (payload == NULL) return -ENOMEM;
-    rc = read_full(fd, payload, hdr.len, timeout_ms);
+    rc = tr_transport_recv(fd, payload, hdr.len, timeout_ms);
     if (rc < 0) {
       free(payload);
       return rc;
@@ -274,35 +115,18 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
   return 0;
 }
 
-/* argv of this process as /proc/self/cmdline has it (the C library does
- * not keep it anywhere public); returns the bytes read. */
-static size_t read_cmdline(char *buf, size_t size) {
-  size_t len = 0;
-  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t r;
-    while (len < size && (r = read(fd, buf + len, size - len)) > 0)
-      len += (size_t)r;
-    close(fd);
-  }
-  return len;
-}
-
 int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
                   bool tsc, tr_msg_welcome *welcome, char *err, size_t errsz) {
   char argv[8192];
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  if (name == NULL || name[0] == '\0')
-    name = program_invocation_short_name ? program_invocation_short_name : "";
+  if (name == NULL || name[0] == '\0') name = tr_transport_progname();
   tr_msg_hello h = {
       .producer = arena_fd >= 0,
       .pid = (uint64_t)getpid(),
-      .ppid = (uint64_t)getppid(),
+      .ppid = tr_transport_ppid(),
       .argv = argv,
-      .argv_len = read_cmdline(argv, sizeof(argv)),
+      .argv_len = tr_transport_cmdline(argv, sizeof(argv)),
       .name = tr_msg_cstr(name),
-      .now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+      .now_ns = tr_transport_mono_ns(),
       .arena_size = arena_size,
       .tsc = tsc,
   };

@@ -4,14 +4,11 @@
 #include "producer.h"
 
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "options.h"
+#include "transport.h"
 
 _Atomic bool tr_clock_tsc;
 
@@ -72,18 +69,10 @@ static void set_limit(tr_producer *p, uint64_t tail) {
   p->limit = next < full ? next : full;
 }
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Sleeps until the daemon bumps `wake` past `seen`, or `ns` passed.  The
- * futex is shared (not FUTEX_PRIVATE): the daemon wakes it from another
- * process through its own mapping. */
+/* Sleeps until the daemon bumps `wake` past `seen`, or `ns` passed
+ * (transport.h: a shared futex on Linux). */
 static void sleep_on_wake(tr_producer *p, uint32_t seen, uint64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-  syscall(SYS_futex, (uint32_t *)&p->hdr->wake, FUTEX_WAIT, seen, &ts, NULL, 0);
+  tr_transport_ring_wait(&p->hdr->wake, seen, ns);
 }
 
 /* Waits until `need` slots are free, as the policy says.  Returns the
@@ -95,8 +84,9 @@ static void sleep_on_wake(tr_producer *p, uint32_t seen, uint64_t ns) {
  * futex.  The two fences order each side's store before its load, so
  * either the producer's reload sees the new tail or the daemon sees
  * waiting == 1 and bumps `wake` past the value the producer read, which
- * makes FUTEX_WAIT return at once: no wake-up is lost.  A hostile or old
- * daemon that never bumps `wake` only makes each sleep run its bound. */
+ * makes the wait (FUTEX_WAIT on Linux) return at once: no wake-up is lost.  A
+ * hostile or old daemon that never bumps `wake` only makes each sleep run its
+ * bound. */
 static uint64_t wait_for_room(tr_producer *p, uint32_t need, uint64_t tail,
                               bool *ok) {
   bool drop = atomic_load_explicit(&tr_full.drop, memory_order_relaxed);
@@ -106,10 +96,11 @@ static uint64_t wait_for_room(tr_producer *p, uint32_t need, uint64_t tail,
   /* The daemon's heartbeat: relaxed, it is only compared for change. */
   uint64_t beat =
       p->beat != NULL ? atomic_load_explicit(p->beat, memory_order_relaxed) : 0;
-  uint64_t start = mono_ns(), progress = start, sleep = TR_FULL_SLEEP_MIN_NS;
+  uint64_t start = tr_transport_mono_ns(), progress = start,
+           sleep = TR_FULL_SLEEP_MIN_NS;
   *ok = true;
   while (p->head + need > tail + p->capacity) {
-    uint64_t now = mono_ns();
+    uint64_t now = tr_transport_mono_ns();
     if (now - progress >= bound) {
       *ok = false;
       break;
@@ -131,7 +122,7 @@ static uint64_t wait_for_room(tr_producer *p, uint32_t need, uint64_t tail,
     /* Drop mode counts time from the start of the episode; the default
      * mode only time in which the daemon did nothing for this process. */
     if (!drop && (t != tail || b != beat)) {
-      progress = mono_ns();
+      progress = tr_transport_mono_ns();
       sleep = TR_FULL_SLEEP_MIN_NS;
     }
     tail = t;

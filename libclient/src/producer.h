@@ -32,7 +32,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
-#if defined(__x86_64__)
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#elif defined(__x86_64__)
 #include <x86intrin.h>
 #endif
 
@@ -166,7 +169,18 @@ extern _Atomic bool tr_clock_tsc __attribute__((visibility("hidden")));
 
 /* A timestamp in the process's record clock. */
 static inline uint64_t tr_now(void) {
-#if defined(__x86_64__)
+#if defined(_WIN32)
+  /* Windows (PROTOCOL.md section 9): the performance counter is the tick
+   * clock offered in place of the TSC (itself read from the TSC where that
+   * is invariant), converted by the daemon like TSC ticks; the same
+   * relaxed load as below, for the same reasons. */
+  if (__builtin_expect(
+          atomic_load_explicit(&tr_clock_tsc, memory_order_relaxed), 1)) {
+    LARGE_INTEGER c;
+    QueryPerformanceCounter(&c);
+    return (uint64_t)c.QuadPart;
+  }
+#elif defined(__x86_64__)
   /* Relaxed is enough.  It is read only here, on x86-64, whose loads
    * are not reordered with older loads; it changes only at connect, under
    * the client's io_lock, while the state word reads disabled; a thread
