@@ -353,7 +353,7 @@ FORMAT_FILES := $(wildcard proto/*.[ch] common/*.[ch] output/*.[ch] \
                   report/*.[ch] daemon/*.[ch] cli/*.[ch] libclient/src/*.[ch] \
                   libclient/include/*.h pyshim/src/*.[ch] tests/unit/*.c \
                   tests/native/*.[ch] tests/fuzz/*.c \
-                  tests/windows/include/*.h)
+                  tests/windows/*.c tests/windows/include/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 

@@ -19,6 +19,8 @@ WIN_BUILD := build-win
 WIN_DEPS := $(WIN_BUILD)/deps
 WIN_DEPS_STAMP := $(WIN_DEPS)/include/uv.h
 WINE ?= $(firstword $(wildcard /usr/lib/wine/wine64 /usr/bin/wine64) wine)
+WINESERVER ?= $(firstword $(wildcard /usr/lib/wine/wineserver64 \
+                /usr/lib/wine/wineserver) wineserver)
 
 # __USE_MINGW_ANSI_STDIO: C99 printf (%zu, %llu) instead of msvcrt's.
 # _WIN32_WINNT 0x0A00: Windows 10 APIs (GetNamedPipeServerProcessId is
@@ -56,6 +58,9 @@ WIN_DAEMON_SRC := common/log.c \
 # The unit tests that need only proto/ and common/, built against
 # tests/windows/include/check.h (Check's API, no fork).
 WIN_UNITS := frame msg map
+# Windows-only helpers of tests/windows/: spawn (several processes into one
+# session), pipe_sd (a pipe's security descriptor, read back).
+WIN_HELPERS := spawn pipe_sd
 # The Windows transport: until it is in the tree the executable, the
 # library and the native programs are not built (make windows says so).
 WIN_TRANSPORT := $(wildcard libclient/src/transport_win32.c)
@@ -72,6 +77,7 @@ WIN_LIB_A := $(WIN_BUILD)/lib/libtraced.a
 WIN_NATIVE_EXAMPLE := $(WIN_BUILD)/tests/native_example.exe
 WIN_STRESS_NATIVE := $(WIN_BUILD)/tests/stress_native.exe
 WIN_UNIT_BINS := $(patsubst %,$(WIN_BUILD)/tests/check_%.exe,$(WIN_UNITS))
+WIN_HELPER_BINS := $(patsubst %,$(WIN_BUILD)/tests/%.exe,$(WIN_HELPERS))
 WIN_PROGRAMS := $(WIN_BIN) $(WIN_DLL) $(WIN_LIB_A) $(WIN_NATIVE_EXAMPLE) \
                 $(WIN_STRESS_NATIVE)
 
@@ -89,7 +95,7 @@ windows-deps: $(WIN_DEPS_STAMP)
 $(WIN_DEPS_STAMP): scripts/win-deps.sh
 	scripts/win-deps.sh
 
-windows-units: $(WIN_UNIT_BINS)
+windows-units: $(WIN_UNIT_BINS) $(WIN_HELPER_BINS)
 
 # Every object waits for the third-party headers.
 $(WIN_BUILD)/obj/%.o: %.c | $(WIN_DEPS_STAMP)
@@ -101,6 +107,10 @@ $(WIN_BUILD)/tests/check_%.exe: tests/unit/check_%.c $(WIN_PROTO_OBJ) \
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) -Itests/windows/include $(WIN_LDFLAGS) -o $@ $^ \
 	  $(WIN_MP_LIBS)
+
+$(WIN_HELPER_BINS): $(WIN_BUILD)/tests/%.exe: tests/windows/%.c
+	@mkdir -p $(dir $@)
+	$(WIN_CC) $(WIN_CFLAGS) $(WIN_LDFLAGS) -o $@ $< -ladvapi32
 
 $(WIN_BIN): $(WIN_DAEMON_OBJ) $(WIN_PROTO_OBJ) $(WIN_CLIENT_OBJ)
 	@mkdir -p $(dir $@)
@@ -136,10 +146,12 @@ $(WIN_NATIVE_EXAMPLE) $(WIN_STRESS_NATIVE): $(WIN_LIB_A)
 # Wine's state lives in the build tree; -all: no Wine debug chatter.
 # Console programs need no X display (DISPLAY is unset).
 WIN_WINEPREFIX := $(abspath $(WIN_BUILD)/wineprefix)
-test-windows: windows test-deps
+test-windows: windows $(VENV_PY)
+	@$(VENV_PY) -c 'import pytest' 2>/dev/null || \
+	  $(VENV_PY) -m pip install -q pytest
 	WINE="$(WINE)" WINEPREFIX=$(WIN_WINEPREFIX) WINEDEBUG=-all \
 	WINEARCH=win64 DISPLAY= WIN_BUILD=$(abspath $(WIN_BUILD)) \
-	WIN_UNITS="$(WIN_UNITS)" \
+	WINESERVER=$(WINESERVER) WIN_UNITS="$(WIN_UNITS)" \
 	  $(VENV_PY) -m pytest -q tests/windows $(PYTEST_ARGS)
 
 -include $(shell find $(WIN_BUILD)/obj -name '*.d' 2>/dev/null)
