@@ -17,7 +17,7 @@ WIN_CC ?= $(WIN_HOST)-gcc
 WIN_AR ?= $(WIN_HOST)-ar
 WIN_BUILD := build-win
 WIN_DEPS := $(WIN_BUILD)/deps
-WIN_DEPS_STAMP := $(WIN_DEPS)/include/uv.h
+WIN_DEPS_STAMP := $(WIN_DEPS)/.ready
 WINE ?= $(firstword $(wildcard /usr/lib/wine/wine64 /usr/bin/wine64) wine)
 WINESERVER ?= $(firstword $(wildcard /usr/lib/wine/wineserver64 \
                 /usr/lib/wine/wineserver) wineserver)
@@ -94,6 +94,7 @@ windows-deps: $(WIN_DEPS_STAMP)
 
 $(WIN_DEPS_STAMP): scripts/win-deps.sh
 	scripts/win-deps.sh
+	touch $@
 
 windows-units: $(WIN_UNIT_BINS) $(WIN_HELPER_BINS)
 
