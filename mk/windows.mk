@@ -81,9 +81,16 @@ WIN_HELPER_BINS := $(patsubst %,$(WIN_BUILD)/tests/%.exe,$(WIN_HELPERS))
 WIN_PROGRAMS := $(WIN_BIN) $(WIN_DLL) $(WIN_LIB_A) $(WIN_NATIVE_EXAMPLE) \
                 $(WIN_STRESS_NATIVE)
 
-.PHONY: windows windows-deps windows-units test-windows
+# The embeddable CPython and the headers extensions are built against
+# (scripts/win-python.sh), and a trivial extension module built for it.
+WIN_PYTHON_STAMP := $(WIN_BUILD)/python/.ready
+WIN_PYINC := $(WIN_BUILD)/python-include
+WIN_PROBE := $(WIN_BUILD)/tests/pyext/winprobe.pyd
 
-windows: windows-units $(if $(WIN_TRANSPORT),$(WIN_PROGRAMS))
+.PHONY: windows windows-deps windows-units windows-python test-windows
+
+windows: windows-units windows-python \
+         $(if $(WIN_TRANSPORT),$(WIN_PROGRAMS))
 ifeq ($(WIN_TRANSPORT),)
 	@echo "make windows: no libclient/src/transport_win32.c yet:" \
 	  "built the proto/common unit tests only, not traced.exe," \
@@ -108,6 +115,18 @@ $(WIN_BUILD)/tests/check_%.exe: tests/unit/check_%.c $(WIN_PROTO_OBJ) \
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) -Itests/windows/include $(WIN_LDFLAGS) -o $@ $^ \
 	  $(WIN_MP_LIBS)
+
+windows-python: $(WIN_PROBE)
+
+$(WIN_PYTHON_STAMP): scripts/win-python.sh
+	PYTHON=$(PYTHON) scripts/win-python.sh
+	touch $@
+
+# PyMODINIT_FUNC exports PyInit_winprobe (dllexport on Windows).
+$(WIN_PROBE): tests/windows/winprobe.c $(WIN_PYTHON_STAMP)
+	@mkdir -p $(dir $@)
+	$(WIN_CC) -std=c11 -Wall -Wextra -Werror $(OPT) -shared -o $@ $< \
+	  -I$(WIN_PYINC) -L$(WIN_BUILD)/python -lpython313
 
 $(WIN_HELPER_BINS): $(WIN_BUILD)/tests/%.exe: tests/windows/%.c
 	@mkdir -p $(dir $@)

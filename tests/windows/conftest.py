@@ -56,6 +56,8 @@ NATIVE_EXAMPLE = WIN_BUILD / "tests/native_example.exe"
 STRESS_NATIVE = WIN_BUILD / "tests/stress_native.exe"
 SPAWN = WIN_BUILD / "tests/spawn.exe"
 PIPE_SD = WIN_BUILD / "tests/pipe_sd.exe"
+PYTHON_EXE = WIN_BUILD / "python/python.exe"
+WINPROBE = WIN_BUILD / "tests/pyext/winprobe.pyd"
 
 # Every program gets this bound, so a hang fails one test, not the suite.
 TIMEOUT = 300
