@@ -47,7 +47,11 @@ parse_summary = _it.parse_summary
 summary_line = _it.summary_line
 
 WIN_BUILD = Path(os.environ.get("WIN_BUILD") or REPO / "build-win")
-WINE = os.environ.get("WINE") or "wine64"
+WINE = (os.environ.get("WINE") or shutil.which("wine64") or
+        next((p for p in ("/usr/lib/wine/wine64",) if os.path.exists(p)),
+             "wine"))
+# Outside make test-windows too, Wine's state stays in the build tree.
+WINEPREFIX = os.environ.get("WINEPREFIX") or str(WIN_BUILD / "wineprefix")
 WIN_UNITS = (os.environ.get("WIN_UNITS") or "frame msg map").split()
 
 TRACED_EXE = WIN_BUILD / "bin/traced.exe"
@@ -84,6 +88,7 @@ def wine_env(**extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TRACED_") and k != "DISPLAY"}
     env["WINEDEBUG"] = "-all"
+    env["WINEPREFIX"] = WINEPREFIX
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -127,7 +132,9 @@ def wineserver():
     """One persistent wineserver for the run (the prefix is created on its
     first start), stopped at the end; started with its output on
     /dev/null, so no test's pipes stay open behind it."""
-    server = os.environ.get("WINESERVER") or shutil.which("wineserver")
+    server = (os.environ.get("WINESERVER") or shutil.which("wineserver") or
+              next((p for p in ("/usr/lib/wine/wineserver64",)
+                    if os.path.exists(p)), None))
     if server is None:
         yield
         return
