@@ -15,7 +15,10 @@ TOP=$PWD/build-win
 SRC=$TOP/src
 PREFIX=$TOP/deps
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-CMAKE=${CMAKE:-cmake}
+# Debian's cmake (install-deps.sh) before any other on PATH: a pip-installed
+# CMake 4 refuses libuv 1.44's cmake_minimum_required(2.8.12) unless told
+# the policy minimum below.
+CMAKE=${CMAKE:-$(command -v /usr/bin/cmake || command -v cmake || echo cmake)}
 
 # package version pool-dir dsc-sha256 cmake-options...
 LIBUV=(libuv1 1.44.2-1+deb12u1 main/libu/libuv1
@@ -73,7 +76,8 @@ build() { # package version pool-dir dsc-sha256 cmake-options...
     -DCMAKE_AR="$(command -v "$HOST-ar")" \
     -DCMAKE_RANLIB="$(command -v "$HOST-ranlib")" \
     -DCMAKE_FIND_ROOT_PATH="/usr/$HOST" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib "$@" \
+    -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
+    -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "$@" \
     >"$TOP/obj-$pkg.log" || { cat "$TOP/obj-$pkg.log"; die "$pkg: cmake"; }
   "$CMAKE" --build "$TOP/obj-$pkg" -j "${WIN_DEPS_JOBS:-2}" >>"$TOP/obj-$pkg.log" 2>&1 ||
     { tail -50 "$TOP/obj-$pkg.log"; die "$pkg: build"; }
