@@ -93,23 +93,12 @@ def wine_env(**extra):
     return env
 
 
-class Result:
-    def __init__(self, cmd, returncode, stdout, stderr):
-        self.cmd = cmd
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
+class Result(_it.Result):
+    """What a finished Windows program did (tests/integration's Result)."""
 
     def lines(self):
-        """stdout's lines; Windows console programs end them with \\r\\n."""
+        """stdout's lines; Windows console programs end them with \r\n."""
         return self.stdout.decode(errors="replace").splitlines()
-
-    def describe(self):
-        return ("command: %r\nexit status: %r\n--- stdout ---\n%s\n"
-                "--- stderr ---\n%s" %
-                (self.cmd, self.returncode,
-                 self.stdout.decode(errors="replace")[-4000:],
-                 self.stderr.decode(errors="replace")[-4000:]))
 
 
 def wine(args, env=None, cwd=None, timeout=TIMEOUT):
@@ -153,21 +142,15 @@ def wineserver():
                        stderr=subprocess.DEVNULL, timeout=TIMEOUT)
 
 
-class WinDaemon:
-    """`traced.exe serve` on a private pipe \\\\.\\pipe\\traced-test-<id>."""
+class WinDaemon(_it.Daemon):
+    """`traced.exe serve` on a private pipe \\\\.\\pipe\\traced-test-<id>
+    (tests/integration's Daemon, its log kept the same way)."""
 
     def __init__(self, directory):
-        self.dir = directory
-        self.pipe = "\\\\.\\pipe\\traced-test-" + uuid.uuid4().hex[:12]
-        self.log_path = directory / "daemon.log"
+        super().__init__(directory)
+        self.pipe = self.socket = ("\\\\.\\pipe\\traced-test-" +
+                                   uuid.uuid4().hex[:12])
         self.env = wine_env(TRACED_SOCKET=self.pipe)
-        self.proc = None
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def start(self, *extra):
         cmd = [WINE, str(TRACED_EXE), "serve", "--socket", self.pipe]
