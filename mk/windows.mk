@@ -156,12 +156,13 @@ $(WIN_DLL) $(WIN_IMPLIB) &: $(WIN_CLIENT_OBJ) $(WIN_PROTO_OBJ) $(WIN_DEF)
 	$(WIN_CC) -shared $(WIN_LDFLAGS) -o $(WIN_DLL) \
 	  -Wl,--out-implib,$(WIN_IMPLIB) $^ $(WIN_MP_LIBS) -ladvapi32
 
+# The native programs use POSIX threads: mingw-w64's winpthreads, static.
 $(WIN_NATIVE_EXAMPLE): tests/native/example.c
 $(WIN_STRESS_NATIVE): tests/native/stress.c
 $(WIN_NATIVE_EXAMPLE) $(WIN_STRESS_NATIVE): $(WIN_LIB_A)
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_LDFLAGS) -o $@ $(filter %.c,$^) \
-	  $(WIN_LIB_A) $(WIN_MP_LIBS) -ladvapi32
+	  $(WIN_LIB_A) $(WIN_MP_LIBS) -ladvapi32 -lpthread
 
 # Wine's state lives in the build tree; -all: no Wine debug chatter.
 # Console programs need no X display (DISPLAY is unset).
