@@ -363,7 +363,8 @@ fuzz: fuzz-build
 FORMAT_FILES := $(wildcard proto/*.[ch] common/*.[ch] output/*.[ch] \
                   report/*.[ch] daemon/*.[ch] cli/*.[ch] libclient/src/*.[ch] \
                   libclient/include/*.h pyshim/src/*.[ch] tests/unit/*.c \
-                  tests/native/*.c tests/fuzz/*.c)
+                  tests/native/*.[ch] tests/fuzz/*.c \
+                  tests/windows/*.c tests/windows/include/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 
@@ -415,7 +416,10 @@ install-service-user:
 
 clean:
 	rm -rf build build-asan build-tsan $(FUZZ_BUILD) $(VENV) pyshim/build dist \
-	  pyshim/*.egg-info
+	  pyshim/*.egg-info $(WIN_BUILD)
+
+# The Windows cross-build and its tests under Wine.
+include mk/windows.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

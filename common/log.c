@@ -35,7 +35,7 @@ void tr_log(int level, const char *fmt, ...) {
   struct timespec now;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &now);
-  gmtime_r(&now.tv_sec, &tm);
+  tr_gmtime_r(&now.tv_sec, &tm);
   size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
   int k = snprintf(line + n, sizeof(line) - n, ".%03ldZ traced[%ld] %s ",
                    now.tv_nsec / 1000000L, (long)getpid(), level_name(level));

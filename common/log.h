@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "platform.h"
+
 enum tr_log_level {
   TR_LOG_ERROR = 0,
   TR_LOG_WARN = 1,

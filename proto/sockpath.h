@@ -8,6 +8,7 @@
 
 /* The per-user socket: $XDG_RUNTIME_DIR/traced/traced.sock when
  * XDG_RUNTIME_DIR is an absolute path, else /tmp/traced-$UID/traced.sock.
+ * On Windows: the named pipe \\.\pipe\traced-<user name>.
  * Returns 0, or -ENAMETOOLONG when it does not fit in buf. */
 int tr_sockpath_user(char *buf, size_t size);
 

@@ -13,9 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "tid.h"
 #include "traced.h"
 
 enum { kMainSpans = 10, kCounterValues = 5, kWorkerSpans = 7 };
@@ -27,11 +27,9 @@ static void busy(unsigned n) {
   for (unsigned i = 0; i < n; i++) sink += i;
 }
 
-static long thread_id(void) { return (long)syscall(SYS_gettid); }
-
 static void *worker(void *arg) {
   long *tid = arg;
-  *tid = thread_id();
+  *tid = native_tid();
   traced_thread_name("native-worker");
   /* The _id form: intern once, then each span costs a clock read. */
   uint32_t span = traced_intern("worker_span");
@@ -91,7 +89,7 @@ int main(void) {
   pthread_join(thread, NULL);
 
   printf("native_example pid=%ld main_tid=%ld worker_tid=%ld\n", (long)getpid(),
-         thread_id(), worker_tid);
+         native_tid(), worker_tid);
   fflush(stdout);
   traced_detach();
   return 0;

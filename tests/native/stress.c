@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "tid.h"
 #include "traced.h"
 
 enum { kThreads = 8, kNameMax = 64 };
@@ -49,7 +49,7 @@ typedef struct worker {
 static void *run_worker(void *arg) {
   worker *w = arg;
   char name[kNameMax];
-  w->tid = (long)syscall(SYS_gettid);
+  w->tid = native_tid();
   uint32_t *ids = calloc((size_t)g_spans, sizeof(*ids));
   if (ids == NULL) {
     w->failed = 1;
