@@ -69,8 +69,8 @@ static const limit_flag limit_flags[] = {
      false, POSITIVE, "open calls tracked per user, 16 bytes\neach (16777216)"},
     /* The protocol's own bounds: a frame under 4 KiB could not carry a
      * HELLO with a long command line, one over 64 KiB is never sent. */
-    {"max-frame-bytes", "N", FIELD(frame_bytes_max), 4096,
-     TR_FRAME_MAX_PAYLOAD, false, "a number from 4096 to 65536",
+    {"max-frame-bytes", "N", FIELD(frame_bytes_max), 4096, TR_FRAME_MAX_PAYLOAD,
+     false, "a number from 4096 to 65536",
      "largest control message (4096..65536,\n65536)"},
     /* The timeout is multiplied by 1000 into a 32-bit count of ms. */
     {"hello-timeout", "SECONDS", FIELD(hello_timeout_s), 1, UINT_MAX / 1000u,
