@@ -24,7 +24,10 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+/* Windows: traced.dll exports what a .def file made from this header
+ * lists (mk/windows.mk); ELF: default visibility in a -fvisibility=hidden
+ * build. */
+#if defined(__GNUC__) && !defined(_WIN32)
 #define TRACED_API __attribute__((visibility("default")))
 #else
 #define TRACED_API

@@ -165,7 +165,11 @@ static inline void tr_producer_set_limit(tr_producer *p) {
  * thread: hence atomic, so that the read is not a data race, and loaded
  * relaxed, because nothing is published through it.  (Its one store, at
  * connect, is a plain assignment: seq_cst, more than it needs.) */
+#if defined(_WIN32) /* PE: a DLL exports only its .def file's list */
+extern _Atomic bool tr_clock_tsc;
+#else
 extern _Atomic bool tr_clock_tsc __attribute__((visibility("hidden")));
+#endif
 
 /* A timestamp in the process's record clock. */
 static inline uint64_t tr_now(void) {

@@ -1,9 +1,9 @@
 /* win_transport.c: a Windows check of both sides of the transport seam
  * (libclient/src/transport_win.c and daemon/transport_win.c), run under
- * Wine by scripts/win-build-e.sh.  The parent listens on a private pipe
- * through libuv; a child process (this program again) connects, checks
- * the server, hands over a section and an output file in one frame and
- * closes its own handles at once; the parent pulls both, reads the
+ * Wine by make test-windows (tests/windows/test_units.py).  The parent listens
+ * on a private pipe through libuv; a child process (this program again)
+ * connects, checks the server, hands over a section and an output file in one
+ * frame and closes its own handles at once; the parent pulls both, reads the
  * section's pattern, writes through the file handle, and answers with the
  * checksum, which the child compares.  The child also reads the pipe's
  * security descriptor back.  Exit status 0 means every check held. */

@@ -102,7 +102,7 @@ END_TEST
 
 START_TEST(test_msg_session_create_roundtrip) {
   tr_msg_session_create c = {tr_msg_cstr("/tmp/t.pftrace"),
-                             tr_msg_cstr(TR_FORMAT_NAME_PERFETTO), 5000},
+                             tr_msg_cstr(TR_FORMAT_NAME_PERFETTO), 5000, 0},
                         out;
   tr_msg_session_create_pack(&pk, &c);
   ck_assert_int_eq(tr_msg_session_create_unpack(unpacked(), &out, NULL), 0);
@@ -150,7 +150,8 @@ END_TEST
 
 START_TEST(test_msg_session_summary_roundtrip) {
   tr_msg_session_summary s = {1, 2, 3, 4,          5,
-                              6, 7, 8, UINT64_MAX, tr_msg_cstr("/x/y.json")},
+                              6, 7, 8, UINT64_MAX, tr_msg_cstr("/x/y.json"),
+                              0, 0, 0, 0},
                          out;
   tr_msg_session_summary_pack(&pk, &s);
   ck_assert_int_eq(tr_msg_session_summary_unpack(unpacked(), &out, NULL), 0);
@@ -295,8 +296,8 @@ START_TEST(test_msg_wire_daemon_replies) {
   tr_mp_kv_bool(&wpk, "active", false);
   tr_mp_kv_u64(&wpk, "epoch", 0);
 
-  tr_msg_session_summary s = {1, 2, 70000, 4,        5,
-                              6, 7, 8,     1u << 31, tr_msg_cstr("/p")};
+  tr_msg_session_summary s = {
+      1, 2, 70000, 4, 5, 6, 7, 8, 1u << 31, tr_msg_cstr("/p"), 0, 0, 0, 0};
   tr_msg_session_summary_pack(&pk, &s);
   msgpack_pack_map(&wpk, 10);
   tr_mp_kv_u64(&wpk, "processes", 1);
@@ -375,7 +376,7 @@ END_TEST
 START_TEST(test_msg_wire_client_requests) {
   for (uint64_t min = 0; min <= 1000; min += 1000) {
     tr_msg_session_create c = {tr_msg_cstr("/t.json.gz"),
-                               tr_msg_cstr("json.gz"), min};
+                               tr_msg_cstr("json.gz"), min, 0};
     tr_msg_session_create_pack(&pk, &c);
     msgpack_pack_map(&wpk, min > 0 ? 3 : 2);
     tr_mp_kv_str(&wpk, "path", "/t.json.gz");

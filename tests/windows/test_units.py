@@ -3,6 +3,7 @@ unit tests cross-built against tests/windows/include/check.h, and the
 test helpers the traced.exe tests rely on (spawn, pipe_sd)."""
 
 import re
+import uuid
 
 import pytest
 
@@ -39,3 +40,21 @@ def test_pipe_security_descriptor_reads_back(tmp_path):
     assert re.fullmatch(r"user=S-1-5-[-0-9]+", user), user
     sid = user[len("user="):]
     assert sd == "sd=O:%sD:P(A;;GA;;;%s)" % (sid, sid), r.describe()
+
+
+WIN_TRANSPORT = WIN_BUILD / "tests/win_transport.exe"
+
+
+@needs(WIN_TRANSPORT)
+def test_transport_seam_under_wine(tmp_path):
+    """Both Windows sides of the transport seam (tests/native/
+    win_transport.c): a child connects through the client's transport,
+    checks who serves the pipe, hands a section and an output file over
+    in one frame; the listener pulls both handles, refuses the section at
+    a wrong size, reads the section and writes through the file handle,
+    and the child reads the pipe's DACL back (its user and SYSTEM only)."""
+    pipe = "\\\\.\\pipe\\traced-test-%s" % uuid.uuid4().hex[:12]
+    out = tmp_path / "out.txt"
+    r = wine([WIN_TRANSPORT, pipe, "out.txt"], cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert out.read_text().strip() == "traced", r.describe()
