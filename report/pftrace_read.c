@@ -529,6 +529,7 @@ static int on_track_event(tr_pftrace *p, seq *s, tr_pbr b, bool has_ts,
     e->kind = TR_EV_LOST;
     e->count = count;
   }
+  tr_trace_mark_cut(e);
   return 0;
 }
 

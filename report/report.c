@@ -31,6 +31,7 @@ void tr_report_free(tr_report *r) {
   free(r->threads);
   free(r->stats);
   free(r->path);
+  free(r->cut_why);
   free(r);
 }
 
@@ -115,6 +116,17 @@ int64_t tr_report_stat(tr_report *r, uint32_t proc, uint32_t fn) {
 }
 
 int tr_report_add(tr_report *r, const tr_trace_event *ev) {
+  if (ev->kind == TR_EV_CUT) {
+    /* Not an event of any process: the writer's own note. */
+    char *why = malloc(ev->name_len + 1);
+    if (why == NULL) return -ENOMEM;
+    memcpy(why, ev->name, ev->name_len);
+    why[ev->name_len] = '\0';
+    free(r->cut_why);
+    r->cut_why = why;
+    r->cut_dropped += ev->count;
+    return 0;
+  }
   if (TR_EV_IS_META(ev->kind)) {
     int64_t pi = proc_get(r, ev->pid);
     if (pi < 0) return -ENOMEM;

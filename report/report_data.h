@@ -91,6 +91,10 @@ struct tr_report {
   int format;
   bool compressed, cut_short;
   uint64_t skipped;
+  /* traced's cut marker: the trace stopped at its size bound or at a
+   * failed write; cut_dropped events were dropped from then on. */
+  char *cut_why;
+  uint64_t cut_dropped;
 };
 
 /* Grows a vector of `size`-byte elements to hold one more.  0 or

@@ -271,6 +271,7 @@ static void proc_title(FILE *f, const proc *p) {
 int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
   uint64_t dropped = 0, threads = 0;
   for (size_t i = 0; i < r->nprocs; i++) dropped += proc_dropped(&r->procs[i]);
+  dropped += r->cut_dropped;
   threads = r->nthreads;
   fputs("traced report: ", f);
   if (r->path) put_text(f, r->path, strlen(r->path));
@@ -280,6 +281,15 @@ int tr_report_print_text(tr_report *r, FILE *f, const tr_report_opts *o) {
         "  the file ends before the trace does (was its writer stopped?);\n"
         "  every complete event before the cut is counted\n",
         f);
+  if (r->cut_why != NULL) {
+    /* "traced: trace cut short (size limit of N bytes reached): M events
+     * dropped", as the writer put it, without its "traced: " */
+    const char *why = r->cut_why;
+    if (strncmp(why, "traced: ", 8) == 0) why += 8;
+    fputs("  ", f);
+    put_text(f, why, strlen(why));
+    fputs("\n", f);
+  }
   fputs("  ", f);
   put_ms(f, 0, r->any_ts ? tr_report_span(r->first_ts, r->last_ts) : 0);
   fprintf(f,
@@ -372,6 +382,7 @@ static int put_json_rows(const tr_report *r, FILE *f, int64_t pi,
 int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
   uint64_t dropped = 0;
   for (size_t i = 0; i < r->nprocs; i++) dropped += proc_dropped(&r->procs[i]);
+  dropped += r->cut_dropped;
   static const char *const sorts[] = {"total", "total", "self", "calls",
                                       "name"};
   fputs("{\"file\":", f);
@@ -391,6 +402,11 @@ int tr_report_print_json(tr_report *r, FILE *f, const tr_report_opts *o) {
           r->nthreads, r->events, dropped, r->unfinished, r->misnested,
           r->skipped,
           sorts[o->sort >= 0 && o->sort <= TR_SORT_NAME ? o->sort : 0], o->top);
+  if (r->cut_why != NULL) {
+    fputs(" \"cut\":", f);
+    tr_json_put_str(f, r->cut_why, strlen(r->cut_why));
+    fprintf(f, ",\"cut_dropped\":%" PRIu64 ",\n", r->cut_dropped);
+  }
   fputs(" \"overall\":", f);
   int rc = put_json_rows(r, f, -1, o);
   if (rc < 0) return rc;

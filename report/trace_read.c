@@ -250,6 +250,26 @@ tr_trace_format tr_trace_get_format(const tr_trace *t) { return t->format; }
 bool tr_trace_compressed(const tr_trace *t) { return t->compressed; }
 bool tr_trace_cut_short(const tr_trace *t) { return t->cut_short; }
 
+void tr_trace_mark_cut(tr_trace_event *ev) {
+  static const char pre[] = TR_CUT_NAME_PREFIX, post[] = " events dropped";
+  size_t n = ev->name_len, np = sizeof(pre) - 1, ns = sizeof(post) - 1;
+  if (ev->kind != TR_EV_INSTANT || n < np + ns ||
+      memcmp(ev->name, pre, np) != 0 ||
+      memcmp(ev->name + n - ns, post, ns) != 0)
+    return;
+  /* The count: the digits just before " events dropped". */
+  size_t i = n - ns;
+  uint64_t count = 0, scale = 1;
+  while (i > np && ev->name[i - 1] >= '0' && ev->name[i - 1] <= '9' &&
+         scale <= UINT64_MAX / 10) {
+    count += (uint64_t)(ev->name[i - 1] - '0') * scale;
+    scale *= 10;
+    i--;
+  }
+  ev->kind = TR_EV_CUT;
+  ev->count = count;
+}
+
 uint64_t tr_trace_skipped(const tr_trace *t) {
   return t->skipped + (t->pf != NULL ? tr_pftrace_skipped(t->pf) : 0);
 }
@@ -558,6 +578,8 @@ static bool classify(tr_trace *t, const raw_event *e, tr_trace_event *ev) {
           memcmp(t->name, LOST_NAME, t->name_len) == 0) {
         ev->kind = TR_EV_LOST;
         ev->count = e->has_count && e->count > 0 ? (uint64_t)e->count : 0;
+      } else if (strcmp(e->cat, "traced") == 0) {
+        tr_trace_mark_cut(ev);
       }
       return true;
     case 'C':

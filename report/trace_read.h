@@ -36,7 +36,14 @@ typedef enum tr_ev_kind {
   TR_EV_THREAD_NAME = 8,  /* metadata: name = the thread's name */
   TR_EV_SORT_INDEX = 9,   /* metadata: process_sort_index */
   TR_EV_META = 10,        /* other metadata */
+  TR_EV_CUT = 11,         /* traced's "trace cut short (...)" marker: the
+                             size bound or a failed write; count = events
+                             dropped from then on, name = the reason */
 } tr_ev_kind;
+
+/* The cut marker's name starts so (output/writer.c, tr_writer_cut_note),
+ * and ends ": N events dropped". */
+#define TR_CUT_NAME_PREFIX "traced: trace cut short ("
 
 /* Metadata kinds come last: an event with kind < TR_EV_PROCESS_NAME is a
  * trace event proper (counted as an event, like traced's summary does). */
@@ -55,9 +62,13 @@ typedef struct tr_trace_event {
                          last timestamp, not by a return */
   bool has_dropped;   /* process_name/thread_name "args":{"dropped":N} */
   uint64_t dropped;   /* ... */
-  uint64_t count;     /* TR_EV_LOST: events lost */
+  uint64_t count;     /* TR_EV_LOST: events lost; TR_EV_CUT: dropped */
   int64_t sort_index; /* TR_EV_SORT_INDEX */
 } tr_trace_event;
+
+/* Makes ev, an instant, a TR_EV_CUT when its name is traced's cut marker
+ * (TR_CUT_NAME_PREFIX ... ": N events dropped"), with N as its count. */
+void tr_trace_mark_cut(tr_trace_event *ev);
 
 typedef struct tr_trace tr_trace;
 

@@ -55,6 +55,19 @@ def test_max_size_bounds_every_format(daemon, tmp_path):
         assert line.startswith("traced: 1 processes"), line
         dropped = int(line.split(" dropped")[0].rsplit(" ", 1)[-1])
         assert dropped > 0 and "%d events dropped" % dropped in err, err
+        # traced report reads the marker as the writer's note, not as an
+        # event of a process 0: one process, the cut's drops counted.
+        rep = run([TRACED_BIN, "report", "--json", out], env=daemon.env,
+                  cwd=tmp_path)
+        assert rep.returncode == 0, rep.describe()
+        doc = json.loads(rep.stdout)
+        assert doc["processes"] == 1, (name, doc["processes"])
+        assert doc["cut"].startswith(MARK), doc.get("cut")
+        assert doc["cut_dropped"] == dropped, (doc["cut_dropped"], dropped)
+        assert doc["dropped"] == dropped, (doc["dropped"], dropped)
+        text = run([TRACED_BIN, "report", out], env=daemon.env, cwd=tmp_path)
+        assert b"trace cut short (size limit of 65536 bytes reached)" \
+            in text.stdout, text.describe()
 
 
 def test_max_size_from_the_environment_and_python(daemon, tmp_path):
