@@ -43,54 +43,18 @@ static struct {
   bool installed;
 } g;
 
-/* The name of the calling thread: threading's record of it, else (a
- * thread still starting, in Thread._bootstrap, before threading knows
- * its ident) the Thread that is the running frame's `self`. */
+/* The name of the calling thread (tr_thread_name), whose running frame's
+ * first argument is the Thread of a thread still starting. */
 static void thread_name(char *out, size_t size) {
-  out[0] = '\0';
-  PyObject *key = PyUnicode_FromString("threading");
-  PyObject *threading = key != NULL ? PyImport_GetModule(key) : NULL;
-  Py_XDECREF(key);
-  if (threading == NULL) {
-    PyErr_Clear();
-    return;
-  }
-  PyObject *thr = NULL;
-  PyObject *active = PyObject_GetAttrString(threading, "_active");
-  PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-  if (active != NULL && ident != NULL && PyDict_Check(active)) {
-    thr = PyDict_GetItemWithError(active, ident); /* borrowed */
-    Py_XINCREF(thr);
-  }
-  Py_XDECREF(ident);
-  Py_XDECREF(active);
+  PyObject *self = NULL;
   PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
-  if (thr == NULL && frame != NULL) {
+  if (frame != NULL) {
     PyCodeObject *code = PyFrame_GetCode(frame); /* new ref */
-    PyObject *self =
-        code->co_argcount > 0 ? tr_frame_local(frame, code, 0) : NULL;
+    if (code->co_argcount > 0) self = tr_frame_local(frame, code, 0);
     Py_DECREF(code);
-    PyObject *cls = PyObject_GetAttrString(threading, "Thread");
-    if (self != NULL && cls != NULL && PyType_Check(cls) &&
-        PyObject_TypeCheck(self, (PyTypeObject *)cls)) {
-      thr = self;
-      self = NULL;
-    }
-    Py_XDECREF(self);
-    Py_XDECREF(cls);
   }
-  if (thr != NULL) {
-    /* `_name`, not the `name` property: no Python code runs. */
-    PyObject *name = PyObject_GetAttrString(thr, "_name");
-    if (name != NULL && PyUnicode_Check(name)) {
-      const char *u = PyUnicode_AsUTF8(name);
-      if (u != NULL) snprintf(out, size, "%s", u);
-    }
-    Py_XDECREF(name);
-    Py_DECREF(thr);
-  }
-  Py_DECREF(threading);
-  PyErr_Clear();
+  tr_thread_name(self, out, size);
+  Py_XDECREF(self);
 }
 
 /* The calling thread's first event: finds its TracedThread in the
