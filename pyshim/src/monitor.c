@@ -190,18 +190,17 @@ static inline __attribute__((always_inline)) PyObject *on_unwind(
 static inline __attribute__((always_inline)) PyObject *on_call(
     PyObject *const *args, const bool full) {
   PyObject *callable = args[2];
-  /* Calls of Python functions are seen by PY_START. */
-  if (Py_IS_TYPE(callable, &PyFunction_Type)) Py_RETURN_NONE;
+  /* Calls of Python functions are seen by PY_START; those of classes
+   * and other callables are not recorded (nor by the profile hook's
+   * emulation): neither costs a timestamp. */
+  if (Py_IS_TYPE(callable, &PyFunction_Type) || !is_c_call(callable, args[3]))
+    Py_RETURN_NONE;
   tr_producer *p = producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
-  uint32_t id;
-  if (PyCFunction_Check(callable))
-    id = tr_names_cfunc(callable);
-  else if (Py_IS_TYPE(callable, &PyMethodDescr_Type) && args[3] != g.missing)
-    id = tr_names_cfunc_descr(callable, args[3]);
-  else
-    Py_RETURN_NONE;
+  uint32_t id = PyCFunction_Check(callable)
+                    ? tr_names_cfunc(callable)
+                    : tr_names_cfunc_descr(callable, args[3]);
   if (full && tr_hook_options.file_filters)
     id = tr_names_cfunc_filtered_code((PyCodeObject *)args[0], id);
   tr_producer_enter(p, ts, id, TR_REC_C_CALL);
