@@ -27,9 +27,11 @@ Environment (all optional):
   BENCH_WORKLOADS       comma-separated subset of: fib,mixed,methods,
                         generators,threads,joblib
   BENCH_TOOLS           comma-separated subset of: none,emptyhook,emptymon,
-                        cprofile,viztracer,traced,traced-noc,traced-args,
-                        viz-args (emptymon: the empty sys.monitoring
-                        callback on PY_START and PY_RETURN, 3.12+ only)
+                        emptymonc,cprofile,viztracer,traced,traced-noc,
+                        traced-args,viz-args (emptymon: the empty
+                        sys.monitoring callback on PY_START and PY_RETURN,
+                        3.12+ only; emptymonc: on CALL, C_RETURN and
+                        C_RAISE too)
   BENCH_VENV            the venv whose Python is measured (default .venv;
                         `make bench BENCH_PYTHON=3.12` passes .venv-3.12)
   BENCH_EMPTYHOOK_PATH  where _emptyhook is built (default build/bench)
@@ -100,8 +102,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 5))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT") or 900)
 
 WORKLOADS = ["fib", "mixed", "methods", "generators", "threads", "joblib"]
-TOOLS = ["none", "emptyhook", "emptymon", "cprofile", "viztracer", "traced",
-         "traced-noc", "traced-args", "viz-args"]
+TOOLS = ["none", "emptyhook", "emptymon", "emptymonc", "cprofile",
+         "viztracer", "traced", "traced-noc", "traced-args", "viz-args"]
 # Sizes with BENCH_QUICK=1 (a variable set explicitly still wins).
 QUICK_SIZES = {"BENCH_FIB_N": "22", "BENCH_MIXED_N": "1500",
                "BENCH_METHODS_N": "10000", "BENCH_GEN_N": "30000",
@@ -498,10 +500,11 @@ def tool_command(tool, script, result, trace, daemon, calls, noc_args):
     prog = [script, result]
     if tool == "none":
         return [PYTHON] + prog, {}
-    if tool in ("emptyhook", "emptymon"):
+    if tool in ("emptyhook", "emptymon", "emptymonc"):
         extra = {"BENCH_EMPTYHOOK_PATH": EMPTYHOOK_PATH}
-        if tool == "emptymon":
-            extra["BENCH_EMPTYHOOK_MODE"] = "monitoring"
+        if tool != "emptyhook":
+            extra["BENCH_EMPTYHOOK_MODE"] = {
+                "emptymon": "monitoring", "emptymonc": "monitoring-calls"}[tool]
         return ([PYTHON, os.path.join(BENCH_DIR, "emptyhook", "run.py")]
                 + prog, extra)
     if tool == "cprofile":
@@ -651,9 +654,10 @@ def analyse(wl, calib, runs, tools):
                 tool, "viztracer")
             out["ratios"][f"traced{sfx}/emptyhook per call"] = ratio(
                 tool, "emptyhook")
-            if runs.get("emptymon"):
-                out["ratios"][f"traced{sfx}/emptymon per call"] = ratio(
-                    tool, "emptymon")
+            for floor in ("emptymon", "emptymonc"):
+                if runs.get(floor):
+                    out["ratios"][f"traced{sfx}/{floor} per call"] = ratio(
+                        tool, floor)
         out["ratios"][f"traced{sfx}/viztracer file complete"] = ratio(
             tool, "viztracer", "wall_s")
         out["ratios"][f"traced{sfx}/emptyhook file complete"] = ratio(
@@ -748,7 +752,7 @@ def suite():
         [PYTHON, "-c", "import sys; print(sys.version_info < (3, 12))"],
         capture_output=True, text=True).stdout.strip() == "True"
     active = [t for t in tools if (t != "traced-noc" or noc_args is not None)
-              and (t != "emptymon" or not old_python)]
+              and (t not in ("emptymon", "emptymonc") or not old_python)]
     out_path = os.environ.get("BENCH_OUT") or os.path.join(
         BUILD_BENCH, "results-quick.json" if QUICK else "results.json")
     results = {"machine": machine_info(), "rounds": ROUNDS, "quick": QUICK,

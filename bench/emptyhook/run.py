@@ -1,6 +1,7 @@
 """run.py: runs a Python program with the empty C profile hook installed
 on its main thread and on every thread it starts (with
-BENCH_EMPTYHOOK_MODE=monitoring: the empty sys.monitoring callback).
+BENCH_EMPTYHOOK_MODE=monitoring: the empty sys.monitoring callback;
+monitoring-calls: the same on the C-call events too).
 
     python bench/emptyhook/run.py PROGRAM.py [ARGS...]
 
@@ -26,8 +27,10 @@ def main():
     program = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(program))
-    if os.environ.get("BENCH_EMPTYHOOK_MODE") == "monitoring":
-        _emptyhook.install_monitoring()  # every thread, 3.12+
+    mode = os.environ.get("BENCH_EMPTYHOOK_MODE")
+    if mode in ("monitoring", "monitoring-calls"):
+        # Every thread, 3.12+.
+        _emptyhook.install_monitoring(mode == "monitoring-calls")
     else:
         threading.setprofile(_emptyhook.bootstrap)
         _emptyhook.install()

@@ -64,50 +64,6 @@ static struct {
   bool installed;
 } g;
 
-/* The name of the thread running `f`: threading's record of it, else (a
- * thread still starting up, inside Thread._bootstrap) the Thread object
- * that is the frame's `self`; "" when neither is found. */
-static void thread_name_for(_PyInterpreterFrame *f, char *out, size_t size) {
-  out[0] = '\0';
-  PyObject *key = PyUnicode_FromString("threading");
-  PyObject *threading = key != NULL ? PyImport_GetModule(key) : NULL;
-  Py_XDECREF(key);
-  if (threading == NULL) {
-    PyErr_Clear();
-    return;
-  }
-  PyObject *thr = NULL;
-  PyObject *active = PyObject_GetAttrString(threading, "_active");
-  PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-  if (active != NULL && ident != NULL && PyDict_Check(active)) {
-    thr = PyDict_GetItemWithError(active, ident); /* borrowed */
-    Py_XINCREF(thr);
-  }
-  Py_XDECREF(ident);
-  Py_XDECREF(active);
-  if (thr == NULL && f->f_code->co_argcount > 0 && f->localsplus[0] != NULL) {
-    PyObject *cls = PyObject_GetAttrString(threading, "Thread");
-    if (cls != NULL && PyType_Check(cls) &&
-        PyObject_TypeCheck(f->localsplus[0], (PyTypeObject *)cls)) {
-      thr = f->localsplus[0];
-      Py_INCREF(thr);
-    }
-    Py_XDECREF(cls);
-  }
-  if (thr != NULL) {
-    /* `_name`, not the `name` property: no Python code runs. */
-    PyObject *name = PyObject_GetAttrString(thr, "_name");
-    if (name != NULL && PyUnicode_Check(name)) {
-      const char *u = PyUnicode_AsUTF8(name);
-      if (u != NULL) snprintf(out, size, "%s", u);
-    }
-    Py_XDECREF(name);
-    Py_DECREF(thr);
-  }
-  Py_DECREF(threading);
-  PyErr_Clear();
-}
-
 /* Finds (or creates) the calling thread's TracedThread and caches it.
  * NULL: this thread records nothing now. */
 static TracedThread *__attribute__((noinline))
@@ -124,7 +80,8 @@ eval_thread_slow(PyThreadState *ts, _PyInterpreterFrame *f) {
     } else if (o == NULL && !PyErr_Occurred()) {
       tr_thread_cache saved = tr_thread_slow_enter();
       char name[64];
-      thread_name_for(f, name, sizeof(name));
+      tr_thread_name(f->f_code->co_argcount > 0 ? f->localsplus[0] : NULL, name,
+                     sizeof(name));
       /* No on_session: the thread's profile function is not ours to
        * switch (the profile hook's is, profile.c). */
       t = tr_thread_new(g.thread_type, name, NULL);

@@ -35,62 +35,27 @@
 
 /* The back end's state while installed, written with the GIL held. */
 static struct {
-  PyObject *monitoring;      /* sys.monitoring, strong */
-  PyObject *missing;         /* sys.monitoring.MISSING: CALL with no arg0 */
-  PyObject *disable;         /* sys.monitoring.DISABLE */
-  PyTypeObject *thread_type; /* strong */
-  PyObject *thread_key;      /* "traced.thread", strong */
+  PyObject *monitoring;        /* sys.monitoring, strong */
+  PyObject *missing;           /* sys.monitoring.MISSING: CALL with no arg0 */
+  PyObject *disable;           /* sys.monitoring.DISABLE */
+  PyTypeObject *thread_type;   /* strong */
+  PyTypeObject *callback_type; /* strong; made on first use */
+  PyObject *thread_key;        /* "traced.thread", strong */
   bool installed;
 } g;
 
-/* The name of the calling thread: threading's record of it, else (a
- * thread still starting, in Thread._bootstrap, before threading knows
- * its ident) the Thread that is the running frame's `self`. */
+/* The name of the calling thread (tr_thread_name), whose running frame's
+ * first argument is the Thread of a thread still starting. */
 static void thread_name(char *out, size_t size) {
-  out[0] = '\0';
-  PyObject *key = PyUnicode_FromString("threading");
-  PyObject *threading = key != NULL ? PyImport_GetModule(key) : NULL;
-  Py_XDECREF(key);
-  if (threading == NULL) {
-    PyErr_Clear();
-    return;
-  }
-  PyObject *thr = NULL;
-  PyObject *active = PyObject_GetAttrString(threading, "_active");
-  PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-  if (active != NULL && ident != NULL && PyDict_Check(active)) {
-    thr = PyDict_GetItemWithError(active, ident); /* borrowed */
-    Py_XINCREF(thr);
-  }
-  Py_XDECREF(ident);
-  Py_XDECREF(active);
+  PyObject *self = NULL;
   PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
-  if (thr == NULL && frame != NULL) {
+  if (frame != NULL) {
     PyCodeObject *code = PyFrame_GetCode(frame); /* new ref */
-    PyObject *self =
-        code->co_argcount > 0 ? tr_frame_local(frame, code, 0) : NULL;
+    if (code->co_argcount > 0) self = tr_frame_local(frame, code, 0);
     Py_DECREF(code);
-    PyObject *cls = PyObject_GetAttrString(threading, "Thread");
-    if (self != NULL && cls != NULL && PyType_Check(cls) &&
-        PyObject_TypeCheck(self, (PyTypeObject *)cls)) {
-      thr = self;
-      self = NULL;
-    }
-    Py_XDECREF(self);
-    Py_XDECREF(cls);
   }
-  if (thr != NULL) {
-    /* `_name`, not the `name` property: no Python code runs. */
-    PyObject *name = PyObject_GetAttrString(thr, "_name");
-    if (name != NULL && PyUnicode_Check(name)) {
-      const char *u = PyUnicode_AsUTF8(name);
-      if (u != NULL) snprintf(out, size, "%s", u);
-    }
-    Py_XDECREF(name);
-    Py_DECREF(thr);
-  }
-  Py_DECREF(threading);
-  PyErr_Clear();
+  tr_thread_name(self, out, size);
+  Py_XDECREF(self);
 }
 
 /* The calling thread's first event: finds its TracedThread in the
@@ -225,18 +190,17 @@ static inline __attribute__((always_inline)) PyObject *on_unwind(
 static inline __attribute__((always_inline)) PyObject *on_call(
     PyObject *const *args, const bool full) {
   PyObject *callable = args[2];
-  /* Calls of Python functions are seen by PY_START. */
-  if (Py_IS_TYPE(callable, &PyFunction_Type)) Py_RETURN_NONE;
+  /* Calls of Python functions are seen by PY_START; those of classes
+   * and other callables are not recorded (nor by the profile hook's
+   * emulation): neither costs a timestamp. */
+  if (Py_IS_TYPE(callable, &PyFunction_Type) || !is_c_call(callable, args[3]))
+    Py_RETURN_NONE;
   tr_producer *p = producer();
   if (p == NULL) Py_RETURN_NONE;
   uint64_t ts = tr_now();
-  uint32_t id;
-  if (PyCFunction_Check(callable))
-    id = tr_names_cfunc(callable);
-  else if (Py_IS_TYPE(callable, &PyMethodDescr_Type) && args[3] != g.missing)
-    id = tr_names_cfunc_descr(callable, args[3]);
-  else
-    Py_RETURN_NONE;
+  uint32_t id = PyCFunction_Check(callable)
+                    ? tr_names_cfunc(callable)
+                    : tr_names_cfunc_descr(callable, args[3]);
   if (full && tr_hook_options.file_filters)
     id = tr_names_cfunc_filtered_code((PyCodeObject *)args[0], id);
   tr_producer_enter(p, ts, id, TR_REC_C_CALL);
@@ -244,22 +208,26 @@ static inline __attribute__((always_inline)) PyObject *on_call(
 }
 
 /* C_RETURN, C_RAISE (code, offset, callable, arg0). */
-static PyObject *on_c_return(PyObject *self, PyObject *const *args,
-                             Py_ssize_t nargs) {
-  (void)self;
-  (void)nargs;
+static inline __attribute__((always_inline)) PyObject *on_c_return(
+    PyObject *const *args) {
   if (!is_c_call(args[2], args[3])) Py_RETURN_NONE;
   tr_producer *p = producer();
   if (p != NULL) tr_producer_exit(p, tr_now(), TR_REC_C_RETURN);
   Py_RETURN_NONE;
 }
 
-#define TR_CALLBACK(name, call)                                \
-  static PyObject *name(PyObject *self, PyObject *const *args, \
-                        Py_ssize_t nargs) {                    \
-    (void)self;                                                \
-    (void)nargs;                                               \
-    return call;                                               \
+/* Each callback is a vectorcall function (PEP 590) of a callback object
+ * (below), which sys.monitoring calls directly: a METH_FASTCALL builtin
+ * would put CPython's cfunction_vectorcall_FASTCALL, its recursion check
+ * and one more indirect call in front of every event (measured on fib:
+ * docs/benchmarks.md). */
+#define TR_CALLBACK(name, call)                                               \
+  static PyObject *name(PyObject *self, PyObject *const *args, size_t nargsf, \
+                        PyObject *kwnames) {                                  \
+    (void)self;                                                               \
+    (void)nargsf;                                                             \
+    (void)kwnames;                                                            \
+    return call;                                                              \
   }
 TR_CALLBACK(on_enter_plain, on_enter(args, false, false))
 TR_CALLBACK(on_enter_full, on_enter(args, true, false))
@@ -271,37 +239,63 @@ TR_CALLBACK(on_unwind_plain, on_unwind(args, false))
 TR_CALLBACK(on_unwind_full, on_unwind(args, true))
 TR_CALLBACK(on_call_plain, on_call(args, false))
 TR_CALLBACK(on_call_full, on_call(args, true))
+TR_CALLBACK(on_c_return_any, on_c_return(args))
 #undef TR_CALLBACK
+
+/* The callback objects' type: a callable whose call is its `fn`. */
+typedef struct callback_obj {
+  PyObject_HEAD vectorcallfunc fn;
+} callback_obj;
+
+static PyMemberDef callback_members[] = {
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(callback_obj, fn),
+     Py_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot callback_slots[] = {
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, callback_members},
+    {Py_tp_doc, "A sys.monitoring callback of traced."},
+    {0, NULL},
+};
+
+static PyType_Spec callback_spec = {
+    .name = "traced._traced.MonitorCallback",
+    .basicsize = sizeof(callback_obj),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = callback_slots,
+};
+
+/* A new callback object calling `fn`, or NULL with an exception. */
+static PyObject *callback_new(vectorcallfunc fn) {
+  if (g.callback_type == NULL) {
+    g.callback_type = (PyTypeObject *)PyType_FromSpec(&callback_spec);
+    if (g.callback_type == NULL) return NULL;
+  }
+  callback_obj *o = PyObject_New(callback_obj, g.callback_type);
+  if (o != NULL) o->fn = fn;
+  return (PyObject *)o;
+}
 
 /* One callback per row: the sys.monitoring.events it serves (names), and
  * its function without and with per-event options.  `c` rows are enabled
  * only when C functions are recorded. */
 typedef struct callback {
   const char *events[2];
-  PyMethodDef plain, full;
+  vectorcallfunc plain, full;
   bool c;
 } callback;
 
-#define TR_DEF(fn) \
-  { "traced_" #fn, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, NULL }
-static callback callbacks[] = {
-    {{"PY_START", "PY_RESUME"},
-     TR_DEF(on_enter_plain),
-     TR_DEF(on_enter_full),
-     false},
-    {{"PY_THROW", NULL}, TR_DEF(on_throw_plain), TR_DEF(on_throw_full), false},
-    {{"PY_RETURN", "PY_YIELD"},
-     TR_DEF(on_return_plain),
-     TR_DEF(on_return_full),
-     false},
-    {{"PY_UNWIND", NULL},
-     TR_DEF(on_unwind_plain),
-     TR_DEF(on_unwind_full),
-     false},
-    {{"CALL", NULL}, TR_DEF(on_call_plain), TR_DEF(on_call_full), true},
-    {{"C_RETURN", "C_RAISE"}, TR_DEF(on_c_return), TR_DEF(on_c_return), true},
+static const callback callbacks[] = {
+    {{"PY_START", "PY_RESUME"}, on_enter_plain, on_enter_full, false},
+    {{"PY_THROW", NULL}, on_throw_plain, on_throw_full, false},
+    {{"PY_RETURN", "PY_YIELD"}, on_return_plain, on_return_full, false},
+    {{"PY_UNWIND", NULL}, on_unwind_plain, on_unwind_full, false},
+    {{"CALL", NULL}, on_call_plain, on_call_full, true},
+    {{"C_RETURN", "C_RAISE"}, on_c_return_any, on_c_return_any, true},
 };
-#undef TR_DEF
 #define TR_NCALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
 
 /* sys.monitoring.events.<name>, or -1 with an exception. */
@@ -322,13 +316,13 @@ static int register_all(bool full, bool trace_c, bool on) {
   long set = 0;
   int rc = -1;
   for (size_t i = 0; i < TR_NCALLBACKS; i++) {
-    callback *cb = &callbacks[i];
+    const callback *cb = &callbacks[i];
     bool want = on && (trace_c || !cb->c);
     PyObject *fn = Py_None;
     Py_INCREF(fn);
     if (want) {
       Py_DECREF(fn);
-      fn = PyCFunction_NewEx(full ? &cb->full : &cb->plain, NULL, NULL);
+      fn = callback_new(full ? cb->full : cb->plain);
       if (fn == NULL) goto out;
     }
     for (int k = 0; k < 2 && cb->events[k] != NULL; k++) {

@@ -87,6 +87,45 @@ tr_producer *tr_thread_event_producer(void) {
   return NULL;
 }
 
+void tr_thread_name(PyObject *self, char *out, size_t size) {
+  out[0] = '\0';
+  PyObject *key = PyUnicode_FromString("threading");
+  PyObject *threading = key != NULL ? PyImport_GetModule(key) : NULL;
+  Py_XDECREF(key);
+  if (threading == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  PyObject *thr = NULL;
+  PyObject *active = PyObject_GetAttrString(threading, "_active");
+  PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+  if (active != NULL && ident != NULL && PyDict_Check(active)) {
+    thr = PyDict_GetItemWithError(active, ident); /* borrowed */
+    Py_XINCREF(thr);
+  }
+  Py_XDECREF(ident);
+  Py_XDECREF(active);
+  if (thr == NULL && self != NULL) {
+    PyObject *cls = PyObject_GetAttrString(threading, "Thread");
+    if (cls != NULL && PyType_Check(cls) &&
+        PyObject_TypeCheck(self, (PyTypeObject *)cls))
+      thr = Py_NewRef(self);
+    Py_XDECREF(cls);
+  }
+  if (thr != NULL) {
+    /* `_name`, not the `name` property: no Python code runs. */
+    PyObject *name = PyObject_GetAttrString(thr, "_name");
+    if (name != NULL && PyUnicode_Check(name)) {
+      const char *u = PyUnicode_AsUTF8(name);
+      if (u != NULL) snprintf(out, size, "%s", u);
+    }
+    Py_XDECREF(name);
+    Py_DECREF(thr);
+  }
+  Py_DECREF(threading);
+  PyErr_Clear();
+}
+
 void tr_thread_set_name(const char *name) {
   TracedThread *t = tr_thread_current();
   if (t != NULL) {

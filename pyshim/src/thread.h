@@ -53,6 +53,14 @@ struct tr_argbuf *tr_thread_argbuf(TracedThread *t);
  * repr(). */
 tr_producer *tr_thread_event_producer(void);
 
+/* The calling thread's name as threading knows it, into `out` ("" when
+ * it does not): its record in threading._active, else -- a thread still
+ * starting, in Thread._bootstrap, before threading knows its ident --
+ * `self` (borrowed; the running frame's first argument, or NULL) when
+ * that is a threading.Thread.  Runs no Python code (`_name`, not the
+ * `name` property); leaves no exception set. */
+void tr_thread_name(PyObject *self, char *out, size_t size);
+
 /* Names the calling thread in the trace (also the name a ring created
  * later registers with); records nothing when it is not recording. */
 void tr_thread_set_name(const char *name);
