@@ -221,7 +221,7 @@ BENCH_RUSAGE := $(BENCH_BUILD)/rusage
 BENCH_FMTBENCH := $(BENCH_BUILD)/fmtbench
 BENCH_DAEMON_EVENTS ?= 100000000
 
-.PHONY: bench-deps bench-daemon
+.PHONY: bench-deps bench-daemon bench-contention
 
 # The empty hook is compiled against the .venv interpreter's headers.
 $(BENCH_EMPTYHOOK): bench/emptyhook/emptyhook.c $(VENV_PY)
@@ -268,6 +268,12 @@ endif
 
 bench-daemon: bench-deps
 	BENCH_DAEMON_EVENTS=$(BENCH_DAEMON_EVENTS) $(VENV_PY) scripts/bench.py --daemon
+
+# Issue 12's 2-core target: the one-worker-at-a-time program, three runs
+# back to back under busy loops on every core and a multi-GB writer; each
+# run must keep every call (scripts/bench_contention.py).
+bench-contention: all
+	$(VENV_PY) scripts/bench_contention.py
 
 asan: deps
 	$(MAKE) SAN=1 native
