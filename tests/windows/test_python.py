@@ -1,10 +1,20 @@
 """The Windows embeddable CPython (scripts/win-python.sh) under Wine: it
-runs multiprocessing with spawn, and imports an extension module built
-with mingw-w64 (issue 16, item 4, the steps before the Python shim)."""
+runs multiprocessing with spawn, imports an extension module built with
+mingw-w64, and runs the traced package (pyshim/, built by make windows
+into its site-packages) untraced when no daemon answers (issue 16, item
+4)."""
 
 import textwrap
+import uuid
 
-from conftest import PYTHON_EXE, WINPROBE, needs, wine, winpath
+from conftest import (PYTHON_EXE, WIN_BUILD, WINPROBE, needs, wine, wine_env,
+                      winpath)
+
+# The traced package's extension, staged with the package and its .pth hook
+# into the embeddable CPython's site-packages (mk/windows.mk).
+TRACED_PYD = WIN_BUILD / "python/Lib/site-packages/traced/_traced.pyd"
+WARNING = "traced: warning: cannot reach the traced daemon at %s (%s); " \
+    "running untraced"
 
 POOL = textwrap.dedent("""\
     import multiprocessing
@@ -51,3 +61,67 @@ def test_mingw_extension_imports(tmp_path):
     r = wine([PYTHON_EXE, "-c", code], cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     assert r.lines() == ["42 %s" % winpath(WINPROBE)], r.describe()
+
+
+@needs(PYTHON_EXE, TRACED_PYD)
+def test_traced_imports(tmp_path):
+    code = ("import sys, traced; print(traced._traced.__file__); "
+            "print(traced._traced.default_socket()); "
+            "print(sys.monitoring.get_tool(sys.monitoring.PROFILER_ID))")
+    r = wine([PYTHON_EXE, "-c", code], cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert r.lines()[0] == winpath(TRACED_PYD), r.describe()
+    # The per-user pipe of proto/sockpath.c; nothing installed yet.
+    assert r.lines()[1].startswith("\\\\.\\pipe\\traced-"), r.describe()
+    assert r.lines()[2:] == ["None"], r.describe()
+    assert r.stderr == b"", r.describe()
+
+
+def _untraced_env(tmp_path):
+    """TRACED_OUTPUT (the .pth hook creates a session at start-up) with no
+    daemon on the pipe it names, and no daemon started."""
+    pipe = "\\\\.\\pipe\\traced-test-%s" % uuid.uuid4().hex[:12]
+    out = tmp_path / "trace.json"
+    env = wine_env(TRACED_OUTPUT=winpath(out), TRACED_SOCKET=pipe,
+                   TRACED_NO_AUTOSTART=1)
+    return env, pipe, out
+
+
+def _warnings(r):
+    return [line for line in r.stderr.decode(errors="replace").splitlines()
+            if line.startswith("traced:")]
+
+
+@needs(PYTHON_EXE, TRACED_PYD)
+def test_no_daemon_runs_untraced(tmp_path):
+    script = tmp_path / "prog.py"
+    script.write_text("import sys, traced\n"
+                      "print('hello', traced._traced.connected())\n"
+                      "sys.exit(3)\n")
+    env, pipe, out = _untraced_env(tmp_path)
+    r = wine([PYTHON_EXE, winpath(script)], env=env, cwd=tmp_path)
+    # Its exit status and output unchanged, exactly one warning.
+    assert r.returncode == 3, r.describe()
+    assert r.lines() == ["hello False"], r.describe()
+    assert _warnings(r) == [WARNING % (pipe, "No such file or directory")], \
+        r.describe()
+    assert not out.exists()
+
+
+@needs(PYTHON_EXE, TRACED_PYD)
+def test_no_daemon_spawn_children_run_untraced(tmp_path):
+    # Each process (the parent and two spawn workers, which run the .pth
+    # hook at their own start) warns once and runs untraced.
+    script = tmp_path / "pool.py"
+    script.write_text(POOL.replace(
+        'print(all(pid != os.getpid() for _, pid in results))',
+        'print(all(pid != os.getpid() for _, pid in results))\n'
+        '    sys.exit(5)'))
+    env, pipe, out = _untraced_env(tmp_path)
+    r = wine([PYTHON_EXE, winpath(script)], env=env, cwd=tmp_path)
+    assert r.returncode == 5, r.describe()
+    assert r.lines() == ["win32 spawn", "0 1 4 9 16 25 36 49", "True"], \
+        r.describe()
+    assert _warnings(r) == [WARNING % (pipe, "No such file or directory")] * 3, \
+        r.describe()
+    assert not out.exists()
