@@ -125,3 +125,41 @@ def test_no_daemon_spawn_children_run_untraced(tmp_path):
     assert _warnings(r) == [WARNING % (pipe, "No such file or directory")] * 3, \
         r.describe()
     assert not out.exists()
+
+
+@needs(PYTHON_EXE, TRACED_PYD)
+def test_python_m_traced_keeps_status_and_arguments(tmp_path):
+    # `python -m traced ARGS` runs the traced binary ($TRACED_BIN; here the
+    # embeddable python.exe stands in for traced.exe) with ARGS as given
+    # and exits with its status (Windows' execv would lose both).
+    code = "import sys; print(sys.argv[1:]); sys.exit(7)"
+    env = wine_env(TRACED_BIN=winpath(PYTHON_EXE))
+    r = wine([PYTHON_EXE, "-m", "traced", "-c", code, "a b", ""], env=env,
+             cwd=tmp_path)
+    assert r.returncode == 7, r.describe()
+    assert r.lines() == ["['a b', '']"], r.describe()
+
+
+@needs(PYTHON_EXE, TRACED_PYD)
+def test_output_opened_as_shared_handle(tmp_path):
+    # traced.start opens the output through the extension (a Win32 handle,
+    # not a C runtime descriptor): while it is open the file can be
+    # renamed and deleted by others, the point of traced on Windows; a
+    # directory is refused with OSError.
+    out = tmp_path / "trace.json"
+    code = textwrap.dedent("""\
+        import os, sys, traced
+        h = traced._traced.open_output(sys.argv[1])
+        os.rename(sys.argv[1], sys.argv[1] + ".old")
+        os.remove(sys.argv[1] + ".old")
+        traced._traced.close_output(h)
+        try:
+            traced._traced.open_output(sys.argv[2])
+        except OSError as e:
+            print("refused", e.errno != 0)
+        print(os.path.exists(sys.argv[1]), os.path.exists(sys.argv[1] + ".old"))
+        """)
+    r = wine([PYTHON_EXE, "-c", code, winpath(out), winpath(tmp_path)],
+             cwd=tmp_path)
+    assert r.returncode == 0, r.describe()
+    assert r.lines() == ["refused True", "False False"], r.describe()
