@@ -105,7 +105,8 @@ static PyObject *m_close_output(PyObject *module, PyObject *args) {
 }
 #endif
 
-/* create(display_path, fd, min_duration_ns=0, max_size=0) -> token */
+/* create(display_path, fd, min_duration_ns=0, max_size=0) -> token; on
+ * Windows `fd` is a handle from open_output. */
 static PyObject *m_create(PyObject *module, PyObject *args) {
   (void)module;
   const char *path;
