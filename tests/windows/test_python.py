@@ -7,6 +7,8 @@ into its site-packages) untraced when no daemon answers (issue 16, item
 import textwrap
 import uuid
 
+import pytest
+
 from conftest import (PYTHON_EXE, WIN_BUILD, WINPROBE, needs, wine, wine_env,
                       winpath)
 
@@ -80,13 +82,14 @@ def test_traced_imports(tmp_path):
     assert r.stderr == b"", r.describe()
 
 
-def _untraced_env(tmp_path):
-    """TRACED_OUTPUT (the .pth hook creates a session at start-up) with no
-    daemon on the pipe it names, and no daemon started."""
+def _untraced_env(tmp_path, var="TRACED_OUTPUT"):
+    """TRACED_OUTPUT (the .pth hook creates a session at start-up) or
+    TRACED_SESSION (it joins one, as a traced program's children do) with
+    no daemon on the pipe it names, and no daemon started."""
     pipe = "\\\\.\\pipe\\traced-test-%s" % uuid.uuid4().hex[:12]
     out = tmp_path / "trace.json"
-    env = wine_env(TRACED_OUTPUT=winpath(out), TRACED_SOCKET=pipe,
-                   TRACED_NO_AUTOSTART=1)
+    value = winpath(out) if var == "TRACED_OUTPUT" else "0123456789abcdef"
+    env = wine_env(TRACED_SOCKET=pipe, TRACED_NO_AUTOSTART=1, **{var: value})
     return env, pipe, out
 
 
@@ -96,12 +99,13 @@ def _warnings(r):
 
 
 @needs(PYTHON_EXE, TRACED_PYD)
-def test_no_daemon_runs_untraced(tmp_path):
+@pytest.mark.parametrize("var", ["TRACED_OUTPUT", "TRACED_SESSION"])
+def test_no_daemon_runs_untraced(tmp_path, var):
     script = tmp_path / "prog.py"
     script.write_text("import sys, traced\n"
                       "print('hello', traced._traced.connected())\n"
                       "sys.exit(3)\n")
-    env, pipe, out = _untraced_env(tmp_path)
+    env, pipe, out = _untraced_env(tmp_path, var)
     r = wine([PYTHON_EXE, winpath(script)], env=env, cwd=tmp_path)
     # Its exit status and output unchanged, exactly one warning.
     assert r.returncode == 3, r.describe()
