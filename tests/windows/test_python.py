@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from conftest import (PYTHON_EXE, WIN_BUILD, WINPROBE, needs, wine, wine_env,
-                      winpath)
+from conftest import (PYTHON_EXE, TRACED_EXE, WIN_BUILD, WINPROBE, load_trace,
+                      needs, wine, wine_env, winpath)
 
 # The traced package's extension, staged with the package and its .pth hook
 # into the embeddable CPython's site-packages (mk/windows.mk).
@@ -179,3 +179,97 @@ def test_output_opened_as_shared_handle(tmp_path):
              cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     assert r.lines() == ["refused True", "False False"], r.describe()
+
+
+# ---- Traced through traced.exe (the daemon's Windows port) ---------------
+
+PROG = textwrap.dedent("""\
+    import sys
+
+
+    def f(n):
+        return n + 1
+
+
+    for i in range(3):
+        f(i)
+    print("hello")
+    sys.exit(3)
+    """)
+
+EXECUTOR = textwrap.dedent("""\
+    import concurrent.futures
+    import multiprocessing
+    import sys
+
+
+    def square(x):
+        return x * x
+
+
+    if __name__ == "__main__":
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+            print(sum(ex.map(square, range(8))))
+        sys.exit(4)
+    """)
+
+
+def _traced_run(win_daemon, tmp_path, text):
+    """Runs the program `text` with TRACED_OUTPUT (the .pth hook creates
+    the session) on the test's daemon; returns the Result and the trace."""
+    run = tmp_path / "run"  # tmp_path holds the daemon's log
+    run.mkdir()
+    script = run / "prog.py"
+    script.write_text(text)
+    out = run / "trace.json"
+    env = dict(win_daemon.env, TRACED_OUTPUT=winpath(out))
+    r = wine([PYTHON_EXE, winpath(script)], env=env, cwd=run)
+    assert _warnings(r) == [], r.describe()
+    # One trace file; no other file made by any process.
+    assert sorted(p.name for p in run.iterdir()) == \
+        ["prog.py", "trace.json"], r.describe()
+    return r, load_trace(out)
+
+
+def _process_names(events):
+    return {e["pid"]: e["args"]["name"] for e in events
+            if e.get("ph") == "M" and e["name"] == "process_name"}
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
+def test_python_traced_single_process(win_daemon, tmp_path):
+    r, events = _traced_run(win_daemon, tmp_path, PROG)
+    assert r.returncode == 3 and r.lines() == ["hello"], r.describe()
+    calls = [e for e in events if e["name"].startswith("f (")]
+    assert len(calls) == 3, calls
+    assert _process_names(events) == {calls[0]["pid"]: "MainProcess"}
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
+def test_python_traced_spawn_pool(win_daemon, tmp_path):
+    r, events = _traced_run(win_daemon, tmp_path, POOL_EXIT_5)
+    assert r.returncode == 5, r.describe()
+    assert r.lines() == ["win32 spawn", "0 1 4 9 16 25 36 49", "True"], \
+        r.describe()
+    names = _process_names(events)
+    main = [pid for pid, name in names.items() if name == "MainProcess"]
+    assert len(names) == 3 and len(main) == 1, names
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert {e["pid"] for e in square} <= set(names) - set(main), names
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
+@pytest.mark.xfail(run=False, reason="hangs traced under Wine (seen with "
+                   "wt-f's traced.exe at 227c7e9): the executor's pipes' "
+                   "overlapped reads never complete; untraced it runs")
+def test_python_traced_process_pool_executor(win_daemon, tmp_path):
+    # joblib-style: a pool of spawn workers behind concurrent.futures.
+    r, events = _traced_run(win_daemon, tmp_path, EXECUTOR)
+    assert r.returncode == 4 and r.lines() == ["140"], r.describe()
+    names = _process_names(events)
+    assert len(names) == 3, names
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert "MainProcess" not in {names[e["pid"]] for e in square}, names
