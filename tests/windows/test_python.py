@@ -261,9 +261,11 @@ def test_python_traced_spawn_pool(win_daemon, tmp_path):
 
 
 @needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
-@pytest.mark.xfail(run=False, reason="hangs traced under Wine (seen with "
-                   "wt-f's traced.exe at 227c7e9): the executor's pipes' "
-                   "overlapped reads never complete; untraced it runs")
+@pytest.mark.xfail(run=False, reason="hangs traced under Wine 8: the "
+                   "executor's wake-up sends a zero-length message, and "
+                   "Wine's pipes never complete its read once poll() saw "
+                   "it (untraced too: Pipe(); send_bytes(b''); poll(); "
+                   "recv_bytes() hangs); tracing's slower timing hits that")
 def test_python_traced_process_pool_executor(win_daemon, tmp_path):
     # joblib-style: a pool of spawn workers behind concurrent.futures.
     r, events = _traced_run(win_daemon, tmp_path, EXECUTOR)
