@@ -8,6 +8,7 @@
 #include "filters.h"
 #include "libclient/src/client.h"
 #include "libclient/src/options.h"
+#include "libclient/src/transport.h"
 #include "monitor.h"
 #include "names.h"
 #include "profile.h"
@@ -79,7 +80,33 @@ static PyObject *m_disconnect(PyObject *module, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* create(display_path, fd, min_duration_ns=0, max_size=0) -> token */
+#ifdef _WIN32
+/* open_output(path) -> handle: on Windows the output is opened here, as a
+ * Win32 HANDLE (shared for reading, writing and deletion: no traced file
+ * stops another process from replacing it), not as a C runtime descriptor:
+ * this module's C runtime (msvcrt) is not CPython's (the UCRT), so a
+ * descriptor of one means nothing to the other. */
+static PyObject *m_open_output(PyObject *module, PyObject *args) {
+  (void)module;
+  const char *path;
+  if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+  int h = tr_transport_open_output(path);
+  if (h < 0) return raise_errno(h, "open output");
+  return PyLong_FromLong(h);
+}
+
+/* close_output(handle): closes what open_output returned. */
+static PyObject *m_close_output(PyObject *module, PyObject *args) {
+  (void)module;
+  int h;
+  if (!PyArg_ParseTuple(args, "i", &h)) return NULL;
+  tr_transport_close(h);
+  Py_RETURN_NONE;
+}
+#endif
+
+/* create(display_path, fd, min_duration_ns=0, max_size=0) -> token; on
+ * Windows `fd` is a handle from open_output. */
 static PyObject *m_create(PyObject *module, PyObject *args) {
   (void)module;
   const char *path;
@@ -397,6 +424,12 @@ static PyMethodDef methods[] = {
      "connect(socket=None): connect to the daemon (default socket if None)."},
     {"connected", m_connected, METH_NOARGS, "True when connected."},
     {"disconnect", m_disconnect, METH_NOARGS, "Close the connection."},
+#ifdef _WIN32
+    {"open_output", m_open_output, METH_VARARGS,
+     "open_output(path) -> handle: open a session's output (Windows)."},
+    {"close_output", m_close_output, METH_VARARGS,
+     "close_output(handle): close what open_output returned."},
+#endif
     {"create", m_create, METH_VARARGS,
      "create(path, fd) -> token: create a session writing to fd."},
     {"join", m_join, METH_VARARGS, "join(token): join a session."},

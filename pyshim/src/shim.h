@@ -31,8 +31,14 @@
 /* For the extension's global variables read on the hot path: declared
  * hidden, the compiler addresses them directly instead of loading their
  * address first, as it must for a variable another shared object might
- * define (-fvisibility=hidden covers only definitions). */
+ * define (-fvisibility=hidden covers only definitions).  A Windows DLL
+ * (PE) has no symbol visibility: its own globals are addressed directly
+ * and only what it exports is seen outside. */
+#ifdef _WIN32
+#define TR_HIDDEN
+#else
 #define TR_HIDDEN __attribute__((visibility("hidden")))
+#endif
 
 /* The frame-evaluation hook (evalhook.c) exists for the CPython versions
  * whose frame layout it knows: 3.11 for now.  Elsewhere tr_eval_install

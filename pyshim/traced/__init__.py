@@ -163,14 +163,22 @@ def _daemon_binary() -> Optional[str]:
 
 # The system daemon's socket (`traced serve --system`).
 SYSTEM_SOCKET = "/run/traced/traced.sock"
+# Windows: the daemon is reached over a named pipe (\\.\pipe\traced-<user>),
+# processes start fresh (spawn, never fork) and the extension's C runtime is
+# not CPython's, so it is given Win32 handles, never descriptors.
+_WINDOWS = sys.platform == "win32"
 
 
 def _private_place(socket: str) -> bool:
     """A private daemon is started only where it is this user's to start:
     never on the system socket, nor in a directory another user owns (a
-    shared daemon's place: when it is down the program runs untraced)."""
+    shared daemon's place: when it is down the program runs untraced).  A
+    Windows pipe name has no directory: the client checks the pipe's
+    server when it connects."""
     if socket == SYSTEM_SOCKET:
         return False
+    if _WINDOWS:
+        return True
     directory = os.path.dirname(socket) or "."
     try:
         return os.stat(directory).st_uid == os.getuid()
@@ -211,7 +219,7 @@ def _connect(socket: Optional[str], autostart: bool) -> bool:
     # be trusted (the reason says whose); starting a daemon changes nothing.
     # A socket in a missing directory (the reason names it) cannot be
     # served there either.
-    missing = socket is not None and not os.path.isdir(
+    missing = socket is not None and not _WINDOWS and not os.path.isdir(
         os.path.dirname(socket) or "/")
     if autostart and err.errno != errno.EPERM and not missing and \
             _autostart(socket):
@@ -283,9 +291,14 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
     # Not truncated: the daemon empties it once it accepts the session, so
     # a refusal leaves an existing file as it was.  Never blocks (a FIFO
     # without a reader); the daemon takes regular files and /dev/null only.
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
-                 | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
-    os.set_blocking(fd, True)
+    if _WINDOWS:
+        fd = _traced.open_output(output)
+        close = _traced.close_output
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                     | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
+        os.set_blocking(fd, True)
+        close = os.close
     try:
         token = _traced.create(os.path.abspath(output), fd,
                                opts.min_duration, opts.max_size)
@@ -293,7 +306,7 @@ def start(output: Optional[str] = None, *, socket: Optional[str] = None,
         _traced.warn(f"could not create a session: {e}; running untraced")
         return False
     finally:
-        os.close(fd)
+        close(fd)
     _state.creator = True
     _export(token, opts)
     _name_process(root=True)

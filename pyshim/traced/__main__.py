@@ -11,7 +11,7 @@ def binary():
     """The daemon/CLI binary: the package's own (a wheel), else the one of
     the checkout this package was built from (`make`), else None."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin",
-                        "traced")
+                        "traced.exe" if sys.platform == "win32" else "traced")
     if os.access(here, os.X_OK):
         return here
     try:
@@ -33,6 +33,12 @@ def main(argv=None):
     sys.stdout.flush()
     sys.stderr.flush()
     try:
+        if sys.platform == "win32":
+            # Windows has no exec: its execv starts a new process and ends
+            # this one, losing the exit status and the arguments' quoting.
+            import subprocess
+
+            return subprocess.call([path] + args)
         os.execv(path, [path] + args)
     except OSError as e:
         sys.stderr.write("traced: cannot run %s: %s\n" % (path, e))
