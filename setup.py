@@ -34,9 +34,11 @@ COMMON_CLIENT = ["common/map.c", "common/intern.c"]
 
 
 def sources(*patterns):
+    """The files matching `patterns`, less the Windows side of each seam
+    (*_win.c: mk/windows.mk builds those with mingw)."""
     out = []
     for p in patterns:
-        out += sorted(glob.glob(p))
+        out += sorted(f for f in glob.glob(p) if not f.endswith("_win.c"))
     return out
 
 
