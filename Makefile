@@ -60,9 +60,9 @@ CLIENT_SRC := $(filter-out %_win.c,$(wildcard libclient/src/*.c)) \
 # the report tool (report/), the command line (cli/) and shared helpers
 # (common/), with libclient's objects.  Each folder includes another's
 # headers by the folder's name.
-DAEMON_SRC := $(filter-out $(COMMON_CLIENT_SRC),$(wildcard common/*.c)) \
-              $(filter-out %_win.c,$(wildcard output/*.c report/*.c daemon/*.c \
-                cli/*.c))
+DAEMON_SRC := $(filter-out $(COMMON_CLIENT_SRC) %_win.c,\
+                $(wildcard common/*.c output/*.c report/*.c daemon/*.c \
+                  cli/*.c))
 UNIT_SRC := $(wildcard tests/unit/check_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "common/platform.h"
+
 /* The service user `traced serve --system` switches to when started as
  * root and given no --user. */
 #define TR_SERVICE_USER "traced"

@@ -3,24 +3,22 @@
  * command and for the daemon to finalise the file, report, and exit with
  * the command's status. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "common/platform.h"
 #include "libclient/src/conn.h"
 #include "proto/sockpath.h"
 #include "report/report.h"
 #include "runcmd.h"
 #include "runopts.h"
+#include "runproc.h"
 
 /* How long a private daemon started by `traced run` stays up with nothing
  * to do (documented in the README). */
@@ -64,61 +62,17 @@ static void run_usage(FILE *out) {
           "directory.\n");
 }
 
-/* Starts `traced serve --daemon` on `socket` and waits until it is ready
- * (the serving process detaches; the one we wait for exits when the socket
- * is listening). */
-static int autostart(const char *socket) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n < 0) return -errno;
-  self[n] = '\0';
-  pid_t pid = fork();
-  if (pid < 0) return -errno;
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, STDIN_FILENO);
-      dup2(devnull, STDOUT_FILENO);
-    }
-    execl(self, self, "serve", "--daemon", "--idle-exit",
-          TR_AUTOSTART_IDLE_SECONDS, "--socket", socket, (char *)NULL);
-    _exit(127);
-  }
-  int status;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return -errno;
-  return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 0 : -ECHILD;
-}
-
-/* A private daemon is started only where it is this user's to start: never
- * on the system socket, nor in a directory another user owns (a shared
- * daemon's place: if it is down, the program runs untraced instead of
- * under a daemon nobody else can reach).  docs/service.md. */
-static bool private_place(const char *socket) {
-  if (strcmp(socket, TR_SYSTEM_SOCKET) == 0) return false;
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s", socket);
-  char *slash = strrchr(dir, '/');
-  if (slash == NULL) return true; /* in the current directory */
-  if (slash == dir)
-    slash[1] = '\0';
-  else
-    *slash = '\0';
-  struct stat st;
-  return stat(dir, &st) < 0 || st.st_uid == getuid();
-}
-
 /* A control connection: HELLO as "control".  Returns the fd or -errno;
  * a refusal (-EPERM) leaves its reason in `why` (TR_CONN_WHY_MAX). */
 static int control_connect(const char *socket, bool *started, char *why) {
   int fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
   const char *no_auto = getenv("TRACED_NO_AUTOSTART");
-  bool may_start =
-      (no_auto == NULL || strcmp(no_auto, "1") != 0) && private_place(socket);
+  bool may_start = (no_auto == NULL || strcmp(no_auto, "1") != 0) &&
+                   tr_runproc_private_place(socket);
   /* A socket whose directory is missing (`why` says so) cannot be served
    * either. */
   if ((fd == -ENOENT || fd == -ECONNREFUSED) && may_start && why[0] == '\0') {
-    if (autostart(socket) == 0) {
+    if (tr_runproc_autostart(socket, TR_AUTOSTART_IDLE_SECONDS) == 0) {
       *started = true;
       fd = tr_conn_connect(socket, why, TR_CONN_WHY_MAX);
     }
@@ -127,66 +81,10 @@ static int control_connect(const char *socket, bool *started, char *why) {
   int rc =
       tr_conn_hello(fd, "traced run", -1, 0, false, NULL, why, TR_CONN_WHY_MAX);
   if (rc < 0) {
-    close(fd);
+    tr_conn_close(fd);
     return rc;
   }
   return fd;
-}
-
-static volatile sig_atomic_t g_child = 0;
-
-static void forward_signal(int sig) {
-  if (g_child > 0) kill(g_child, sig);
-}
-
-/* Runs argv as a child with `token` exported (NULL: untraced) and returns
- * its wait status. */
-static int run_child(char **argv, const char *socket, const char *token) {
-  pid_t pid = fork();
-  if (pid < 0) {
-    fprintf(stderr, "traced: cannot fork: %s\n", strerror(errno));
-    return -1;
-  }
-  if (pid == 0) {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
-    if (token != NULL) {
-      char pid[24];
-      snprintf(pid, sizeof(pid), "%d", (int)getpid());
-      setenv(TR_ENV_ROOT_PID, pid, 1);
-      setenv(TR_ENV_SESSION, token, 1);
-      setenv(TR_ENV_SOCKET, socket, 1);
-    }
-    unsetenv(TR_ENV_OUTPUT);
-    execvp(argv[0], argv);
-    fprintf(stderr, "traced: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(errno == ENOENT ? 127 : 126);
-  }
-  g_child = pid;
-  /* Like a shell: the terminal's ^C and ^\ go to the child's process
-   * group; we keep waiting for it.  TERM and HUP are passed on. */
-  struct sigaction ign = {.sa_handler = SIG_IGN},
-                   fwd = {.sa_handler = forward_signal};
-  sigaction(SIGINT, &ign, NULL);
-  sigaction(SIGQUIT, &ign, NULL);
-  sigaction(SIGTERM, &fwd, NULL);
-  sigaction(SIGHUP, &fwd, NULL);
-  int status;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      status = 0;
-      break;
-    }
-  }
-  g_child = 0;
-  return status;
-}
-
-static int exit_code(int status) {
-  if (status < 0) return 127;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
 static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
@@ -276,16 +174,9 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
     return 2;
   }
   char abspath[PATH_MAX];
-  if (output[0] == '/') {
-    snprintf(abspath, sizeof(abspath), "%s", output);
-  } else {
-    char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof(cwd)) == NULL) cwd[0] = '\0';
-    int n = snprintf(abspath, sizeof(abspath), "%s/%s", cwd, output);
-    if (n < 0 || (size_t)n >= sizeof(abspath)) {
-      fprintf(stderr, "traced run: output path too long: %s\n", output);
-      return 2;
-    }
+  if (tr_path_absolute(output, abspath, sizeof(abspath)) < 0) {
+    fprintf(stderr, "traced run: output path too long: %s\n", output);
+    return 2;
   }
 
   /* The command's processes read the options from their environment. */
@@ -299,7 +190,7 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
             "traced: warning: cannot reach the traced daemon at %s (%s); "
             "running untraced\n",
             socket, why[0] ? why : strerror(-fd));
-    return exit_code(run_child(cmd, socket, NULL));
+    return tr_runproc_run(cmd, socket, NULL);
   }
   int out_fd = tr_conn_open_output(output);
   if (out_fd < 0) {
@@ -309,37 +200,36 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
             : out_fd == -EINVAL ? "not a regular file; traces are written "
                                   "to regular files only"
                                 : strerror(-out_fd));
-    close(fd);
+    tr_conn_close(fd);
     return 2;
   }
   char err[256] = "";
   int rc = tr_conn_session_create(fd, abspath, out_fd, ro->min_duration_ns,
                                   ro->max_size, token, err, sizeof(err));
   if (rc < 0) {
-    close(out_fd);
+    tr_conn_close(out_fd);
     fprintf(stderr,
             "traced: warning: the daemon refused the session (%s); running "
             "untraced\n",
             err[0] ? err : strerror(-rc));
-    close(fd);
-    return exit_code(run_child(cmd, socket, NULL));
+    tr_conn_close(fd);
+    return tr_runproc_run(cmd, socket, NULL);
   }
 
-  int status = run_child(cmd, socket, token);
+  int code = tr_runproc_run(cmd, socket, token);
   traced_summary s;
   bool stopped = false;
   tr_summary_extra x = {0};
   rc = tr_conn_end_session(fd, &s, &x, &stopped, TR_END_TIMEOUT_MS);
-  close(fd);
+  tr_conn_close(fd);
   /* Our copy of the output's descriptor tells whether its name still
    * leads to it: a trace written into a deleted file is lost. */
-  struct stat ost;
-  if (fstat(out_fd, &ost) == 0 && ost.st_nlink == 0)
+  if (tr_runproc_output_deleted(out_fd))
     fprintf(stderr,
             "traced: warning: %s was deleted during the run: the trace "
             "written to it is lost\n",
             abspath);
-  close(out_fd);
+  tr_conn_close(out_fd);
   /* A session nobody joined is never silent, even with -q; said before
    * the summary, which stays the last line. */
   if (rc >= 0 && s.processes == 0) tr_runcmd_explain_empty(cmd, stderr);
@@ -376,7 +266,7 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   /* On stderr: stdout belongs to the program.  A report that fails says
    * why and changes nothing else, the exit status included. */
   if (report) tr_report_file(abspath, stderr, stderr, "traced run");
-  return exit_code(status);
+  return code;
 }
 
 int tr_cmd_run(int argc, char **argv) {

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "runproc.h"
 
 const char *tr_runcmd_python(void) {
   const char *p = getenv(TR_ENV_PYTHON);
@@ -40,27 +40,6 @@ char **tr_runcmd_build(int argc, char **argv, const char *module) {
   return cmd;
 }
 
-/* `name` as execvp would find it, into out[size]; false if not found. */
-static bool find_program(const char *name, char *out, size_t size) {
-  if (strchr(name, '/') != NULL) {
-    snprintf(out, size, "%s", name);
-    return access(out, X_OK) == 0;
-  }
-  const char *path = getenv("PATH");
-  if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
-  while (*path != '\0') {
-    size_t len = strcspn(path, ":");
-    int n = snprintf(out, size, "%.*s/%s", (int)len, len ? path : ".", name);
-    struct stat st;
-    if (n > 0 && (size_t)n < size && stat(out, &st) == 0 &&
-        S_ISREG(st.st_mode) && access(out, X_OK) == 0)
-      return true;
-    path += len;
-    if (*path == ':') path++;
-  }
-  return false;
-}
-
 static bool is_python_name(const char *path) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
@@ -84,40 +63,26 @@ static bool shebang_python(const char *program, char *out, size_t size) {
     word = strtok_r(NULL, " \t", &save);
     while (word != NULL && word[0] == '-') word = strtok_r(NULL, " \t", &save);
     if (word == NULL || !is_python_name(word)) return false;
-    return find_program(word, out, size);
+    return tr_runproc_find(word, out, size);
   }
   if (word == NULL || !is_python_name(word)) return false;
   snprintf(out, size, "%s", word);
   return true;
 }
 
-/* Whether `python -c "import traced"` succeeds (outside any session). */
+/* Whether `python -c "import traced"` succeeds (outside any session);
+ * true when that cannot be told. */
 static bool imports_traced(const char *python) {
-  pid_t pid = fork();
-  if (pid < 0) return true; /* unknown: claim nothing */
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, STDIN_FILENO);
-      dup2(devnull, STDOUT_FILENO);
-      dup2(devnull, STDERR_FILENO);
-    }
-    unsetenv("TRACED_SESSION");
-    unsetenv("TRACED_OUTPUT");
-    execl(python, python, "-c", "import traced", (char *)NULL);
-    _exit(127);
-  }
-  int status;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return true;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  char *argv[] = {(char *)python, "-c", "import traced", NULL};
+  int rc = tr_runproc_quiet(argv);
+  return rc <= 0;
 }
 
 void tr_runcmd_explain_empty(char **cmd, FILE *err) {
   const char *mine = tr_runcmd_python();
   char program[PATH_MAX], python[PATH_MAX];
   /* Not found: the child has said so ("cannot run"). */
-  if (!find_program(cmd[0], program, sizeof(program))) return;
+  if (!tr_runproc_find(cmd[0], program, sizeof(program))) return;
   bool py = false;
   if (is_python_name(program)) {
     snprintf(python, sizeof(python), "%s", program);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/platform.h"
+
 size_t tr_runopts_longopts(struct option *opts, size_t used, size_t cap) {
   for (size_t i = 0; i < TR_OPTION_COUNT && used + 1 < cap; i++) {
     const tr_option *o = &tr_options[i];

@@ -1,28 +1,24 @@
 /* serve.c: `traced serve`: its flags (the limits from one table), the help
  * they print, detaching, signals, and the daemon's event loop. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include "cli.h"
 #include "common/log.h"
-#include "daemon/listen.h"
 #include "daemon/server.h"
 #include "libclient/src/options.h"
 #include "privdrop.h"
 #include "proto/sockpath.h"
 #include "proto/traced_proto.h"
+#include "serveos.h"
 
 /* ---- the limit flags ----------------------------------------------------- */
 
@@ -185,110 +181,9 @@ static void serve_usage(FILE *f) {
 
 /* ---- the daemon ---------------------------------------------------------- */
 
-typedef struct serve_state {
-  tr_server *srv;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
-} serve_state;
-
-static void on_signal(uv_signal_t *h, int signum) {
-  serve_state *st = h->data;
-  tr_log(TR_LOG_INFO, "event=signal signal=%s",
-         signum == SIGINT ? "SIGINT" : "SIGTERM");
-  tr_server_stop(st->srv);
-}
-
-/* The log is appended to, never through a symbolic link: a daemon run as
- * root would otherwise append to whatever file a link in a writable
- * directory names.  Returns the descriptor, or -1 after saying why. */
-static int open_log_fd(const char *path) {
-  int fd = open(path,
-                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
-                    O_NOCTTY | O_NONBLOCK,
-                0600);
-  if (fd < 0) {
-    fprintf(stderr, "traced serve: cannot open log file %s: %s\n", path,
-            errno == ELOOP ? "it is a symbolic link, which is not followed"
-                           : strerror(errno));
-    return -1;
-  }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  return fd;
-}
-
-/* Moves a log descriptor onto stderr. */
-static int log_to(int fd) {
-  int rc = dup2(fd, STDERR_FILENO) < 0 ? -1 : 0;
-  close(fd);
-  return rc;
-}
-
-static int open_log(const char *path) {
-  int fd = open_log_fd(path);
-  return fd < 0 ? -1 : log_to(fd);
-}
-
-/* Detaches (fork, setsid, fork) with stdin/stdout on /dev/null and stderr
- * appended to log_path.  The original process waits on a pipe until the
- * daemon reports one status byte: '0' listening, 'A' another daemon serves
- * the socket, anything else (or nothing) a failure described in the log.
- * Returns the pipe's write end in the daemon; does not return in the
- * original process. */
-static int daemonize(const char *log_path, const char *socket_path) {
-  /* Opened here, so that a refusal reaches the user's terminal. */
-  int logfd = open_log_fd(log_path);
-  if (logfd < 0) exit(1);
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) {
-    perror("traced serve: pipe");
-    exit(1);
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("traced serve: fork");
-    exit(1);
-  }
-  if (pid > 0) {
-    close(p[1]);
-    close(logfd);
-    char c = '1';
-    ssize_t n;
-    do {
-      n = read(p[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n == 1 && c == '0') exit(0);
-    if (n == 1 && c == 'A')
-      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
-              socket_path);
-    else
-      fprintf(stderr, "traced serve: the daemon failed to start; see %s\n",
-              log_path);
-    exit(1);
-  }
-  close(p[0]);
-  if (setsid() < 0) _exit(1);
-  pid = fork();
-  if (pid < 0) _exit(1);
-  if (pid > 0) _exit(0);
-  if (chdir("/") < 0) _exit(1);
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    dup2(null, STDIN_FILENO);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    close(null);
-  }
-  if (log_to(logfd) < 0) _exit(1);
-  return p[1];
-}
-
-static void report_ready(int fd, char status) {
-  if (fd < 0) return;
-  ssize_t n;
-  do {
-    n = write(fd, &status, 1);
-  } while (n < 0 && errno == EINTR);
-  close(fd);
+/* The daemon is told to stop (serveos.h's signals). */
+static void on_stop(void *srv) {
+  if (srv != NULL) tr_server_stop(srv);
 }
 
 static int parse_seconds(const char *s, unsigned *out) {
@@ -444,19 +339,16 @@ int tr_cmd_serve(int argc, char **argv) {
       serve_usage(stderr);
       return 2;
     }
-    struct group *gr = getgrnam(group);
-    if (gr == NULL) {
-      fprintf(stderr, "traced serve: --group: no group named '%s'\n", group);
+    if (tr_serveos_group(group, &so.group) < 0) {
       serve_usage(stderr);
       return 2;
     }
     so.has_group = true;
-    so.group = gr->gr_gid;
   }
   tr_privdrop priv;
   if (tr_privdrop_resolve(system_mode, user, allow_root, &priv) < 0) return 1;
   /* systemd socket activation: the socket is already listening. */
-  so.activated_fd = tr_listen_activated_fd();
+  so.activated_fd = tr_serveos_activated();
   if (so.activated_fd == -EINVAL) return 1;
 
   char def[PATH_MAX];
@@ -483,20 +375,18 @@ int tr_cmd_serve(int argc, char **argv) {
     log_file = logdef;
   }
 
-  /* Writes to the trace files and sockets must never kill the daemon. */
-  signal(SIGPIPE, SIG_IGN);
   int ready_fd = -1;
   /* The default directory first: the daemon's log may go there. */
-  if (make_dir && tr_listen_make_private_dir(socket_path) < 0) return 1;
+  if (tr_serveos_prepare(socket_path, make_dir) < 0) return 1;
   if (detach)
-    ready_fd = daemonize(log_file, socket_path);
-  else if (log_file != NULL && open_log(log_file) < 0)
+    ready_fd = tr_serveos_daemonize(log_file, socket_path);
+  else if (log_file != NULL && tr_serveos_open_log(log_file) < 0)
     return 1;
   /* Root's system daemon becomes its service user before it listens: the
    * log stays open, the socket is bound by the service user. */
   if (tr_privdrop_apply(&priv, socket_path, so.has_group, so.group,
                         so.activated_fd >= 0) < 0) {
-    report_ready(ready_fd, '1');
+    tr_serveos_ready(ready_fd, '1');
     return 1;
   }
 
@@ -506,11 +396,11 @@ int tr_cmd_serve(int argc, char **argv) {
     tr_log(TR_LOG_ERROR,
            "event=error reason=\"cannot create the event loop: %s\"",
            uv_strerror(rc));
-    report_ready(ready_fd, '1');
+    tr_serveos_ready(ready_fd, '1');
     return 1;
   }
-  serve_state st;
-  memset(&st, 0, sizeof(st));
+  tr_server *srv = NULL;
+  tr_serveos_signals sig;
   so.socket_path = socket_path;
   so.make_dir = make_dir;
   so.no_tsc = no_tsc;
@@ -519,33 +409,26 @@ int tr_cmd_serve(int argc, char **argv) {
    * daemon instead of finalising).  A signal is dispatched by uv_run, so
    * the server exists by then.  They do not keep the loop alive: it ends
    * when the server has closed its handles (signal, or --idle-exit). */
-  uv_signal_init(&loop, &st.sigint);
-  uv_signal_init(&loop, &st.sigterm);
-  st.sigint.data = st.sigterm.data = &st;
-  uv_signal_start(&st.sigint, on_signal, SIGINT);
-  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
-  uv_unref((uv_handle_t *)&st.sigint);
-  uv_unref((uv_handle_t *)&st.sigterm);
-  rc = tr_server_start(&loop, &so, &st.srv);
+  tr_serveos_signals_start(&loop, &sig, on_stop, NULL);
+  rc = tr_server_start(&loop, &so, &srv);
+  sig.arg = srv;
   if (rc < 0) {
     if (rc == -EADDRINUSE && !detach)
       fprintf(stderr, "traced serve: a daemon is already running on %s\n",
               socket_path);
-    report_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
-    uv_close((uv_handle_t *)&st.sigint, NULL);
-    uv_close((uv_handle_t *)&st.sigterm, NULL);
+    tr_serveos_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
+    tr_serveos_signals_close(&sig);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 1;
   }
-  report_ready(ready_fd, '0');
+  tr_serveos_ready(ready_fd, '0');
 
   uv_run(&loop, UV_RUN_DEFAULT);
 
-  uv_close((uv_handle_t *)&st.sigint, NULL);
-  uv_close((uv_handle_t *)&st.sigterm, NULL);
+  tr_serveos_signals_close(&sig);
   uv_run(&loop, UV_RUN_DEFAULT);
-  tr_server_free(st.srv);
+  tr_server_free(srv);
   rc = uv_loop_close(&loop);
   if (rc < 0)
     tr_log(TR_LOG_WARN,

@@ -31,7 +31,7 @@ int tr_log_level(void);
  * Messages longer than a line buffer (2 KiB) are truncated.  The message
  * should say what failed, for whom and why. */
 void tr_log(int level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(TR_PRINTF_FORMAT, 2, 3)));
 
 /* Formats the peer prefix every per-connection line starts with:
  * "pid=<kernel pid> uid=<uid>" and, when epoch is non-zero,

@@ -5,8 +5,6 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "proto/mp.h"
@@ -36,30 +34,6 @@ void tr_limits_default(tr_limits *l, bool system) {
     l->frame_bytes_max = TR_FRAME_MAX_PAYLOAD;
   if (l->frame_bytes_max < 4096) l->frame_bytes_max = 4096;
   if (l->hello_timeout_s == 0) l->hello_timeout_s = TR_HELLO_TIMEOUT_S;
-}
-
-/* Every connection is a descriptor: take all the kernel allows, and keep
- * the connection limits below it with headroom (rings and the output are
- * descriptors only briefly; listening, lock, log and loop need a few), so
- * a flood meets the per-user limit, with its clear refusal, first. */
-void tr_admission_raise_fd_limit(tr_limits *l) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  const rlim_t headroom = 64;
-  rlim_t usable =
-      rl.rlim_cur > 2 * headroom ? rl.rlim_cur - headroom : rl.rlim_cur / 2;
-  if (l->conns_max > usable) {
-    tr_log(TR_LOG_WARN,
-           "event=limit what=conns_max nofile=%llu conns_max=%llu "
-           "reason=\"the open-file limit allows no more connections\"",
-           (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
-    l->conns_max = (uint32_t)usable;
-  }
-  if (l->conns_per_uid > l->conns_max) l->conns_per_uid = l->conns_max;
 }
 
 /* The budget entry of `uid`, created on its first connection. */

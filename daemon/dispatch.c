@@ -15,6 +15,7 @@
 #include "proto/traced_proto.h"
 #include "server_int.h"
 #include "status.h"
+#include "transport.h"
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -78,14 +79,14 @@ static void handle_hello(client *cl, const msgpack_object *m) {
       return;
     }
     if (size < TR_ARENA_MIN_SIZE || size > cl->srv->limits.arena_bytes_max) {
-      close(fd);
+      tr_dtransport_close(fd);
       tr_conn_fail(cl, EINVAL, "HELLO: arena_size %llu out of range",
                    (unsigned long long)size);
       return;
     }
     tr_arenaview a;
     int rc = tr_arena_map(&a, fd, (uint32_t)size);
-    close(fd);
+    tr_dtransport_close(fd);
     if (rc < 0) {
       tr_conn_fail(cl, -rc, "HELLO: bad arena descriptor: %s (%s)",
                    rc == -EPERM    ? "not sealed against shrinking"
@@ -142,9 +143,15 @@ static void handle_session_create(client *cl, const msgpack_object *m) {
   tr_proc *p = &cl->proc;
   tr_msg_session_create c;
   tr_msg_err err;
-  int fd;
-  if (tr_peer_take_fds(&cl->conn, &fd, 1) != 1) {
+  int h, fd;
+  if (tr_peer_take_fds(&cl->conn, &h, 1) != 1) {
     tr_conn_fail(cl, EBADF, "SESSION_CREATE without the output descriptor");
+    return;
+  }
+  /* From here the output is a C runtime descriptor, closed with close(). */
+  if ((fd = tr_dtransport_output_fd(h)) < 0) {
+    tr_conn_fail(cl, -fd, "SESSION_CREATE: the output handle: %s",
+                 strerror(-fd));
     return;
   }
   if (p->created != NULL) {
@@ -301,13 +308,13 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   }
   int urc = tr_msg_ring_add_unpack(m, &r, &err);
   if (urc < 0) {
-    close(fd);
+    tr_dtransport_close(fd);
     tr_conn_fail(cl, -urc, "%s", err.text);
     return;
   }
   uint64_t tid = r.tid, slots = r.slots;
   if (slots > cl->srv->limits.ring_slots_max) {
-    close(fd);
+    tr_dtransport_close(fd);
     tr_conn_fail(cl, EFBIG, "RING_ADD: %llu slots exceeds the limit of %u",
                  (unsigned long long)slots, cl->srv->limits.ring_slots_max);
     return;
@@ -316,7 +323,7 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   uint32_t nthreads = p->nthreads;
   pthread_mutex_unlock(&p->lock);
   if (nthreads >= cl->srv->limits.rings_per_proc) {
-    close(fd);
+    tr_dtransport_close(fd);
     tr_conn_fail(cl, EMFILE, "RING_ADD: more than %u rings in one process",
                  cl->srv->limits.rings_per_proc);
     return;
@@ -325,7 +332,7 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   uint64_t bytes = TR_SHM_HEADER_SIZE + slots * sizeof(tr_record);
   if (u->rings >= cl->srv->limits.rings_per_uid ||
       u->ring_bytes + bytes > cl->srv->limits.ring_bytes_per_uid) {
-    close(fd);
+    tr_dtransport_close(fd);
     tr_conn_fail(cl, EMFILE,
                  "RING_ADD: this user's rings would exceed the limit (%u "
                  "rings, %llu bytes)",
@@ -336,7 +343,7 @@ static void handle_ring_add(client *cl, const msgpack_object *m) {
   tr_ringview v;
   int rc =
       slots > UINT32_MAX ? -EINVAL : tr_ringview_map(&v, fd, (uint32_t)slots);
-  close(fd);
+  tr_dtransport_close(fd);
   if (rc < 0) {
     tr_conn_fail(cl, -rc, "RING_ADD: bad ring descriptor (%llu slots): %s (%s)",
                  (unsigned long long)slots,
@@ -382,7 +389,8 @@ static void handle_status(client *cl) {
   uint32_t conns = 0;
   for (const client *c = s->clients; c != NULL; c = c->next)
     if (viewer == 0 || c->conn.uid == viewer) conns++;
-  tr_status_daemon d = {.socket = s->lst.path,
+  bool activated;
+  tr_status_daemon d = {.socket = tr_server_listen_where(s, &activated),
                         .system = s->system,
                         .uptime_ns = tr_monotonic_ns() - s->started_ns,
                         .connections = conns,

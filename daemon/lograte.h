@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/platform.h"
+
 /* Refusal lines one uid may cause per window, and the window. */
 #define TR_LOGRATE_BURST 200
 #define TR_LOGRATE_WINDOW_MS 10000

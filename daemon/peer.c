@@ -15,7 +15,7 @@
 #define HDR_SIZE sizeof(tr_frame_hdr)
 
 static void set_err(tr_peer *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(TR_PRINTF_FORMAT, 2, 3)));
 static void set_err(tr_peer *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

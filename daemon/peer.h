@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "common/platform.h"
 #include "proto/traced_proto.h"
 #include "transport.h"
 

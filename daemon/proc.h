@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/platform.h"
 #include "output/writer.h"
 #include "ringread.h"
 

@@ -1,58 +1,17 @@
-/* server.c: the daemon's server loop: start and stop, the listening
- * socket's callback, and the timers that drain the rings and stop an idle
- * daemon. */
+/* server.c: the daemon's server loop: start and stop, and the timers that
+ * drain the rings and stop an idle daemon.  Where clients connect is
+ * server_listen_<os>.c's. */
 #include "server.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/version.h"
 #include "proto/traced_proto.h"
 #include "server_int.h"
-
-#define ACCEPTS_PER_WAKEUP 64
-
-/* ---- the listening socket ------------------------------------------------ */
-
-static void on_listen_poll(uv_poll_t *h, int status, int events) {
-  tr_server *s = h->data;
-  (void)events;
-  if (status < 0) {
-    tr_log(TR_LOG_ERROR, "event=accept_error reason=\"%s\"",
-           uv_strerror(status));
-    return;
-  }
-  s->depth++;
-  for (int i = 0; i < ACCEPTS_PER_WAKEUP && !s->stopping; i++) {
-    int fd = accept4(s->lst.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if ((errno == EMFILE || errno == ENFILE) && s->reserve_fd >= 0) {
-        /* Accept and close one connection with the spare descriptor, so
-         * the pending one does not keep the socket readable forever. */
-        tr_log(TR_LOG_ERROR,
-               "event=refuse request=connect reason=\"accept: %s\"",
-               strerror(errno));
-        close(s->reserve_fd);
-        fd = accept4(s->lst.fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) close(fd);
-        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        break;
-      }
-      tr_log(TR_LOG_ERROR, "event=accept_error reason=\"%s\"", strerror(errno));
-      break;
-    }
-    tr_admission_accept(s, fd);
-  }
-  s->depth--;
-  tr_conn_reap(s);
-}
+#include "transport.h"
 
 /* ---- timers -------------------------------------------------------------- */
 
@@ -169,14 +128,13 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   tr_server *s = calloc(1, sizeof(*s));
   if (s == NULL) return -ENOMEM;
   s->loop = loop;
-  s->lst.fd = s->lst.lock_fd = s->reserve_fd = -1;
   s->idle_exit_s = opts->idle_exit_s;
   s->system = opts->system;
   s->started_ns = tr_monotonic_ns();
   s->drain.refill_ms = s->rates_ms = uv_now(loop);
   s->limits = opts->limits;
   tr_limits_default(&s->limits, opts->system);
-  tr_admission_raise_fd_limit(&s->limits);
+  tr_server_listen_limits(&s->limits);
   tr_peer_max_payload = s->limits.frame_bytes_max;
   int rc = 0;
   const char *why = "disabled by --clock monotonic";
@@ -194,25 +152,14 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
   s->async.data = s;
   unsigned threads = opts->threads;
   if (threads == 0) {
-    int n = get_nprocs();
-    threads = n > 0 ? (unsigned)n : 1u;
+    unsigned n = tr_dtransport_ncpus();
+    threads = n > 0 ? n : 1u;
   }
   rc = tr_workers_start(&s->workers, threads, &s->async, s->tsclock != NULL);
   if (rc < 0) goto err_async;
   tr_sessions_init(&s->sessions, &s->workers, writer_done, &s->async);
-  tr_listen_opts lo = {.path = opts->socket_path,
-                       .make_dir = opts->make_dir,
-                       .system = opts->system,
-                       .has_group = opts->has_group,
-                       .group = opts->group,
-                       .activated_fd = opts->activated_fd};
-  rc = tr_listen_open(&s->lst, &lo);
+  rc = tr_server_listen(s, opts);
   if (rc < 0) goto err;
-  s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if ((rc = uv_poll_init(loop, &s->listen_poll, s->lst.fd)) < 0) goto err;
-  s->listen_poll.data = s;
-  s->listening = true;
-  uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
   uv_timer_init(loop, &s->drain_timer);
   uv_timer_init(loop, &s->idle_timer);
   s->drain_timer.data = s;
@@ -221,10 +168,12 @@ int tr_server_start(uv_loop_t *loop, const tr_server_opts *opts,
                  TR_DRAIN_INTERVAL_MS);
   tr_server_idle_check(s);
   char q[TR_LOG_VALUE_MAX];
+  bool activated;
+  const char *where = tr_server_listen_where(s, &activated);
   tr_log(TR_LOG_INFO,
          "event=listen socket=%s mode=%s%s uid=%lu version=%s protocol=%u",
-         tr_log_q(q, s->lst.path), s->system ? "system" : "private",
-         s->lst.activated ? " activated=1" : "", (unsigned long)geteuid(),
+         tr_log_q(q, where), s->system ? "system" : "private",
+         activated ? " activated=1" : "", (unsigned long)geteuid(),
          TRACED_VERSION, TR_PROTO_VERSION);
   *out = s;
   return 0;
@@ -237,8 +186,8 @@ err_async:
     uv_close((uv_handle_t *)&s->async, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
   }
-  tr_listen_close(&s->lst);
-  if (s->reserve_fd >= 0) close(s->reserve_fd);
+  tr_server_unlisten(s);
+  tr_server_listen_free(s);
   free(s->tsclock);
   free(s);
   return rc;
@@ -248,13 +197,9 @@ void tr_server_stop(tr_server *s) {
   if (s->stopping) return;
   s->stopping = true;
   s->depth++;
-  if (s->listening) {
-    uv_close((uv_handle_t *)&s->listen_poll, NULL);
-    s->listening = false;
-  }
   /* The socket goes and the lock is released now, so a new daemon may
    * start as soon as this one stops answering. */
-  tr_listen_close(&s->lst);
+  tr_server_unlisten(s);
   tr_log(TR_LOG_INFO, "event=stop sessions=%u connections=%u",
          s->sessions.count, s->nclients);
   tr_session *next;
@@ -274,8 +219,8 @@ bool tr_server_stopped(const tr_server *s) { return s->stopping; }
 void tr_server_free(tr_server *s) {
   if (s == NULL) return;
   tr_workers_stop(&s->workers);
-  tr_listen_close(&s->lst);
-  if (s->reserve_fd >= 0) close(s->reserve_fd);
+  tr_server_unlisten(s);
+  tr_server_listen_free(s);
   free(s->tsclock);
   free(s);
 }

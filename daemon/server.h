@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "common/platform.h"
+
 #define TR_DRAIN_INTERVAL_MS 10
 #define TR_THREADS_MAX 256u   /* drain workers at most (`--threads`) */
 #define TR_HELLO_TIMEOUT_S 30 /* a connection must say HELLO by then */

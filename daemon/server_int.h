@@ -1,8 +1,10 @@
 /* server_int.h: the server's private parts, shared by the files that make
  * it up: the connection (conn.c), one handler per message (dispatch.c),
- * admission and per-uid usage (admission.c), fair draining (drain.c) and
- * the loop with its timers (server.c).  Nothing outside daemon/ includes
- * it but the fuzz harness, which drives the real handlers.
+ * admission and per-uid usage (admission.c), fair draining (drain.c), the
+ * loop with its timers (server.c) and, one file per system, where clients
+ * connect (server_listen_unix.c: the Unix socket of listen.h;
+ * server_listen_win.c: the named pipe of transport.h).  Nothing outside daemon/
+ * includes it but the fuzz harness, which drives the real handlers.
  *
  * Every function here runs on the loop's thread.  Callbacks that may end a
  * connection raise `depth` while they run and call tr_conn_reap() when it
@@ -18,7 +20,6 @@
 #include <uv.h>
 
 #include "common/log.h"
-#include "listen.h"
 #include "lograte.h"
 #include "peer.h"
 #include "proc.h"
@@ -50,12 +51,9 @@ typedef struct tr_drain {
 
 struct tr_server {
   uv_loop_t *loop;
-  tr_listener lst;
-  int reserve_fd; /* spare descriptor, given up to shed a connection on
-                     EMFILE instead of spinning on the listening socket */
-  uv_poll_t listen_poll;
-  uv_timer_t drain_timer; /* runs while there are connections */
-  uv_timer_t idle_timer;  /* runs while there are none (--idle-exit) */
+  struct tr_slisten *listener; /* server_listen_<os>.c's; NULL: none */
+  uv_timer_t drain_timer;      /* runs while there are connections */
+  uv_timer_t idle_timer;       /* runs while there are none (--idle-exit) */
   unsigned idle_exit_s;
   tr_limits limits;
   tr_usage *usage;    /* one entry per uid with connections */
@@ -70,7 +68,6 @@ struct tr_server {
   int depth; /* callbacks in progress: teardown waits until 0 */
   bool reaping;
   bool stopping;
-  bool listening;
   bool system;         /* --system: a shared daemon */
   uint64_t started_ns; /* CLOCK_MONOTONIC at start, for the uptime */
   tr_tsclock *tsclock; /* NULL: producers write CLOCK_MONOTONIC ns; else
@@ -95,7 +92,7 @@ void tr_conn_send_reply(client *cl, uint16_t type, msgpack_sbuffer *sb);
  * and the reason, an ERROR when the socket still takes it, then teardown
  * (its rings are drained first).  No-op on a dead connection. */
 void tr_conn_fail(client *cl, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(TR_PRINTF_FORMAT, 3, 4)));
 
 /* Ends a connection without blame (the peer closed it, the daemon stops),
  * logged at `level`. */
@@ -149,9 +146,6 @@ void tr_dispatch_poll_sessions(tr_server *s);
 /* Admits or refuses the accepted socket `fd` (which it owns from here). */
 void tr_admission_accept(tr_server *s, int fd);
 
-/* Raises the open-file limit and keeps the connection limits below it. */
-void tr_admission_raise_fd_limit(tr_limits *l);
-
 /* Releases a connection's share of its uid's usage entry (NULL: none). */
 void tr_admission_usage_put(tr_server *s, tr_usage *u);
 
@@ -162,6 +156,30 @@ void tr_admission_usage_put(tr_server *s, tr_usage *u);
 
 /* One tick at loop time `now` (ms). */
 void tr_drain_tick(tr_server *s, uint64_t now);
+
+/* ---- server_listen_<os>.c: where clients connect ------------------------ */
+
+/* Keeps the connection limits below what the system lets the daemon hold
+ * open (Unix: raises the open-file limit first), so that a flood meets
+ * the per-user limit, with its clear refusal, first. */
+void tr_server_listen_limits(tr_limits *l);
+
+/* Opens the socket or pipe the options name and hands every connection
+ * it accepts to tr_admission_accept.  Returns 0, -EADDRINUSE when another
+ * daemon serves it, or another negative errno (each failure logged). */
+int tr_server_listen(tr_server *s, const tr_server_opts *o);
+
+/* Stops accepting and gives the place up, so that a new daemon may start
+ * as soon as this one stops answering (Unix: the socket path removed and
+ * the lock released).  Idempotent. */
+void tr_server_unlisten(tr_server *s);
+
+/* Where the server listens (a socket path or a pipe name; "" when not
+ * listening), and whether a service manager passed it (`activated`). */
+const char *tr_server_listen_where(const tr_server *s, bool *activated);
+
+/* Frees what tr_server_listen made; after uv_run has returned. */
+void tr_server_listen_free(tr_server *s);
 
 /* ---- server.c: the loop -------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/platform.h"
 #include "metaseen.h"
 #include "output/writer.h"
 #include "proc.h"

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/platform.h"
 #include "session.h"
 
 /* Replies stay below this many bytes (the frame limit with room to spare);

@@ -21,14 +21,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#if defined(_WIN32)
-/* Windows has no uid_t: a user is the last sub-authority (RID) of its
- * SID, for per-user accounting only; every identity check compares whole
- * SIDs.  (C11 allows the same typedef again, should a compatibility
- * header make it too.) */
-typedef unsigned int uid_t;
-typedef unsigned int gid_t;
-#endif
+#include "common/platform.h"
 
 /* Who is at the other end of a connection, as the kernel says. */
 typedef struct tr_peer_cred {
@@ -139,15 +132,21 @@ void tr_dtransport_ring_wake(_Atomic uint32_t *wake);
 
 /* ---- the output file ------------------------------------------------- */
 
-/* Checks a session's output handle: open for writing, and a regular file
- * (returns 1) or the null device (returns 0); -EBADF or -EINVAL
- * otherwise.  A pipe, socket or terminal could block the daemon's writer
- * forever when its reader stops. */
-int tr_dtransport_output_kind(int h);
+/* The output handle `h` a client handed over, as the C runtime descriptor
+ * the writers use (output/): `h` itself on Unix; on Windows a descriptor
+ * that takes the handle over.  Either way close() closes it from then
+ * on.  On failure (-errno) `h` is closed. */
+int tr_dtransport_output_fd(int h);
+
+/* Checks a session's output descriptor (tr_dtransport_output_fd's): open
+ * for writing, and a regular file (returns 1) or the null device (returns
+ * 0); -EBADF or -EINVAL otherwise.  A pipe, socket or terminal could block
+ * the daemon's writer forever when its reader stops. */
+int tr_dtransport_output_kind(int fd);
 
 /* Empties a regular output file (clients open it without truncating, so
  * that a refused session leaves it as it was). */
-int tr_dtransport_output_truncate(int h);
+int tr_dtransport_output_truncate(int fd);
 
 /* ---- processes ------------------------------------------------------- */
 
@@ -157,5 +156,9 @@ int tr_dtransport_random(void *buf, size_t len);
 
 /* The parent of `pid` as the system says now, or -1. */
 pid_t tr_dtransport_parent_of(pid_t pid);
+
+/* The processors the system has online (the default number of drain
+ * workers); 0 when it cannot tell. */
+unsigned tr_dtransport_ncpus(void);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -182,6 +183,8 @@ void tr_dtransport_ring_wake(_Atomic uint32_t *wake) {
 
 /* ---- the output file ------------------------------------------------- */
 
+int tr_dtransport_output_fd(int h) { return h; }
+
 int tr_dtransport_output_kind(int h) {
   int fl = fcntl(h, F_GETFL);
   if (fl < 0) return -EBADF;
@@ -231,4 +234,9 @@ pid_t tr_dtransport_parent_of(pid_t pid) {
   long ppid;
   if (sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return -1;
   return (pid_t)ppid;
+}
+
+unsigned tr_dtransport_ncpus(void) {
+  int n = get_nprocs();
+  return n > 0 ? (unsigned)n : 0;
 }

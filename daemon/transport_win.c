@@ -12,6 +12,7 @@
 #include <windows.h>
 // clang-format on
 #include <errno.h>
+#include <fcntl.h>
 #include <io.h>
 #include <sddl.h>
 #include <stdio.h>
@@ -560,20 +561,32 @@ void tr_dtransport_ring_wake(_Atomic uint32_t *wake) { (void)wake; }
 
 /* ---- the output file ------------------------------------------------- */
 
-int tr_dtransport_output_kind(int h) {
-  DWORD mode, type = GetFileType(tr_win_handle(h));
+/* Binary: the writers' bytes go to the file unchanged. */
+int tr_dtransport_output_fd(int h) {
+  int fd = _open_osfhandle((intptr_t)tr_win_handle(h), _O_BINARY | _O_WRONLY);
+  if (fd < 0) {
+    CloseHandle(tr_win_handle(h));
+    return -EBADF;
+  }
+  return fd;
+}
+
+int tr_dtransport_output_kind(int fd) {
+  HANDLE h = (HANDLE)_get_osfhandle(fd);
+  if (h == INVALID_HANDLE_VALUE) return -EBADF;
+  DWORD mode, type = GetFileType(h);
   if (type == FILE_TYPE_DISK) return 1;
   /* A console (which ^S can stop) is a character device too. */
-  if (type == FILE_TYPE_CHAR && !GetConsoleMode(tr_win_handle(h), &mode))
-    return 0;
+  if (type == FILE_TYPE_CHAR && !GetConsoleMode(h, &mode)) return 0;
   return type == FILE_TYPE_UNKNOWN ? -EBADF : -EINVAL;
 }
 
-int tr_dtransport_output_truncate(int h) {
+int tr_dtransport_output_truncate(int fd) {
+  HANDLE h = (HANDLE)_get_osfhandle(fd);
   LARGE_INTEGER zero;
   zero.QuadPart = 0;
-  if (!SetFilePointerEx(tr_win_handle(h), zero, NULL, FILE_BEGIN) ||
-      !SetEndOfFile(tr_win_handle(h)))
+  if (h == INVALID_HANDLE_VALUE) return -EBADF;
+  if (!SetFilePointerEx(h, zero, NULL, FILE_BEGIN) || !SetEndOfFile(h))
     return -tr_win_errno(GetLastError());
   return 0;
 }
@@ -608,4 +621,9 @@ pid_t tr_dtransport_parent_of(pid_t pid) {
     }
   CloseHandle(snap);
   return ppid;
+}
+
+unsigned tr_dtransport_ncpus(void) {
+  DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+  return (unsigned)n;
 }

@@ -2,15 +2,14 @@
 # tests under Wine (docs/windows.md).  Included by the Makefile.
 #
 #   make windows        build-win/: third-party libraries (scripts/
-#                       win-deps.sh), the proto/common unit tests, and,
-#                       once the Windows transport is in the tree,
+#                       win-deps.sh), the proto/common unit tests,
 #                       bin/traced.exe, lib/traced.dll + lib/libtraced.dll.a
-#                       + lib/libtraced.a, and the native test programs
+#                       + lib/libtraced.a, the native test programs and the
+#                       Python extension for the embeddable CPython
 #   make test-windows   run them under wine64 (tests/windows/)
 #
-# The source lists are explicit: the Windows build compiles the portable
-# sources and the Windows side of each seam (transport_win.c) instead of
-# the Unix one.
+# The Windows build compiles the portable sources and the Windows side of
+# each seam (*_win.c) instead of the Unix one (*_unix.c).
 
 WIN_HOST ?= x86_64-w64-mingw32
 WIN_CC ?= $(WIN_HOST)-gcc
@@ -24,10 +23,13 @@ WINESERVER ?= $(firstword $(wildcard /usr/lib/wine/wineserver64 \
 
 # __USE_MINGW_ANSI_STDIO: C99 printf (%zu, %llu) instead of msvcrt's.
 # _WIN32_WINNT 0x0A00: Windows 10 APIs (GetNamedPipeServerProcessId is
-# Vista's; libuv 1.44 needs 0x0600).
+# Vista's; libuv 1.44 needs 0x0600).  _FILE_OFFSET_BITS 64: a 64-bit
+# off_t and lseek (traces past 2 GiB).  common/compat-win: the POSIX
+# headers mingw-w64 lacks, or lacks a name of (common/posix_win.h).
 WIN_CFLAGS := -std=c11 -D__USE_MINGW_ANSI_STDIO=1 -D_WIN32_WINNT=0x0A00 \
-              -Wall -Wextra -Werror -MMD -MP $(OPT) -g \
-              -I. -Ilibclient/include -I$(WIN_DEPS)/include
+              -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror -MMD -MP $(OPT) -g \
+              -I. -Ilibclient/include -I$(WIN_DEPS)/include \
+              -isystem common/compat-win
 # Static: the programs need no mingw DLL (libgcc, libwinpthread) beside
 # them.  libuv's own system libraries follow it.
 WIN_LDFLAGS := -static
@@ -43,32 +45,17 @@ WIN_CLIENT_SRC := libclient/src/api.c libclient/src/argbuf.c \
                   libclient/src/options.c libclient/src/producer.c \
                   libclient/src/transport_win.c \
                   $(WIN_COMMON_CLIENT_SRC)
-WIN_DAEMON_SRC := common/log.c \
-                  $(addprefix daemon/,admission.c conn.c dispatch.c drain.c \
-                    listen.c lograte.c metaseen.c mpcheck.c peer.c proc.c \
-                    recargs.c ringread.c server.c session.c status.c \
-                    tsclock.c worker.c transport_win.c) \
-                  $(addprefix output/,formats.c gzout.c json_escape.c pb.c \
-                    sink.c utf8.c writer.c writer_json.c writer_pftrace.c) \
-                  $(addprefix report/,jsontok.c nest.c pbread.c \
-                    pftrace_clock.c pftrace_read.c report.c report_print.c \
-                    trace_read.c) \
-                  $(addprefix cli/,ctl.c main.c privdrop.c report.c run.c \
-                    runcmd.c runopts.c serve.c)
+# The traced executable: every portable source of its folders and the
+# Windows side of each seam (*_win.c), without the Unix sides (*_unix.c).
+WIN_DAEMON_SRC := $(filter-out %_unix.c $(WIN_COMMON_CLIENT_SRC),\
+                    $(wildcard common/*.c daemon/*.c output/*.c report/*.c \
+                      cli/*.c))
 # The unit tests that need only proto/ and common/, built against
 # tests/windows/include/check.h (Check's API, no fork).
 WIN_UNITS := frame msg map
 # Windows-only helpers of tests/windows/: spawn (several processes into one
 # session), pipe_sd (a pipe's security descriptor, read back).
 WIN_HELPERS := spawn pipe_sd
-# The client library and the native programs are built from the client's
-# Windows transport.  The daemon's port is not finished (server.c,
-# listen.c, cli/ and output/ still use POSIX calls: docs/windows.md):
-# traced.exe is built only with WIN_DAEMON=1, which names the missing
-# pieces as compile errors.
-WIN_TRANSPORT := $(wildcard libclient/src/transport_win.c)
-WIN_DAEMON ?=
-
 win_obj = $(patsubst %.c,$(WIN_BUILD)/obj/%.o,$(1))
 WIN_PROTO_OBJ := $(call win_obj,$(WIN_PROTO_SRC))
 WIN_CLIENT_OBJ := $(call win_obj,$(WIN_CLIENT_SRC))
@@ -82,7 +69,7 @@ WIN_NATIVE_EXAMPLE := $(WIN_BUILD)/tests/native_example.exe
 WIN_STRESS_NATIVE := $(WIN_BUILD)/tests/stress_native.exe
 WIN_UNIT_BINS := $(patsubst %,$(WIN_BUILD)/tests/check_%.exe,$(WIN_UNITS))
 WIN_HELPER_BINS := $(patsubst %,$(WIN_BUILD)/tests/%.exe,$(WIN_HELPERS))
-WIN_PROGRAMS := $(if $(WIN_DAEMON),$(WIN_BIN)) $(WIN_DLL) $(WIN_LIB_A) \
+WIN_PROGRAMS := $(WIN_BIN) $(WIN_DLL) $(WIN_LIB_A) \
                 $(WIN_NATIVE_EXAMPLE) $(WIN_STRESS_NATIVE) \
                 $(WIN_BUILD)/tests/win_transport.exe
 
@@ -94,17 +81,7 @@ WIN_PROBE := $(WIN_BUILD)/tests/pyext/winprobe.pyd
 
 .PHONY: windows windows-deps windows-units windows-python test-windows
 
-windows: windows-units windows-python \
-         $(if $(WIN_TRANSPORT),$(WIN_PROGRAMS))
-ifeq ($(WIN_TRANSPORT),)
-	@echo "make windows: no libclient/src/transport_win.c:" \
-	  "built the proto/common unit tests only, not traced.exe," \
-	  "traced.dll or the native programs"
-else ifeq ($(WIN_DAEMON),)
-	@echo "make windows: traced.dll and the native programs built;" \
-	  "traced.exe is not (the daemon's port is unfinished; WIN_DAEMON=1" \
-	  "tries it)"
-endif
+windows: windows-units windows-python $(WIN_PROGRAMS)
 
 windows-deps: $(WIN_DEPS_STAMP)
 
@@ -141,10 +118,13 @@ $(WIN_HELPER_BINS): $(WIN_BUILD)/tests/%.exe: tests/windows/%.c
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_LDFLAGS) -o $@ $< -ladvapi32
 
+# binmode.o: every file the C runtime opens is binary (a trace read back
+# by `traced report` is not a text file to translate).
+WIN_BINMODE := $(shell $(WIN_CC) -print-file-name=binmode.o)
 $(WIN_BIN): $(WIN_DAEMON_OBJ) $(WIN_PROTO_OBJ) $(WIN_CLIENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(WIN_CC) $(WIN_LDFLAGS) -o $@ $^ $(WIN_UV_LIBS) $(WIN_MP_LIBS) \
-	  $(WIN_Z_LIBS)
+	$(WIN_CC) $(WIN_LDFLAGS) -o $@ $^ $(WIN_BINMODE) $(WIN_UV_LIBS) \
+	  $(WIN_MP_LIBS) $(WIN_Z_LIBS) -lpthread
 
 $(WIN_LIB_A): $(WIN_CLIENT_OBJ) $(WIN_PROTO_OBJ)
 	@mkdir -p $(dir $@)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/platform.h"
+
 int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
                    const char *label, int fd, unsigned nlanes,
                    size_t chunk_size, size_t first_skip) {
@@ -18,7 +20,7 @@ int tr_writer_init(tr_writer *w, const tr_writer_ops *ops, tr_format format,
   w->seal_at = chunk_size;
   if (nlanes == 0) return -EINVAL;
   /* sizeof(tr_lane) is a multiple of its alignment (a cache line). */
-  w->lanes = aligned_alloc(_Alignof(tr_lane), nlanes * sizeof(tr_lane));
+  w->lanes = tr_aligned_alloc(_Alignof(tr_lane), nlanes * sizeof(tr_lane));
   if (w->lanes == NULL) return -ENOMEM;
   memset(w->lanes, 0, nlanes * sizeof(tr_lane));
   for (unsigned i = 0; i < nlanes; i++) {
@@ -205,7 +207,7 @@ void tr_writer_free(tr_writer *w) {
       tr_chunk_free(w->lanes[i].c);
       free(w->lanes[i].dict);
     }
-  free(w->lanes);
+  tr_aligned_free(w->lanes);
   w->lanes = NULL;
   w->ops->free(w);
 }

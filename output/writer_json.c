@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/map.h"
+#include "common/platform.h"
 #include "proto/traced_proto.h"
 #include "utf8.h"
 
@@ -153,7 +154,7 @@ int tr_json_open(tr_json **out, int fd, const char *label, bool gzip,
                           gzip ? TR_FORMAT_JSON_GZ : TR_FORMAT_JSON, label, fd,
                           nlanes, TR_JSON_BUF_SIZE, 2);
   if (rc < 0) goto err;
-  w->idts = aligned_alloc(_Alignof(tr_json_idts), nlanes * sizeof(*w->idts));
+  w->idts = tr_aligned_alloc(_Alignof(tr_json_idts), nlanes * sizeof(*w->idts));
   if (w->idts == NULL) {
     rc = -ENOMEM;
     goto err;
@@ -199,7 +200,7 @@ static void json_free(tr_writer *base) {
   if (w->gz != NULL)
     for (unsigned i = 0; i < w->base.nlanes; i++) tr_gzlane_free(&w->gz[i]);
   free(w->gz);
-  free(w->idts);
+  tr_aligned_free(w->idts);
   free(w);
 }
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/map.h"
+#include "common/platform.h"
 #include "pb.h"
 #include "pftrace_fields.h"
 #include "proto/traced_proto.h"

@@ -12,12 +12,13 @@ PYTHON=${PYTHON:-python3}
 # zlib1g-dev: the daemon's .json.gz writer; chromium: the headless browser
 # tests/integration/test_viewer.py drives vizviewer's Perfetto UI with;
 # the Windows build (make windows, docs/windows.md): mingw-w64, its zlib,
-# cmake, curl and dpkg-dev (dpkg-source) for libuv and msgpack-c, wine64
-# for make test-windows.
+# cmake, curl and dpkg-dev (dpkg-source) for libuv and msgpack-c (whose
+# CMakeLists' project() enables C++ too, so its configure step needs the
+# mingw g++ although only C is compiled), wine64 for make test-windows.
 DEBS=(gcc make pkg-config libuv1-dev libmsgpack-dev check zlib1g-dev
       clang clang-format valgrind python3-dev python3-venv util-linux
-      passwd man-db chromium gcc-mingw-w64-x86-64 libz-mingw-w64-dev
-      cmake curl dpkg-dev wine wine64)
+      passwd man-db chromium gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
+      libz-mingw-w64-dev cmake curl dpkg-dev wine wine64)
 # (The Makefile's test-deps also installs viztracer and websocket-client.)
 PY_PKGS=(pytest msgpack joblib)
 

@@ -23,6 +23,8 @@ int tr_conn_open_output(const char *path) {
   return tr_transport_open_output(path);
 }
 
+void tr_conn_close(int fd) { tr_transport_close(fd); }
+
 int tr_conn_send(int fd, uint16_t type, const void *payload, uint32_t len,
                  const int *fds, int nfds, int timeout_ms) {
   if (len > TR_FRAME_MAX_PAYLOAD || nfds < 0 || nfds > TR_FRAME_MAX_FDS)

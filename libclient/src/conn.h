@@ -41,6 +41,10 @@ int tr_conn_connect(const char *path, char *why, size_t why_size);
  * (close-on-exec, blocking) or a negative errno. */
 int tr_conn_open_output(const char *path);
 
+/* Closes a connection or an output tr_conn_connect or tr_conn_open_output
+ * returned (a descriptor on Unix, a handle on Windows). */
+void tr_conn_close(int fd);
+
 /* Sends one frame, all of it, with `nfds` descriptors attached.  Never
  * raises SIGPIPE.  Returns 0 or a negative errno (-ETIMEDOUT after
  * timeout_ms without progress). */

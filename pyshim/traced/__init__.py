@@ -555,7 +555,10 @@ def _attach_from_env() -> None:
             _traced.warn(f"could not join session: {e.strerror}; running "
                          "untraced")
             return
-        _name_process(os.environ.get(ENV_ROOT_PID) == str(os.getpid()))
+        # `traced run` exports the pid of the process it runs; on Windows,
+        # where that is known only once the process runs, its own.
+        root = os.getppid() if _WINDOWS else os.getpid()
+        _name_process(os.environ.get(ENV_ROOT_PID) == str(root))
         _install(_options.from_env())
     elif output:
         import atexit

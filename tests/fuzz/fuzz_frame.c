@@ -493,7 +493,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   g_srv = calloc(1, sizeof(*g_srv));
   CHECK(g_srv != NULL);
   g_srv->loop = &g_loop;
-  g_srv->lst.lock_fd = g_srv->lst.fd = g_srv->reserve_fd = -1;
   tr_limits_default(&g_srv->limits, false);
   CHECK(uv_async_init(&g_loop, &g_srv->async, tr_server_on_async) == 0);
   g_srv->async.data = g_srv;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "daemon/transport.h"
@@ -71,12 +72,13 @@ static void serve_frame(const tr_frame_hdr *h, const uint8_t *payload) {
   memcpy(&want, payload, 4);
   if (sum != want)
     FAIL("server: section checksum %08x, client said %08x", sum, want);
-  if (tr_dtransport_output_kind(S.handles[1]) != 1)
+  int out = tr_dtransport_output_fd(S.handles[1]);
+  if (out < 0) FAIL("server: the output handle is no descriptor: %d", out);
+  if (tr_dtransport_output_kind(out) != 1)
     FAIL("server: the output handle is not a disk file");
-  DWORD n;
-  if (!WriteFile((HANDLE)(intptr_t)S.handles[1], "traced\n", 7, &n, NULL) ||
-      n != 7)
+  if (write(out, "traced\n", 7) != 7)
     FAIL("server: cannot write through the output handle");
+  close(out);
   tr_peer_cred cred;
   if (tr_dtransport_peer_cred(S.conn, &cred) < 0 || cred.pid <= 0)
     FAIL("server: no peer credentials");

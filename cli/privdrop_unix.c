@@ -1,7 +1,5 @@
-/* privdrop.c: root's system daemon switching to its service user
+/* privdrop_unix.c: root's system daemon switching to its service user
  * (privdrop.h). */
-#include "privdrop.h"
-
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -12,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "privdrop.h"
 
 int tr_privdrop_resolve(bool system_mode, const char *user, bool allow_root,
                         tr_privdrop *out) {

@@ -1,7 +1,5 @@
-/* listen.c: the daemon's listening Unix socket: its directory and mode,
+/* listen_unix.c: the daemon's listening Unix socket: its directory and mode,
  * the one-daemon-per-path lock, stale sockets, and socket activation. */
-#include "listen.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "listen.h"
 
 static void log_path_error(const char *path, const char *what, int err) {
   char q[TR_LOG_VALUE_MAX];
