@@ -210,9 +210,13 @@ static uint32_t le(const uint8_t *p, int n) {
   return v;
 }
 
-/* Takes the handles a HANDLES frame names out of the client, closing them
- * there (DUPLICATE_CLOSE_SOURCE).  A value the client does not hold is
- * skipped: the frame that wanted it finds fewer handles and is refused. */
+/* Copies the handles a HANDLES frame names out of the client (never
+ * closing them there: the client closes its own, once it has the
+ * receipt) and sends the receipt, the u32 count copied.  The client waits
+ * for it before it goes on, so it is alive and its handles exist while
+ * they are copied (a process that exited has no handles left to copy).  A
+ * value the client does not hold is skipped: the frame that wanted it
+ * finds fewer handles and is refused. */
 static void pull_handles(tr_wconn *c, const uint8_t *p, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     uint64_t v = 0;
@@ -220,10 +224,17 @@ static void pull_handles(tr_wconn *c, const uint8_t *p, uint32_t n) {
     HANDLE mine = NULL;
     if (c->proc != NULL &&
         DuplicateHandle(c->proc, (HANDLE)(uintptr_t)v, GetCurrentProcess(),
-                        &mine, 0, FALSE,
-                        DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE))
+                        &mine, 0, FALSE, DUPLICATE_SAME_ACCESS))
       c->ph[c->nph++] = tr_win_int(mine);
   }
+  uint8_t receipt[HDR_SIZE + 4];
+  tr_frame_hdr_encode(receipt, TR_MSG_HANDLES, 4);
+  for (int b = 0; b < 4; b++)
+    receipt[HDR_SIZE + b] = (uint8_t)((uint32_t)c->nph >> (8 * b));
+  /* A client that left a full write queue unread is beyond help. */
+  if (tr_dtransport_send(c->conn, receipt, sizeof(receipt)) !=
+      (int64_t)sizeof(receipt))
+    c->err = -EPIPE;
 }
 
 /* Returns the queued bytes up to the end of the current frame, so that

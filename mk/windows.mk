@@ -54,8 +54,9 @@ WIN_DAEMON_SRC := $(filter-out %_unix.c $(WIN_COMMON_CLIENT_SRC),\
 # tests/windows/include/check.h (Check's API, no fork).
 WIN_UNITS := frame msg map
 # Windows-only helpers of tests/windows/: spawn (several processes into one
-# session), pipe_sd (a pipe's security descriptor, read back).
-WIN_HELPERS := spawn pipe_sd
+# session), pipe_sd (a pipe's security descriptor, read back), terminate
+# (TerminateProcess with a given exit code).
+WIN_HELPERS := spawn pipe_sd terminate
 win_obj = $(patsubst %.c,$(WIN_BUILD)/obj/%.o,$(1))
 WIN_PROTO_OBJ := $(call win_obj,$(WIN_PROTO_SRC))
 WIN_CLIENT_OBJ := $(call win_obj,$(WIN_CLIENT_SRC))

@@ -1,7 +1,8 @@
 /* transport_win.c: transport.h on Windows: the daemon's named pipe,
  * checked by the token user of the process serving it, handles handed over
- * in a HANDLES frame for the daemon to pull, pagefile-backed sections, a
- * bounded sleep on a full ring, and the process facts from Win32.
+ * in a HANDLES frame for the daemon to copy and receipted, pagefile-backed
+ * sections, a bounded sleep on a full ring, and the process facts from
+ * Win32.
  * PROTOCOL.md section 9 and docs/windows-transport.md say why each choice. */
 #define WIN32_LEAN_AND_MEAN
 /* windows.h first: sddl.h, tlhelp32.h and the other Win32 headers need
@@ -142,10 +143,6 @@ int tr_transport_connect(const char *path, char *why, size_t why_size) {
   return tr_win_int(h);
 }
 
-void tr_transport_close(int h) {
-  if (h != -1) CloseHandle(tr_win_handle(h));
-}
-
 /* One overlapped read or write of up to `len` bytes, waited for at most
  * timeout_ms (-1: forever); returns the bytes moved or a negative errno.
  * The wait ends only once the operation did (completed or cancelled), so
@@ -175,23 +172,118 @@ static int64_t pipe_io(HANDLE h, bool write, void *buf, size_t len,
   return -tr_win_errno(err);
 }
 
-static int write_all(HANDLE h, const void *buf, size_t len, int timeout_ms,
-                     size_t *done) {
-  while (*done < len) {
-    int64_t n = pipe_io(h, true, (char *)buf + *done, len - *done, timeout_ms);
+static int write_all(HANDLE h, const void *buf, size_t len, int timeout_ms) {
+  size_t done = 0;
+  while (done < len) {
+    int64_t n = pipe_io(h, true, (char *)buf + done, len - done, timeout_ms);
     if (n < 0) return (int)n;
-    *done += (size_t)n;
+    done += (size_t)n;
   }
   return 0;
 }
 
+static int read_all(HANDLE h, void *buf, size_t len, int timeout_ms) {
+  size_t got = 0;
+  while (got < len) {
+    int64_t n = pipe_io(h, false, (char *)buf + got, len - got, timeout_ms);
+    if (n < 0) return (int)n;
+    if (n == 0) return -ECONNRESET;
+    got += (size_t)n;
+  }
+  return 0;
+}
+
+/* ---- the daemon's receipt of handles ---------------------------------
+ * A frame read where a receipt was due (the daemon's ERROR, refusing the
+ * connection before it read anything) is held for the next
+ * tr_transport_recv of that connection, so its reason still reaches the
+ * caller.  A process has a connection or two; each slot is one's. */
+#define HELD_MAX 1024
+typedef struct held_frame {
+  int conn; /* 0 (never a handle's value): free */
+  size_t len, off;
+  uint8_t buf[sizeof(tr_frame_hdr) + HELD_MAX];
+} held_frame;
+static held_frame g_held[4];
+static SRWLOCK g_held_lock = SRWLOCK_INIT;
+
+/* Takes up to `len` held bytes of `conn` into buf; returns how many. */
+static size_t take_held(int conn, void *buf, size_t len) {
+  size_t n = 0;
+  AcquireSRWLockExclusive(&g_held_lock);
+  for (size_t i = 0; i < sizeof(g_held) / sizeof(g_held[0]); i++) {
+    held_frame *f = &g_held[i];
+    if (f->conn != conn) continue;
+    n = f->len - f->off < len ? f->len - f->off : len;
+    memcpy(buf, f->buf + f->off, n);
+    f->off += n;
+    if (f->off == f->len) f->conn = 0;
+    break;
+  }
+  ReleaseSRWLockExclusive(&g_held_lock);
+  return n;
+}
+
+static int hold(int conn, const uint8_t *frame, size_t len) {
+  int rc = -EPROTO;
+  AcquireSRWLockExclusive(&g_held_lock);
+  for (size_t i = 0; i < sizeof(g_held) / sizeof(g_held[0]); i++) {
+    held_frame *f = &g_held[i];
+    if (f->conn != 0) continue;
+    f->conn = conn;
+    f->len = len;
+    f->off = 0;
+    memcpy(f->buf, frame, len);
+    rc = 0;
+    break;
+  }
+  ReleaseSRWLockExclusive(&g_held_lock);
+  return rc;
+}
+
+static void drop_held(int conn) {
+  AcquireSRWLockExclusive(&g_held_lock);
+  for (size_t i = 0; i < sizeof(g_held) / sizeof(g_held[0]); i++)
+    if (g_held[i].conn == conn) g_held[i].conn = 0;
+  ReleaseSRWLockExclusive(&g_held_lock);
+}
+
+void tr_transport_close(int h) {
+  if (h == -1) return;
+  drop_held(h);
+  CloseHandle(tr_win_handle(h));
+}
+
+/* Waits for the daemon's receipt of the `nh` handles just sent (a HANDLES
+ * frame back, its payload the u32 count it took): 0 once it holds them
+ * all, -EBADF when it could not take them all, or the read's error.
+ * Another frame in its place is held (above) and counts as an answer. */
+static int await_receipt(HANDLE pipe, int conn, int nh, int timeout_ms) {
+  uint8_t f[sizeof(tr_frame_hdr) + HELD_MAX];
+  int rc = read_all(pipe, f, sizeof(tr_frame_hdr), timeout_ms);
+  if (rc < 0) return rc;
+  tr_frame_hdr h;
+  if (tr_frame_parse(f, sizeof(tr_frame_hdr), &h) < 0 || h.len > HELD_MAX)
+    return -EPROTO;
+  rc = read_all(pipe, f + sizeof(tr_frame_hdr), h.len, timeout_ms);
+  if (rc < 0) return rc;
+  if (h.type != TR_MSG_HANDLES)
+    return hold(conn, f, sizeof(tr_frame_hdr) + h.len);
+  if (h.len != 4) return -EPROTO;
+  const uint8_t *p = f + sizeof(tr_frame_hdr);
+  uint32_t took = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                  (uint32_t)p[3] << 24;
+  return took == (uint32_t)nh ? 0 : -EBADF;
+}
+
 /* Handles go as a HANDLES frame right before the frame they belong to:
- * their values in this process, each a duplicate made for the daemon to
- * take.  The daemon pulls them with DuplicateHandle(DUPLICATE_CLOSE_SOURCE),
- * which also closes them here, so the caller may close its own at once, as
- * after SCM_RIGHTS.  Once any byte of the HANDLES frame has gone the
- * duplicates are the daemon's to close: closing them here could close a
- * reused handle value. */
+ * their values in this process, for the daemon to copy into its own with
+ * DuplicateHandle (it never closes them here).  It does so as soon as it
+ * reads the frame and answers with a receipt, which this waits for: the
+ * handles must still exist in this process when the daemon takes them,
+ * and a process that went on and exited (its handle table gone) would
+ * lose them, and with them a ring's events.  Once this returns the caller
+ * may close its handles, as after SCM_RIGHTS. */
 int tr_transport_send(int conn, const void *hdr, size_t hdr_len,
                       const void *payload, size_t len, const int *handles,
                       int nh, int timeout_ms) {
@@ -199,36 +291,19 @@ int tr_transport_send(int conn, const void *hdr, size_t hdr_len,
   HANDLE pipe = tr_win_handle(conn);
   if (nh > 0) {
     uint8_t hf[sizeof(tr_frame_hdr) + 8 * TR_FRAME_MAX_FDS];
-    HANDLE dup[TR_FRAME_MAX_FDS];
-    int made = 0;
-    for (; made < nh; made++)
-      if (!DuplicateHandle(GetCurrentProcess(), tr_win_handle(handles[made]),
-                           GetCurrentProcess(), &dup[made], 0, FALSE,
-                           DUPLICATE_SAME_ACCESS))
-        break;
-    if (made < nh) {
-      int err = tr_win_errno(GetLastError());
-      while (made-- > 0) CloseHandle(dup[made]);
-      return -err;
-    }
     tr_frame_hdr_encode(hf, TR_MSG_HANDLES, (uint32_t)(8 * nh));
     for (int i = 0; i < nh; i++) {
-      uint64_t v = (uint64_t)(intptr_t)dup[i];
+      uint64_t v = (uint64_t)(intptr_t)tr_win_handle(handles[i]);
       for (int b = 0; b < 8; b++)
         hf[sizeof(tr_frame_hdr) + 8 * i + b] = (uint8_t)(v >> (8 * b));
     }
-    size_t done = 0, hf_len = sizeof(tr_frame_hdr) + 8 * (size_t)nh;
-    int rc = write_all(pipe, hf, hf_len, timeout_ms, &done);
-    if (rc < 0) {
-      if (done == 0)
-        for (int i = 0; i < nh; i++) CloseHandle(dup[i]);
-      return rc;
-    }
+    int rc =
+        write_all(pipe, hf, sizeof(tr_frame_hdr) + 8 * (size_t)nh, timeout_ms);
+    if (rc < 0) return rc;
   }
-  size_t done = 0;
-  int rc = write_all(pipe, hdr, hdr_len, timeout_ms, &done);
-  done = 0;
-  if (rc == 0 && len > 0) rc = write_all(pipe, payload, len, timeout_ms, &done);
+  int rc = write_all(pipe, hdr, hdr_len, timeout_ms);
+  if (rc == 0 && len > 0) rc = write_all(pipe, payload, len, timeout_ms);
+  if (rc == 0 && nh > 0) rc = await_receipt(pipe, conn, nh, timeout_ms);
   return rc;
 }
 
@@ -238,15 +313,9 @@ int64_t tr_transport_try_send(int conn, const void *buf, size_t len) {
 }
 
 int tr_transport_recv(int conn, void *buf, size_t len, int timeout_ms) {
-  size_t got = 0;
-  while (got < len) {
-    int64_t n = pipe_io(tr_win_handle(conn), false, (char *)buf + got,
-                        len - got, timeout_ms);
-    if (n < 0) return (int)n;
-    if (n == 0) return -ECONNRESET;
-    got += (size_t)n;
-  }
-  return 0;
+  size_t got = take_held(conn, buf, len);
+  return read_all(tr_win_handle(conn), (char *)buf + got, len - got,
+                  timeout_ms);
 }
 
 /* Not truncated (the daemon empties it once it accepts the session), and

@@ -60,6 +60,7 @@ NATIVE_EXAMPLE = WIN_BUILD / "tests/native_example.exe"
 STRESS_NATIVE = WIN_BUILD / "tests/stress_native.exe"
 SPAWN = WIN_BUILD / "tests/spawn.exe"
 PIPE_SD = WIN_BUILD / "tests/pipe_sd.exe"
+TERMINATE = WIN_BUILD / "tests/terminate.exe"
 PYTHON_EXE = WIN_BUILD / "python/python.exe"
 WINPROBE = WIN_BUILD / "tests/pyext/winprobe.pyd"
 
