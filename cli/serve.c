@@ -371,7 +371,7 @@ int tr_cmd_serve(int argc, char **argv) {
                   strcmp(own, socket_path) == 0;
   char logdef[PATH_MAX + 8];
   if (detach && log_file == NULL) {
-    snprintf(logdef, sizeof(logdef), "%.*s.log", PATH_MAX - 1, socket_path);
+    tr_serveos_default_log(socket_path, logdef, sizeof(logdef));
     log_file = logdef;
   }
 

@@ -7,6 +7,7 @@
 #define TRACED_CLI_SERVEOS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <uv.h>
 
 #include "common/platform.h"
@@ -25,6 +26,11 @@ int tr_serveos_activated(void);
  * private directory exists (a pipe has none).  Returns 0 or -1 after
  * saying why. */
 int tr_serveos_prepare(const char *socket_path, bool make_dir);
+
+/* Where `--daemon` logs without --log-file: beside the socket (its path
+ * and ".log"); a pipe is no file, so on Windows the temporary directory's
+ * traced-<pipe name>.log. */
+void tr_serveos_default_log(const char *socket_path, char *buf, size_t size);
 
 /* Appends the log to `path` from now on (stderr is moved there), never
  * through a symbolic link.  Returns 0 or -1 after saying why. */

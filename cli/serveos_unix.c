@@ -32,6 +32,10 @@ int tr_serveos_prepare(const char *socket_path, bool make_dir) {
   return make_dir && tr_listen_make_private_dir(socket_path) < 0 ? -1 : 0;
 }
 
+void tr_serveos_default_log(const char *socket_path, char *buf, size_t size) {
+  snprintf(buf, size, "%s.log", socket_path);
+}
+
 /* The log is appended to, never through a symbolic link: a daemon run as
  * root would otherwise append to whatever file a link in a writable
  * directory names.  Returns the descriptor, or -1 after saying why. */

@@ -37,6 +37,15 @@ int tr_serveos_prepare(const char *socket_path, bool make_dir) {
   return 0;
 }
 
+void tr_serveos_default_log(const char *socket_path, char *buf, size_t size) {
+  const char *name = strrchr(socket_path, '\\');
+  name = name != NULL ? name + 1 : socket_path;
+  char tmp[MAX_PATH + 1];
+  DWORD n = GetTempPathA(sizeof(tmp), tmp);
+  if (n == 0 || n >= sizeof(tmp)) snprintf(tmp, sizeof(tmp), ".\\");
+  snprintf(buf, size, "%s%s.log", tmp, name);
+}
+
 /* Appended to (FILE_APPEND_DATA: each write lands at the end), shared so
  * that others may read, rotate or delete it, and never through a
  * symbolic link or other reparse point. */
@@ -106,6 +115,16 @@ int tr_serveos_daemonize(const char *log_path, const char *socket_path) {
   HANDLE log = open_log_handle(log_path, false);
   if (log == NULL) exit(1);
   CloseHandle(log);
+  /* The copy inherits what is inheritable here: not the standard handles
+   * this process got (a caller waiting for their end, as a shell or
+   * `traced run`'s caller does, would wait for the daemon's), only the
+   * status pipe and NUL. */
+  DWORD std[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+  for (int i = 0; i < 3; i++) {
+    HANDLE h = GetStdHandle(std[i]);
+    if (h != NULL && h != INVALID_HANDLE_VALUE)
+      SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+  }
   SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
   HANDLE rd, wr;
   if (!CreatePipe(&rd, &wr, &sa, 0)) {

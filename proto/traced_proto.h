@@ -251,8 +251,12 @@ enum tr_args_type {
 #define TR_STALL_MAX_MS 600000u
 
 /* The system-wide daemon's socket (`traced serve --system`); clients use
- * it when TRACED_SOCKET names it. */
+ * it when TRACED_SOCKET names it.  On Windows, a named pipe. */
+#ifdef _WIN32
+#define TR_SYSTEM_SOCKET "\\\\.\\pipe\\traced"
+#else
 #define TR_SYSTEM_SOCKET "/run/traced/traced.sock"
+#endif
 
 /* Session tokens: 128 random bits as 32 lowercase hex digits. */
 #define TR_TOKEN_HEX_LEN 32

@@ -161,12 +161,13 @@ def _daemon_binary() -> Optional[str]:
     return shutil.which("traced")
 
 
-# The system daemon's socket (`traced serve --system`).
-SYSTEM_SOCKET = "/run/traced/traced.sock"
 # Windows: the daemon is reached over a named pipe (\\.\pipe\traced-<user>),
 # processes start fresh (spawn, never fork) and the extension's C runtime is
 # not CPython's, so it is given Win32 handles, never descriptors.
 _WINDOWS = sys.platform == "win32"
+# The system daemon's socket (`traced serve --system`; TR_SYSTEM_SOCKET).
+SYSTEM_SOCKET = (r"\\.\pipe\traced" if _WINDOWS else
+                 "/run/traced/traced.sock")
 
 
 def _private_place(socket: str) -> bool:

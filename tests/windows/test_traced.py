@@ -8,16 +8,18 @@ Each test skips while the programs it needs are not built (make windows
 builds them once the Windows transport is in the tree)."""
 
 import collections
+import json
 import re
 import subprocess
 import time
+import uuid
 
 import tracefile
 from conftest import (NATIVE_EXAMPLE, PIPE_SD, SPAWN, STRESS_NATIVE,
                       TERMINATE, TIMEOUT, TRACED_DLL, TRACED_EXE, WINE,
-                      contains,
-                      instants, load_trace, named, needs, parse_summary,
-                      summary_line, thread_names, wine, winpath)
+                      contains, instants, load_trace, named, needs,
+                      parse_summary, Result, summary_line, thread_names,
+                      wine, wine_env, winpath)
 
 IDS = re.compile(r"native_example pid=(\d+) main_tid=(\d+) worker_tid=(\d+)")
 THREADS = 8
@@ -60,6 +62,39 @@ def test_native_example_events(win_daemon, tmp_path):
     assert names.get((pid, worker_tid)) == ["native-worker"]
     s = parse_summary(summary_line(r.stderr))
     assert s["process"] == 1 and s["dropped"] == 0, s
+
+
+@needs(TRACED_EXE, NATIVE_EXAMPLE)
+def test_run_starts_a_private_daemon(tmp_path):
+    """With no daemon on its pipe, traced.exe run starts one (serve
+    --daemon: a detached copy that reports when it listens, logging to
+    %TEMP%), traces into it, and that daemon serves on until stopped."""
+    pipe = "\\\\.\\pipe\\traced-test-" + uuid.uuid4().hex[:12]
+    env = wine_env(TRACED_SOCKET=pipe)
+    out = tmp_path / "trace.json"
+    # Wine gives every process a Wine process starts its own Unix stderr
+    # (for Wine's messages) whatever its Windows handles, so the detached
+    # daemon keeps the stderr traced run had: a file here, not a pipe
+    # whose end would never come.
+    err = tmp_path / "run.err"
+    with open(err, "wb") as fh:
+        p = subprocess.run([WINE, str(TRACED_EXE), "run", "-o", winpath(out),
+                            "--", str(NATIVE_EXAMPLE)], env=env, cwd=tmp_path,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=fh, timeout=TIMEOUT)
+    r = Result(p.args, p.returncode, p.stdout, err.read_bytes())
+    try:
+        assert r.returncode == 0, r.describe()
+        assert len(named(load_trace(out), "native_work")) == 10
+        st = wine([TRACED_EXE, "status", "--json"], env=env, cwd=tmp_path)
+        assert st.returncode == 0, st.describe()
+        assert json.loads(st.stdout)["socket"] == pipe, st.describe()
+    finally:
+        stop = wine([TRACED_EXE, "stop"], env=env, cwd=tmp_path)
+    assert stop.returncode == 0, stop.describe()
+    # It is gone: nothing answers on the pipe.
+    st = wine([TRACED_EXE, "status"], env=env, cwd=tmp_path)
+    assert st.returncode == 1, st.describe()
 
 
 def stress_children(lines):
