@@ -55,7 +55,7 @@ int tr_privdrop_resolve(bool system_mode, const char *user, bool allow_root,
 }
 
 /* The socket's directory, made for the service user when missing.  An
- * existing one is left as it is (it may be /run itself); listen.c checks
+ * existing one is left as it is (it may be /run itself); listen_unix.c checks
  * it once the daemon runs as the service user. */
 static int make_dir(const tr_privdrop *p, const char *socket_path,
                     bool has_group, gid_t group) {

@@ -4,10 +4,11 @@
  * waits on a full ring, the output file a session writes to, and process
  * ancestry.  transport_unix.c provides it on Linux (SO_PEERCRED, recvmsg
  * with SCM_RIGHTS, sealed memfds, mincore, futex, /proc); transport_win.c
- * on Windows (named pipes, handles pulled with DuplicateHandle, pagefile-
- * backed sections, a named event per ring).  The listener itself stays
- * per system: listen.c (a Unix socket watched with uv_poll) here,
- * tr_dtransport_listen_pipe (libuv's uv_pipe_t) on Windows.
+ * on Windows (named pipes, handles copied with DuplicateHandle and
+ * receipted, pagefile-backed sections; producers on a full ring sleep and
+ * look again).  The listener is the server's (server_int.h,
+ * server_listen_<os>.c): listen_unix.c's socket watched with uv_poll on
+ * Unix, tr_dtransport_listen_pipe below on Windows.
  *
  * Handles are ints as in libclient/src/transport.h (a descriptor, or a
  * Windows HANDLE's value); functions that fail return a negative errno. */
@@ -96,7 +97,7 @@ void tr_dtransport_close(int h);
  * first is found out (-EADDRINUSE).  A thread waits for connections; each
  * is handed to `fn` on the loop's thread as a connection handle for
  * tr_dtransport_peer_cred and tr_dtransport_watch_init.  (On Unix the
- * listener is listen.c.) */
+ * listener is listen_unix.c.) */
 typedef struct tr_dtransport_listener tr_dtransport_listener;
 typedef void (*tr_dtransport_accept_fn)(void *arg, int conn);
 int tr_dtransport_listen_pipe(uv_loop_t *loop, const char *name, bool system,

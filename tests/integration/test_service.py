@@ -225,7 +225,7 @@ def test_stop_during_a_run(tmp_path):
 
 
 # A system daemon started as root serves as its service user unless told
-# to keep root (cli/privdrop.c); these tests run it as whoever runs them.
+# to keep root (cli/privdrop_unix.c); these tests run it as whoever runs them.
 AS_ROOT = ["--allow-root"] if os.geteuid() == 0 else []
 
 

@@ -5,8 +5,9 @@ private named pipe.
 `make test-windows` sets WINE (the wine64 loader), WINEPREFIX (a prefix
 inside build-win/), WINEDEBUG=-all and WIN_BUILD.  No X display is used:
 DISPLAY is removed from every program's environment, so a console program
-that needed one would fail here.  Tests of a program that is not built yet
-skip, saying which; the rest run.
+that needed one would fail here.  `make test-windows` builds every program
+first; run by hand before that, a test whose program is missing skips,
+saying which.
 """
 
 import importlib.util
@@ -70,14 +71,13 @@ TIMEOUT = 300
 
 def needs(*paths):
     """Skips the test while any of `paths` (build-win/ outputs) is not
-    built; `make windows` builds traced.exe, traced.dll and the native
-    programs once libclient/src/transport_win.c is in the tree, and
-    traced.exe with WIN_DAEMON=1 (its port is unfinished)."""
+    built: pytest run by hand before `make windows`.  `make test-windows`
+    builds every one of them first, so nothing skips there."""
     missing = [str(p.relative_to(WIN_BUILD)) for p in paths if not p.exists()]
     return pytest.mark.skipif(
         bool(missing),
-        reason="build-win/%s not built (the Windows transport of issue 16 "
-        "is not in the tree yet)" % ", build-win/".join(missing))
+        reason="build-win/%s not built (make windows)" %
+        ", build-win/".join(missing))
 
 
 def winpath(path):

@@ -1,11 +1,11 @@
 """traced.exe, traced.dll and the native programs under Wine (issue 16,
 item 3): a daemon on a private pipe, the native example, several native
 processes into one session with every event written, `traced.exe run`
-keeping its program's exit status, a client killed mid-run, and the pipe
-admitting only its user.
+keeping its program's exit status, `traced.exe run` starting a private
+daemon, a client killed mid-run, and the pipe admitting only its user.
 
-Each test skips while the programs it needs are not built (make windows
-builds them once the Windows transport is in the tree)."""
+Run by make test-windows, which builds every program first (conftest.py's
+needs() skips a test only when pytest runs before make windows)."""
 
 import collections
 import json
