@@ -356,7 +356,11 @@ static int join_locked(const char *token) {
   msgpack_unpacked_init(&reply);
   int rc = request_locked(TR_MSG_SESSION_JOIN, &sb, NULL, 0,
                           TR_MSG_SESSION_JOINED, &reply, TR_CONN_TIMEOUT_MS);
-  if (rc == 0) snprintf(g.token, sizeof(g.token), "%s", token);
+  /* A forked child rejoins with its own g.token (reattach_thread): source
+   * and destination may be the same buffer, which snprintf must not be
+   * given (glibc empties the destination first, and a second-generation
+   * child then has no token to join with). */
+  if (rc == 0) memmove(g.token, token, TR_TOKEN_HEX_LEN + 1);
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
   return rc;
