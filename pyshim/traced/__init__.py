@@ -38,7 +38,8 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
 _SUMMARY_FIELDS = ("processes", "threads", "events", "dropped", "bytes",
-                   "path", "late", "malformed", "unmatched", "filtered", "cut")
+                   "path", "late", "malformed", "unmatched", "filtered", "cut",
+                   "unjoined", "unjoined_omitted")
 
 
 class Summary(tuple):
@@ -51,6 +52,10 @@ class Summary(tuple):
     being shorter than the session's min_duration.  `cut` says why the
     trace ended short of its events ("stopped at --max-size 100M: ...",
     "write failed: No space left on device: ..."), "" when it did not.
+    `unjoined` lists the Python processes the session's processes started
+    that never joined it (an interpreter without traced, or run with -S),
+    as (pid, interpreter, argv) tuples, at most 8; `unjoined_omitted`
+    counts the others.
 
     A named tuple, written out: `collections` (and `typing`) would add
     milliseconds to the start-up of every traced process."""
@@ -59,10 +64,11 @@ class Summary(tuple):
     _fields = _SUMMARY_FIELDS
 
     def __new__(cls, processes, threads, events, dropped, bytes, path,
-                late=0, malformed=0, unmatched=0, filtered=0, cut=""):
+                late=0, malformed=0, unmatched=0, filtered=0, cut="",
+                unjoined=(), unjoined_omitted=0):
         return tuple.__new__(cls, (processes, threads, events, dropped, bytes,
                                    path, late, malformed, unmatched, filtered,
-                                   cut))
+                                   cut, unjoined, unjoined_omitted))
 
     def __repr__(self):
         return "Summary(%s)" % ", ".join(
@@ -129,6 +135,11 @@ def _install(opts: _options.Options) -> None:
         import threading
 
         threading.setprofile(_traced.thread_bootstrap)
+    # Processes it starts are told to the daemon, which names the Python
+    # ones that never join (_children.py).
+    from . import _children
+
+    _children.install()
     _state.installed = True
     _traced.install(_thread_name())
 
@@ -327,9 +338,18 @@ def stop(timeout: float = 120.0) -> Optional[Summary]:
     except OSError as e:
         _traced.warn(f"ending the session failed: {e}")
         return None
+    notes = raw.pop("notes")
     _state.last_summary = Summary(**raw)
     if raw["cut"]:
         _traced.warn(f"{raw['path']}: {raw['cut']}")
+    # The Python processes that never joined, one line each (as `traced
+    # run` prints them): the trace does not have them.
+    if notes and os.environ.get("TRACED_QUIET") != "1":
+        try:
+            sys.stderr.write("".join("traced: %s\n" % n for n in notes))
+            sys.stderr.flush()
+        except Exception:
+            pass
     return _state.last_summary
 
 
