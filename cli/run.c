@@ -346,9 +346,8 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   /* Python processes that never joined are named, even with -q: a trace
    * without them must not look complete. */
   char note[1536];
-  for (uint32_t i = 0; rc >= 0 && tr_summary_unjoined_text(&x, i, note,
-                                                           sizeof(note));
-       i++)
+  for (uint32_t i = 0;
+       rc >= 0 && tr_summary_unjoined_text(&x, i, note, sizeof(note)); i++)
     fprintf(stderr, "traced: %s\n", note);
   if (rc < 0) {
     fprintf(stderr,

@@ -43,8 +43,8 @@ static bool is(tr_msg_str s, const char *lit) {
   return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
-/* (python|pypy)([0-9]+(.[0-9]+)*)?[tdmw]{0,2}(.exe)?, the last component of a path:
- * python, python3, python3.12, pythonw, python3.13t, pypy3.  Not
+/* (python|pypy)([0-9]+(.[0-9]+)*)?[tdmw]{0,2}(.exe)?, the last component of a
+ * path: python, python3, python3.12, pythonw, python3.13t, pypy3.  Not
  * python3-config and the like, which are not interpreters. */
 static bool python_name(tr_msg_str path) {
   tr_msg_str b = base_name(path);
@@ -98,8 +98,10 @@ static tr_msg_str lone_command(tr_msg_str cmd) {
   }
 }
 
-bool tr_pychild_is_python(const tr_msg_child *c, tr_msg_str *interp) {
+bool tr_pychild_is_python(const tr_msg_child *c, tr_msg_str *interp,
+                          bool *shell) {
   tr_msg_str found = {NULL, 0};
+  bool under_shell = false;
   tr_msg_str b = base_name(c->path);
   if (python_name(c->path)) {
     found = c->path;
@@ -121,8 +123,10 @@ bool tr_pychild_is_python(const tr_msg_child *c, tr_msg_str *interp) {
              c->argc >= 3 && is(tr_msg_child_arg(c, 1), "-c")) {
     tr_msg_str w = lone_command(tr_msg_child_arg(c, 2));
     if (w.ptr != NULL && python_name(w)) found = w;
+    under_shell = true;
   }
   if (interp != NULL) *interp = found;
+  if (shell != NULL) *shell = under_shell;
   return found.ptr != NULL;
 }
 
@@ -169,17 +173,18 @@ static tr_pychild *slot_for(tr_pychildren *l, uint32_t pid) {
 }
 
 int tr_pychildren_announce(tr_pychildren *l, const tr_msg_child *c,
-                           uint32_t announcer_pid, bool joined_already) {
+                           uint32_t announcer_pid, tr_pychild_seen seen) {
   uint32_t pid = (uint32_t)c->pid;
   if (c->failed) {
-    /* The exec did not happen: that pid still runs its old program. */
+    /* The exec did not happen: that pid still runs its old program (the
+     * entry goes when room is needed). */
     tr_pychild *e = find(l, pid);
-    if (e != NULL && !e->joined) e->joined = true; /* dropped when room
-                                                       is needed */
+    if (e != NULL) e->joined = true;
     return 0;
   }
   tr_msg_str interp;
-  if (!tr_pychild_is_python(c, &interp)) return 0;
+  bool shell;
+  if (!tr_pychild_is_python(c, &interp, &shell)) return 0;
   size_t argv_len = 0;
   for (uint32_t i = 0; i < c->argc; i++)
     argv_len += tr_msg_child_arg(c, i).len + 1;
@@ -206,15 +211,18 @@ int tr_pychildren_announce(tr_pychildren *l, const tr_msg_child *c,
   e->argv = argv;
   e->argv_len = argv_len;
   e->argc = c->argc;
+  e->shell = shell;
   /* An exec keeps the pid, which joined before: only a later join
    * counts. */
-  e->joined = pid != announcer_pid && joined_already;
+  e->joined =
+      (pid != announcer_pid && seen.pid_joined) || (shell && seen.child_joined);
   return 0;
 }
 
-void tr_pychildren_joined(tr_pychildren *l, uint32_t pid) {
+void tr_pychildren_joined(tr_pychildren *l, uint32_t pid, uint32_t ppid) {
   for (uint32_t i = 0; i < l->n; i++)
-    if (l->v[i].pid == pid) l->v[i].joined = true;
+    if (l->v[i].pid == pid || (l->v[i].shell && l->v[i].pid == ppid))
+      l->v[i].joined = true;
 }
 
 uint32_t tr_pychildren_unjoined(const tr_pychildren *l, tr_msg_child *out,

@@ -156,7 +156,7 @@ int tr_session_join(tr_sessions *ss, tr_session *s, tr_proc *p) {
   tr_proc_drop_marks(p, &op->marks, &op->nmarks);
   pthread_mutex_unlock(&p->lock);
   if (is_new) s->stats.processes++;
-  tr_pychildren_joined(&s->children, p->pid);
+  tr_pychildren_joined(&s->children, p->pid, p->ppid);
   tr_workers_request(ss->ws, op);
   tr_proc_set_state(p, state_enabled(s));
   return 0;
@@ -217,10 +217,15 @@ void tr_session_left(tr_session *s, const tr_proc_stats *ps) {
 
 void tr_session_child(tr_session *s, const tr_msg_child *c,
                       uint32_t announcer_pid) {
+  tr_pychild_seen seen = {false, false};
   pthread_mutex_lock(&s->seen_mu);
-  bool joined = tr_metaseen_joined(&s->seen, (uint32_t)c->pid);
+  seen.pid_joined = tr_metaseen_joined(&s->seen, (uint32_t)c->pid);
   pthread_mutex_unlock(&s->seen_mu);
-  if (tr_pychildren_announce(&s->children, c, announcer_pid, joined) < 0 &&
+  /* A shell that forked the interpreter is its parent; the members are
+   * all that can have joined in the moment since it was started. */
+  for (uint32_t i = 0; i < s->nmembers && !seen.child_joined; i++)
+    seen.child_joined = s->members[i]->ppid == (uint32_t)c->pid;
+  if (tr_pychildren_announce(&s->children, c, announcer_pid, seen) < 0 &&
       s->children.unchecked == 1)
     tr_log(TR_LOG_WARN,
            "event=children_full %s reason=\"more than %u Python children "

@@ -23,8 +23,8 @@
 #include "metaseen.h"
 #include "output/writer.h"
 #include "proc.h"
-#include "pychild.h"
 #include "proto/traced_proto.h"
+#include "pychild.h"
 #include "worker.h"
 
 #define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */

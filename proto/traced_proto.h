@@ -238,8 +238,9 @@ enum tr_args_type {
  * A client cuts what it announces to these bounds; the daemon refuses more.
  */
 #define TR_CHILD_PATH_MAX 1024u /* bytes of the program's path */
-#define TR_CHILD_ARGV_MAX 2048u /* bytes of argv, each argument's NUL counted */
-#define TR_CHILD_ARGC_MAX 64u   /* arguments */
+/* Bytes of argv, each argument's NUL counted. */
+#define TR_CHILD_ARGV_MAX 2048u
+#define TR_CHILD_ARGC_MAX 64u /* arguments */
 /* Python children that never joined, listed in a SESSION_SUMMARY (the rest
  * are counted in `unjoined_omitted`). */
 #define TR_UNJOINED_MAX 8u

@@ -53,8 +53,7 @@ int tr_client_process_info(const char *name);
  * interpreter that never joins the session is named at its end.  Cut to
  * the protocol's bounds.  -ENOTCONN when not in a session. */
 int tr_client_announce_child(uint32_t pid, const char *path,
-                             const char *const *argv, size_t argc,
-                             bool failed);
+                             const char *const *argv, size_t argc, bool failed);
 
 /* The display name a fork()ed child announces until it names itself
  * (e.g. the script's name; the parent may be "MainProcess"). */

@@ -320,8 +320,8 @@ static bool runs_without_site(const tr_summary_child *c) {
   return false;
 }
 
-bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i,
-                              char *buf, size_t size) {
+bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i, char *buf,
+                              size_t size) {
   buf[0] = '\0';
   if (i == x->nunjoined && x->unjoined_omitted > 0) {
     snprintf(buf, size,
@@ -358,8 +358,9 @@ bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i,
     n += 3;
   }
   shown[n] = '\0';
-  int at = snprintf(buf, size, "pid %u never joined the session: %s%s%s%s",
-                    c->pid, c->path, n > 0 ? " (" : "", shown, n > 0 ? ")" : "");
+  int at =
+      snprintf(buf, size, "pid %u never joined the session: %s%s%s%s", c->pid,
+               c->path, n > 0 ? " (" : "", shown, n > 0 ? ")" : "");
   if (at < 0 || (size_t)at >= size) return true;
   if (runs_without_site(c))
     snprintf(buf + at, size - (size_t)at,
@@ -374,8 +375,8 @@ bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i,
 }
 
 void tr_conn_child_make(tr_msg_child *c, tr_conn_child_buf *buf, uint32_t pid,
-                        const char *path, const char *const *argv,
-                        size_t argc, bool failed) {
+                        const char *path, const char *const *argv, size_t argc,
+                        bool failed) {
   memset(c, 0, sizeof(*c));
   c->pid = pid;
   c->failed = failed;

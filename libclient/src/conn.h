@@ -129,8 +129,8 @@ const char *tr_summary_cut_text(const tr_summary_extra *x, char *buf,
  * without traced; install traced in that interpreter: PATH -m pip install
  * traced", its arguments shortened), then one counting those not listed.
  * Returns false (buf "") past the last line. */
-bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i,
-                              char *buf, size_t size);
+bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i, char *buf,
+                              size_t size);
 
 /* A process this one started (pid != getpid()) or an exec it is about to
  * make (pid == getpid(); failed: that exec failed), as PROCESS_INFO's
@@ -142,8 +142,8 @@ typedef struct tr_conn_child_buf {
   char argv[TR_CHILD_ARGV_MAX];
 } tr_conn_child_buf;
 void tr_conn_child_make(tr_msg_child *c, tr_conn_child_buf *buf, uint32_t pid,
-                        const char *path, const char *const *argv,
-                        size_t argc, bool failed);
+                        const char *path, const char *const *argv, size_t argc,
+                        bool failed);
 
 /* The SESSION_CREATE format for an output named `path`, by its extension
  * (ASCII case ignored): ".json.gz" is gzip-compressed JSON, ".pftrace" and

@@ -144,14 +144,16 @@ static PyObject *unjoined_tuple(const tr_summary_extra *x) {
     const char *a = c->argv;
     for (uint32_t k = 0; argv != NULL && k < c->argc; k++) {
       PyObject *s = PyUnicode_DecodeFSDefault(a);
-      if (s == NULL) Py_CLEAR(argv);
-      else PyTuple_SET_ITEM(argv, k, s); /* steals */
+      if (s == NULL)
+        Py_CLEAR(argv);
+      else
+        PyTuple_SET_ITEM(argv, k, s); /* steals */
       a += strlen(a) + 1;
     }
     PyObject *path = argv != NULL ? PyUnicode_DecodeFSDefault(c->path) : NULL;
-    PyObject *item = path != NULL ? Py_BuildValue("(kNN)", (unsigned long)c->pid,
-                                                  path, argv)
-                                  : NULL;
+    PyObject *item =
+        path != NULL ? Py_BuildValue("(kNN)", (unsigned long)c->pid, path, argv)
+                     : NULL;
     if (path == NULL) Py_XDECREF(argv);
     if (item == NULL) {
       Py_CLEAR(t);
@@ -166,9 +168,8 @@ static PyObject *unjoined_tuple(const tr_summary_extra *x) {
 static PyObject *unjoined_notes(const tr_summary_extra *x) {
   PyObject *l = PyList_New(0);
   char line[1536];
-  for (uint32_t i = 0; l != NULL && tr_summary_unjoined_text(x, i, line,
-                                                             sizeof(line));
-       i++) {
+  for (uint32_t i = 0;
+       l != NULL && tr_summary_unjoined_text(x, i, line, sizeof(line)); i++) {
     PyObject *s = PyUnicode_DecodeFSDefault(line);
     if (s == NULL || PyList_Append(l, s) < 0) Py_CLEAR(l);
     Py_XDECREF(s);
@@ -196,8 +197,9 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
         "processes", (unsigned long long)s.processes, "threads",
         (unsigned long long)s.threads, "events", (unsigned long long)s.events,
         "dropped", (unsigned long long)s.dropped, "late",
-        (unsigned long long)s.late, "malformed", (unsigned long long)s.malformed,
-        "unmatched", (unsigned long long)s.unmatched, "filtered",
+        (unsigned long long)s.late, "malformed",
+        (unsigned long long)s.malformed, "unmatched",
+        (unsigned long long)s.unmatched, "filtered",
         (unsigned long long)x.filtered, "bytes", (unsigned long long)s.bytes,
         "path", s.path, "cut", cut, "unjoined", unjoined, "unjoined_omitted",
         (unsigned long long)x.unjoined_omitted, "notes", notes);

@@ -41,8 +41,9 @@ static void wire_free(wire *w) {
   msgpack_sbuffer_destroy(&w->sb);
 }
 
-#define ARGV(...) (const char *const[]){__VA_ARGS__}, \
-    sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
+#define ARGV(...)                     \
+  (const char *const[]){__VA_ARGS__}, \
+      sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
 
 /* Whether `path argv...` is taken for Python, and as which interpreter
  * ("" when not). */
@@ -52,7 +53,7 @@ static const char *classify(const char *path, const char *const *argv,
   wire w;
   wire_make(&w, 42, path, argv, argc, false);
   tr_msg_str s;
-  bool py = tr_pychild_is_python(&w.c, &s);
+  bool py = tr_pychild_is_python(&w.c, &s, NULL);
   interp[0] = '\0';
   if (py) tr_msg_strcpy(interp, sizeof(interp), s);
   wire_free(&w);
@@ -68,10 +69,8 @@ START_TEST(test_pychild_python_names) {
   ck_assert_str_eq(classify("/home/u/.venv/bin/python", ARGV("python")),
                    "/home/u/.venv/bin/python");
   ck_assert_str_eq(classify("pythonw", ARGV("pythonw")), "pythonw");
-  ck_assert_str_eq(classify("python3.13t", ARGV("python3.13t")),
-                   "python3.13t");
-  ck_assert_str_eq(classify("/usr/bin/pypy3", ARGV("pypy3")),
-                   "/usr/bin/pypy3");
+  ck_assert_str_eq(classify("python3.13t", ARGV("python3.13t")), "python3.13t");
+  ck_assert_str_eq(classify("/usr/bin/pypy3", ARGV("pypy3")), "/usr/bin/pypy3");
   ck_assert_str_eq(classify("C:/Py/python.exe", ARGV("python.exe")),
                    "C:/Py/python.exe");
   /* Not interpreters. */
@@ -86,10 +85,9 @@ END_TEST
 START_TEST(test_pychild_env_and_shell) {
   ck_assert_str_eq(classify("/usr/bin/env", ARGV("env", "python3", "x.py")),
                    "python3");
-  ck_assert_str_eq(
-      classify("/usr/bin/env",
-               ARGV("env", "-i", "-u", "HOME", "A=1", "python3.12", "x.py")),
-      "python3.12");
+  ck_assert_str_eq(classify("/usr/bin/env", ARGV("env", "-i", "-u", "HOME",
+                                                 "A=1", "python3.12", "x.py")),
+                   "python3.12");
   ck_assert_str_eq(classify("/usr/bin/env", ARGV("env", "ls", "python3")), "");
   /* A shell execs a lone simple command: the interpreter keeps the pid. */
   ck_assert_str_eq(classify("/bin/sh", ARGV("/bin/sh", "-c", "python3 x.py")),
@@ -97,9 +95,9 @@ START_TEST(test_pychild_env_and_shell) {
   ck_assert_str_eq(
       classify("/bin/sh", ARGV("/bin/sh", "-c", "  A=1 exec python3 x.py")),
       "python3");
-  ck_assert_str_eq(classify("/bin/bash", ARGV("bash", "-c",
-                                              "python3 -c 'print(1); 2'")),
-                   "python3");
+  ck_assert_str_eq(
+      classify("/bin/bash", ARGV("bash", "-c", "python3 -c 'print(1); 2'")),
+      "python3");
   /* More than one command, or an expansion: the shell forks, so the
    * announced pid is not the interpreter's. */
   ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "python3 a; ls")), "");
@@ -107,8 +105,7 @@ START_TEST(test_pychild_env_and_shell) {
                    "");
   ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "python3 x | cat")),
                    "");
-  ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "python3 \"$X\"")),
-                   "");
+  ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "python3 \"$X\"")), "");
   ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "python3 'x")), "");
   ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "-c", "ls")), "");
   ck_assert_str_eq(classify("/bin/sh", ARGV("sh", "x.sh", "python3")), "");
@@ -120,7 +117,8 @@ static int announce(tr_pychildren *l, uint32_t pid, uint32_t announcer,
                     bool joined_already, const char *path, bool failed) {
   wire w;
   wire_make(&w, pid, path, ARGV(path, "-c", "pass"), failed);
-  int rc = tr_pychildren_announce(l, &w.c, announcer, joined_already);
+  tr_pychild_seen seen = {joined_already, false};
+  int rc = tr_pychildren_announce(l, &w.c, announcer, seen);
   wire_free(&w);
   return rc;
 }
@@ -149,7 +147,7 @@ START_TEST(test_pychild_joins) {
   ck_assert_uint_eq(pids[1], 12);
   ck_assert_uint_eq(omitted, 0);
   /* A join after the announcement. */
-  tr_pychildren_joined(&l, 12);
+  tr_pychildren_joined(&l, 12, 1);
   ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 1);
   ck_assert_uint_eq(pids[0], 10);
   /* The strings handed out are the announced ones. */
@@ -170,7 +168,7 @@ START_TEST(test_pychild_exec) {
   /* pid 7 joined and now execs Python: joined before does not count. */
   ck_assert_int_eq(announce(&l, 7, 7, true, "/usr/bin/python3", false), 0);
   ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 1);
-  tr_pychildren_joined(&l, 7);
+  tr_pychildren_joined(&l, 7, 1);
   ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 0);
   /* It execs again, and that exec fails: nothing to name. */
   ck_assert_int_eq(announce(&l, 7, 7, true, "/usr/bin/python3", false), 0);
@@ -181,6 +179,36 @@ START_TEST(test_pychild_exec) {
   ck_assert_int_eq(announce(&l, 9, 7, false, "/usr/bin/python3", false), 0);
   ck_assert_int_eq(announce(&l, 9, 7, false, "python3", false), 0);
   ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 1);
+  tr_pychildren_free(&l);
+}
+END_TEST
+
+START_TEST(test_pychild_shell) {
+  tr_pychildren l;
+  tr_pychildren_init(&l);
+  uint32_t pids[16];
+  uint64_t omitted;
+  wire w;
+  wire_make(&w, 20, "/bin/sh", ARGV("/bin/sh", "-c", "python3 x.py"), false);
+  tr_pychild_seen none = {false, false};
+  ck_assert_int_eq(tr_pychildren_announce(&l, &w.c, 1, none), 0);
+  /* A shell that forks it: the interpreter's parent is the shell. */
+  tr_pychildren_joined(&l, 21, 20);
+  ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 0);
+  /* It joined before the announcement arrived. */
+  tr_pychild_seen child = {false, true};
+  wire_free(&w);
+  wire_make(&w, 22, "/bin/sh", ARGV("/bin/sh", "-c", "python3 x.py"), false);
+  ck_assert_int_eq(tr_pychildren_announce(&l, &w.c, 1, child), 0);
+  ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 0);
+  /* Not for a child started without a shell: its own pid must join. */
+  wire_free(&w);
+  wire_make(&w, 23, "/usr/bin/python3", ARGV("python3", "x.py"), false);
+  ck_assert_int_eq(tr_pychildren_announce(&l, &w.c, 1, child), 0);
+  tr_pychildren_joined(&l, 24, 23);
+  ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 1);
+  ck_assert_uint_eq(pids[0], 23);
+  wire_free(&w);
   tr_pychildren_free(&l);
 }
 END_TEST
@@ -205,7 +233,7 @@ START_TEST(test_pychild_limits) {
     ck_assert_int_eq(announce(&l, pid, 1, false, "python3", false), 0);
   ck_assert_int_eq(announce(&l, 5, 1, false, "python3", false), -ENOMEM);
   ck_assert_uint_eq(l.unchecked, 1);
-  tr_pychildren_joined(&l, 1003);
+  tr_pychildren_joined(&l, 1003, 1);
   ck_assert_int_eq(announce(&l, 6, 1, false, "python3", false), 0);
   ck_assert_uint_eq(l.n, TR_PYCHILD_MAX);
   ck_assert_uint_eq(unjoined_pids(&l, pids, 8, &omitted), 8);
@@ -380,6 +408,7 @@ static Suite *pychild_suite(void) {
   tcase_add_test(core, test_pychild_env_and_shell);
   tcase_add_test(core, test_pychild_joins);
   tcase_add_test(core, test_pychild_exec);
+  tcase_add_test(core, test_pychild_shell);
   tcase_add_test(core, test_pychild_lines);
   suite_add_tcase(s, core);
   TCase *limits = tcase_create("limits");
