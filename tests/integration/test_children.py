@@ -350,3 +350,51 @@ def test_children_wrappers_change_nothing(daemon, tmp_path):
     assert len(facts) == 1 and len(inits) == 3, [e["name"] for e in events]
     assert not [e for e in events if "_traced_call_through" in
                 e.get("name", "") or "_children.py" in e.get("name", "")]
+
+
+def test_children_protocol_summary_keys(daemon):
+    """At the wire: a creator announces children (PROCESS_INFO child) and
+    its SESSION_SUMMARY lists the Python ones whose pid never joined, as
+    maps of pid, path and argv; a summary without any has no such key
+    (what a client that predates them reads is unchanged)."""
+    import os
+
+    import rawproto as rp
+
+    def session(children):
+        arena = rp.Arena()
+        out = rp.memfd(0, seal=False, name="children-out")
+        try:
+            with rp.Conn(daemon.socket) as c:
+                assert c.hello("producer", arena)[0] == rp.WELCOME
+                assert c.create_session(out)[0] == rp.SESSION_CREATED
+                for child in children:
+                    c.send(rp.PROCESS_INFO, {"child": child})
+                t, summary = c.request(rp.SESSION_END, {})
+                assert t == rp.SESSION_SUMMARY, (t, summary)
+                return summary
+        finally:
+            arena.close()
+            os.close(out)
+
+    plain = session([])
+    assert "unjoined" not in plain and "unjoined_omitted" not in plain, plain
+    children = [
+        {"pid": 4000001, "path": "/usr/bin/python3", "argv": ["python3", "a"]},
+        {"pid": 4000002, "path": "/bin/ls", "argv": ["ls"]},
+        {"pid": 4000003, "path": "/bin/sh",
+         "argv": ["sh", "-c", "exec python3.12 -u b.py"]},
+        {"pid": 4000004, "path": "/usr/bin/python3", "argv": ["python3"],
+         "failed": True},
+    ] + [{"pid": 4000100 + i, "path": "python3", "argv": ["python3", "-S"]}
+         for i in range(8)]
+    summary = session(children)
+    assert summary["unjoined"][:2] == [
+        {"pid": 4000001, "path": "/usr/bin/python3",
+         "argv": ["python3", "a"]},
+        {"pid": 4000003, "path": "python3.12",
+         "argv": ["sh", "-c", "exec python3.12 -u b.py"]}], summary
+    assert len(summary["unjoined"]) == 8, summary
+    assert summary["unjoined_omitted"] == 2, summary
+    assert set(summary) >= {"processes", "threads", "events", "dropped",
+                            "bytes", "path"}, summary
