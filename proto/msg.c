@@ -347,8 +347,8 @@ void tr_msg_session_summary_pack(msgpack_packer *pk,
   if (m->cut_dropped > 0) tr_mp_kv_u64(pk, TR_KEY_CUT_DROPPED, m->cut_dropped);
   if (m->nunjoined > 0) {
     tr_mp_str(pk, TR_KEY_UNJOINED);
-    msgpack_pack_array(pk, m->nunjoined);
-    for (uint32_t i = 0; i < m->nunjoined; i++)
+    msgpack_pack_array(pk, (size_t)m->nunjoined);
+    for (uint64_t i = 0; i < m->nunjoined; i++)
       tr_msg_child_pack(pk, &m->unjoined[i]);
   }
   if (m->unjoined_omitted > 0)

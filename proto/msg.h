@@ -276,7 +276,7 @@ typedef struct tr_msg_session_summary {
    * elements (read each with tr_msg_child_unpack), NULL when absent. */
   const tr_msg_child *unjoined;
   const msgpack_object *unjoined_list;
-  uint32_t nunjoined;
+  uint64_t nunjoined;
   uint64_t unjoined_omitted; /* more of them, not listed; 0: not packed */
 } tr_msg_session_summary;
 

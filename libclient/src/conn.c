@@ -162,7 +162,7 @@ static void summary_children(tr_summary_extra *x,
                              const tr_msg_session_summary *m) {
   x->nunjoined = 0;
   x->unjoined_omitted = m->unjoined_omitted;
-  for (uint32_t i = 0; i < m->nunjoined; i++) {
+  for (uint64_t i = 0; i < m->nunjoined; i++) {
     tr_msg_child c;
     if (tr_msg_child_unpack(&m->unjoined_list[i], &c, NULL) < 0) continue;
     if (x->nunjoined == TR_UNJOINED_MAX) {
