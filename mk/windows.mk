@@ -45,7 +45,7 @@ WIN_CLIENT_SRC := libclient/src/api.c libclient/src/argbuf.c \
                   $(WIN_COMMON_CLIENT_SRC)
 WIN_DAEMON_SRC := common/log.c \
                   $(addprefix daemon/,admission.c conn.c dispatch.c drain.c \
-                    listen.c lograte.c metaseen.c mpcheck.c peer.c proc.c \
+                    listen.c lograte.c metaseen.c mpcheck.c peer.c proc.c pychild.c \
                     recargs.c ringread.c server.c session.c status.c \
                     tsclock.c worker.c transport_win.c) \
                   $(addprefix output/,formats.c gzout.c json_escape.c pb.c \
