@@ -220,8 +220,11 @@ static PyObject *m_announce_child(PyObject *module, PyObject *args) {
     return NULL;
   /* A fork()ed child that has recorded nothing yet reattaches here, as on
    * its first event, so that its exec is announced on its own
-   * connection. */
-  (void)tr_thread_event_producer();
+   * connection.  (Relaxed: the word is this process's own private copy
+   * until it reattaches.) */
+  if (atomic_load_explicit(tr_client_state_word(), memory_order_relaxed) &
+      TR_STATE_REATTACH)
+    (void)tr_thread_event_producer();
   /* A tuple: its items stay alive while the GIL is released. */
   PyObject *argv = PySequence_Tuple(argv_o); /* new ref */
   if (argv == NULL) return NULL;
