@@ -91,6 +91,9 @@ def run_once(mode, daemon, tmpdir):
            "load1": os.getloadavg()[0], "failures": []}
     if daemon is not None:
         rec["daemon_cpu_s"] = sum(daemon.cpu_s()) - d0
+    # What the run asked of the machine's cores: on a busy machine the wall
+    # time grows with it, whichever process spent it.
+    rec["total_cpu_s"] = rec["program_cpu_s"] + rec.get("daemon_cpu_s", 0)
     try:
         with open(out_path) as f:
             res = json.loads(f.read().strip().splitlines()[-1])
@@ -138,8 +141,11 @@ def analyse(runs, modes):
         rs = [r for r in runs if r["mode"] == mode]
         a = {k: stat(rs, k) for k in ("wall_s", "search_s", "events",
                                        "dropped", "file_bytes",
-                                       "daemon_cpu_s", "program_cpu_s")}
+                                       "daemon_cpu_s", "program_cpu_s",
+                                       "total_cpu_s")}
         a["x_untraced"] = round_ratios(runs, mode, "untraced")
+        a["cpu_x_untraced"] = round_ratios(runs, mode, "untraced",
+                                           "total_cpu_s")
         if mode.startswith("json.gz") and "json" in modes:
             a["x_json"] = round_ratios(runs, mode, "json")
         out[mode] = a
@@ -151,7 +157,7 @@ def print_table(results, modes):
     a = results["analysis"]
     print(f"traced .json.gz benchmark: bench/wl_sklearn.py "
           f"(GridSearchCV(n_jobs=2), {results['fits']} fits), "
-          f"{results['rounds']} rounds, modes alternately in each round; "
+          f"{results['rounds']} round(s), modes alternately in each round; "
           "median [min-max]")
     print(f"machine: {m.get('cpu')}, {m['nproc']} cores, Python "
           f"{m['python']}, traced {m.get('git')}; load average "
@@ -159,10 +165,12 @@ def print_table(results, modes):
           f"{results['loadavg_end'][0]:.2f} at end "
           f"(after each run: {B.fmt_stat(results['load_runs'])})")
     print("wall = fork until exit (traced: the file complete); x untraced, "
-          "x .json: per-round ratios of wall; CPU-s = user + system")
-    cols = ["mode", "wall s", "x untraced", "x .json", "search s", "events",
-            "dropped", "file MB", "daemon CPU-s", "program CPU-s"]
-    widths = [13, 20, 20, 20, 20, 11, 8, 8, 20, 20]
+          "x .json: per-round ratios of wall; CPU-s = user + system; "
+          "CPU x untraced: (program + daemon CPU-s) / untraced program's, "
+          "per round")
+    cols = ["mode", "wall s", "x untraced", "x .json", "events", "dropped",
+            "file MB", "daemon CPU-s", "program CPU-s", "CPU x untraced"]
+    widths = [15, 18, 19, 19, 11, 8, 8, 19, 19, 19]
     line = "".join(c.ljust(w) if i == 0 else c.rjust(w)
                    for i, (c, w) in enumerate(zip(cols, widths)))
     print(line)
@@ -172,13 +180,14 @@ def print_table(results, modes):
         cells = [mode, B.fmt_stat(s["wall_s"]),
                  "-" if mode == "untraced" else B.fmt_stat(s["x_untraced"]),
                  B.fmt_stat(s["x_json"]) if "x_json" in s else "-",
-                 B.fmt_stat(s["search_s"]),
                  B.fmt_count(s["events"]["median"]) if s["events"] else "-",
                  B.fmt_count(s["dropped"]["max"]) if s["dropped"] else "-",
                  B.fmt_num(s["file_bytes"]["median"] / 1e6)
                  if s["file_bytes"] else "-",
                  B.fmt_stat(s["daemon_cpu_s"]) if s["daemon_cpu_s"] else "-",
-                 B.fmt_stat(s["program_cpu_s"])]
+                 B.fmt_stat(s["program_cpu_s"]),
+                 "-" if mode == "untraced"
+                 else B.fmt_stat(s["cpu_x_untraced"])]
         print("".join(c.ljust(w) if i == 0 else c.rjust(w)
                       for i, (c, w) in enumerate(zip(cells, widths))))
     gz = a.get("json.gz")
