@@ -152,6 +152,13 @@ def analyse(runs, modes):
     return out
 
 
+def row(cells, widths):
+    """One line of the table: the mode left-aligned, figures right-aligned,
+    a space between cells however wide a figure is."""
+    return " ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(cells, widths)))
+
+
 def print_table(results, modes):
     m = results["machine"]
     a = results["analysis"]
@@ -171,8 +178,7 @@ def print_table(results, modes):
     cols = ["mode", "wall s", "x untraced", "x .json", "events", "dropped",
             "file MB", "daemon CPU-s", "program CPU-s", "CPU x untraced"]
     widths = [15, 18, 19, 19, 11, 8, 8, 19, 19, 19]
-    line = "".join(c.ljust(w) if i == 0 else c.rjust(w)
-                   for i, (c, w) in enumerate(zip(cols, widths)))
+    line = row(cols, widths)
     print(line)
     print("-" * len(line))
     for mode in modes:
@@ -188,8 +194,7 @@ def print_table(results, modes):
                  B.fmt_stat(s["program_cpu_s"]),
                  "-" if mode == "untraced"
                  else B.fmt_stat(s["cpu_x_untraced"])]
-        print("".join(c.ljust(w) if i == 0 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(cells, widths))))
+        print(row(cells, widths))
     gz = a.get("json.gz")
     if gz and gz["x_untraced"]:
         met = (gz["x_untraced"]["median"] <= 1.3
