@@ -36,8 +36,8 @@
 #define TR_GZ_SYNC_NS 1000000000ull   /* a byte waits at most a second */
 #define TR_GZ_CHUNK_MIN (64u * 1024u) /* a piece worth compressing alone */
 /* zlib's level: docs/formats.md (3 deflates 2.5x as fast as 6, files 8-19%
- * larger).  A build may choose another, `make CFLAGS="-O2 -g
- * -DTR_GZ_LEVEL=1"`: docs/benchmarks.md measures 1 against 3. */
+ * larger).  A build may choose another with -DTR_GZ_LEVEL=N in CFLAGS;
+ * docs/benchmarks.md ("A real program") measures 1 and 6 against 3. */
 #ifndef TR_GZ_LEVEL
 #define TR_GZ_LEVEL 3
 #endif
