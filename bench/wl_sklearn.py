@@ -15,8 +15,9 @@ fixed random_state: the result is the same in every run, traced or not.
 Sizes from the environment: BENCH_SKLEARN_ALPHAS (default 4: values of
 alpha in the grid, which has 4 x ALPHAS candidates, 20 x ALPHAS fits),
 BENCH_SKLEARN_ITER (default 8: SGD's max_iter); the defaults take about
-4 s on two idle cores, and about 9 M calls traced (half of them in the
-three processes' imports of scikit-learn and SciPy).  Prints one JSON line:
+3.5 s (6.5 CPU-s) on two idle cores, and about 8.5 M calls traced
+(most of them in the three processes' imports of scikit-learn and
+SciPy, the rest in the fits).  Prints one JSON line:
 the fits a complete run made, the best candidate, a checksum of every
 candidate's mean test score (equal across runs: compare it to check that
 tracing changed nothing), and the wall time of the search."""
