@@ -221,7 +221,7 @@ BENCH_RUSAGE := $(BENCH_BUILD)/rusage
 BENCH_FMTBENCH := $(BENCH_BUILD)/fmtbench
 BENCH_DAEMON_EVENTS ?= 100000000
 
-.PHONY: bench-deps bench-daemon bench-contention
+.PHONY: bench-deps bench-daemon bench-contention bench-gz
 
 # The empty hook is compiled against the .venv interpreter's headers.
 $(BENCH_EMPTYHOOK): bench/emptyhook/emptyhook.c $(VENV_PY)
@@ -274,6 +274,17 @@ bench-daemon: bench-deps
 # run must keep every call (scripts/bench_contention.py).
 bench-contention: all
 	$(VENV_PY) scripts/bench_contention.py
+
+# Issue 12's `.json.gz` target on a real program: a scikit-learn
+# GridSearchCV(n_jobs=2) (bench/wl_sklearn.py) untraced and traced to
+# .json, .json.gz and .pftrace, alternately, BENCH_ROUNDS rounds, on a
+# private daemon (scripts/bench_gz.py); exits 1 if a run dropped events or
+# changed the result.  Installs scikit-learn (with NumPy and SciPy) into
+# .venv with pip when it is missing.
+bench-gz: all $(BENCH_RUSAGE)
+	@$(VENV_PY) -c 'import sklearn' 2>/dev/null || \
+	  $(VENV_PY) -m pip install -q scikit-learn
+	$(VENV_PY) scripts/bench_gz.py
 
 asan: deps
 	$(MAKE) SAN=1 native

@@ -233,6 +233,12 @@ static int run_cmd(char **cmd, const char *output, char *socket, bool quiet,
   /* A session nobody joined is never silent, even with -q; said before
    * the summary, which stays the last line. */
   if (rc >= 0 && s.processes == 0) tr_runcmd_explain_empty(cmd, stderr);
+  /* Python processes that never joined are named, even with -q: a trace
+   * without them must not look complete. */
+  char note[1536];
+  for (uint32_t i = 0;
+       rc >= 0 && tr_summary_unjoined_text(&x, i, note, sizeof(note)); i++)
+    fprintf(stderr, "traced: %s\n", note);
   if (rc < 0) {
     fprintf(stderr,
             "traced: warning: the session did not end cleanly (%s); "

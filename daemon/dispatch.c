@@ -450,11 +450,21 @@ static void handle_session_end(client *cl) {
 
 static void handle_process_info(client *cl, const msgpack_object *m) {
   tr_msg_process_info pi;
-  tr_msg_process_info_unpack(m, &pi, NULL);
+  tr_msg_err err;
+  int urc = tr_msg_process_info_unpack(m, &pi, &err);
+  if (urc < 0) {
+    tr_conn_fail(cl, -urc, "%s", err.text);
+    return;
+  }
   pthread_mutex_lock(&cl->proc.lock);
   if (pi.has_ppid) cl->proc.ppid = (uint32_t)pi.ppid;
   if (pi.name.len > 0) tr_proc_set_name(&cl->proc, pi.name.ptr, pi.name.len);
   pthread_mutex_unlock(&cl->proc.lock);
+  /* A process it started: named at the session's end if it is a Python
+   * interpreter that never joined (docs/sessions.md).  Outside a session
+   * there is nobody to tell. */
+  if (pi.has_child && cl->proc.session != NULL)
+    tr_session_child(cl->proc.session, &pi.child, cl->proc.pid);
 }
 
 void tr_dispatch_frame(tr_peer *c, const tr_frame_hdr *h,
@@ -544,6 +554,21 @@ void tr_dispatch_finish_session(tr_server *s, tr_session *sess, bool reply) {
   tr_dispatch_poll_sessions(s);
 }
 
+/* One log line per Python child that never joined the session `label`. */
+static void log_unjoined(const char *label, const tr_msg_child *c, uint32_t n,
+                         uint64_t omitted) {
+  char q[TR_LOG_VALUE_MAX];
+  for (uint32_t i = 0; i < n; i++) {
+    char path[TR_CHILD_PATH_MAX + 1];
+    tr_msg_strcpy(path, sizeof(path), c[i].path);
+    tr_log(TR_LOG_INFO, "event=unjoined %s pid=%llu path=%s", label,
+           (unsigned long long)c[i].pid, tr_log_q(q, path));
+  }
+  if (omitted > 0)
+    tr_log(TR_LOG_INFO, "event=unjoined %s more=%llu", label,
+           (unsigned long long)omitted);
+}
+
 void tr_dispatch_poll_sessions(tr_server *s) {
   tr_session *next;
   for (tr_session *sess = s->sessions.head; sess != NULL; sess = next) {
@@ -552,9 +577,19 @@ void tr_dispatch_poll_sessions(tr_server *s) {
     client *to = sess->reply_to;
     char path[TR_SESSION_PATH_MAX];
     memcpy(path, sess->path, sizeof(path));
+    char label[32];
+    memcpy(label, sess->label, sizeof(label));
     tr_session_stats st;
     if (!tr_session_end_poll(&s->sessions, sess, &st)) continue;
-    if (to == NULL || to->conn.dead) continue;
+    tr_msg_child unjoined[TR_UNJOINED_MAX];
+    uint64_t omitted;
+    uint32_t nunjoined = tr_pychildren_unjoined(&st.children, unjoined,
+                                                TR_UNJOINED_MAX, &omitted);
+    log_unjoined(label, unjoined, nunjoined, omitted);
+    if (to == NULL || to->conn.dead) {
+      tr_pychildren_free(&st.children);
+      continue;
+    }
     tr_msg_session_summary sum = {
         .processes = st.processes,
         .threads = st.threads,
@@ -570,10 +605,14 @@ void tr_dispatch_poll_sessions(tr_server *s) {
         .write_error = (uint64_t)st.write_error,
         .unclosed = st.unclosed ? 1 : 0,
         .cut_dropped = st.cut_dropped,
+        .unjoined = unjoined,
+        .nunjoined = nunjoined,
+        .unjoined_omitted = omitted,
     };
     packer pk;
     packer_init(&pk);
     tr_msg_session_summary_pack(&pk.pk, &sum);
     packer_send(to, &pk, TR_MSG_SESSION_SUMMARY);
+    tr_pychildren_free(&st.children);
   }
 }

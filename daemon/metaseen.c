@@ -24,6 +24,10 @@ uint32_t tr_metaseen_sort_index(tr_metaseen *m, uint32_t pid, uint32_t next,
   return SORT_INDEX(*v);
 }
 
+bool tr_metaseen_joined(const tr_metaseen *m, uint32_t pid) {
+  return tr_map_get(&m->map, key_of(pid, 0)) != NULL;
+}
+
 bool tr_metaseen_has(const tr_metaseen *m, uint32_t pid, uint32_t tid) {
   const uint64_t *v = tr_map_get(&m->map, key_of(pid, tid));
   return v != NULL && NAME_HASH(*v) != 0;

@@ -24,6 +24,9 @@ void tr_metaseen_free(tr_metaseen *m);
 uint32_t tr_metaseen_sort_index(tr_metaseen *m, uint32_t pid, uint32_t next,
                                 bool *is_new);
 
+/* True when the process pid has been given a sort index: it joined. */
+bool tr_metaseen_joined(const tr_metaseen *m, uint32_t pid);
+
 /* True when (pid, tid) has had a name written. */
 bool tr_metaseen_has(const tr_metaseen *m, uint32_t pid, uint32_t tid);
 

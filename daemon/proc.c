@@ -710,6 +710,11 @@ void tr_proc_detach(tr_proc *p, tr_proc_stats *st, const tr_drop_mark *marks,
     if (lost_names > 0 && n > 0 && (size_t)n < sizeof(label))
       n += snprintf(label + n, sizeof(label) - (size_t)n,
                     ", traced: %u names lost (string table full)", lost_names);
+    /* A process that recorded nothing would be a bare name: say why.
+     * Its first call opens its first ring, so no ring means no call. */
+    if (!again && p->stats.threads == 0 && n > 0 && (size_t)n < sizeof(label))
+      n += snprintf(label + n, sizeof(label) - (size_t)n, ", %s",
+                    p->ended ? TR_LABEL_ENDED_EARLY : TR_LABEL_IDLE);
     /* Calls whose arguments the daemon had no room for were written
      * without them. */
     if (p->stats.args_dropped > 0 && n > 0 && (size_t)n < sizeof(label))

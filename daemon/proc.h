@@ -78,6 +78,14 @@ typedef struct tr_thread {
 } tr_thread;
 
 /* Counters since the last tr_proc_attach. */
+/* The label of a process that recorded nothing into an output (joined,
+ * named, no thread ever recorded): it ended before its first call, or was
+ * still waiting for one when the session ended (an idle pool worker). */
+#define TR_LABEL_ENDED_EARLY \
+  "traced: nothing recorded (it ended before its first call)"
+#define TR_LABEL_IDLE \
+  "traced: nothing recorded (no call before the session ended)"
+
 typedef struct tr_proc_stats {
   uint64_t threads;      /* rings that wrote into this output */
   uint64_t dropped;      /* events the producer refused (ring full) + enters
@@ -134,6 +142,9 @@ typedef struct tr_proc {
   bool producer;
   bool tsc; /* its records carry TSC ticks (daemon/tsclock.h) */
   bool has_arena;
+  /* Its connection closed: the process is gone (set by its worker before
+   * the last detach, which labels a process that recorded nothing). */
+  bool ended;
   _Atomic bool failed; /* a ring was found broken: the connection must end */
   uint32_t failed_tid; /* the first broken ring's thread, for the log */
   int failed_rc;       /* and why: -EPROTO (positions), -ENODATA (pages); set

@@ -83,6 +83,7 @@ int tr_session_create(tr_sessions *ss, tr_proc *creator, int fd,
     tr_writer_set_notify(s->out, ss->notify, ss->notify_arg);
   pthread_mutex_init(&s->seen_mu, NULL);
   tr_metaseen_init(&s->seen);
+  tr_pychildren_init(&s->children);
   if (path_len >= sizeof(s->path)) path_len = sizeof(s->path) - 1;
   memcpy(s->path, path, path_len);
   s->path[path_len] = '\0';
@@ -155,6 +156,7 @@ int tr_session_join(tr_sessions *ss, tr_session *s, tr_proc *p) {
   tr_proc_drop_marks(p, &op->marks, &op->nmarks);
   pthread_mutex_unlock(&p->lock);
   if (is_new) s->stats.processes++;
+  tr_pychildren_joined(&s->children, p->pid, p->ppid);
   tr_workers_request(ss->ws, op);
   tr_proc_set_state(p, state_enabled(s));
   return 0;
@@ -211,6 +213,24 @@ void tr_session_left(tr_session *s, const tr_proc_stats *ps) {
   s->stats.unmatched += ps->unmatched;
   s->stats.filtered += ps->filtered;
   s->pending--;
+}
+
+void tr_session_child(tr_session *s, const tr_msg_child *c,
+                      uint32_t announcer_pid) {
+  tr_pychild_seen seen = {false, false};
+  pthread_mutex_lock(&s->seen_mu);
+  seen.pid_joined = tr_metaseen_joined(&s->seen, (uint32_t)c->pid);
+  pthread_mutex_unlock(&s->seen_mu);
+  /* A shell that forked the interpreter is its parent; the members are
+   * all that can have joined in the moment since it was started. */
+  for (uint32_t i = 0; i < s->nmembers && !seen.child_joined; i++)
+    seen.child_joined = s->members[i]->ppid == (uint32_t)c->pid;
+  if (tr_pychildren_announce(&s->children, c, announcer_pid, seen) < 0 &&
+      s->children.unchecked == 1)
+    tr_log(TR_LOG_WARN,
+           "event=children_full %s reason=\"more than %u Python children "
+           "not yet joined: later ones are not checked\"",
+           s->label, TR_PYCHILD_MAX);
 }
 
 bool tr_session_may_adopt(const tr_session *s, const tr_proc *p) {
@@ -276,7 +296,12 @@ bool tr_session_end_poll(tr_sessions *ss, tr_session *s, tr_session_stats *st) {
       (unsigned long long)s->stats.late, (unsigned long long)s->stats.malformed,
       (unsigned long long)s->stats.unmatched,
       (unsigned long long)s->stats.filtered);
-  if (st != NULL) *st = s->stats;
+  if (st != NULL) {
+    *st = s->stats;
+    st->children = s->children;
+  } else {
+    tr_pychildren_free(&s->children);
+  }
 
   for (tr_session **pp = &ss->head; *pp != NULL; pp = &(*pp)->next) {
     if (*pp == s) {

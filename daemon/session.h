@@ -25,6 +25,7 @@
 #include "output/writer.h"
 #include "proc.h"
 #include "proto/traced_proto.h"
+#include "pychild.h"
 #include "worker.h"
 
 #define TR_SESSION_PATH_MAX 1024 /* display path, as in traced_summary */
@@ -49,6 +50,9 @@ typedef struct tr_session_stats {
   int write_error;
   bool unclosed;
   uint64_t cut_dropped;
+  /* The Python children its processes started (pychild.h), handed over by
+   * tr_session_end_poll: the caller frees them (tr_pychildren_free). */
+  tr_pychildren children;
 } tr_session_stats;
 
 struct client;
@@ -75,6 +79,7 @@ typedef struct tr_session {
   uint32_t members_cap;
   tr_session_stats stats; /* of members that already left */
   tr_metaseen seen;       /* metadata already in the output */
+  tr_pychildren children; /* Python processes its members started */
   uint64_t rate_events;   /* events at the last rate sample */
   uint64_t rate_ns;       /* CLOCK_MONOTONIC of that sample */
   uint64_t events_per_s;  /* events written per second, last sample */
@@ -134,6 +139,14 @@ void tr_session_leave_into(tr_op *op, tr_op_kind kind, tr_proc *p);
  * the session's. */
 void tr_session_left(tr_session *s, const tr_proc_stats *ps);
 
+/* A member of s announced a process it started, or an exec it is about
+ * to make (PROCESS_INFO `child`): s remembers it if it is a Python
+ * interpreter, to name it at the end unless a process with its pid joins
+ * (pychild.h).  announcer_pid: the member's pid as its HELLO gave it
+ * (the pids children are announced by). */
+void tr_session_child(tr_session *s, const tr_msg_child *c,
+                      uint32_t announcer_pid);
+
 /* Whether an idle producer p is adopted by the new session s: same uid as
  * the owner, in no session, and a descendant of the creator's process. */
 bool tr_session_may_adopt(const tr_session *s, const tr_proc *p);
@@ -146,7 +159,8 @@ void tr_session_end_begin(tr_sessions *ss, tr_session *s);
 
 /* Carries an ending session on: once every member has left, the writer
  * writes the footer; once it has, the file is closed, *st (may be NULL)
- * filled, s unlinked and freed, and true returned. */
+ * filled (st->children is the caller's to free), s unlinked and freed,
+ * and true returned. */
 bool tr_session_end_poll(tr_sessions *ss, tr_session *s, tr_session_stats *st);
 
 /* What `traced status` shows of a running session: its counters so far,

@@ -158,6 +158,7 @@ static bool serve_op(tr_worker *w, tr_proc *p, tr_op *op, uint64_t *cost) {
       if (more && op->budget > 0) return false;
       tr_writer *out = p->out != NULL ? p->out->w : NULL;
       memset(&op->stats, 0, sizeof(op->stats));
+      if (op->kind == TR_OP_CLOSE) p->ended = true;
       tr_proc_detach(p, &op->stats, op->marks, op->nmarks);
       if (out != NULL) tr_writer_lane_flush(out, w->index, true);
       return true;

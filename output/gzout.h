@@ -35,7 +35,12 @@
 
 #define TR_GZ_SYNC_NS 1000000000ull   /* a byte waits at most a second */
 #define TR_GZ_CHUNK_MIN (64u * 1024u) /* a piece worth compressing alone */
-#define TR_GZ_LEVEL 3 /* docs/formats.md: 2.5x level 6 speed, 8-19% larger */
+/* zlib's level: docs/formats.md (3 deflates 2.5x as fast as 6, files 8-19%
+ * larger).  A build may choose another with -DTR_GZ_LEVEL=N in CFLAGS;
+ * docs/benchmarks.md ("A real program") measures 1 and 6 against 3. */
+#ifndef TR_GZ_LEVEL
+#define TR_GZ_LEVEL 3
+#endif
 #define TR_GZ_DICT_MAX (32u * 1024u) /* deflate's window */
 
 /* One thread's compressor: zlib's raw deflate state, set up on first use

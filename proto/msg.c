@@ -270,13 +270,67 @@ int tr_msg_ring_add_unpack(const msgpack_object *map, tr_msg_ring_add *out,
   return 0;
 }
 
+/* ---- a started process ------------------------------------------------- */
+
+void tr_msg_child_pack(msgpack_packer *pk, const tr_msg_child *m) {
+  msgpack_pack_map(pk, 3 + (m->failed ? 1 : 0));
+  tr_mp_kv_u64(pk, TR_KEY_PID, m->pid);
+  kv_str(pk, TR_KEY_PATH, m->path);
+  tr_mp_str(pk, TR_KEY_ARGV);
+  pack_argv(pk, m->argv, m->argv_len);
+  if (m->failed) tr_mp_kv_bool(pk, TR_KEY_FAILED, true);
+}
+
+int tr_msg_child_unpack(const msgpack_object *map, tr_msg_child *out,
+                        tr_msg_err *err) {
+  memset(out, 0, sizeof(*out));
+  if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+    return refuse(err, EPROTO, "child is not a map");
+  if (tr_mp_get_u64(map, TR_KEY_PID, &out->pid) < 0 || out->pid == 0 ||
+      out->pid > INT32_MAX)
+    return refuse(err, EPROTO, "child without a valid pid");
+  out->path = get_str(map, TR_KEY_PATH);
+  if (out->path.ptr == NULL)
+    return refuse(err, EPROTO, "child without a path string");
+  if (out->path.len > TR_CHILD_PATH_MAX)
+    return refuse(err, EPROTO, "child path longer than %u bytes",
+                  TR_CHILD_PATH_MAX);
+  const msgpack_object *argv = tr_mp_get(map, TR_KEY_ARGV);
+  if (argv == NULL || argv->type != MSGPACK_OBJECT_ARRAY)
+    return refuse(err, EPROTO, "child without an argv array");
+  if (argv->via.array.size > TR_CHILD_ARGC_MAX)
+    return refuse(err, EPROTO, "child argv has more than %u arguments",
+                  TR_CHILD_ARGC_MAX);
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < argv->via.array.size; i++) {
+    const msgpack_object *a = &argv->via.array.ptr[i];
+    if (a->type != MSGPACK_OBJECT_STR)
+      return refuse(err, EPROTO, "child argv holds a non-string");
+    bytes += a->via.str.size + 1;
+  }
+  if (bytes > TR_CHILD_ARGV_MAX)
+    return refuse(err, EPROTO, "child argv longer than %u bytes",
+                  TR_CHILD_ARGV_MAX);
+  out->args = argv->via.array.ptr;
+  out->argc = argv->via.array.size;
+  bool b;
+  out->failed = tr_mp_get_bool(map, TR_KEY_FAILED, &b) == 0 && b;
+  return 0;
+}
+
+tr_msg_str tr_msg_child_arg(const tr_msg_child *c, uint32_t i) {
+  tr_msg_str s = {c->args[i].via.str.ptr, c->args[i].via.str.size};
+  return s;
+}
+
 /* ---- SESSION_SUMMARY --------------------------------------------------- */
 
 void tr_msg_session_summary_pack(msgpack_packer *pk,
                                  const tr_msg_session_summary *m) {
   msgpack_pack_map(
       pk, 10 + (m->max_size > 0 ? 1 : 0) + (m->write_error > 0 ? 1 : 0) +
-              (m->unclosed > 0 ? 1 : 0) + (m->cut_dropped > 0 ? 1 : 0));
+              (m->unclosed > 0 ? 1 : 0) + (m->cut_dropped > 0 ? 1 : 0) +
+              (m->nunjoined > 0 ? 1 : 0) + (m->unjoined_omitted > 0 ? 1 : 0));
   tr_mp_kv_u64(pk, TR_KEY_PROCESSES, m->processes);
   tr_mp_kv_u64(pk, TR_KEY_THREADS, m->threads);
   tr_mp_kv_u64(pk, TR_KEY_EVENTS, m->events);
@@ -291,6 +345,14 @@ void tr_msg_session_summary_pack(msgpack_packer *pk,
   if (m->write_error > 0) tr_mp_kv_u64(pk, TR_KEY_WRITE_ERROR, m->write_error);
   if (m->unclosed > 0) tr_mp_kv_u64(pk, TR_KEY_UNCLOSED, m->unclosed);
   if (m->cut_dropped > 0) tr_mp_kv_u64(pk, TR_KEY_CUT_DROPPED, m->cut_dropped);
+  if (m->nunjoined > 0) {
+    tr_mp_str(pk, TR_KEY_UNJOINED);
+    msgpack_pack_array(pk, (size_t)m->nunjoined);
+    for (uint64_t i = 0; i < m->nunjoined; i++)
+      tr_msg_child_pack(pk, &m->unjoined[i]);
+  }
+  if (m->unjoined_omitted > 0)
+    tr_mp_kv_u64(pk, TR_KEY_UNJOINED_OMITTED, m->unjoined_omitted);
 }
 
 int tr_msg_session_summary_unpack(const msgpack_object *map,
@@ -311,6 +373,15 @@ int tr_msg_session_summary_unpack(const msgpack_object *map,
   out->write_error = get_u64(map, TR_KEY_WRITE_ERROR);
   out->unclosed = get_u64(map, TR_KEY_UNCLOSED);
   out->cut_dropped = get_u64(map, TR_KEY_CUT_DROPPED);
+  out->unjoined = NULL;
+  out->unjoined_list = NULL;
+  out->nunjoined = 0;
+  const msgpack_object *u = tr_mp_get(map, TR_KEY_UNJOINED);
+  if (u != NULL && u->type == MSGPACK_OBJECT_ARRAY) {
+    out->unjoined_list = u->via.array.ptr;
+    out->nunjoined = u->via.array.size;
+  }
+  out->unjoined_omitted = get_u64(map, TR_KEY_UNJOINED_OMITTED);
   return 0;
 }
 
@@ -318,14 +389,18 @@ int tr_msg_session_summary_unpack(const msgpack_object *map,
 
 void tr_msg_process_info_pack(msgpack_packer *pk,
                               const tr_msg_process_info *m) {
-  msgpack_pack_map(pk, (m->has_ppid ? 1 : 0) + (m->name.ptr != NULL ? 1 : 0));
+  msgpack_pack_map(pk, (m->has_ppid ? 1 : 0) + (m->name.ptr != NULL ? 1 : 0) +
+                           (m->has_child ? 1 : 0));
   if (m->has_ppid) tr_mp_kv_u64(pk, TR_KEY_PPID, m->ppid);
   if (m->name.ptr != NULL) kv_str(pk, TR_KEY_NAME, m->name);
+  if (m->has_child) {
+    tr_mp_str(pk, TR_KEY_CHILD);
+    tr_msg_child_pack(pk, &m->child);
+  }
 }
 
 int tr_msg_process_info_unpack(const msgpack_object *map,
                                tr_msg_process_info *out, tr_msg_err *err) {
-  (void)err;
   memset(out, 0, sizeof(*out));
   uint64_t u;
   if (tr_mp_get_u64(map, TR_KEY_PPID, &u) == 0 && u <= INT32_MAX) {
@@ -333,6 +408,13 @@ int tr_msg_process_info_unpack(const msgpack_object *map,
     out->has_ppid = true;
   }
   out->name = get_str(map, TR_KEY_NAME);
+  const msgpack_object *child = tr_mp_get(map, TR_KEY_CHILD);
+  if (child != NULL) {
+    tr_msg_err why;
+    if (tr_msg_child_unpack(child, &out->child, &why) < 0)
+      return refuse(err, EPROTO, "PROCESS_INFO: %s", why.text);
+    out->has_child = true;
+  }
   return 0;
 }
 

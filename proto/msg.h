@@ -79,6 +79,10 @@
 #define TR_KEY_MEMBERS "members"
 #define TR_KEY_EVENTS_PER_S "events_per_s"
 #define TR_KEY_AGE_NS "age_ns"
+#define TR_KEY_CHILD "child"
+#define TR_KEY_FAILED "failed"
+#define TR_KEY_UNJOINED "unjoined"
+#define TR_KEY_UNJOINED_OMITTED "unjoined_omitted"
 
 /* ---- values ------------------------------------------------------------ */
 
@@ -227,6 +231,33 @@ void tr_msg_ring_add_pack(msgpack_packer *pk, const tr_msg_ring_add *m);
 int tr_msg_ring_add_unpack(const msgpack_object *map, tr_msg_ring_add *out,
                            tr_msg_err *err);
 
+/* ---- a started process (PROCESS_INFO child, SESSION_SUMMARY unjoined) - */
+
+/* A process another one started: `pid` runs `path` with `argv` (an exec
+ * keeps the starter's pid).  `failed`: the start announced before it was
+ * tried (an exec) failed, so that pid runs no such program. */
+typedef struct tr_msg_child {
+  uint64_t pid;    /* unpack: 1 .. INT32_MAX, else refused */
+  tr_msg_str path; /* unpack: a string of at most TR_CHILD_PATH_MAX bytes */
+  /* Packing: argv as NUL-terminated strings back to back, argv_len bytes
+   * (as HELLO's); the caller keeps them within TR_CHILD_ARGV_MAX and
+   * TR_CHILD_ARGC_MAX.  Unpacking leaves them NULL and 0. */
+  const char *argv;
+  size_t argv_len;
+  /* Unpack: the `argv` array, argc strings (read them with
+   * tr_msg_child_arg); refused when it is not an array of strings within
+   * the bounds above. */
+  const msgpack_object *args;
+  uint32_t argc;
+  bool failed; /* packed only when set */
+} tr_msg_child;
+
+void tr_msg_child_pack(msgpack_packer *pk, const tr_msg_child *m);
+int tr_msg_child_unpack(const msgpack_object *map, tr_msg_child *out,
+                        tr_msg_err *err);
+/* The i-th argument of an unpacked child (i < argc). */
+tr_msg_str tr_msg_child_arg(const tr_msg_child *c, uint32_t i);
+
 /* ---- SESSION_SUMMARY (d->c) -------------------------------------------- */
 
 typedef struct tr_msg_session_summary {
@@ -239,6 +270,14 @@ typedef struct tr_msg_session_summary {
    * failed write, 1 when its ending could not be written either, and the
    * events dropped from then on. */
   uint64_t max_size, write_error, unclosed, cut_dropped;
+  /* Python children that never joined the session (packed only when
+   * there are some): packing, `unjoined` points at nunjoined of them (at
+   * most TR_UNJOINED_MAX); unpacking, `unjoined_list` at the array's
+   * elements (read each with tr_msg_child_unpack), NULL when absent. */
+  const tr_msg_child *unjoined;
+  const msgpack_object *unjoined_list;
+  uint64_t nunjoined;
+  uint64_t unjoined_omitted; /* more of them, not listed; 0: not packed */
 } tr_msg_session_summary;
 
 void tr_msg_session_summary_pack(msgpack_packer *pk,
@@ -252,6 +291,11 @@ typedef struct tr_msg_process_info {
   bool has_ppid; /* packed only when set; unpack: present, <= INT32_MAX */
   uint64_t ppid;
   tr_msg_str name; /* packed only when present; "" names nobody */
+  /* A process this one started (or an exec it attempts): packed only
+   * when set; unpack: a `child` that is not a valid child map refuses
+   * the message. */
+  bool has_child;
+  tr_msg_child child;
 } tr_msg_process_info;
 
 void tr_msg_process_info_pack(msgpack_packer *pk, const tr_msg_process_info *m);

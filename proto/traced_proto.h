@@ -234,6 +234,17 @@ enum tr_args_type {
  * "<unknown>" when they create the arena. */
 #define TR_STRING_UNKNOWN 0u
 
+/* ---- started processes (PROCESS_INFO `child`, SESSION_SUMMARY `unjoined`)
+ * A client cuts what it announces to these bounds; the daemon refuses more.
+ */
+#define TR_CHILD_PATH_MAX 1024u /* bytes of the program's path */
+/* Bytes of argv, each argument's NUL counted. */
+#define TR_CHILD_ARGV_MAX 2048u
+#define TR_CHILD_ARGC_MAX 64u /* arguments */
+/* Python children that never joined, listed in a SESSION_SUMMARY (the rest
+ * are counted in `unjoined_omitted`). */
+#define TR_UNJOINED_MAX 8u
+
 /* ---- environment ----------------------------------------------------------
  */
 #define TR_ENV_SOCKET "TRACED_SOCKET"

@@ -356,7 +356,11 @@ static int join_locked(const char *token) {
   msgpack_unpacked_init(&reply);
   int rc = request_locked(TR_MSG_SESSION_JOIN, &sb, NULL, 0,
                           TR_MSG_SESSION_JOINED, &reply, TR_CONN_TIMEOUT_MS);
-  if (rc == 0) snprintf(g.token, sizeof(g.token), "%s", token);
+  /* A forked child rejoins with its own g.token (reattach_thread): source
+   * and destination may be the same buffer, which snprintf must not be
+   * given (glibc empties the destination first, and a second-generation
+   * child then has no token to join with). */
+  if (rc == 0) memmove(g.token, token, TR_TOKEN_HEX_LEN + 1);
   msgpack_unpacked_destroy(&reply);
   msgpack_sbuffer_destroy(&sb);
   return rc;
@@ -397,6 +401,28 @@ int tr_client_process_info(const char *name) {
                ? tr_conn_send(g.fd, TR_MSG_PROCESS_INFO, sb.data,
                               (uint32_t)sb.size, NULL, 0, TR_CONN_TIMEOUT_MS)
                : -ENOTCONN;
+  pthread_mutex_unlock(&g.io_lock);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+int tr_client_announce_child(uint32_t pid, const char *path,
+                             const char *const *argv, size_t argc,
+                             bool failed) {
+  tr_conn_child_buf buf;
+  tr_msg_process_info pi = {.has_child = true};
+  tr_conn_child_make(&pi.child, &buf, pid, path, argv, argc, failed);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  tr_msg_process_info_pack(&pk, &pi);
+  pthread_mutex_lock(&g.io_lock);
+  int rc = tr_client_connected() && g.token[0] != '\0'
+               ? tr_conn_send(g.fd, TR_MSG_PROCESS_INFO, sb.data,
+                              (uint32_t)sb.size, NULL, 0, TR_CONN_TIMEOUT_MS)
+               : -ENOTCONN;
+  if (rc < 0 && rc != -ENOTCONN) connection_lost_locked();
   pthread_mutex_unlock(&g.io_lock);
   msgpack_sbuffer_destroy(&sb);
   return rc;

@@ -47,6 +47,14 @@ const char *tr_client_socket_path(void);
 /* Tells the daemon this process's display name (e.g. "ForkPoolWorker-3"). */
 int tr_client_process_info(const char *name);
 
+/* Tells the daemon this process started `pid` running `path` with argv
+ * (argc strings), or (pid == getpid()) is about to exec it, or (failed)
+ * that such an exec failed: PROCESS_INFO `child`, so that a Python
+ * interpreter that never joins the session is named at its end.  Cut to
+ * the protocol's bounds.  -ENOTCONN when not in a session. */
+int tr_client_announce_child(uint32_t pid, const char *path,
+                             const char *const *argv, size_t argc, bool failed);
+
 /* The display name a fork()ed child announces until it names itself
  * (e.g. the script's name; the parent may be "MainProcess"). */
 void tr_client_set_child_name(const char *name);

@@ -149,6 +149,39 @@ int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
   return rc;
 }
 
+/* Appends s (and its NUL) to the argc strings in buf[size] (*used bytes
+ * so far); false when it does not fit. */
+static bool argv_add(char *buf, size_t size, size_t *used, tr_msg_str s) {
+  if (*used + s.len + 1 > size) return false;
+  memcpy(buf + *used, s.ptr, s.len);
+  *used += s.len;
+  buf[(*used)++] = '\0';
+  return true;
+}
+
+/* The summary's `unjoined` list into x (malformed elements skipped). */
+static void summary_children(tr_summary_extra *x,
+                             const tr_msg_session_summary *m) {
+  x->nunjoined = 0;
+  x->unjoined_omitted = m->unjoined_omitted;
+  for (uint64_t i = 0; i < m->nunjoined; i++) {
+    tr_msg_child c;
+    if (tr_msg_child_unpack(&m->unjoined_list[i], &c, NULL) < 0) continue;
+    if (x->nunjoined == TR_UNJOINED_MAX) {
+      x->unjoined_omitted++;
+      continue;
+    }
+    tr_summary_child *o = &x->unjoined[x->nunjoined++];
+    o->pid = (uint32_t)c.pid;
+    tr_msg_strcpy(o->path, sizeof(o->path), c.path);
+    size_t used = 0;
+    o->argc = 0;
+    while (o->argc < c.argc && argv_add(o->argv, sizeof(o->argv), &used,
+                                        tr_msg_child_arg(&c, o->argc)))
+      o->argc++;
+  }
+}
+
 int tr_conn_end_session(int fd, traced_summary *out, tr_summary_extra *extra,
                         bool *stopped, int timeout_ms) {
   *stopped = false;
@@ -188,6 +221,7 @@ int tr_conn_end_session(int fd, traced_summary *out, tr_summary_extra *extra,
         extra->cut_dropped = m.cut_dropped;
         extra->write_error = (int)m.write_error;
         extra->unclosed = m.unclosed != 0;
+        summary_children(extra, &m);
       }
       *stopped = closed;
       rc = 0;
@@ -261,4 +295,99 @@ const char *tr_summary_cut_text(const tr_summary_extra *x, char *buf,
                          "closing could not be written"
                        : ", the file ends at the last whole event");
   return buf;
+}
+
+/* How much of a never-joined process's command line its line shows. */
+#define TR_UNJOINED_ARGV_SHOWN 72
+
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash != NULL ? slash + 1 : path;
+}
+
+/* Whether argv runs Python with -S (no site-packages, so no .pth hook):
+ * -S alone or among other one-letter flags before the script, -c or -m. */
+static bool runs_without_site(const tr_summary_child *c) {
+  const char *a = c->argv;
+  for (uint32_t i = 0; i < c->argc; i++, a += strlen(a) + 1) {
+    if (i == 0) continue;
+    if (a[0] != '-' || a[1] == '-' || a[1] == '\0') return false;
+    if (a[1] == 'c' || a[1] == 'm') return false;
+    if (a[1] == 'X' || a[1] == 'W') {
+      if (a[2] == '\0') i++, a += strlen(a) + 1;
+      continue;
+    }
+    if (strchr(a + 1, 'S') != NULL) return true;
+  }
+  return false;
+}
+
+bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i, char *buf,
+                              size_t size) {
+  buf[0] = '\0';
+  if (i == x->nunjoined && x->unjoined_omitted > 0) {
+    snprintf(buf, size,
+             "%llu more Python process%s never joined the session (not "
+             "listed)",
+             (unsigned long long)x->unjoined_omitted,
+             x->unjoined_omitted == 1 ? "" : "es");
+    return true;
+  }
+  if (i >= x->nunjoined) return false;
+  const tr_summary_child *c = &x->unjoined[i];
+  /* The command line, its arguments separated by spaces, shortened; its
+   * argv[0] only when it is not the interpreter named before it. */
+  char shown[TR_UNJOINED_ARGV_SHOWN + 4];
+  size_t n = 0;
+  const char *a = c->argv;
+  uint32_t k = 0;
+  if (c->argc > 0 && strcmp(base_name(a), base_name(c->path)) == 0) {
+    a += strlen(a) + 1;
+    k++;
+  }
+  for (; k < c->argc && n < TR_UNJOINED_ARGV_SHOWN; k++, a += strlen(a) + 1) {
+    if (n > 0) shown[n++] = ' ';
+    for (const char *p = a; *p != '\0' && n < TR_UNJOINED_ARGV_SHOWN; p++)
+      shown[n++] = *p == '\n' || *p == '\t' ? ' ' : *p;
+  }
+  bool cut = n >= TR_UNJOINED_ARGV_SHOWN;
+  if (cut) {
+    /* Not in the middle of a UTF-8 character: drop a last one that may
+     * be incomplete. */
+    while (n > 0 && ((unsigned char)shown[n - 1] & 0xC0) == 0x80) n--;
+    if (n > 0 && ((unsigned char)shown[n - 1] & 0xC0) == 0xC0) n--;
+    memcpy(shown + n, "...", 3);
+    n += 3;
+  }
+  shown[n] = '\0';
+  int at =
+      snprintf(buf, size, "pid %u never joined the session: %s%s%s%s", c->pid,
+               c->path, n > 0 ? " (" : "", shown, n > 0 ? ")" : "");
+  if (at < 0 || (size_t)at >= size) return true;
+  if (runs_without_site(c))
+    snprintf(buf + at, size - (size_t)at,
+             " ran without traced: -S leaves out site-packages, where traced "
+             "starts from; run it without -S to trace it");
+  else
+    snprintf(buf + at, size - (size_t)at,
+             " ran without traced; install traced in that interpreter: %s -m "
+             "pip install traced",
+             c->path);
+  return true;
+}
+
+void tr_conn_child_make(tr_msg_child *c, tr_conn_child_buf *buf, uint32_t pid,
+                        const char *path, const char *const *argv, size_t argc,
+                        bool failed) {
+  memset(c, 0, sizeof(*c));
+  c->pid = pid;
+  c->failed = failed;
+  tr_msg_strcpy(buf->path, sizeof(buf->path), tr_msg_cstr(path));
+  c->path = tr_msg_cstr(buf->path);
+  size_t used = 0;
+  for (size_t i = 0; i < argc && i < TR_CHILD_ARGC_MAX; i++)
+    if (!argv_add(buf->argv, sizeof(buf->argv), &used, tr_msg_cstr(argv[i])))
+      break;
+  c->argv = buf->argv;
+  c->argv_len = used;
 }

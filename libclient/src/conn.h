@@ -75,6 +75,16 @@ int tr_conn_request(int fd, uint16_t type, const msgpack_sbuffer *payload,
 int tr_conn_hello(int fd, const char *name, int arena_fd, uint32_t arena_size,
                   bool tsc, tr_msg_welcome *welcome, char *err, size_t errsz);
 
+/* A Python process that never joined the session (SESSION_SUMMARY
+ * `unjoined`): its pid, its interpreter as the command named it, and its
+ * arguments, cut to fit at an argument's end. */
+typedef struct tr_summary_child {
+  uint32_t pid;
+  uint32_t argc;
+  char path[512];
+  char argv[512]; /* argc NUL-terminated strings back to back */
+} tr_summary_child;
+
 /* What a session's SESSION_SUMMARY says beyond traced_summary. */
 typedef struct tr_summary_extra {
   uint64_t filtered;    /* calls --min-duration left out */
@@ -82,6 +92,11 @@ typedef struct tr_summary_extra {
   uint64_t cut_dropped; /* events dropped once it was cut short */
   int write_error;      /* errno of its first failed write; 0: none */
   bool unclosed;        /* its ending could not be written either */
+  /* Python processes started by its members that never joined it, and
+   * how many more there were (not listed). */
+  tr_summary_child unjoined[TR_UNJOINED_MAX];
+  uint32_t nunjoined;
+  uint64_t unjoined_omitted;
 } tr_summary_extra;
 
 /* SESSION_CREATE for an output named `path` (for display; its extension
@@ -111,6 +126,28 @@ int tr_conn_end_session(int fd, traced_summary *out, tr_summary_extra *extra,
  * device: ..."), without a newline, into buf; "" when it did not. */
 const char *tr_summary_cut_text(const tr_summary_extra *x, char *buf,
                                 size_t size);
+
+/* The i-th line (from 0) naming the Python processes that never joined
+ * the session, without "traced: " and the newline, into buf: one per
+ * listed process ("pid N never joined the session: PATH (ARGV...) ran
+ * without traced; install traced in that interpreter: PATH -m pip install
+ * traced", its arguments shortened), then one counting those not listed.
+ * Returns false (buf "") past the last line. */
+bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i, char *buf,
+                              size_t size);
+
+/* A process this one started (pid != getpid()) or an exec it is about to
+ * make (pid == getpid(); failed: that exec failed), as PROCESS_INFO's
+ * `child` announces it: the program's path and argv (argc strings), cut
+ * to the protocol's bounds (TR_CHILD_*).  The packer's strings point into
+ * `buf`, which must outlive the packing. */
+typedef struct tr_conn_child_buf {
+  char path[TR_CHILD_PATH_MAX];
+  char argv[TR_CHILD_ARGV_MAX];
+} tr_conn_child_buf;
+void tr_conn_child_make(tr_msg_child *c, tr_conn_child_buf *buf, uint32_t pid,
+                        const char *path, const char *const *argv, size_t argc,
+                        bool failed);
 
 /* The SESSION_CREATE format for an output named `path`, by its extension
  * (ASCII case ignored): ".json.gz" is gzip-compressed JSON, ".pftrace" and

@@ -134,6 +134,49 @@ static PyObject *m_join(PyObject *module, PyObject *args) {
 }
 
 /* end(timeout_ms=0) -> dict */
+/* ((pid, path, (arg, ...)), ...) of the summary's Python processes that
+ * never joined; strings decoded as the file system's. */
+static PyObject *unjoined_tuple(const tr_summary_extra *x) {
+  PyObject *t = PyTuple_New(x->nunjoined);
+  for (uint32_t i = 0; t != NULL && i < x->nunjoined; i++) {
+    const tr_summary_child *c = &x->unjoined[i];
+    PyObject *argv = PyTuple_New(c->argc);
+    const char *a = c->argv;
+    for (uint32_t k = 0; argv != NULL && k < c->argc; k++) {
+      PyObject *s = PyUnicode_DecodeFSDefault(a);
+      if (s == NULL)
+        Py_CLEAR(argv);
+      else
+        PyTuple_SET_ITEM(argv, k, s); /* steals */
+      a += strlen(a) + 1;
+    }
+    PyObject *path = argv != NULL ? PyUnicode_DecodeFSDefault(c->path) : NULL;
+    PyObject *item =
+        path != NULL ? Py_BuildValue("(kNN)", (unsigned long)c->pid, path, argv)
+                     : NULL;
+    if (path == NULL) Py_XDECREF(argv);
+    if (item == NULL) {
+      Py_CLEAR(t);
+      break;
+    }
+    PyTuple_SET_ITEM(t, i, item); /* steals */
+  }
+  return t;
+}
+
+/* The lines naming them (tr_summary_unjoined_text), a list of str. */
+static PyObject *unjoined_notes(const tr_summary_extra *x) {
+  PyObject *l = PyList_New(0);
+  char line[1536];
+  for (uint32_t i = 0;
+       l != NULL && tr_summary_unjoined_text(x, i, line, sizeof(line)); i++) {
+    PyObject *s = PyUnicode_DecodeFSDefault(line);
+    if (s == NULL || PyList_Append(l, s) < 0) Py_CLEAR(l);
+    Py_XDECREF(s);
+  }
+  return l;
+}
+
 static PyObject *m_end(PyObject *module, PyObject *args) {
   (void)module;
   int timeout_ms = 0;
@@ -145,15 +188,62 @@ static PyObject *m_end(PyObject *module, PyObject *args) {
   Py_END_ALLOW_THREADS if (rc < 0) return raise_errno(rc, "end session");
   char cut[512];
   tr_summary_cut_text(&x, cut, sizeof(cut));
-  return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:s}", "processes",
-      (unsigned long long)s.processes, "threads", (unsigned long long)s.threads,
-      "events", (unsigned long long)s.events, "dropped",
-      (unsigned long long)s.dropped, "late", (unsigned long long)s.late,
-      "malformed", (unsigned long long)s.malformed, "unmatched",
-      (unsigned long long)s.unmatched, "filtered",
-      (unsigned long long)x.filtered, "bytes", (unsigned long long)s.bytes,
-      "path", s.path, "cut", cut);
+  PyObject *unjoined = unjoined_tuple(&x);
+  PyObject *notes = unjoined_notes(&x);
+  PyObject *r = NULL;
+  if (unjoined != NULL && notes != NULL)
+    r = Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:s,s:O,s:K,s:O}",
+        "processes", (unsigned long long)s.processes, "threads",
+        (unsigned long long)s.threads, "events", (unsigned long long)s.events,
+        "dropped", (unsigned long long)s.dropped, "late",
+        (unsigned long long)s.late, "malformed",
+        (unsigned long long)s.malformed, "unmatched",
+        (unsigned long long)s.unmatched, "filtered",
+        (unsigned long long)x.filtered, "bytes", (unsigned long long)s.bytes,
+        "path", s.path, "cut", cut, "unjoined", unjoined, "unjoined_omitted",
+        (unsigned long long)x.unjoined_omitted, "notes", notes);
+  Py_XDECREF(unjoined);
+  Py_XDECREF(notes);
+  return r;
+}
+
+/* Announces a started process (or an exec about to happen, or one that
+ * failed) to the daemon: announce_child(pid, path, argv, failed). */
+static PyObject *m_announce_child(PyObject *module, PyObject *args) {
+  (void)module;
+  unsigned long pid;
+  const char *path;
+  PyObject *argv_o;
+  int failed = 0;
+  if (!PyArg_ParseTuple(args, "kyO|p", &pid, &path, &argv_o, &failed))
+    return NULL;
+  /* A fork()ed child that has recorded nothing yet reattaches here, as on
+   * its first event, so that its exec is announced on its own
+   * connection.  (Relaxed: the word is this process's own private copy
+   * until it reattaches.) */
+  if (atomic_load_explicit(tr_client_state_word(), memory_order_relaxed) &
+      TR_STATE_REATTACH)
+    (void)tr_thread_event_producer();
+  /* A tuple: its items stay alive while the GIL is released. */
+  PyObject *argv = PySequence_Tuple(argv_o); /* new ref */
+  if (argv == NULL) return NULL;
+  const char *a[TR_CHILD_ARGC_MAX];
+  size_t n = 0;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(argv) && n < TR_CHILD_ARGC_MAX;
+       i++) {
+    PyObject *item = PyTuple_GET_ITEM(argv, i); /* borrowed */
+    if (!PyBytes_Check(item)) {
+      Py_DECREF(argv);
+      PyErr_SetString(PyExc_TypeError, "announce_child: argv holds bytes");
+      return NULL;
+    }
+    a[n++] = PyBytes_AS_STRING(item);
+  }
+  Py_BEGIN_ALLOW_THREADS tr_client_announce_child((uint32_t)pid, path, a, n,
+                                                  failed != 0);
+  Py_END_ALLOW_THREADS Py_DECREF(argv);
+  Py_RETURN_NONE;
 }
 
 static PyObject *m_process_info(PyObject *module, PyObject *args) {
@@ -436,6 +526,11 @@ static PyMethodDef methods[] = {
     {"end", m_end, METH_VARARGS,
      "end(timeout_ms=0) -> dict: end this process's session; returns the "
      "daemon's summary once the file is complete."},
+    {"announce_child", m_announce_child, METH_VARARGS,
+     "announce_child(pid, path, argv, failed=False): tell the daemon about "
+     "a process this one started (bytes path, argv a sequence of bytes), "
+     "an exec it is about to make (pid == os.getpid()), or that this exec "
+     "failed."},
     {"process_info", m_process_info, METH_VARARGS,
      "process_info(name): name this process in the trace."},
     {"set_child_name", m_set_child_name, METH_VARARGS,

@@ -38,7 +38,8 @@ _traced.set_skip_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
 _SUMMARY_FIELDS = ("processes", "threads", "events", "dropped", "bytes",
-                   "path", "late", "malformed", "unmatched", "filtered", "cut")
+                   "path", "late", "malformed", "unmatched", "filtered", "cut",
+                   "unjoined", "unjoined_omitted")
 
 
 class Summary(tuple):
@@ -51,6 +52,10 @@ class Summary(tuple):
     being shorter than the session's min_duration.  `cut` says why the
     trace ended short of its events ("stopped at --max-size 100M: ...",
     "write failed: No space left on device: ..."), "" when it did not.
+    `unjoined` lists the Python processes the session's processes started
+    that never joined it (an interpreter without traced, or run with -S),
+    as (pid, interpreter, argv) tuples, at most 8; `unjoined_omitted`
+    counts the others.
 
     A named tuple, written out: `collections` (and `typing`) would add
     milliseconds to the start-up of every traced process."""
@@ -59,10 +64,11 @@ class Summary(tuple):
     _fields = _SUMMARY_FIELDS
 
     def __new__(cls, processes, threads, events, dropped, bytes, path,
-                late=0, malformed=0, unmatched=0, filtered=0, cut=""):
+                late=0, malformed=0, unmatched=0, filtered=0, cut="",
+                unjoined=(), unjoined_omitted=0):
         return tuple.__new__(cls, (processes, threads, events, dropped, bytes,
                                    path, late, malformed, unmatched, filtered,
-                                   cut))
+                                   cut, unjoined, unjoined_omitted))
 
     def __repr__(self):
         return "Summary(%s)" % ", ".join(
@@ -129,6 +135,11 @@ def _install(opts: _options.Options) -> None:
         import threading
 
         threading.setprofile(_traced.thread_bootstrap)
+    # Processes it starts are told to the daemon, which names the Python
+    # ones that never join (_children.py).
+    from . import _children
+
+    _children.install()
     _state.installed = True
     _traced.install(_thread_name())
 
@@ -328,9 +339,18 @@ def stop(timeout: float = 120.0) -> Optional[Summary]:
     except OSError as e:
         _traced.warn(f"ending the session failed: {e}")
         return None
+    notes = raw.pop("notes")
     _state.last_summary = Summary(**raw)
     if raw["cut"]:
         _traced.warn(f"{raw['path']}: {raw['cut']}")
+    # The Python processes that never joined, one line each (as `traced
+    # run` prints them): the trace does not have them.
+    if notes and os.environ.get("TRACED_QUIET") != "1":
+        try:
+            sys.stderr.write("".join("traced: %s\n" % n for n in notes))
+            sys.stderr.flush()
+        except Exception:
+            pass
     return _state.last_summary
 
 
@@ -586,30 +606,67 @@ def _name_process(root: bool) -> None:
     _traced.process_info("MainProcess" if root else name)
 
 
+def _short(text: str) -> str:
+    """A label's words: at most 40 characters, ending in an ellipsis when
+    cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:39] + "\u2026"
+
+
+def _interpreter_mode(orig):
+    """("-c", code, rest) or ("-m", module, args) from the interpreter's
+    own command line (sys.orig_argv), its options skipped wherever they
+    stand and however they are grouped (-I -c, -Ic, -mjson.tool, -X dev,
+    -W error); None when it runs a script or reads stdin."""
+    i = 1
+    while i < len(orig):
+        word = orig[i]
+        if word == "--" or not word.startswith("-") or word == "-":
+            return None
+        if word.startswith("--"):  # --check-hash-based-pycs MODE, ...
+            i += 1 if word != "--check-hash-based-pycs" else 2
+            continue
+        for k, letter in enumerate(word[1:], 1):
+            if letter in "cm":
+                arg = word[k + 1:]
+                rest = orig[i + 1:]
+                if not arg and rest:
+                    arg, rest = rest[0], rest[1:]
+                return "-" + letter, arg, rest
+            if letter in "XWQ":
+                if k + 1 == len(word):
+                    i += 1  # its value is the next word
+                break
+        i += 1
+    return None
+
+
 def _script_name() -> str:
-    """The script's file name; for `python -m mod`, the module; for
-    `python -c "from mod import ..."` (how multiprocessing and loky start
-    their helpers), that module."""
+    """The script's file name; for `python -m mod args`, the module and its
+    arguments' first words; for `python -c "from mod import ..."` (how
+    multiprocessing and loky start their helpers), that module; for other
+    `python -c` code, "python -c" and its first words.  The interpreter's
+    options (-I, -E, -S, -X ..., grouped or not) do not change it."""
     argv = getattr(sys, "argv", None) or []
     orig = getattr(sys, "orig_argv", None) or []
     first = argv[0] if argv else ""
     if first in ("", "-c", "-m"):
-        flag = "-m" if first == "-m" else "-c"
-        arg = orig[orig.index(flag) + 1] if flag in orig[:-1] else ""
+        mode = _interpreter_mode(orig)
+        if mode is None:
+            return "python " + (first or "-")
+        flag, arg, rest = mode
         if flag == "-m" and arg:
             # loky starts its workers as `python -m ...popen_loky_posix
             # --process-name LokyProcess-N`.
-            if "--process-name" in orig[:-1]:
-                return orig[orig.index("--process-name") + 1]
-            return arg
+            if "--process-name" in rest[:-1]:
+                return rest[rest.index("--process-name") + 1]
+            return _short(" ".join([arg] + rest))
         words = arg.split()
         if len(words) >= 3 and words[0] == "from" and words[2] == "import":
             return words[1]
         if flag == "-c" and words:
             # `python -c` and the code's first words, so that one -c child
             # is told from another.
-            code = " ".join(words)
-            return "python -c " + (code if len(code) <= 40 else
-                                   code[:39] + "\u2026")
+            return "python -c " + _short(arg)
         return "python " + flag
     return os.path.basename(first)

@@ -149,9 +149,16 @@ START_TEST(test_msg_ring_add_roundtrip) {
 END_TEST
 
 START_TEST(test_msg_session_summary_roundtrip) {
-  tr_msg_session_summary s = {1, 2, 3, 4,          5,
-                              6, 7, 8, UINT64_MAX, tr_msg_cstr("/x/y.json"),
-                              0, 0, 0, 0},
+  tr_msg_session_summary s = {.processes = 1,
+                              .threads = 2,
+                              .events = 3,
+                              .dropped = 4,
+                              .late = 5,
+                              .malformed = 6,
+                              .unmatched = 7,
+                              .filtered = 8,
+                              .bytes = UINT64_MAX,
+                              .path = tr_msg_cstr("/x/y.json")},
                          out;
   tr_msg_session_summary_pack(&pk, &s);
   ck_assert_int_eq(tr_msg_session_summary_unpack(unpacked(), &out, NULL), 0);
@@ -161,13 +168,67 @@ START_TEST(test_msg_session_summary_roundtrip) {
 }
 END_TEST
 
+START_TEST(test_msg_summary_unjoined_roundtrip) {
+  tr_msg_child kids[2] = {
+      {.pid = 41,
+       .path = tr_msg_cstr("/usr/bin/python3"),
+       .argv = "python3\0-S\0x.py",
+       .argv_len = 16},
+      {.pid = 42, .path = tr_msg_cstr("python3"), .argv = "", .argv_len = 0},
+  };
+  tr_msg_session_summary s = {.path = tr_msg_cstr("/t.json"),
+                              .unjoined = kids,
+                              .nunjoined = 2,
+                              .unjoined_omitted = 5},
+                         out;
+  tr_msg_session_summary_pack(&pk, &s);
+  ck_assert_int_eq(tr_msg_session_summary_unpack(unpacked(), &out, NULL), 0);
+  ck_assert_uint_eq(out.nunjoined, 2);
+  ck_assert_uint_eq(out.unjoined_omitted, 5);
+  tr_msg_child c;
+  ck_assert_int_eq(tr_msg_child_unpack(&out.unjoined_list[0], &c, NULL), 0);
+  ck_assert_uint_eq(c.pid, 41);
+  ck_assert(str_eq(c.path, "/usr/bin/python3"));
+  ck_assert_uint_eq(c.argc, 3);
+  ck_assert(str_eq(tr_msg_child_arg(&c, 1), "-S"));
+  ck_assert(str_eq(tr_msg_child_arg(&c, 2), "x.py"));
+  ck_assert(!c.failed);
+  ck_assert_int_eq(tr_msg_child_unpack(&out.unjoined_list[1], &c, NULL), 0);
+  ck_assert_uint_eq(c.pid, 42);
+  ck_assert_uint_eq(c.argc, 0);
+}
+END_TEST
+
 START_TEST(test_msg_process_info_roundtrip) {
-  tr_msg_process_info p = {true, 99, tr_msg_cstr("ForkPoolWorker-3")}, out;
+  tr_msg_process_info p = {.has_ppid = true,
+                           .ppid = 99,
+                           .name = tr_msg_cstr("ForkPoolWorker-3")},
+                      out;
   tr_msg_process_info_pack(&pk, &p);
   ck_assert_int_eq(tr_msg_process_info_unpack(unpacked(), &out, NULL), 0);
   ck_assert(out.has_ppid);
   ck_assert_uint_eq(out.ppid, 99);
   ck_assert(str_eq(out.name, "ForkPoolWorker-3"));
+  ck_assert(!out.has_child);
+}
+END_TEST
+
+START_TEST(test_msg_process_info_child_roundtrip) {
+  tr_msg_process_info p = {.has_child = true,
+                           .child = {.pid = 7,
+                                     .path = tr_msg_cstr("/bin/python3"),
+                                     .argv = "python3\0-c\0pass",
+                                     .argv_len = 16,
+                                     .failed = true}},
+                      out;
+  tr_msg_process_info_pack(&pk, &p);
+  ck_assert_int_eq(tr_msg_process_info_unpack(unpacked(), &out, NULL), 0);
+  ck_assert(!out.has_ppid && out.name.ptr == NULL && out.has_child);
+  ck_assert_uint_eq(out.child.pid, 7);
+  ck_assert(str_eq(out.child.path, "/bin/python3"));
+  ck_assert_uint_eq(out.child.argc, 3);
+  ck_assert(str_eq(tr_msg_child_arg(&out.child, 2), "pass"));
+  ck_assert(out.child.failed);
 }
 END_TEST
 
@@ -296,8 +357,16 @@ START_TEST(test_msg_wire_daemon_replies) {
   tr_mp_kv_bool(&wpk, "active", false);
   tr_mp_kv_u64(&wpk, "epoch", 0);
 
-  tr_msg_session_summary s = {
-      1, 2, 70000, 4, 5, 6, 7, 8, 1u << 31, tr_msg_cstr("/p"), 0, 0, 0, 0};
+  tr_msg_session_summary s = {.processes = 1,
+                              .threads = 2,
+                              .events = 70000,
+                              .dropped = 4,
+                              .late = 5,
+                              .malformed = 6,
+                              .unmatched = 7,
+                              .filtered = 8,
+                              .bytes = 1u << 31,
+                              .path = tr_msg_cstr("/p")};
   tr_msg_session_summary_pack(&pk, &s);
   msgpack_pack_map(&wpk, 10);
   tr_mp_kv_u64(&wpk, "processes", 1);
@@ -692,7 +761,9 @@ static Suite *msg_suite(void) {
   tcase_add_test(core, test_msg_session_joined_roundtrip);
   tcase_add_test(core, test_msg_ring_add_roundtrip);
   tcase_add_test(core, test_msg_session_summary_roundtrip);
+  tcase_add_test(core, test_msg_summary_unjoined_roundtrip);
   tcase_add_test(core, test_msg_process_info_roundtrip);
+  tcase_add_test(core, test_msg_process_info_child_roundtrip);
   tcase_add_test(core, test_msg_status_reply_roundtrip);
   tcase_add_test(core, test_msg_error_roundtrip);
   tcase_add_test(core, test_msg_stopping_roundtrip);
