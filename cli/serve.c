@@ -181,9 +181,40 @@ static void serve_usage(FILE *f) {
 
 /* ---- the daemon ---------------------------------------------------------- */
 
-/* The daemon is told to stop (serveos.h's signals). */
-static void on_stop(void *srv) {
-  if (srv != NULL) tr_server_stop(srv);
+/* The watchers of the requests to stop (serveos.h's signals); each
+ * carries the server, set once it exists. */
+typedef struct stop_watch {
+  uv_signal_t h[TR_SERVEOS_NSIGNALS];
+  int n;
+  tr_server *srv;
+} stop_watch;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  stop_watch *w = h->data;
+  const char *name = "?";
+  for (const tr_serveos_signal *s = tr_serveos_stop_signals; s->name; s++)
+    if (s->signum == signum) name = s->name;
+  tr_log(TR_LOG_INFO, "event=signal signal=%s", name);
+  if (w->srv != NULL) tr_server_stop(w->srv);
+}
+
+/* Starts the watchers on `loop`; they do not keep the loop alive. */
+static void stop_watch_start(uv_loop_t *loop, stop_watch *w) {
+  w->srv = NULL;
+  w->n = 0;
+  for (const tr_serveos_signal *s = tr_serveos_stop_signals; s->name; s++) {
+    uv_signal_t *h = &w->h[w->n++];
+    uv_signal_init(loop, h);
+    h->data = w;
+    uv_signal_start(h, on_signal, s->signum);
+    uv_unref((uv_handle_t *)h);
+  }
+}
+
+/* Closes the watchers (their memory is free once the loop ran). */
+static void stop_watch_close(stop_watch *w) {
+  for (int i = 0; i < w->n; i++) uv_close((uv_handle_t *)&w->h[i], NULL);
+  w->n = 0;
 }
 
 static int parse_seconds(const char *s, unsigned *out) {
@@ -400,7 +431,7 @@ int tr_cmd_serve(int argc, char **argv) {
     return 1;
   }
   tr_server *srv = NULL;
-  tr_serveos_signals sig;
+  stop_watch sig;
   so.socket_path = socket_path;
   so.make_dir = make_dir;
   so.no_tsc = no_tsc;
@@ -409,15 +440,15 @@ int tr_cmd_serve(int argc, char **argv) {
    * daemon instead of finalising).  A signal is dispatched by uv_run, so
    * the server exists by then.  They do not keep the loop alive: it ends
    * when the server has closed its handles (signal, or --idle-exit). */
-  tr_serveos_signals_start(&loop, &sig, on_stop, NULL);
+  stop_watch_start(&loop, &sig);
   rc = tr_server_start(&loop, &so, &srv);
-  sig.arg = srv;
+  sig.srv = srv;
   if (rc < 0) {
     if (rc == -EADDRINUSE && !detach)
       fprintf(stderr, "traced serve: a daemon is already running on %s\n",
               socket_path);
     tr_serveos_ready(ready_fd, rc == -EADDRINUSE ? 'A' : '1');
-    tr_serveos_signals_close(&sig);
+    stop_watch_close(&sig);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 1;
@@ -426,7 +457,7 @@ int tr_cmd_serve(int argc, char **argv) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
 
-  tr_serveos_signals_close(&sig);
+  stop_watch_close(&sig);
   uv_run(&loop, UV_RUN_DEFAULT);
   tr_server_free(srv);
   rc = uv_loop_close(&loop);

@@ -48,23 +48,16 @@ int tr_serveos_daemonize(const char *log_path, const char *socket_path);
  * when `ready` is -1) and lets it go. */
 void tr_serveos_ready(int ready, char status);
 
-/* The requests to stop the daemon gracefully: SIGINT and SIGTERM on Unix;
- * ^C, ^Break and the console closing on Windows (Windows has no SIGTERM
- * to catch: TerminateProcess cannot be, and `traced stop` is the way). */
+/* The requests to stop the daemon gracefully, as libuv's signal numbers
+ * with their names for the log, ended by {0, NULL}: SIGINT and SIGTERM on
+ * Unix; ^C (SIGINT), ^Break (SIGBREAK) and the console closing (SIGHUP)
+ * on Windows (Windows has no SIGTERM to catch: TerminateProcess cannot
+ * be, and `traced stop` is the way).  serve.c watches them. */
 #define TR_SERVEOS_NSIGNALS 3
-typedef struct tr_serveos_signals {
-  uv_signal_t h[TR_SERVEOS_NSIGNALS];
-  int n;
-  void (*stop)(void *arg);
-  void *arg;
-} tr_serveos_signals;
-
-/* Starts watching them on `loop`, each calling stop(arg) (once a signal
- * is logged); the watchers do not keep the loop alive. */
-void tr_serveos_signals_start(uv_loop_t *loop, tr_serveos_signals *s,
-                              void (*stop)(void *arg), void *arg);
-
-/* Closes the watchers (their memory is free once the loop ran). */
-void tr_serveos_signals_close(tr_serveos_signals *s);
+typedef struct tr_serveos_signal {
+  int signum;
+  const char *name;
+} tr_serveos_signal;
+extern const tr_serveos_signal tr_serveos_stop_signals[TR_SERVEOS_NSIGNALS + 1];
 
 #endif

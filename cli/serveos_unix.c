@@ -125,28 +125,5 @@ void tr_serveos_ready(int fd, char status) {
   close(fd);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  tr_serveos_signals *s = h->data;
-  tr_log(TR_LOG_INFO, "event=signal signal=%s",
-         signum == SIGINT ? "SIGINT" : "SIGTERM");
-  s->stop(s->arg);
-}
-
-void tr_serveos_signals_start(uv_loop_t *loop, tr_serveos_signals *s,
-                              void (*stop)(void *arg), void *arg) {
-  static const int signums[] = {SIGINT, SIGTERM};
-  s->stop = stop;
-  s->arg = arg;
-  s->n = 2;
-  for (int i = 0; i < s->n; i++) {
-    uv_signal_init(loop, &s->h[i]);
-    s->h[i].data = s;
-    uv_signal_start(&s->h[i], on_signal, signums[i]);
-    uv_unref((uv_handle_t *)&s->h[i]);
-  }
-}
-
-void tr_serveos_signals_close(tr_serveos_signals *s) {
-  for (int i = 0; i < s->n; i++) uv_close((uv_handle_t *)&s->h[i], NULL);
-  s->n = 0;
-}
+const tr_serveos_signal tr_serveos_stop_signals[TR_SERVEOS_NSIGNALS + 1] = {
+    {SIGINT, "SIGINT"}, {SIGTERM, "SIGTERM"}, {0, NULL}};

@@ -182,41 +182,8 @@ void tr_serveos_ready(int ready, char status) {
   CloseHandle(tr_win_handle(ready));
 }
 
-static const char *signal_name(int signum) {
-  switch (signum) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGBREAK:
-      return "SIGBREAK";
-    default:
-      return "SIGHUP";
-  }
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  tr_serveos_signals *s = h->data;
-  tr_log(TR_LOG_INFO, "event=signal signal=%s", signal_name(signum));
-  s->stop(s->arg);
-}
-
 /* libuv turns the console's control events into these: ^C (SIGINT),
  * ^Break (SIGBREAK) and the console closing (SIGHUP, after which Windows
  * gives the process a few seconds). */
-void tr_serveos_signals_start(uv_loop_t *loop, tr_serveos_signals *s,
-                              void (*stop)(void *arg), void *arg) {
-  static const int signums[] = {SIGINT, SIGBREAK, SIGHUP};
-  s->stop = stop;
-  s->arg = arg;
-  s->n = TR_SERVEOS_NSIGNALS;
-  for (int i = 0; i < s->n; i++) {
-    uv_signal_init(loop, &s->h[i]);
-    s->h[i].data = s;
-    uv_signal_start(&s->h[i], on_signal, signums[i]);
-    uv_unref((uv_handle_t *)&s->h[i]);
-  }
-}
-
-void tr_serveos_signals_close(tr_serveos_signals *s) {
-  for (int i = 0; i < s->n; i++) uv_close((uv_handle_t *)&s->h[i], NULL);
-  s->n = 0;
-}
+const tr_serveos_signal tr_serveos_stop_signals[TR_SERVEOS_NSIGNALS + 1] = {
+    {SIGINT, "SIGINT"}, {SIGBREAK, "SIGBREAK"}, {SIGHUP, "SIGHUP"}, {0, NULL}};
