@@ -195,8 +195,18 @@ static void read_fields(const msgpack_object *m) {
   refused(rc = tr_msg_ring_add_unpack(m, &r, &err), &err);
   if (rc == 0) touch(r.name);
   tr_msg_process_info pi;
-  CHECK(tr_msg_process_info_unpack(m, &pi, &err) == 0);
-  touch(pi.name);
+  refused(rc = tr_msg_process_info_unpack(m, &pi, &err), &err);
+  if (rc == 0) {
+    touch(pi.name);
+    if (pi.has_child) {
+      CHECK(pi.child.pid > 0 && pi.child.pid <= INT32_MAX);
+      CHECK(pi.child.path.len <= TR_CHILD_PATH_MAX);
+      CHECK(pi.child.argc <= TR_CHILD_ARGC_MAX);
+      touch(pi.child.path);
+      for (uint32_t i = 0; i < pi.child.argc; i++)
+        touch(tr_msg_child_arg(&pi.child, i));
+    }
+  }
   tr_msg_welcome w;
   CHECK(tr_msg_welcome_unpack(m, &w, &err) == 0);
   tr_msg_session_created sc;
