@@ -215,6 +215,34 @@ EXECUTOR = textwrap.dedent("""\
     """)
 
 
+# EXECUTOR side-stepping the Wine bug below in the program itself (traced
+# is not changed): CPython 3.13.2's _ThreadWakeup.wakeup (the staged
+# runtime's, read from its python313.zip) with one byte instead of the
+# zero-length message.  Its clear() drains the pipe the same way
+# (`while poll(): recv_bytes()`), and nothing else reads that pipe.  The
+# program counts the calls, so the test fails if the patch is not reached.
+EXECUTOR_ONE_BYTE_WAKEUP = EXECUTOR.replace(
+    "import concurrent.futures\n",
+    "import concurrent.futures\nimport concurrent.futures.process\n").replace(
+    "def square", textwrap.dedent("""\
+    wakeups = 0
+
+
+    def wakeup(self):
+        global wakeups
+        wakeups += 1
+        with self._lock:
+            if not self._closed:
+                self._writer.send_bytes(b"\\0")
+
+
+    concurrent.futures.process._ThreadWakeup.wakeup = wakeup
+
+
+    def square""")).replace(
+    "    sys.exit(4)\n", "    print(wakeups > 0)\n    sys.exit(4)\n")
+
+
 def _traced_run(win_daemon, tmp_path, text):
     """Runs the program `text` with TRACED_OUTPUT (the .pth hook creates
     the session) on the test's daemon; returns the Result and the trace."""
@@ -275,3 +303,18 @@ def test_python_traced_process_pool_executor(win_daemon, tmp_path):
     square = [e for e in events if e["name"].startswith("square (")]
     assert len(square) == 8, square
     assert "MainProcess" not in {names[e["pid"]] for e in square}, names
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
+def test_python_traced_process_pool_executor_one_byte_wakeup(win_daemon,
+                                                             tmp_path):
+    # The same executor with the Wine bug side-stepped in the program:
+    # every process in one file, the eight calls in the two workers.
+    r, events = _traced_run(win_daemon, tmp_path, EXECUTOR_ONE_BYTE_WAKEUP)
+    assert r.returncode == 4 and r.lines() == ["140", "True"], r.describe()
+    names = _process_names(events)
+    main = [pid for pid, name in names.items() if name == "MainProcess"]
+    assert len(names) == 3 and len(main) == 1, names
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert {e["pid"] for e in square} <= set(names) - set(main), names
