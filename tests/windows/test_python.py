@@ -15,6 +15,8 @@ from conftest import (PYTHON_EXE, TRACED_EXE, WIN_BUILD, WINPROBE, load_trace,
 # The traced package's extension, staged with the package and its .pth hook
 # into the embeddable CPython's site-packages (mk/windows.mk).
 TRACED_PYD = WIN_BUILD / "python/Lib/site-packages/traced/_traced.pyd"
+# joblib, staged by scripts/win-python.sh from its PyPI wheel.
+JOBLIB_DIR = WIN_BUILD / "python/Lib/site-packages/joblib"
 WARNING = "traced: warning: cannot reach the traced daemon at %s (%s); " \
     "running untraced"
 
@@ -215,6 +217,34 @@ EXECUTOR = textwrap.dedent("""\
     """)
 
 
+# EXECUTOR side-stepping the Wine bug below in the program itself (traced
+# is not changed): CPython 3.13.2's _ThreadWakeup.wakeup (the staged
+# runtime's, read from its python313.zip) with one byte instead of the
+# zero-length message.  Its clear() drains the pipe the same way
+# (`while poll(): recv_bytes()`), and nothing else reads that pipe.  The
+# program counts the calls, so the test fails if the patch is not reached.
+EXECUTOR_ONE_BYTE_WAKEUP = EXECUTOR.replace(
+    "import concurrent.futures\n",
+    "import concurrent.futures\nimport concurrent.futures.process\n").replace(
+    "def square", textwrap.dedent("""\
+    wakeups = 0
+
+
+    def wakeup(self):
+        global wakeups
+        wakeups += 1
+        with self._lock:
+            if not self._closed:
+                self._writer.send_bytes(b"\\0")
+
+
+    concurrent.futures.process._ThreadWakeup.wakeup = wakeup
+
+
+    def square""")).replace(
+    "    sys.exit(4)\n", "    print(wakeups > 0)\n    sys.exit(4)\n")
+
+
 def _traced_run(win_daemon, tmp_path, text):
     """Runs the program `text` with TRACED_OUTPUT (the .pth hook creates
     the session) on the test's daemon; returns the Result and the trace."""
@@ -275,3 +305,76 @@ def test_python_traced_process_pool_executor(win_daemon, tmp_path):
     square = [e for e in events if e["name"].startswith("square (")]
     assert len(square) == 8, square
     assert "MainProcess" not in {names[e["pid"]] for e in square}, names
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
+def test_python_traced_process_pool_executor_one_byte_wakeup(win_daemon,
+                                                             tmp_path):
+    # The same executor with the Wine bug side-stepped in the program:
+    # every process in one file, the eight calls in the two workers.
+    r, events = _traced_run(win_daemon, tmp_path, EXECUTOR_ONE_BYTE_WAKEUP)
+    assert r.returncode == 4 and r.lines() == ["140", "True"], r.describe()
+    names = _process_names(events)
+    main = [pid for pid, name in names.items() if name == "MainProcess"]
+    assert len(names) == 3 and len(main) == 1, names
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert {e["pid"] for e in square} <= set(names) - set(main), names
+
+
+# joblib's default (loky) backend: loky's executor has its own
+# _ThreadWakeup with the same zero-length wake-up, and under Wine 8 the
+# program hangs in its clear() even untraced (seen: the manager thread in
+# recv_bytes, the main thread waiting for results).  The program patches
+# loky's wakeup (joblib 1.6.0's, which takes no lock) to send one byte,
+# as EXECUTOR_ONE_BYTE_WAKEUP does for concurrent.futures.
+JOBLIB = textwrap.dedent("""\
+    import os
+    import sys
+
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import process_executor
+
+    wakeups = 0
+
+
+    def wakeup(self):
+        global wakeups
+        wakeups += 1
+        if not self._closed:
+            self._writer.send_bytes(b"\\0")
+
+
+    process_executor._ThreadWakeup.wakeup = wakeup
+
+
+    def square(x):
+        return x * x, os.getpid()
+
+
+    if __name__ == "__main__":
+        results = Parallel(n_jobs=2)(delayed(square)(i) for i in range(8))
+        print(*[r for r, _ in results])
+        print(all(pid != os.getpid() for _, pid in results), wakeups > 0)
+        sys.exit(6)
+    """)
+
+
+@needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE, JOBLIB_DIR)
+def test_python_traced_joblib_parallel(win_daemon, tmp_path):
+    r, events = _traced_run(win_daemon, tmp_path, JOBLIB)
+    assert r.returncode == 6, r.describe()
+    assert r.lines() == ["0 1 4 9 16 25 36 49", "True True"], r.describe()
+    # The main process, loky's two workers and its resource tracker (which
+    # joblib starts for its memory-mapping folder), each named by the
+    # module its process runs.
+    names = _process_names(events)
+    loky = "joblib.externals.loky.backend."
+    assert sorted(names.values()) == [
+        "MainProcess", loky + "popen_loky_win32", loky + "popen_loky_win32",
+        loky + "resource_tracker"], names
+    workers = {pid for pid, name in names.items()
+               if name.endswith("popen_loky_win32")}
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert {e["pid"] for e in square} <= workers, names
