@@ -18,10 +18,13 @@
  * the Python package compares with its parent's.  TRACED_OUTPUT is
  * removed either way.
  * While it runs, the terminal's interrupt goes to the child alone (like a
- * shell, traced keeps waiting) and requests to terminate traced are passed
- * on to it.  Returns the exit status `traced run` exits with: the child's
- * own, 128+N when a signal N killed it (Unix), 127 when argv[0] was not
- * found and 126 when it could not be run (both said on stderr). */
+ * shell, traced keeps waiting); on Unix, SIGTERM and SIGHUP sent to traced
+ * are passed on to it (Windows has no such requests to pass: the console's
+ * events reach the child directly, and traced ignores them while it
+ * waits).  Returns the exit status `traced run` exits with: the child's
+ * own (on Windows all 32 bits, a crash's NTSTATUS included), 128+N when a
+ * signal N killed it (Unix), 127 when argv[0] was not found and 126 when
+ * it could not be run (both said on stderr). */
 int tr_runproc_run(char **argv, const char *socket, const char *token);
 
 /* Runs `argv` outside any session with no input or output and returns its

@@ -2,6 +2,7 @@
  * quoted as the C runtime parses it, exit codes, and console control
  * events left to the child. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,13 +119,15 @@ static HANDLE spawn(char **argv, const char *program, bool quiet, DWORD flags,
   return pi.hProcess;
 }
 
-/* Waits for the process and returns its exit code, or -1. */
-static int wait_exit(HANDLE proc) {
-  DWORD code = 0;
+/* Waits for the process and stores its exit code (any 32-bit value: a
+ * crash's NTSTATUS such as 0xC0000005, or exit(-1)'s 0xFFFFFFFF); false
+ * when the wait itself failed. */
+static bool wait_exit(HANDLE proc, DWORD *code) {
+  *code = 0;
   bool ok = WaitForSingleObject(proc, INFINITE) == WAIT_OBJECT_0 &&
-            GetExitCodeProcess(proc, &code);
+            GetExitCodeProcess(proc, code);
   CloseHandle(proc);
-  return ok ? (int)code : -1;
+  return ok;
 }
 
 /* While the child runs, the console's ^C and ^Break (which the child gets
@@ -155,9 +158,11 @@ int tr_runproc_run(char **argv, const char *socket, const char *token) {
     return missing ? 127 : 126;
   }
   SetConsoleCtrlHandler(ignore_control, TRUE);
-  int code = wait_exit(proc);
+  DWORD code;
+  bool waited = wait_exit(proc, &code);
   SetConsoleCtrlHandler(ignore_control, FALSE);
-  return code < 0 ? 1 : code;
+  /* Passed through whole: exit() of the same int gives the same DWORD. */
+  return waited ? (int)code : 1;
 }
 
 int tr_runproc_quiet(char **argv) {
@@ -165,7 +170,10 @@ int tr_runproc_quiet(char **argv) {
   SetEnvironmentVariableA(TR_ENV_OUTPUT, NULL);
   DWORD err;
   HANDLE proc = spawn(argv, NULL, true, CREATE_NO_WINDOW, &err);
-  return proc == NULL ? -1 : wait_exit(proc);
+  DWORD code;
+  if (proc == NULL || !wait_exit(proc, &code)) return -1;
+  /* A crash (NTSTATUS, negative as an int) is a failure, not a success. */
+  return code > INT_MAX ? 1 : (int)code;
 }
 
 int tr_runproc_autostart(const char *socket, const char *idle_s) {

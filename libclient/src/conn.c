@@ -314,7 +314,11 @@ static bool runs_without_site(const tr_summary_child *c) {
     if (a[0] != '-' || a[1] == '-' || a[1] == '\0') return false;
     if (a[1] == 'c' || a[1] == 'm') return false;
     if (a[1] == 'X' || a[1] == 'W') {
-      if (a[2] == '\0') i++, a += strlen(a) + 1;
+      if (a[2] == '\0') { /* its value is the next argument */
+        if (i + 1 >= c->argc) return false;
+        i++;
+        a += strlen(a) + 1;
+      }
       continue;
     }
     if (strchr(a + 1, 'S') != NULL) return true;
@@ -345,12 +349,18 @@ bool tr_summary_unjoined_text(const tr_summary_extra *x, uint32_t i, char *buf,
     a += strlen(a) + 1;
     k++;
   }
-  for (; k < c->argc && n < TR_UNJOINED_ARGV_SHOWN; k++, a += strlen(a) + 1) {
+  bool cut = false; /* something was left out */
+  for (; k < c->argc && !cut; k++, a += strlen(a) + 1) {
+    if (n >= TR_UNJOINED_ARGV_SHOWN) {
+      cut = true;
+      break;
+    }
     if (n > 0) shown[n++] = ' ';
-    for (const char *p = a; *p != '\0' && n < TR_UNJOINED_ARGV_SHOWN; p++)
+    const char *p = a;
+    for (; *p != '\0' && n < TR_UNJOINED_ARGV_SHOWN; p++)
       shown[n++] = *p == '\n' || *p == '\t' ? ' ' : *p;
+    cut = *p != '\0';
   }
-  bool cut = n >= TR_UNJOINED_ARGV_SHOWN;
   if (cut) {
     /* Not in the middle of a UTF-8 character: drop a last one that may
      * be incomplete. */

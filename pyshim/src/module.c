@@ -235,7 +235,7 @@ static PyObject *m_announce_child(PyObject *module, PyObject *args) {
     PyObject *item = PyTuple_GET_ITEM(argv, i); /* borrowed */
     if (!PyBytes_Check(item)) {
       Py_DECREF(argv);
-      PyErr_SetString(PyExc_TypeError, "announce_child: argv holds bytes");
+      PyErr_SetString(PyExc_TypeError, "announce_child: argv must hold bytes");
       return NULL;
     }
     a[n++] = PyBytes_AS_STRING(item);

@@ -55,6 +55,19 @@ def _announce(pid, path, argv, failed=False):
         pass
 
 
+def _may_join(env):
+    """Whether a child started with `env` (None: this process's own) can
+    join the session: one whose environment lost TRACED_SESSION (env=
+    given without it) cannot, whatever its interpreter has, and is not
+    announced (its line would wrongly blame the interpreter)."""
+    if env is None:
+        return True
+    try:
+        return "TRACED_SESSION" in env or b"TRACED_SESSION" in env
+    except Exception:
+        return True
+
+
 def _resolve(path, env):
     """`path` as the exec*p functions find it on env's PATH (or ours), or
     as it is when it names a directory or is not found."""
@@ -101,7 +114,9 @@ def _popen_started(popen, args, kwargs):
             if executable:
                 argv[0] = executable
         program = executable if executable is not None else argv[0]
-        _announce(pid, _resolve(program, arg("env", 10)), argv)
+        env = arg("env", 10)
+        if _may_join(env):
+            _announce(pid, _resolve(program, env), argv)
     except Exception:
         pass
 
@@ -176,7 +191,10 @@ def _exec_before(args, kwargs, with_env):
         path, argv, env = _call_args(args, kwargs, ("path", "argv", "env"))
         if path is None or isinstance(path, int) or argv is None:
             return None  # fexecve or a call the original will refuse
-        target = (os.getpid(), _resolve(path, env if with_env else None), argv)
+        if with_env and not _may_join(env):
+            return None
+        # execv/execve do not search PATH: the path is what runs.
+        target = (os.getpid(), path, argv)
         _announce(*target)
         return target
     except Exception:
@@ -193,7 +211,8 @@ def _spawned(pid, args, kwargs, search):
     """After os.posix_spawn(p)(*args, **kwargs) returned pid."""
     try:
         path, argv, env = _call_args(args, kwargs, ("path", "argv", "env"))
-        _announce(pid, _resolve(path, env) if search else path, argv)
+        if _may_join(env):
+            _announce(pid, _resolve(path, env) if search else path, argv)
     except Exception:
         pass
 

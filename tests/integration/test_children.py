@@ -74,6 +74,18 @@ PARENT = """
         p = subprocess.Popen([sys.executable, "-c", "print('joined')"])
         p.wait()
         note("joined", p.pid)
+        # The same interpreter, given an environment without the session:
+        # it cannot join whatever it has, so it is not named (its line
+        # would wrongly tell the user to install traced there).
+        p = subprocess.Popen([sys.executable, "-c", "print('noenv')"],
+                             env={"PATH": os.environ["PATH"]})
+        p.wait()
+        note("noenv", p.pid)
+        # -X as the last argument (its value missing: Python refuses it):
+        # named, with the install advice.
+        p = subprocess.Popen([BARE, "-X"], stderr=subprocess.DEVNULL)
+        p.wait()
+        note("xlast", p.pid)
         # A start that fails: no process, nothing to name.
         try:
             subprocess.run([os.path.join(os.path.dirname(BARE), "python9"),
@@ -96,10 +108,12 @@ def test_children_never_joined_named_by_traced_run(daemon, tmp_path,
     assert r.returncode == 0, r.describe()
     got = dict(line[4:].split() for line in r.stdout.decode().splitlines()
                if line.startswith("pid-"))
-    assert set(got) == {"bare", "nosite", "joined", "missing"}, r.describe()
+    assert set(got) == {"bare", "nosite", "joined", "noenv", "xlast",
+                        "missing"}, r.describe()
     lines = unjoined(r.stderr)
     assert [pid for pid, *_ in lines] == [int(got["bare"]),
-                                         int(got["nosite"])], r.describe()
+                                         int(got["nosite"]),
+                                         int(got["xlast"])], r.describe()
     pid, interp, shown, rest = lines[0]
     assert interp == bare_python and shown == "-c print('bare')", lines
     assert rest == "; install traced in that interpreter: %s -m pip " \
@@ -107,10 +121,13 @@ def test_children_never_joined_named_by_traced_run(daemon, tmp_path,
     pid, interp, shown, rest = lines[1]
     assert interp == sys.executable and shown == "-S -c print('nosite')"
     assert rest.startswith(": -S leaves out site-packages"), lines
+    pid, interp, shown, rest = lines[2]
+    assert interp == bare_python and shown == "-X", lines
+    assert rest.startswith("; install traced in that interpreter"), lines
     # The summary stays the last line, after them.
     text = r.stderr.decode().splitlines()
     assert text[-1].startswith("traced: 2 processes,"), r.describe()
-    assert LINE.match(text[-2]) and LINE.match(text[-3]), r.describe()
+    assert all(LINE.match(t) for t in text[-4:-1]), r.describe()
     events = load_trace(tmp_path / "t.json")
     assert int(got["joined"]) in pids_in(events)
     assert int(got["bare"]) not in pids_in(events)
