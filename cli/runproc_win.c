@@ -185,7 +185,8 @@ int tr_runproc_autostart(const char *socket, const char *idle_s) {
   DWORD err;
   HANDLE proc = spawn(argv, self, false, 0, &err);
   if (proc == NULL) return -tr_win_errno(err);
-  return wait_exit(proc) == 0 ? 0 : -ECHILD;
+  DWORD code;
+  return wait_exit(proc, &code) && code == 0 ? 0 : -ECHILD;
 }
 
 bool tr_runproc_private_place(const char *socket) {
