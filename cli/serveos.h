@@ -44,6 +44,12 @@ int tr_serveos_open_log(const char *path);
  * tr_serveos_ready. */
 int tr_serveos_daemonize(const char *log_path, const char *socket_path);
 
+/* In the process waiting in tr_serveos_daemonize (serveos.c, both
+ * systems): says what the daemon reported (`got` false: nothing, it died
+ * first) and exits, 0 when it listens. */
+_Noreturn void tr_serveos_waited(bool got, char status, const char *log_path,
+                                 const char *socket_path);
+
 /* Reports `status` to the process waiting in tr_serveos_daemonize (none
  * when `ready` is -1) and lets it go. */
 void tr_serveos_ready(int ready, char status);

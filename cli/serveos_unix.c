@@ -90,14 +90,7 @@ int tr_serveos_daemonize(const char *log_path, const char *socket_path) {
     do {
       n = read(p[0], &c, 1);
     } while (n < 0 && errno == EINTR);
-    if (n == 1 && c == '0') exit(0);
-    if (n == 1 && c == 'A')
-      fprintf(stderr, "traced serve: a daemon is already running on %s\n",
-              socket_path);
-    else
-      fprintf(stderr, "traced serve: the daemon failed to start; see %s\n",
-              log_path);
-    exit(1);
+    tr_serveos_waited(n == 1, c, log_path, socket_path);
   }
   close(p[0]);
   if (setsid() < 0) _exit(1);

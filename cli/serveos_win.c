@@ -165,14 +165,7 @@ int tr_serveos_daemonize(const char *log_path, const char *socket_path) {
   DWORD got = 0;
   if (!ReadFile(rd, &c, 1, &got, NULL)) got = 0;
   CloseHandle(rd);
-  if (got == 1 && c == '0') exit(0);
-  if (got == 1 && c == 'A')
-    fprintf(stderr, "traced serve: a daemon is already running on %s\n",
-            socket_path);
-  else
-    fprintf(stderr, "traced serve: the daemon failed to start; see %s\n",
-            log_path);
-  exit(1);
+  tr_serveos_waited(got == 1, c, log_path, socket_path);
 }
 
 void tr_serveos_ready(int ready, char status) {
