@@ -267,6 +267,22 @@ def _process_names(events):
             if e.get("ph") == "M" and e["name"] == "process_name"}
 
 
+def _square_calls_in(events, pids, names):
+    """The eight `square` calls of the pool programs, each in `pids`."""
+    square = [e for e in events if e["name"].startswith("square (")]
+    assert len(square) == 8, square
+    assert {e["pid"] for e in square} <= pids, names
+
+
+def _main_and_two_workers(events):
+    """Three processes in the trace, one of them MainProcess, and the
+    eight `square` calls in the other two."""
+    names = _process_names(events)
+    main = [pid for pid, name in names.items() if name == "MainProcess"]
+    assert len(names) == 3 and len(main) == 1, names
+    _square_calls_in(events, set(names) - set(main), names)
+
+
 @needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
 def test_python_traced_single_process(win_daemon, tmp_path):
     r, events = _traced_run(win_daemon, tmp_path, PROG)
@@ -282,12 +298,7 @@ def test_python_traced_spawn_pool(win_daemon, tmp_path):
     assert r.returncode == 5, r.describe()
     assert r.lines() == ["win32 spawn", "0 1 4 9 16 25 36 49", "True"], \
         r.describe()
-    names = _process_names(events)
-    main = [pid for pid, name in names.items() if name == "MainProcess"]
-    assert len(names) == 3 and len(main) == 1, names
-    square = [e for e in events if e["name"].startswith("square (")]
-    assert len(square) == 8, square
-    assert {e["pid"] for e in square} <= set(names) - set(main), names
+    _main_and_two_workers(events)
 
 
 @needs(PYTHON_EXE, TRACED_PYD, TRACED_EXE)
@@ -314,12 +325,7 @@ def test_python_traced_process_pool_executor_one_byte_wakeup(win_daemon,
     # every process in one file, the eight calls in the two workers.
     r, events = _traced_run(win_daemon, tmp_path, EXECUTOR_ONE_BYTE_WAKEUP)
     assert r.returncode == 4 and r.lines() == ["140", "True"], r.describe()
-    names = _process_names(events)
-    main = [pid for pid, name in names.items() if name == "MainProcess"]
-    assert len(names) == 3 and len(main) == 1, names
-    square = [e for e in events if e["name"].startswith("square (")]
-    assert len(square) == 8, square
-    assert {e["pid"] for e in square} <= set(names) - set(main), names
+    _main_and_two_workers(events)
 
 
 # joblib's default (loky) backend: loky's executor has its own
@@ -375,6 +381,4 @@ def test_python_traced_joblib_parallel(win_daemon, tmp_path):
         loky + "resource_tracker"], names
     workers = {pid for pid, name in names.items()
                if name.endswith("popen_loky_win32")}
-    square = [e for e in events if e["name"].startswith("square (")]
-    assert len(square) == 8, square
-    assert {e["pid"] for e in square} <= workers, names
+    _square_calls_in(events, workers, names)
